@@ -1,0 +1,101 @@
+//! # shmring
+//!
+//! A message bus between unrelated processes on one Linux host, built on ring buffers in
+//! POSIX shared memory (`/dev/shm/shmring.<name>`).
+//!
+//! - A **channel** is one segment: a header, a participant table, and a data area used as a
+//!   ring of variable-size records (see `docs/LAYOUT.md` and [`layout`]).
+//! - Any number of [`Producer`]s, in any processes, publish with a CAS on the shared tail
+//!   (lock-free; Aeron's `ManyToOneRingBuffer` protocol).
+//! - Each [`Subscriber`] of a topic has its own cursor and receives every message published
+//!   after it joined, in each producer's order; publishers wait for the slowest live one.
+//!
+//! ```no_run
+//! use shmring::{Channel, OpenOptions};
+//! # fn main() -> shmring::Result<()> {
+//! let ch = Channel::open("prices", &OpenOptions::create())?;
+//! let mut sub = ch.subscribe()?;
+//! let mut producer = ch.producer()?;
+//! producer.try_publish(b"hello")?;
+//! let mut buf = Vec::new();
+//! assert!(sub.recv_timeout(&mut buf, None)?);
+//! assert_eq!(buf, b"hello");
+//! shmring::unlink("prices")?;
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod error;
+pub mod layout;
+mod options;
+pub mod process;
+mod registry;
+mod ring;
+mod segment;
+mod wait;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::{Error, ErrorCode, Result};
+pub use options::{
+    DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Kind,
+    OpenOptions, Policy, SyncMode,
+};
+pub use registry::{ParticipantInfo, Role};
+pub use ring::{Drained, Producer, Subscriber, Waiter};
+pub use segment::{Descriptor, MAX_NAME_LEN, shm_path, unlink, validate_name};
+
+/// An open channel. Cheap to clone; the mapping lives until the last handle, producer and
+/// subscriber made from it are dropped.
+#[derive(Clone)]
+pub struct Channel {
+    seg: Arc<segment::Segment>,
+}
+
+impl Channel {
+    /// Creates or attaches the channel `name` (see [`OpenOptions`]).
+    pub fn open(name: &str, opts: &OpenOptions) -> Result<Channel> {
+        Ok(Channel {
+            seg: Arc::new(segment::Segment::open(name, opts)?),
+        })
+    }
+
+    /// The channel's name.
+    pub fn name(&self) -> &str {
+        self.seg.name()
+    }
+
+    /// Whether this handle created the segment (rather than attached to it).
+    pub fn created(&self) -> bool {
+        self.seg.created()
+    }
+
+    /// The settings stored in the segment's header.
+    pub fn descriptor(&self) -> &Descriptor {
+        self.seg.descriptor()
+    }
+
+    /// A new producer (takes a participant slot).
+    pub fn producer(&self) -> Result<Producer> {
+        Producer::new(self.seg.clone())
+    }
+
+    /// A new subscription starting at the current tail (takes a participant slot).
+    pub fn subscribe(&self) -> Result<Subscriber> {
+        Subscriber::new(self.seg.clone())
+    }
+
+    /// The occupied participant slots.
+    pub fn participants(&self) -> Vec<ParticipantInfo> {
+        registry::participants(&self.seg)
+    }
+
+    /// Waits until a message of `payload_len` bytes would fit (or `timeout` passes) without
+    /// holding a producer: lets an async caller wait on another thread. Returns whether it fits.
+    pub fn wait_for_space(&self, payload_len: usize, timeout: Option<Duration>) -> bool {
+        ring::wait_for_space(&self.seg, payload_len, timeout)
+    }
+}

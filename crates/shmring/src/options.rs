@@ -1,0 +1,236 @@
+//! Options of `open`: what to create, and what to check on attach.
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::layout::{self, Geometry};
+use crate::segment::Descriptor;
+
+/// Default data area: 1 MiB.
+pub const DEFAULT_CAPACITY: u64 = 1 << 20;
+/// Default largest payload: 64 KiB (or what the capacity allows, if smaller).
+pub const DEFAULT_MAX_MESSAGE_SIZE: u32 = 64 * 1024;
+/// Default participant table size.
+pub const DEFAULT_MAX_PARTICIPANTS: u32 = 64;
+/// Default permission bits: owner read/write only.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+macro_rules! code_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $code:literal => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum $name {
+            $($(#[$vm])* $var = $code),+
+        }
+        impl $name {
+            /// Decodes the header byte.
+            pub fn from_code(code: u8) -> std::result::Result<Self, String> {
+                match code {
+                    $($code => Ok(Self::$var),)+
+                    other => Err(format!("unknown {} code {other}", stringify!($name))),
+                }
+            }
+            /// The name used in options and messages.
+            pub const fn as_str(self) -> &'static str {
+                match self { $(Self::$var => $s),+ }
+            }
+            /// Parses the name used in options.
+            pub fn parse(s: &str) -> Result<Self> {
+                match s {
+                    $($s => Ok(Self::$var),)+
+                    other => Err(Error::new(
+                        ErrorCode::InvalidArgument,
+                        format!("{} {other:?} is not one of {}", stringify!($name), [$($s),+].join(", ")),
+                    )),
+                }
+            }
+        }
+    };
+}
+
+code_enum! {
+    /// How messages are delivered.
+    Kind {
+        /// Fan-out: every subscriber gets every message published after it joined.
+        #[default]
+        Topic = 0 => "topic",
+        /// Competing consumers: each message goes to exactly one consumer.
+        Queue = 1 => "queue",
+    }
+}
+
+code_enum! {
+    /// How producers and consumers coordinate.
+    SyncMode {
+        /// CAS on the shared tail, release-store commits; no lock is ever held.
+        #[default]
+        LockFree = 0 => "lockfree",
+        /// Process-shared semaphores and a robust mutex.
+        Semaphore = 1 => "semaphore",
+    }
+}
+
+code_enum! {
+    /// What a publisher does when the ring is full.
+    Policy {
+        /// Wait for the slowest live subscriber (`publish` returns false; `send` waits).
+        #[default]
+        Block = 0 => "block",
+        /// Fail at once with `RingFull`.
+        Fail = 1 => "fail",
+        /// Overwrite the oldest messages; lapped subscribers count what they lost.
+        Overwrite = 2 => "overwrite",
+    }
+}
+
+/// Options of [`crate::Channel::open`]. `None` fields take the segment's value on attach (or
+/// the default on create); `Some` fields are checked against an existing segment.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// Create the segment if it does not exist.
+    pub create: bool,
+    /// With `create`: fail with `AlreadyExists` if it exists.
+    pub exclusive: bool,
+    /// Topic or queue.
+    pub kind: Option<Kind>,
+    /// Lock-free or semaphore.
+    pub sync: Option<SyncMode>,
+    /// What a full ring does to a publisher.
+    pub policy: Option<Policy>,
+    /// Data area bytes (power of two).
+    pub capacity: Option<u64>,
+    /// Largest payload.
+    pub max_message_size: Option<u32>,
+    /// Participant table slots.
+    pub max_participants: Option<u32>,
+    /// Permission bits on create.
+    pub mode: u32,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            create: false,
+            exclusive: false,
+            kind: None,
+            sync: None,
+            policy: None,
+            capacity: None,
+            max_message_size: None,
+            max_participants: None,
+            mode: DEFAULT_MODE,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// Options that create the channel if needed.
+    pub fn create() -> Self {
+        Self {
+            create: true,
+            ..Self::default()
+        }
+    }
+
+    /// The sizes a new segment gets.
+    pub fn geometry(&self) -> Geometry {
+        let capacity = self.capacity.unwrap_or(DEFAULT_CAPACITY);
+        let max_message_size = self.max_message_size.unwrap_or_else(|| {
+            DEFAULT_MAX_MESSAGE_SIZE.min(layout::max_message_size_for(capacity) as u32)
+        });
+        Geometry {
+            capacity,
+            max_message_size,
+            max_participants: self.max_participants.unwrap_or(DEFAULT_MAX_PARTICIPANTS),
+        }
+    }
+
+    /// Checks the options on their own.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |m: String| Error::new(ErrorCode::InvalidArgument, m);
+        if self.exclusive && !self.create {
+            return Err(invalid("exclusive needs create: true".into()));
+        }
+        if self.mode & !0o777 != 0 {
+            return Err(invalid(format!(
+                "mode {:#o} has bits outside 0o777",
+                self.mode
+            )));
+        }
+        if self.mode & 0o600 != 0o600 {
+            return Err(invalid(format!(
+                "mode {:#o} must give the owner read and write (0o600)",
+                self.mode
+            )));
+        }
+        // Only what is not built yet is refused; the header has room for it.
+        if self.sync == Some(SyncMode::Semaphore) {
+            return Err(invalid(
+                "sync \"semaphore\" is not available in this version; use \"lockfree\"".into(),
+            ));
+        }
+        if self.kind == Some(Kind::Queue) {
+            return Err(invalid(
+                "kind \"queue\" is not available in this version; use \"topic\"".into(),
+            ));
+        }
+        if self.policy == Some(Policy::Overwrite) {
+            return Err(invalid(
+                "policy \"overwrite\" is not available in this version; use \"block\" or \"fail\""
+                    .into(),
+            ));
+        }
+        if self.create {
+            self.geometry().validate().map_err(invalid)?;
+        } else if let Some(c) = self.capacity {
+            layout::check_capacity(c).map_err(invalid)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the options the caller stated against an existing segment.
+    pub(crate) fn check_against(&self, name: &str, d: &Descriptor) -> Result<()> {
+        fn differ(
+            name: &str,
+            what: &str,
+            ours: impl std::fmt::Display,
+            theirs: impl std::fmt::Display,
+        ) -> Error {
+            Error::new(
+                ErrorCode::IncompatibleSegment,
+                format!("channel {name:?} has {what} {theirs}, but {ours} was asked for"),
+            )
+        }
+        let g = &d.geometry;
+        if let Some(c) = self.capacity.filter(|c| *c != g.capacity) {
+            return Err(differ(name, "capacity", c, g.capacity));
+        }
+        if let Some(m) = self.max_message_size.filter(|m| *m != g.max_message_size) {
+            return Err(differ(name, "maxMessageSize", m, g.max_message_size));
+        }
+        if let Some(p) = self.max_participants.filter(|p| *p != g.max_participants) {
+            return Err(differ(name, "maxParticipants", p, g.max_participants));
+        }
+        if let Some(k) = self.kind.filter(|k| *k != d.kind) {
+            return Err(differ(name, "kind", k.as_str(), d.kind.as_str()));
+        }
+        if let Some(s) = self.sync.filter(|s| *s != d.sync) {
+            return Err(differ(name, "sync", s.as_str(), d.sync.as_str()));
+        }
+        if let Some(p) = self.policy.filter(|p| *p != d.policy) {
+            return Err(differ(name, "policy", p.as_str(), d.policy.as_str()));
+        }
+        if d.sync != SyncMode::LockFree || d.kind != Kind::Topic || d.policy == Policy::Overwrite {
+            return Err(Error::new(
+                ErrorCode::IncompatibleSegment,
+                format!(
+                    "channel {name:?} is a {} {} channel with policy {}, which this version \
+                     cannot serve",
+                    d.sync.as_str(),
+                    d.kind.as_str(),
+                    d.policy.as_str()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,420 @@
+//! Node.js binding of `shmring`: converts types and errors, and runs each subscription's
+//! waiter thread. No ring logic lives here (see `crates/shmring`).
+//!
+//! A subscription's waiter thread sleeps on the channel's futex doorbell. When data is there
+//! and JS is *armed*, it disarms and rings JS once through a thread-safe function; JS drains
+//! the ring in batches (`drain`) and re-arms (`rearm`) when it finds it empty. So the event
+//! loop never blocks or spins, and a burst of any size costs one cross-thread wake-up.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+/// The status of our errors: the stable shmring code (`NotFound`, `RingFull`, ...), which
+/// napi puts on the JS error as `code`.
+type Code = &'static str;
+
+fn js_err(e: shmring::Error) -> napi::Error<&'static str> {
+    napi::Error::new(e.code().as_str(), e.message().to_owned())
+}
+
+fn closed(what: &str) -> napi::Error<&'static str> {
+    napi::Error::new(
+        shmring::ErrorCode::Closed.as_str(),
+        format!("{what} is closed"),
+    )
+}
+
+fn invalid(msg: String) -> napi::Error<&'static str> {
+    napi::Error::new(shmring::ErrorCode::InvalidArgument.as_str(), msg)
+}
+
+/// Options of `open` as they come from TypeScript (validated again in Rust).
+#[napi(object)]
+pub struct NativeOpenOptions {
+    pub create: Option<bool>,
+    pub exclusive: Option<bool>,
+    pub kind: Option<String>,
+    pub sync: Option<String>,
+    pub policy: Option<String>,
+    pub capacity: Option<f64>,
+    pub max_message_size: Option<f64>,
+    pub max_participants: Option<f64>,
+    pub mode: Option<u32>,
+}
+
+fn whole(name: &str, v: Option<f64>, max: f64) -> Result<Option<f64>, Code> {
+    match v {
+        Some(x) if !(x.fract() == 0.0 && (1.0..=max).contains(&x)) => Err(invalid(format!(
+            "{name} {x} must be a whole number from 1 to {max}"
+        ))),
+        other => Ok(other),
+    }
+}
+
+impl NativeOpenOptions {
+    fn to_rust(&self) -> Result<shmring::OpenOptions, Code> {
+        let capacity = whole("capacity", self.capacity, 2f64.powi(53))?;
+        let max_msg = whole("maxMessageSize", self.max_message_size, u32::MAX as f64)?;
+        let max_part = whole("maxParticipants", self.max_participants, u32::MAX as f64)?;
+        Ok(shmring::OpenOptions {
+            create: self.create.unwrap_or(false),
+            exclusive: self.exclusive.unwrap_or(false),
+            kind: self
+                .kind
+                .as_deref()
+                .map(shmring::Kind::parse)
+                .transpose()
+                .map_err(js_err)?,
+            sync: self
+                .sync
+                .as_deref()
+                .map(shmring::SyncMode::parse)
+                .transpose()
+                .map_err(js_err)?,
+            policy: self
+                .policy
+                .as_deref()
+                .map(shmring::Policy::parse)
+                .transpose()
+                .map_err(js_err)?,
+            capacity: capacity.map(|c| c as u64),
+            max_message_size: max_msg.map(|m| m as u32),
+            max_participants: max_part.map(|p| p as u32),
+            mode: self.mode.unwrap_or(shmring::DEFAULT_MODE),
+        })
+    }
+}
+
+/// The settings of an open channel.
+#[napi(object)]
+pub struct NativeChannelInfo {
+    pub name: String,
+    pub kind: String,
+    pub sync: String,
+    pub policy: String,
+    pub capacity: f64,
+    pub max_message_size: u32,
+    pub max_participants: u32,
+    pub mode: u32,
+    pub created: bool,
+    pub creator_pid: u32,
+    pub created_at_ms: f64,
+}
+
+/// One occupied participant slot.
+#[napi(object)]
+pub struct NativeParticipant {
+    pub slot: u32,
+    pub role: String,
+    pub pid: u32,
+    pub alive: bool,
+    pub cursor: f64,
+    pub messages: f64,
+    pub lost: f64,
+    pub heartbeat_ms: f64,
+}
+
+/// An open channel handle.
+#[napi]
+pub struct NativeChannel {
+    ch: Option<shmring::Channel>,
+    producer: Option<shmring::Producer>,
+}
+
+impl NativeChannel {
+    fn ch(&self) -> Result<&shmring::Channel, Code> {
+        self.ch.as_ref().ok_or_else(|| closed("channel"))
+    }
+
+    fn producer(&mut self) -> Result<&mut shmring::Producer, Code> {
+        if self.producer.is_none() {
+            let p = self.ch()?.producer().map_err(js_err)?;
+            self.producer = Some(p);
+        }
+        Ok(self.producer.as_mut().expect("set above"))
+    }
+}
+
+#[napi]
+impl NativeChannel {
+    /// Creates or attaches the channel `name`.
+    #[napi(factory)]
+    pub fn open(name: String, options: Option<NativeOpenOptions>) -> Result<NativeChannel, Code> {
+        let opts = match options {
+            Some(o) => o.to_rust()?,
+            None => shmring::OpenOptions::default(),
+        };
+        let ch = shmring::Channel::open(&name, &opts).map_err(js_err)?;
+        Ok(NativeChannel {
+            ch: Some(ch),
+            producer: None,
+        })
+    }
+
+    /// The channel's settings.
+    #[napi]
+    pub fn info(&self) -> Result<NativeChannelInfo, Code> {
+        let ch = self.ch()?;
+        let d = ch.descriptor();
+        Ok(NativeChannelInfo {
+            name: ch.name().to_owned(),
+            kind: d.kind.as_str().to_owned(),
+            sync: d.sync.as_str().to_owned(),
+            policy: d.policy.as_str().to_owned(),
+            capacity: d.geometry.capacity as f64,
+            max_message_size: d.geometry.max_message_size,
+            max_participants: d.geometry.max_participants,
+            mode: d.mode,
+            created: ch.created(),
+            creator_pid: d.creator_pid,
+            created_at_ms: (d.created_at_ns / 1_000_000) as f64,
+        })
+    }
+
+    /// Publishes one encoded message; false when the ring is full (policy `block`).
+    #[napi]
+    pub fn publish(&mut self, payload: BufferSlice) -> Result<bool, Code> {
+        self.producer()?.try_publish(&payload).map_err(js_err)
+    }
+
+    /// Publishes messages packed back to back in `buf`, message `i` ending at `ends[i]`;
+    /// returns how many went in before the ring filled.
+    #[napi]
+    pub fn publish_many(&mut self, buf: BufferSlice, ends: Uint32Array) -> Result<u32, Code> {
+        let mut start = 0usize;
+        let mut frames = Vec::with_capacity(ends.len());
+        for &end in ends.iter() {
+            let end = end as usize;
+            if end < start || end > buf.len() {
+                return Err(invalid(format!(
+                    "frame end {end} is outside {start}..={}",
+                    buf.len()
+                )));
+            }
+            frames.push(&buf[start..end]);
+            start = end;
+        }
+        let n = self
+            .producer()?
+            .try_publish_many(frames.iter().copied())
+            .map_err(js_err)?;
+        Ok(n as u32)
+    }
+
+    /// Resolves `true` once a message of `len` bytes would fit, `false` at the timeout.
+    /// Waits on a libuv worker thread, never on the event loop.
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub fn wait_for_space(&self, len: u32, timeout_ms: Option<f64>) -> Result<AsyncTask<WaitForSpace>, Code> {
+        Ok(AsyncTask::new(WaitForSpace {
+            ch: self.ch()?.clone(),
+            len: len as usize,
+            timeout: timeout_ms.filter(|t| t.is_finite() && *t >= 0.0).map(|t| Duration::from_secs_f64(t / 1000.0)),
+        }))
+    }
+
+    /// Starts a subscription. `on_ready` is called (with no arguments) whenever data arrives
+    /// while the subscription is armed.
+    #[napi(ts_args_type = "onReady: () => void")]
+    pub fn subscribe(
+        &self,
+        on_ready: ThreadsafeFunction<(), Unknown<'static>, (), Status, false>,
+    ) -> Result<NativeSubscription, Code> {
+        let sub = self.ch()?.subscribe().map_err(js_err)?;
+        NativeSubscription::start(sub, on_ready)
+    }
+
+    /// The occupied participant slots.
+    #[napi]
+    pub fn participants(&self) -> Result<Vec<NativeParticipant>, Code> {
+        Ok(self
+            .ch()?
+            .participants()
+            .into_iter()
+            .map(|p| NativeParticipant {
+                slot: p.slot,
+                role: match p.role {
+                    Some(shmring::Role::Producer) => "producer",
+                    Some(shmring::Role::Subscriber) => "subscriber",
+                    None => "joining",
+                }
+                .to_owned(),
+                pid: p.pid,
+                alive: p.alive,
+                cursor: p.cursor as f64,
+                messages: p.messages as f64,
+                lost: p.lost as f64,
+                heartbeat_ms: (p.heartbeat_ns / 1_000_000) as f64,
+            })
+            .collect())
+    }
+
+    /// Releases the producer slot and the mapping (once every subscription is closed too).
+    #[napi]
+    pub fn close(&mut self) {
+        self.producer = None;
+        self.ch = None;
+    }
+}
+
+/// Waits for room off the event loop.
+pub struct WaitForSpace {
+    ch: shmring::Channel,
+    len: usize,
+    timeout: Option<Duration>,
+}
+
+impl Task for WaitForSpace {
+    type Output = bool;
+    type JsValue = bool;
+
+    fn compute(&mut self) -> Result<bool> {
+        Ok(self.ch.wait_for_space(self.len, self.timeout))
+    }
+
+    fn resolve(&mut self, _env: Env, output: bool) -> Result<bool> {
+        Ok(output)
+    }
+}
+
+/// State shared between a subscription and its waiter thread.
+struct Doorbell {
+    /// True while JS wants to be told about new data.
+    armed: Mutex<bool>,
+    cv: Condvar,
+    stop: AtomicBool,
+}
+
+/// A live subscription: its cursor, and the thread that wakes JS.
+#[napi]
+pub struct NativeSubscription {
+    sub: Option<shmring::Subscriber>,
+    bell: Arc<Doorbell>,
+    waiter: shmring::Waiter,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl NativeSubscription {
+    fn start(
+        sub: shmring::Subscriber,
+        on_ready: ThreadsafeFunction<(), Unknown<'static>, (), Status, false>,
+    ) -> Result<NativeSubscription, Code> {
+        let bell = Arc::new(Doorbell {
+            armed: Mutex::new(true),
+            cv: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let waiter = sub.waiter();
+        let thread = {
+            let bell = bell.clone();
+            let waiter = waiter.clone();
+            std::thread::Builder::new()
+                .name("shmring-waiter".into())
+                .spawn(move || waiter_loop(&bell, &waiter, on_ready))
+                .map_err(|e| napi::Error::new("Io", format!("cannot start waiter thread: {e}")))?
+        };
+        Ok(NativeSubscription {
+            sub: Some(sub),
+            bell,
+            waiter,
+            thread: Some(thread),
+        })
+    }
+
+    fn stop(&mut self) {
+        self.bell.stop.store(true, Ordering::SeqCst);
+        {
+            let _g = self.bell.armed.lock().unwrap_or_else(|p| p.into_inner());
+            self.bell.cv.notify_all();
+        }
+        self.waiter.interrupt();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.sub = None;
+    }
+}
+
+/// Body of the waiter thread. Holding `on_ready` keeps the process alive while subscribed;
+/// it is released when the thread ends, so a closed subscription lets the process exit.
+fn waiter_loop(
+    bell: &Doorbell,
+    waiter: &shmring::Waiter,
+    on_ready: ThreadsafeFunction<(), Unknown<'static>, (), Status, false>,
+) {
+    let stopped = || bell.stop.load(Ordering::SeqCst);
+    loop {
+        {
+            let mut armed = bell.armed.lock().unwrap_or_else(|p| p.into_inner());
+            while !*armed && !stopped() {
+                armed = bell.cv.wait(armed).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+        // Sleep until data is there. The timeout only bounds how long a missed `interrupt`
+        // could keep a stopping thread alive; data wake-ups come through the futex.
+        while !stopped() && !waiter.wait(Some(Duration::from_secs(1))) {}
+        if stopped() {
+            return;
+        }
+        *bell.armed.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        if on_ready.call((), ThreadsafeFunctionCallMode::NonBlocking) == Status::Closing {
+            return;
+        }
+    }
+}
+
+#[napi]
+impl NativeSubscription {
+    /// Copies committed messages into `buf` as `[len u32 LE][payload]` frames, at most
+    /// `maxCount`; returns the bytes used (0: nothing there).
+    #[napi]
+    pub fn drain(&mut self, mut buf: BufferSlice, max_count: u32) -> Result<u32, Code> {
+        let sub = self.sub.as_mut().ok_or_else(|| closed("subscription"))?;
+        let d = sub
+            .drain_into(&mut buf, max_count as usize)
+            .map_err(js_err)?;
+        Ok(d.bytes as u32)
+    }
+
+    /// Tells the waiter thread to call `onReady` again when data arrives (or at once if some
+    /// is already there).
+    #[napi]
+    pub fn rearm(&self) {
+        *self.bell.armed.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.bell.cv.notify_all();
+    }
+
+    /// Messages received by this subscription.
+    #[napi]
+    pub fn received(&self) -> f64 {
+        self.sub.as_ref().map_or(0.0, |s| s.received() as f64)
+    }
+
+    /// Stops the waiter thread and releases the participant slot. Idempotent.
+    #[napi]
+    pub fn close(&mut self) {
+        self.stop();
+    }
+}
+
+impl Drop for NativeSubscription {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Removes the channel `name` (processes attached keep their mapping).
+#[napi]
+pub fn unlink(name: String) -> Result<(), Code> {
+    shmring::unlink(&name).map_err(js_err)
+}
+
+/// Largest channel name.
+#[napi]
+pub const MAX_NAME_LEN: u32 = shmring::MAX_NAME_LEN as u32;

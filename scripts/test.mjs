@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+// `npm test`: builds, then runs the Rust tests, clippy, rustfmt, the TypeScript lint and
+// type check, and the ava suite. Prints every step's output as it goes and ends with one
+// plain line, `N passed, N failed`, summed over `cargo test` and ava. Exits non-zero if any
+// step failed.
+import { spawn } from 'node:child_process';
+
+const steps = [
+  { name: 'build', cmd: 'npm', args: ['run', '--silent', 'build'] },
+  { name: 'rustfmt', cmd: 'cargo', args: ['fmt', '--all', '--check'] },
+  {
+    name: 'clippy',
+    cmd: 'cargo',
+    args: ['clippy', '--workspace', '--all-targets', '--', '-D', 'warnings'],
+  },
+  { name: 'cargo test', cmd: 'cargo', args: ['test', '--workspace'], count: cargoCounts },
+  { name: 'biome', cmd: 'npx', args: ['biome', 'check', '.'] },
+  { name: 'tsc', cmd: 'npx', args: ['tsc', '-p', 'tsconfig.test.json', '--noEmit'] },
+  { name: 'ava', cmd: 'npx', args: ['ava', '--tap'], count: tapCounts },
+];
+
+/** Sums `test result: ok. N passed; M failed` over every cargo test binary. */
+function cargoCounts(out) {
+  let passed = 0;
+  let failed = 0;
+  for (const m of out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
+    passed += Number(m[1]);
+    failed += Number(m[2]);
+  }
+  return { passed, failed };
+}
+
+/** Reads the `# pass N` / `# fail N` trailer of a TAP stream. */
+function tapCounts(out) {
+  const pick = (key) => Number(out.match(new RegExp(`^# ${key} (\\d+)$`, 'm'))?.[1] ?? 0);
+  return { passed: pick('pass'), failed: pick('fail') };
+}
+
+function run(step) {
+  return new Promise((resolve) => {
+    console.log(`\n=== ${step.name}: ${step.cmd} ${step.args.join(' ')}`);
+    const child = spawn(step.cmd, step.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      process.stdout.write(d);
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+      process.stderr.write(d);
+    });
+    child.on('close', (code, signal) => resolve({ code: code ?? 128, signal, out }));
+  });
+}
+
+let passed = 0;
+let failed = 0;
+const broken = [];
+for (const step of steps) {
+  const { code, signal, out } = await run(step);
+  if (step.count) {
+    const c = step.count(out);
+    passed += c.passed;
+    failed += c.failed;
+    // A runner that died without reporting a failure still failed.
+    if (code !== 0 && c.failed === 0) failed += 1;
+  }
+  if (code !== 0) {
+    broken.push(`${step.name} (${signal ?? `exit ${code}`})`);
+    if (step.name === 'build') break; // nothing else can run
+  }
+}
+console.log('');
+if (broken.length > 0) console.log(`failed steps: ${broken.join(', ')}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exitCode = broken.length > 0 ? 1 : 0;

@@ -1,0 +1,95 @@
+/** Helpers shared by the ava tests: unique channel names, cleanup, spawned processes. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import { unlink } from 'shmring';
+
+let serial = 0;
+
+/** A channel name no other test uses; unlinked when the test ends, pass or fail. */
+export function channelName(t: ExecutionContext, tag: string): string {
+  const name = `t-${tag}-${process.pid}-${serial++}`;
+  t.teardown(() => {
+    try {
+      unlink(name);
+    } catch {
+      // never created, or already removed by the test
+    }
+  });
+  return name;
+}
+
+/** Path of a shared-memory segment file. */
+export const shmFile = (name: string): string => `/dev/shm/shmring.${name}`;
+
+/** A spawned fixture process with line-based stdout. */
+export interface Proc {
+  child: ChildProcess;
+  /** Resolves with the first stdout line equal to `line`. */
+  waitFor(line: string): Promise<void>;
+  /** Resolves with the exit code (or signal) and the last JSON line printed. */
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; json: unknown }>;
+  /** Every stdout line so far. */
+  lines: string[];
+}
+
+const fixture = (name: string): string =>
+  fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
+
+/**
+ * Spawns `node fixtures/<name>.js ...args`. The process is SIGKILLed and reaped when the test
+ * ends, whatever the outcome.
+ */
+export function spawnFixture(t: ExecutionContext, name: string, args: string[]): Proc {
+  const child = spawn(process.execPath, [fixture(name), ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const lines: string[] = [];
+  const waiters: { line: string; resolve: () => void }[] = [];
+  let stderr = '';
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  if (child.stdout === null) throw new Error('no stdout pipe');
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(line);
+    for (const w of waiters.filter((w) => w.line === line)) w.resolve();
+  });
+  const exit = once(child, 'exit').then(([code, signal]) => {
+    if (stderr.trim() !== '') t.log(`${name} stderr: ${stderr.trim()}`);
+    const last = [...lines].reverse().find((l) => l.startsWith('{'));
+    return { code, signal, json: last === undefined ? undefined : JSON.parse(last) };
+  });
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exit;
+    }
+  });
+  return {
+    child,
+    lines,
+    exit,
+    waitFor(line) {
+      if (lines.includes(line)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        waiters.push({ line, resolve });
+        exit.then(() => reject(new Error(`${name} exited before printing ${line}`)));
+      });
+    },
+  };
+}
+
+/** Resolves after `ms`. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves once `cond()` holds, checking every 10 ms; rejects after `ms`. */
+export async function until(cond: () => boolean, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(10);
+  }
+}

@@ -108,7 +108,8 @@ export class Channel<T = unknown> {
   }
 
   #open(): NativeChannel {
-    if (this.#native === undefined) throw new ClosedError(`channel ${JSON.stringify(this.name)} is closed`);
+    if (this.#native === undefined)
+      throw new ClosedError(`channel ${JSON.stringify(this.name)} is closed`);
     return this.#native;
   }
 
@@ -293,7 +294,9 @@ export class Channel<T = unknown> {
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**

@@ -33,7 +33,8 @@ function start(script: string, until?: string): { ready: Promise<void>; result: 
   });
   if (until === undefined) onReady();
   let last: Line | undefined;
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  if (child.stdout === null) throw new Error('spawned without a stdout pipe');
+  createInterface({ input: child.stdout }).on('line', (line) => {
     if (line === until) onReady();
     else if (line.startsWith('{')) last = JSON.parse(line) as Line;
   });

@@ -21,7 +21,13 @@ const ch = open<Quote>(name, { create: true });
 const started = process.hrtime.bigint();
 let waits = 0;
 for (let seq = 0; seq < count; seq++) {
-  const q: Quote = { seq, sym: 'ACME', px: 100 + (seq % 100) / 4, qty: 100 + (seq % 7), ts: 1_700_000_000 };
+  const q: Quote = {
+    seq,
+    sym: 'ACME',
+    px: 100 + (seq % 100) / 4,
+    qty: 100 + (seq % 7),
+    ts: 1_700_000_000,
+  };
   if (!ch.publish(q)) {
     waits++;
     await ch.send(q);

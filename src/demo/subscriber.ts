@@ -15,13 +15,11 @@ let received = 0;
 let expected = 0;
 let lost = 0;
 let outOfOrder = 0;
-let bytes = 0;
 let first = 0n;
 const sub = ch.messages().subscribe({
   next(q) {
     if (received === 0) first = process.hrtime.bigint();
     received++;
-    bytes += 40;
     if (q.seq > expected) lost += q.seq - expected;
     if (q.seq < expected) outOfOrder++;
     else expected = q.seq + 1;

@@ -62,6 +62,18 @@ pub fn random_u64() -> u64 {
     }
 }
 
+/// Nanoseconds since the Unix epoch from the coarse clock (a few ms resolution, no syscall):
+/// cheap enough for a heartbeat on every batch.
+pub fn now_coarse_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_REALTIME_COARSE is always available on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,16 +92,4 @@ mod tests {
         assert!(is_alive(me, st));
         assert!(!is_alive(me, st + 1));
     }
-}
-
-/// Nanoseconds since the Unix epoch from the coarse clock (a few ms resolution, no syscall):
-/// cheap enough for a heartbeat on every batch.
-pub fn now_coarse_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer; CLOCK_REALTIME_COARSE is always available on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod catalog;
 mod error;
 pub mod layout;
 mod options;
@@ -39,6 +40,7 @@ mod wait;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use catalog::{Listing, SHM_DIR, Summary, inspect, list, summarize, unlink_if_stale};
 pub use error::{Error, ErrorCode, Result};
 pub use options::{
     DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Kind,

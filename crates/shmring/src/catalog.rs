@@ -1,0 +1,127 @@
+//! The catalog of channels on this host: every `shmring.*` segment in `/dev/shm`, each read
+//! through the same validation as [`Channel::open`] (so a damaged or foreign file is reported,
+//! never trusted), for `shmring ls`, `shmring stat` and `shmring rm --stale`.
+//!
+//! Reading a channel here attaches to its segment but takes no participant slot, so looking
+//! at a channel never changes what its producers and subscribers see.
+//!
+//! ```no_run
+//! # fn main() -> shmring::Result<()> {
+//! for listing in shmring::list()? {
+//!     match listing.summary {
+//!         Ok(s) => println!("{} {} bytes used, stale: {}", s.name, s.bytes_used, s.stale),
+//!         Err(e) => println!("{}: {e}", listing.name),
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::sync::atomic::Ordering;
+
+use crate::Channel;
+use crate::error::{Error, ErrorCode, Result};
+use crate::layout;
+use crate::options::OpenOptions;
+use crate::process;
+use crate::registry::{ParticipantInfo, Role};
+use crate::segment::{self, Descriptor};
+
+/// Where POSIX shared memory lives on Linux.
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// The state of one channel, as `shmring ls` and `stat` show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// The channel's name.
+    pub name: String,
+    /// The settings stored in its header.
+    pub descriptor: Descriptor,
+    /// The next position producers will claim (bytes since creation).
+    pub tail: u64,
+    /// Bytes of the ring still held for the slowest subscriber (`tail` minus the lowest
+    /// subscriber cursor; 0 without subscribers).
+    pub bytes_used: u64,
+    /// The occupied participant slots.
+    pub participants: Vec<ParticipantInfo>,
+    /// Whether the creating process (pid and start time) still runs.
+    pub creator_alive: bool,
+    /// Creator and every participant are dead: nobody can be using the channel any more.
+    pub stale: bool,
+}
+
+/// One `shmring.*` file found in [`SHM_DIR`]: its summary, or why it could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing {
+    /// The channel name (the file name without `shmring.`).
+    pub name: String,
+    /// The channel's state, or the error attaching gave (`IncompatibleSegment`,
+    /// `CorruptSegment`, `PermissionDenied`, `InvalidName`, ...).
+    pub summary: Result<Summary>,
+}
+
+/// The state of an open channel.
+pub fn summarize(ch: &Channel) -> Summary {
+    // Participants first, then the tail: every cursor read is then <= the tail read.
+    let participants = ch.participants();
+    // Acquire: pairs with the producers' claim CAS; only a statistic here.
+    let tail = ch.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
+    let lowest = participants
+        .iter()
+        .filter(|p| p.role == Some(Role::Subscriber))
+        .map(|p| p.cursor)
+        .min()
+        .unwrap_or(tail);
+    let d = *ch.descriptor();
+    let creator_alive = process::is_alive(d.creator_pid, d.creator_start_time);
+    let stale = !creator_alive && participants.iter().all(|p| !p.alive);
+    Summary {
+        name: ch.name().to_owned(),
+        descriptor: d,
+        tail,
+        bytes_used: tail.saturating_sub(lowest),
+        participants,
+        creator_alive,
+        stale,
+    }
+}
+
+/// Attaches to `name` without creating it and without taking a slot, and summarizes it.
+pub fn inspect(name: &str) -> Result<Summary> {
+    Ok(summarize(&Channel::open(name, &OpenOptions::default())?))
+}
+
+/// Every `shmring.*` segment in [`SHM_DIR`], sorted by name. A file that vanishes while we
+/// look is left out; one that cannot be read is listed with its error.
+pub fn list() -> Result<Vec<Listing>> {
+    let dir = std::fs::read_dir(SHM_DIR).map_err(|e| Error::os(&format!("read {SHM_DIR}"), e))?;
+    let mut out = Vec::new();
+    for entry in dir {
+        let entry = entry.map_err(|e| Error::os(&format!("read {SHM_DIR}"), e))?;
+        let file = entry.file_name();
+        let Some(name) = file.to_str().and_then(|f| f.strip_prefix("shmring.")) else {
+            continue;
+        };
+        let summary = segment::validate_name(name).and_then(|()| inspect(name));
+        if matches!(&summary, Err(e) if e.code() == ErrorCode::NotFound) {
+            continue; // unlinked between readdir and open
+        }
+        out.push(Listing {
+            name: name.to_owned(),
+            summary,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Removes `name` if it is stale (creator and every participant dead); returns whether it
+/// did. A live channel is left alone. The check and the unlink are two steps: a process
+/// that attaches in between keeps its (unlinked) segment, so run this only for channels
+/// nobody is about to open.
+pub fn unlink_if_stale(name: &str) -> Result<bool> {
+    let stale = inspect(name)?.stale;
+    if stale {
+        segment::unlink(name)?;
+    }
+    Ok(stale)
+}

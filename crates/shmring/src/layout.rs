@@ -26,7 +26,11 @@
 //!  line 2 (256..384): head_cache u64 (atomic)  - lowest live subscriber cursor, cached
 //!  line 3 (384..512): data_seq u32, data_waiters u32 (atomics; the consumers' doorbell)
 //!  line 4 (512..640): space_seq u32, space_waiters u32 (atomics; the producers' doorbell)
-//!  640..1024 reserved (zero): room for the semaphore mode and later features
+//!  line 5 (640..768): queue_head u64 (atomic)  - queue kind: next position to hand out
+//!  line 6 (768..896): mutex (pthread_mutex_t, robust, process-shared; 64 bytes reserved)
+//!                     832 pending_pos u64 | 840 pending_len u64 | 848 pending_start u64
+//!                     (semaphore mode: the claim the mutex holder is writing)
+//!  line 7 (896..1024): latest u64 (atomic) - overwrite policy: start of the newest record
 //! ```
 
 /// `"SHMRING\0"` read as a little-endian `u64`.
@@ -93,11 +97,31 @@ pub const SPACE_SEQ_OFFSET: usize = 4 * CACHE_LINE;
 /// `u32` atomic — number of producers asleep on [`SPACE_SEQ_OFFSET`].
 pub const SPACE_WAITERS_OFFSET: usize = 4 * CACHE_LINE + 4;
 
+/// `u64` atomic — queue kind: the next position to hand to a consumer (consumers CAS it).
+pub const QUEUE_HEAD_OFFSET: usize = 5 * CACHE_LINE;
+/// `pthread_mutex_t` (40 bytes on x86_64 glibc; 64 reserved) — semaphore mode: a robust,
+/// process-shared mutex around the ring's bookkeeping.
+pub const MUTEX_OFFSET: usize = 6 * CACHE_LINE;
+/// Bytes reserved for the mutex.
+pub const MUTEX_LEN: usize = 64;
+/// `u64` atomic — semaphore mode: position of the claim the mutex holder is writing.
+pub const PENDING_POS_OFFSET: usize = MUTEX_OFFSET + MUTEX_LEN;
+/// `u64` atomic — semaphore mode: bytes of that claim (0: no claim in progress).
+pub const PENDING_LEN_OFFSET: usize = PENDING_POS_OFFSET + 8;
+/// `u64` atomic — semaphore mode: where that claim's record starts (after any padding).
+pub const PENDING_START_OFFSET: usize = PENDING_LEN_OFFSET + 8;
+/// `u64` atomic — overwrite policy: start position of the newest claimed record (raised with
+/// fetch_max); a lapped subscriber resumes there.
+pub const LATEST_OFFSET: usize = 7 * CACHE_LINE;
+
 /// Value of the `ready` word once the segment is initialised.
 pub const READY: u32 = 1;
 
 const _: () = assert!(SEQ_KEY_OFFSET + 8 <= CACHE_LINE);
-const _: () = assert!(SPACE_WAITERS_OFFSET + 4 <= HEADER_LEN);
+const _: () = assert!(SPACE_WAITERS_OFFSET + 4 <= QUEUE_HEAD_OFFSET);
+const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= MUTEX_LEN);
+const _: () = assert!(PENDING_START_OFFSET + 8 <= LATEST_OFFSET);
+const _: () = assert!(LATEST_OFFSET + 8 <= HEADER_LEN);
 const _: () = assert!(HEADER_LEN.is_multiple_of(CACHE_LINE));
 
 /// The participant table: one 128-byte slot per producer or consumer.
@@ -105,7 +129,9 @@ const _: () = assert!(HEADER_LEN.is_multiple_of(CACHE_LINE));
 /// ```text
 ///   0 state u32 (atomic: generation << 2 | 0 free, 1 joining, 2 active)
 ///   4 role u32 | 8 pid u32 | 12 reserved
-///  16 start_time u64 | 24 joined_at_ns u64 | 32 heartbeat_ns u64 (atomic) | 40..64 reserved
+///  16 start_time u64 | 24 joined_at_ns u64 | 32 heartbeat_ns u64 (atomic)
+///  40 claim u64 (atomic; producers: position of the claim being written, u64::MAX if none)
+///  48..64 reserved
 ///  64 cursor u64 (atomic; subscribers: next position to read)
 ///  72 messages u64 (atomic; published or received) | 80 lost u64 (atomic) | 88..128 reserved
 /// ```
@@ -127,6 +153,11 @@ pub mod slot {
     pub const JOINED_AT: usize = 24;
     /// `u64` atomic — last activity of the owner, nanoseconds since the Unix epoch.
     pub const HEARTBEAT: usize = 32;
+    /// `u64` atomic — a lock-free producer's claim in progress: the tail it is claiming at
+    /// (set before its CAS), or [`NO_CLAIM`]. Producers never reuse space at or after it.
+    pub const CLAIM: usize = 40;
+    /// [`CLAIM`] value when no claim is in progress.
+    pub const NO_CLAIM: u64 = u64::MAX;
     /// `u64` atomic — a subscriber's next position to read.
     pub const CURSOR: usize = 64;
     /// `u64` atomic — messages published (producer) or received (subscriber).
@@ -150,6 +181,8 @@ pub mod slot {
     pub const ROLE_PRODUCER: u32 = 1;
     /// Role: a subscriber of a topic.
     pub const ROLE_SUBSCRIBER: u32 = 2;
+    /// Role: a consumer of a queue.
+    pub const ROLE_CONSUMER: u32 = 3;
 
     const _: () = assert!(CURSOR.is_multiple_of(64) && LOST + 8 <= SLOT_LEN);
 }
@@ -161,8 +194,16 @@ pub mod slot {
 ///   +-------------------------------+---------------+---------+---------+---------------
 ///   | seq u64 (atomic)              | len u32       | prod u16| flags u16| payload ...
 ///   +-------------------------------+---------------+---------+---------+---------------
-///   seq = (position | state) XOR seq_key      state: 1 claimed, 2 message, 3 padding
+///   seq = (position | state) XOR seq_key
+///   state: 1 claimed, 2 message, 3 padding, 4 abandoned
 /// ```
+///
+/// In channels with the `overwrite` policy the header is followed by one more word,
+/// `pseq u64` (at 16): the producer's own message number, so a lapped subscriber can count
+/// exactly what it lost. The payload then starts at 24.
+///
+/// An *abandoned* record is a claim whose producer died before committing it: recovery
+/// rewrites it so that readers skip `len` bytes of payload (`record_len(len)` in all).
 ///
 /// A record's `position` is its absolute 64-bit byte position in the stream (offset in the
 /// data area = `position & (capacity - 1)`). Because every position is a multiple of 8, the
@@ -193,6 +234,12 @@ pub mod record {
     pub const MESSAGE: u64 = 2;
     /// State: padding to the end of the data area.
     pub const PADDING: u64 = 3;
+    /// State: a claim given up by recovery; skipped by readers, never delivered.
+    pub const ABANDONED: u64 = 4;
+    /// `u64` — overwrite policy only: the producer's message number.
+    pub const PSEQ: usize = 16;
+    /// Extra header bytes in overwrite channels.
+    pub const OVERWRITE_EXTRA: usize = 8;
     /// Mask of the state bits.
     pub const STATE_MASK: u64 = 7;
 
@@ -285,11 +332,11 @@ pub fn check_capacity(capacity: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// The largest `maxMessageSize` a ring of `capacity` bytes accepts: a record (header and
-/// payload, aligned) may take at most half the ring, so that a claim that needs padding to
-/// the end of the ring always fits in an empty ring.
+/// The largest `maxMessageSize` a ring of `capacity` bytes accepts: a record (header, the
+/// overwrite word and payload, aligned) may take at most half the ring, so that a claim that
+/// needs padding to the end of the ring always fits in an empty ring.
 pub const fn max_message_size_for(capacity: u64) -> u64 {
-    let half = capacity / 2 - record::HEADER_LEN as u64;
+    let half = capacity / 2 - (record::HEADER_LEN + record::OVERWRITE_EXTRA) as u64;
     if half > u32::MAX as u64 {
         u32::MAX as u64 & !7
     } else {

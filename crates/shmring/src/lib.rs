@@ -30,6 +30,7 @@
 mod catalog;
 mod error;
 pub mod layout;
+mod mutex;
 mod options;
 pub mod process;
 mod registry;
@@ -49,6 +50,7 @@ pub use options::{
 pub use registry::{ParticipantInfo, Role};
 pub use ring::{Drained, Producer, Subscriber, Waiter};
 pub use segment::{Descriptor, MAX_NAME_LEN, shm_path, unlink, validate_name};
+pub use wait::WaitStrategy;
 
 /// An open channel. Cheap to clone; the mapping lives until the last handle, producer and
 /// subscriber made from it are dropped.

@@ -162,22 +162,17 @@ impl OpenOptions {
                 self.mode
             )));
         }
-        // Only what is not built yet is refused; the header has room for it.
-        if self.sync == Some(SyncMode::Semaphore) {
+        if self.policy == Some(Policy::Overwrite) && self.kind == Some(Kind::Queue) {
             return Err(invalid(
-                "sync \"semaphore\" is not available in this version; use \"lockfree\"".into(),
-            ));
-        }
-        if self.kind == Some(Kind::Queue) {
-            return Err(invalid(
-                "kind \"queue\" is not available in this version; use \"topic\"".into(),
-            ));
-        }
-        if self.policy == Some(Policy::Overwrite) {
-            return Err(invalid(
-                "policy \"overwrite\" is not available in this version; use \"block\" or \"fail\""
+                "policy \"overwrite\" is for topics; a queue hands each message to one consumer"
                     .into(),
             ));
+        }
+        if self.create
+            && self.policy == Some(Policy::Overwrite)
+            && self.kind.unwrap_or_default() == Kind::Queue
+        {
+            return Err(invalid("policy \"overwrite\" needs kind \"topic\"".into()));
         }
         if self.create {
             self.geometry().validate().map_err(invalid)?;
@@ -218,18 +213,6 @@ impl OpenOptions {
         }
         if let Some(p) = self.policy.filter(|p| *p != d.policy) {
             return Err(differ(name, "policy", p.as_str(), d.policy.as_str()));
-        }
-        if d.sync != SyncMode::LockFree || d.kind != Kind::Topic || d.policy == Policy::Overwrite {
-            return Err(Error::new(
-                ErrorCode::IncompatibleSegment,
-                format!(
-                    "channel {name:?} is a {} {} channel with policy {}, which this version \
-                     cannot serve",
-                    d.sync.as_str(),
-                    d.kind.as_str(),
-                    d.policy.as_str()
-                ),
-            ));
         }
         Ok(())
     }

@@ -15,6 +15,8 @@ pub enum Role {
     Producer,
     /// Subscribes to a topic.
     Subscriber,
+    /// Consumes from a queue.
+    Consumer,
 }
 
 impl Role {
@@ -22,12 +24,14 @@ impl Role {
         match self {
             Role::Producer => slot::ROLE_PRODUCER,
             Role::Subscriber => slot::ROLE_SUBSCRIBER,
+            Role::Consumer => slot::ROLE_CONSUMER,
         }
     }
     fn from_code(c: u32) -> Option<Role> {
         match c {
             slot::ROLE_PRODUCER => Some(Role::Producer),
             slot::ROLE_SUBSCRIBER => Some(Role::Subscriber),
+            slot::ROLE_CONSUMER => Some(Role::Consumer),
             _ => None,
         }
     }
@@ -99,6 +103,7 @@ pub(crate) fn grab(seg: &Segment, role: Role) -> Result<u32> {
                 w64(slot::CURSOR, 0);
                 w64(slot::MESSAGES, 0);
                 w64(slot::LOST, 0);
+                w64(slot::CLAIM, slot::NO_CLAIM);
                 return Ok(i);
             }
         }

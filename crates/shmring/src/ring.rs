@@ -1,27 +1,44 @@
-//! The lock-free multi-producer ring and its record protocol.
+//! The ring and its record protocol, for both sync modes and both kinds.
 //!
-//! Producers follow agrona's `ManyToOneRingBuffer` (Aeron): claim space with a CAS on the
-//! shared 64-bit `tail`, write the record header as *claimed*, copy the payload, then commit
-//! with a Release store of the header's sequence word. A record that would cross the end of
-//! the data area is preceded by a padding record that runs to the end, claimed in the same
-//! CAS. Subscribers differ from Aeron's single consumer: each has its own cursor in the
-//! participant table (fan-out), and instead of zeroing consumed bytes, headers carry their
-//! own position (XOR a per-segment key), so a header is accepted only for the exact position
-//! a reader expects.
+//! **Lock-free producers** follow agrona's `ManyToOneRingBuffer` (Aeron): claim space with a
+//! CAS on the shared 64-bit `tail`, write the record header as *claimed*, copy the payload,
+//! then commit with a Release store of the header's sequence word. A record that would cross
+//! the end of the data area is preceded by a padding record that runs to the end, claimed in
+//! the same CAS. Before its CAS a producer publishes the tail it claims at in its participant
+//! slot (`claim`), so no other producer reuses space a slow claim is still writing.
+//!
+//! **Semaphore-mode producers** do the same under the segment's robust mutex, recording the
+//! claim in the header (`pending_*`) so that a successor can repair it if they die holding
+//! the mutex. Free space and available messages are *counted from the ring's positions*
+//! (tail, cursors, queue head) rather than kept in POSIX semaphores, so a process that dies
+//! mid-operation can never leave a count wrong; waits are futex waits on the doorbells.
+//!
+//! **Readers** differ from Aeron's single consumer: a topic subscriber has its own cursor in
+//! the participant table (fan-out); queue consumers share `queue_head` and take records with
+//! a CAS on it (lock-free) or under the mutex (semaphore). Instead of zeroing consumed bytes,
+//! each header carries its own position (XOR a per-segment key), so a header is accepted only
+//! for the exact position a reader expects.
 //!
 //! ```text
-//!  positions:  head_cache <= every live cursor <= committed records <= tail <= head_cache + capacity
+//!  invariant: head_cache <= every live cursor/claim <= tail <= head_cache + capacity
 //!
-//!   producer                               subscriber
-//!   --------                               ----------
-//!   t = tail; check t+len <= head+cap       s = seq[cursor]            (Acquire)
-//!   CAS tail t -> t+len           (AcqRel)  if s == enc(cursor, MESSAGE):
-//!   write len, producer                       check len; copy payload out
-//!   seq[t] = enc(t, CLAIMED)      (Release)   cursor += record_len
-//!   write payload                           store cursor (Release, once per batch)
-//!   seq[t] = enc(t, MESSAGE)      (Release) fence(SeqCst); wake producers if any wait
+//!   producer (lock-free)                    topic subscriber
+//!   --------------------                    ----------------
+//!   t = tail; check t+len <= head+cap       s = seq[cursor]                  (Acquire)
+//!   slot.claim = t                (SeqCst)  if s == enc(cursor, MESSAGE):
+//!   CAS tail t -> t+len           (SeqCst)    check len; copy payload out
+//!   write len, producer                       cursor += record_len
+//!   seq[t] = enc(t, CLAIMED)      (Release) store cursor (Release, once per batch)
+//!   write payload                           fence(SeqCst); wake producers if any wait
+//!   seq[t] = enc(t, MESSAGE)      (Release)
+//!   slot.claim = NONE             (Release)
 //!   fence(SeqCst); wake subscribers if any wait
 //! ```
+//!
+//! Under the `overwrite` policy producers ignore subscribers (never wait for them) but still
+//! never overwrite a claim in progress; a subscriber checks after each copy that `tail` has
+//! not lapped the record (a seqlock-style validation) and, when lapped, resumes at `latest`,
+//! counting what it lost from the producers' own message numbers.
 
 use std::sync::Arc;
 use std::sync::atomic::{Ordering, fence};
@@ -29,11 +46,12 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout::{self, record, slot};
-use crate::options::Policy;
+use crate::mutex;
+use crate::options::{Kind, Policy, SyncMode};
 use crate::process;
 use crate::registry::{self, Role, slot_field};
 use crate::segment::Segment;
-use crate::wait::{futex_wait, futex_wake_all};
+use crate::wait::{WaitStrategy, futex_wait, futex_wake_all};
 
 /// How often a waiting producer re-checks the participant table for dead subscribers.
 const RECLAIM_EVERY: Duration = Duration::from_millis(50);
@@ -46,6 +64,12 @@ struct Geo {
     mask: u64,
     max_message_size: u32,
     key: u64,
+    kind: Kind,
+    sync: SyncMode,
+    policy: Policy,
+    /// Extra header bytes: the producer message number under `overwrite`.
+    extra: usize,
+    max_participants: u32,
 }
 
 impl Geo {
@@ -57,6 +81,15 @@ impl Geo {
             mask: d.geometry.capacity - 1,
             max_message_size: d.geometry.max_message_size,
             key: d.seq_key,
+            kind: d.kind,
+            sync: d.sync,
+            policy: d.policy,
+            extra: if d.policy == Policy::Overwrite {
+                record::OVERWRITE_EXTRA
+            } else {
+                0
+            },
+            max_participants: d.geometry.max_participants,
         }
     }
 
@@ -64,6 +97,12 @@ impl Geo {
     #[inline]
     fn at(&self, position: u64) -> usize {
         self.data + (position & self.mask) as usize
+    }
+
+    /// Bytes a record with `payload_len` bytes of payload takes.
+    #[inline]
+    fn need(&self, payload_len: usize) -> u64 {
+        record::record_len(payload_len + self.extra) as u64
     }
 
     /// Where a record of `need` bytes claimed at `tail` starts, and how many bytes the claim
@@ -79,37 +118,54 @@ impl Geo {
     }
 }
 
-/// The lowest position any live subscriber still needs, or `tail` if there are none.
+/// The lowest position anyone still needs: the lowest live subscriber cursor (topic, unless
+/// `overwrite`) or the queue head (queue), the lowest claim in progress, and `tail`.
 ///
-/// SeqCst loads: `Subscriber::join` activates its slot and then re-reads `tail` (both SeqCst),
-/// so a scan that misses a joining subscriber loaded a `tail` no later than the one that
-/// subscriber starts from.
-fn lowest_cursor(seg: &Segment) -> u64 {
+/// SeqCst loads: `Subscriber::new` activates its slot and then re-reads `tail`, and a
+/// producer publishes its claim before its CAS on `tail` (all SeqCst), so a scan that misses
+/// a joining subscriber or a fresh claim loaded a `tail` no later than where they start.
+fn lowest_needed(seg: &Segment, geo: &Geo) -> u64 {
     let mut low = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::SeqCst);
-    for i in 0..seg.descriptor().geometry.max_participants {
+    if geo.kind == Kind::Queue {
+        // SYNC POINT: pairs with the consumers' AcqRel CAS on queue_head, made after they
+        // copied the records out.
+        low = low.min(seg.u64_at(layout::QUEUE_HEAD_OFFSET).load(Ordering::SeqCst));
+    }
+    let cursors = geo.kind == Kind::Topic && geo.policy != Policy::Overwrite;
+    for i in 0..geo.max_participants {
         let state = seg
             .u32_at(slot_field(seg, i, slot::STATE))
             .load(Ordering::SeqCst);
-        if state & slot::STATE_BITS == slot::ACTIVE
-            && seg
-                .u32_at(slot_field(seg, i, slot::ROLE))
-                .load(Ordering::Relaxed)
-                == slot::ROLE_SUBSCRIBER
+        if state & slot::STATE_BITS != slot::ACTIVE {
+            continue;
+        }
+        match seg
+            .u32_at(slot_field(seg, i, slot::ROLE))
+            .load(Ordering::Relaxed)
         {
             // SYNC POINT: pairs with the subscriber's Release store of its cursor, made after
             // it copied the records out: our later writes there cannot race its reads.
-            low = low.min(
-                seg.u64_at(slot_field(seg, i, slot::CURSOR))
-                    .load(Ordering::SeqCst),
-            );
+            slot::ROLE_SUBSCRIBER if cursors => {
+                low = low.min(
+                    seg.u64_at(slot_field(seg, i, slot::CURSOR))
+                        .load(Ordering::SeqCst),
+                )
+            }
+            slot::ROLE_PRODUCER => {
+                low = low.min(
+                    seg.u64_at(slot_field(seg, i, slot::CLAIM))
+                        .load(Ordering::SeqCst),
+                )
+            }
+            _ => {}
         }
     }
     low
 }
 
-/// Recomputes the lowest cursor and raises the shared `head_cache` to it.
-fn refresh_head(seg: &Segment) -> u64 {
-    let low = lowest_cursor(seg);
+/// Recomputes the lowest needed position and raises the shared `head_cache` to it.
+fn refresh_head(seg: &Segment, geo: &Geo) -> u64 {
+    let low = lowest_needed(seg, geo);
     // fetch_max: the cache only ever rises; a slower producer's older value cannot lower it.
     let prev = seg
         .u64_at(layout::HEAD_CACHE_OFFSET)
@@ -119,7 +175,7 @@ fn refresh_head(seg: &Segment) -> u64 {
 
 fn ring_doorbell(seg: &Segment, seq_off: usize, waiters_off: usize) {
     // SYNC POINT: the SeqCst fence orders our commit (or cursor) store before the waiter-count
-    // load; it pairs with the sleeper's SeqCst increment + re-check (see `wait`).
+    // load; it pairs with the sleeper's SeqCst increment + re-check (see `sleep_until`).
     fence(Ordering::SeqCst);
     if seg.u32_at(waiters_off).load(Ordering::Relaxed) > 0 {
         let bell = seg.u32_at(seq_off);
@@ -128,15 +184,23 @@ fn ring_doorbell(seg: &Segment, seq_off: usize, waiters_off: usize) {
     }
 }
 
-/// Sleeps on a doorbell until `ready()` holds or `deadline` passes. Returns `ready()`.
+/// Sleeps on a doorbell until `ready()` holds or `deadline` passes, spinning first as
+/// `strategy` says. Returns `ready()`.
 fn sleep_until(
     seg: &Segment,
     seq_off: usize,
     waiters_off: usize,
     deadline: Option<Instant>,
     slice: Option<Duration>,
+    strategy: WaitStrategy,
     mut ready: impl FnMut() -> bool,
 ) -> bool {
+    if strategy.spin(deadline, &mut ready) {
+        return true;
+    }
+    if strategy == WaitStrategy::Spin {
+        return ready();
+    }
     let waiters = seg.u32_at(waiters_off);
     let bell = seg.u32_at(seq_off);
     waiters.fetch_add(1, Ordering::SeqCst);
@@ -162,11 +226,11 @@ fn sleep_until(
 /// crashed subscriber never holds publishers back for long.
 pub(crate) fn wait_for_space(seg: &Segment, payload_len: usize, timeout: Option<Duration>) -> bool {
     let geo = Geo::of(seg);
-    let need = record::record_len(payload_len) as u64;
+    let need = geo.need(payload_len);
     let fits = || {
         let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::SeqCst);
         let (_, total) = geo.claim_size(tail, need);
-        tail + total <= refresh_head(seg) + geo.capacity
+        tail + total <= refresh_head(seg, &geo) + geo.capacity
     };
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
@@ -176,6 +240,7 @@ pub(crate) fn wait_for_space(seg: &Segment, payload_len: usize, timeout: Option<
             layout::SPACE_WAITERS_OFFSET,
             deadline,
             Some(RECLAIM_EVERY),
+            WaitStrategy::Block,
             fits,
         ) {
             return true;
@@ -187,14 +252,61 @@ pub(crate) fn wait_for_space(seg: &Segment, payload_len: usize, timeout: Option<
     }
 }
 
+/// Semaphore mode: restores the ring after a producer died holding the mutex (called with
+/// the mutex held, before it is marked consistent). A claim the dead producer had made but
+/// not committed becomes padding plus an abandoned record, so readers skip it whole.
+fn repair_pending(seg: &Segment) {
+    let geo = Geo::of(seg);
+    let len = seg
+        .u64_at(layout::PENDING_LEN_OFFSET)
+        .load(Ordering::Acquire);
+    if len == 0 {
+        return;
+    }
+    let pos = seg
+        .u64_at(layout::PENDING_POS_OFFSET)
+        .load(Ordering::Acquire);
+    let start = seg
+        .u64_at(layout::PENDING_START_OFFSET)
+        .load(Ordering::Acquire);
+    let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
+    if tail == pos + len && (pos..pos + len).contains(&start) {
+        if start != pos {
+            seg.u64_at(geo.at(pos)).store(
+                record::encode_seq(pos, record::PADDING, geo.key),
+                Ordering::Release,
+            );
+        }
+        abandon(seg, &geo, start, pos + len - start);
+    }
+    seg.u64_at(layout::PENDING_LEN_OFFSET)
+        .store(0, Ordering::Release);
+    ring_doorbell(seg, layout::DATA_SEQ_OFFSET, layout::DATA_WAITERS_OFFSET);
+}
+
+/// Turns the uncommitted record of `need` bytes at `start` into an abandoned one (readers
+/// skip it), unless it was committed after all.
+fn abandon(seg: &Segment, geo: &Geo, start: u64, need: u64) {
+    let seq = seg.u64_at(geo.at(start) + record::SEQ);
+    let committed = record::encode_seq(start, record::MESSAGE, geo.key);
+    if seq.load(Ordering::Acquire) == committed {
+        return;
+    }
+    let skip = (need as usize - record::HEADER_LEN) as u32;
+    seg.write_bytes(geo.at(start) + record::LEN, &skip.to_le_bytes());
+    seq.store(
+        record::encode_seq(start, record::ABANDONED, geo.key),
+        Ordering::Release,
+    );
+}
+
 /// Publishes into a channel. One per thread; it holds a producer slot until dropped.
 pub struct Producer {
     seg: Arc<Segment>,
     geo: Geo,
     slot: u32,
-    /// Our copy of `head_cache`: a lower bound of every live cursor (cursors only rise).
+    /// Our copy of `head_cache`: a lower bound of every position still needed.
     head: u64,
-    policy: Policy,
     published: u64,
 }
 
@@ -207,7 +319,6 @@ impl Producer {
             head: seg
                 .u64_at(layout::HEAD_CACHE_OFFSET)
                 .load(Ordering::Acquire),
-            policy: seg.descriptor().policy,
             slot,
             seg,
             published: 0,
@@ -220,7 +331,8 @@ impl Producer {
     }
 
     /// Publishes one message if there is room now. `Ok(false)`: the ring is full (policy
-    /// `block`); policy `fail` reports a full ring as `RingFull` instead. Subscribers are woken.
+    /// `block`); policy `fail` reports a full ring as `RingFull` instead; policy `overwrite`
+    /// never finds it full. Subscribers are woken.
     pub fn try_publish(&mut self, payload: &[u8]) -> Result<bool> {
         let ok = self.write(payload)?;
         if ok {
@@ -250,7 +362,6 @@ impl Producer {
         if n > 0 {
             self.wake_subscribers();
         }
-        // An error after some messages went in is still an error; the count is in the message.
         result.map(|()| n).map_err(|e| {
             if n == 0 {
                 e
@@ -295,6 +406,16 @@ impl Producer {
         );
     }
 
+    fn full(&self) -> Result<bool> {
+        if self.geo.policy == Policy::Fail {
+            return Err(Error::new(
+                ErrorCode::RingFull,
+                format!("channel {:?} is full", self.seg.name()),
+            ));
+        }
+        Ok(false)
+    }
+
     /// Claims, writes and commits one record; `Ok(false)` if it does not fit.
     #[inline]
     fn write(&mut self, payload: &[u8]) -> Result<bool> {
@@ -310,76 +431,142 @@ impl Producer {
                 ),
             ));
         }
-        let need = record::record_len(payload.len()) as u64;
-        let tail_word = self.seg.u64_at(layout::TAIL_OFFSET);
+        let need = geo.need(payload.len());
+        match geo.sync {
+            SyncMode::LockFree => self.write_lockfree(payload, need),
+            SyncMode::Semaphore => self.write_locked(payload, need),
+        }
+    }
+
+    #[inline]
+    fn write_lockfree(&mut self, payload: &[u8], need: u64) -> Result<bool> {
+        let geo = self.geo;
+        let seg = &*self.seg;
+        let tail_word = seg.u64_at(layout::TAIL_OFFSET);
+        let claim = seg.u64_at(slot_field(seg, self.slot, slot::CLAIM));
         // Relaxed: the CAS below validates the value; nothing is read through it before.
         let mut tail = tail_word.load(Ordering::Relaxed);
-        let (start, total) = loop {
+        let (tail, start) = loop {
             let (start, total) = geo.claim_size(tail, need);
             if tail + total > self.head + geo.capacity {
-                self.head = refresh_head(&self.seg);
+                // A claim left from a failed CAS would hold back the head we are about to
+                // compute, and with it ourselves: withdraw it first.
+                claim.store(slot::NO_CLAIM, Ordering::Release);
+                self.head = refresh_head(seg, &geo);
                 if tail + total > self.head + geo.capacity {
-                    if self.policy == Policy::Fail {
-                        return Err(Error::new(
-                            ErrorCode::RingFull,
-                            format!("channel {:?} is full", self.seg.name()),
-                        ));
-                    }
-                    return Ok(false);
+                    return self.full();
                 }
             }
-            debug_assert!(
-                tail + total - self.head <= geo.capacity,
-                "claim beyond the ring"
-            );
-            // SYNC POINT: AcqRel. Acquire: the subscribers' cursor stores we saw via `head`
-            // happen-before our writes into the freed space. Release: orders the claim for
-            // the next producer, which may pad or write right behind us.
+            // SYNC POINT: SeqCst, before the CAS: a producer scanning for the lowest needed
+            // position either sees this claim or loaded a tail no later than it.
+            claim.store(tail, Ordering::SeqCst);
+            // SYNC POINT: SeqCst CAS (acquire + release). Acquire: the cursor stores we saw
+            // via `head` happen-before our writes into the freed space. Release + total order:
+            // pairs with the claim store above and the scanners' SeqCst tail loads.
             match tail_word.compare_exchange_weak(
                 tail,
                 tail + total,
-                Ordering::AcqRel,
+                Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => break (start, total),
+                Ok(_) => break (tail, start),
                 Err(now) => tail = now,
             }
         };
-        if start != tail {
-            // Padding to the end of the data area; it carries nothing, so commit it at once.
-            // SYNC POINT: Release pairs with the subscriber's Acquire load of `seq`.
-            self.seg.u64_at(geo.at(tail)).store(
-                record::encode_seq(tail, record::PADDING, geo.key),
-                Ordering::Release,
-            );
+        if geo.policy == Policy::Overwrite {
+            // Lapped subscribers resume here. Then a Release fence: our payload stores below
+            // are ordered after the tail CAS for a subscriber's seqlock-style validation.
+            seg.u64_at(layout::LATEST_OFFSET)
+                .fetch_max(start, Ordering::AcqRel);
+            fence(Ordering::Release);
         }
-        debug_assert_eq!(start + need, tail + total);
-        let at = geo.at(start);
-        let mut head = [0u8; 8];
-        head[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-        head[4..6].copy_from_slice(&(self.slot as u16).to_le_bytes());
-        self.seg.write_bytes(at + record::LEN, &head);
-        let seq = self.seg.u64_at(at + record::SEQ);
-        // Claimed: recovery can tell whose record this is if we die before committing.
-        // Release: the length and producer written above are visible with it.
-        seq.store(
-            record::encode_seq(start, record::CLAIMED, geo.key),
-            Ordering::Release,
-        );
-        self.seg.write_bytes(at + record::HEADER_LEN, payload);
-        // SYNC POINT (commit): Release pairs with the subscriber's Acquire load of `seq`;
-        // the payload copied above is visible to whoever sees MESSAGE.
-        seq.store(
-            record::encode_seq(start, record::MESSAGE, geo.key),
-            Ordering::Release,
-        );
+        fill(seg, &geo, self.slot, self.published, tail, start, payload);
         self.published += 1;
+        self.count_published();
+        // Release: the claim is over; the space may be reused once readers are past it.
+        claim.store(slot::NO_CLAIM, Ordering::Release);
+        Ok(true)
+    }
+
+    fn write_locked(&mut self, payload: &[u8], need: u64) -> Result<bool> {
+        let geo = self.geo;
+        let seg = &*self.seg;
+        let _guard = mutex::lock(seg, repair_pending)?;
+        let tail_word = seg.u64_at(layout::TAIL_OFFSET);
+        // Relaxed: only the mutex holder changes `tail`; the mutex orders us after the last.
+        let tail = tail_word.load(Ordering::Relaxed);
+        let (start, total) = geo.claim_size(tail, need);
+        if tail + total > self.head + geo.capacity {
+            self.head = refresh_head(seg, &geo);
+            if tail + total > self.head + geo.capacity {
+                return self.full();
+            }
+        }
+        // Record the claim for `repair_pending` before making it: a successor repairs exactly
+        // what we claimed if we die before committing.
+        seg.u64_at(layout::PENDING_POS_OFFSET)
+            .store(tail, Ordering::Relaxed);
+        seg.u64_at(layout::PENDING_START_OFFSET)
+            .store(start, Ordering::Relaxed);
+        seg.u64_at(layout::PENDING_LEN_OFFSET)
+            .store(total, Ordering::Release);
+        // SeqCst: the same total order with the scanners' tail loads as the lock-free CAS.
+        tail_word.store(tail + total, Ordering::SeqCst);
+        if geo.policy == Policy::Overwrite {
+            seg.u64_at(layout::LATEST_OFFSET)
+                .fetch_max(start, Ordering::AcqRel);
+            fence(Ordering::Release);
+        }
+        fill(seg, &geo, self.slot, self.published, tail, start, payload);
+        self.published += 1;
+        self.count_published();
+        seg.u64_at(layout::PENDING_LEN_OFFSET)
+            .store(0, Ordering::Release);
+        Ok(true)
+    }
+
+    fn count_published(&self) {
         // Relaxed: a statistic, read by `stats()` only.
         self.seg
             .u64_at(slot_field(&self.seg, self.slot, slot::MESSAGES))
             .store(self.published, Ordering::Relaxed);
-        Ok(true)
     }
+}
+
+/// Writes a claimed record (and the padding before it, if any) and commits it. `pseq` is the
+/// producer's message number (stored under `overwrite`).
+#[inline]
+fn fill(seg: &Segment, geo: &Geo, producer: u32, pseq: u64, tail: u64, start: u64, payload: &[u8]) {
+    if start != tail {
+        // Padding to the end of the data area; it carries nothing, so commit it at once.
+        // SYNC POINT: Release pairs with the reader's Acquire load of `seq`.
+        seg.u64_at(geo.at(tail)).store(
+            record::encode_seq(tail, record::PADDING, geo.key),
+            Ordering::Release,
+        );
+    }
+    let at = geo.at(start);
+    let mut head = [0u8; 8];
+    head[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    head[4..6].copy_from_slice(&(producer as u16).to_le_bytes());
+    seg.write_bytes(at + record::LEN, &head);
+    let seq = seg.u64_at(at + record::SEQ);
+    // Claimed: recovery can tell whose record this is if we die before committing.
+    // Release: the length and producer written above are visible with it.
+    seq.store(
+        record::encode_seq(start, record::CLAIMED, geo.key),
+        Ordering::Release,
+    );
+    if geo.extra > 0 {
+        seg.write_bytes(at + record::PSEQ, &pseq.to_le_bytes());
+    }
+    seg.write_bytes(at + record::HEADER_LEN + geo.extra, payload);
+    // SYNC POINT (commit): Release pairs with the reader's Acquire load of `seq`; the
+    // payload copied above is visible to whoever sees MESSAGE.
+    seq.store(
+        record::encode_seq(start, record::MESSAGE, geo.key),
+        Ordering::Release,
+    );
 }
 
 impl Drop for Producer {
@@ -388,61 +575,71 @@ impl Drop for Producer {
     }
 }
 
-/// What a subscriber found at its cursor.
+/// What a reader found at a position.
 enum Next {
-    /// A committed message: payload offset in the segment, length, and the next position.
+    /// A committed message: offset of the record, payload length, the next position.
     Message(usize, usize, u64),
-    /// Padding: skip to this position.
+    /// Padding or an abandoned record: skip to this position.
     Skip(u64),
     /// Nothing committed yet.
     Empty,
 }
 
-/// Reads the record at `cursor`, checking everything read from shared memory.
+/// Reads the record at `pos`, checking everything read from shared memory.
 #[inline]
-fn next_at(seg: &Segment, geo: &Geo, cursor: u64) -> Result<Next> {
-    let at = geo.at(cursor);
+fn next_at(seg: &Segment, geo: &Geo, pos: u64) -> Result<Next> {
+    let at = geo.at(pos);
     // SYNC POINT: Acquire pairs with the producer's Release commit; the payload is visible.
     let seq = seg.u64_at(at + record::SEQ).load(Ordering::Acquire) ^ geo.key;
-    if seq & !record::STATE_MASK != cursor {
+    if seq & !record::STATE_MASK != pos {
         return Ok(Next::Empty); // an older lap's bytes: not written yet
     }
-    match seq & record::STATE_MASK {
-        record::MESSAGE => {
+    let state = seq & record::STATE_MASK;
+    match state {
+        record::MESSAGE | record::ABANDONED => {
             let mut len = [0u8; 4];
             seg.read_bytes(at + record::LEN, &mut len);
-            let len = u32::from_le_bytes(len);
-            let off = (cursor & geo.mask) + record::HEADER_LEN as u64;
-            if len > geo.max_message_size || off + len as u64 > geo.capacity {
+            let len = u32::from_le_bytes(len) as usize;
+            let room = geo.capacity - (pos & geo.mask);
+            let total = record::record_len(
+                len + if state == record::MESSAGE {
+                    geo.extra
+                } else {
+                    0
+                },
+            );
+            let limit = if state == record::MESSAGE {
+                geo.max_message_size as usize
+            } else {
+                record::record_len(geo.max_message_size as usize + geo.extra) - record::HEADER_LEN
+            };
+            if len > limit || total as u64 > room {
                 return Err(Error::new(
                     ErrorCode::CorruptSegment,
                     format!(
-                        "channel {:?}: record at position {cursor} claims {len} bytes (max {}, \
-                         {} left before the end of the ring)",
+                        "channel {:?}: record at position {pos} claims {len} bytes (max {limit}, \
+                         {room} bytes left before the end of the ring)",
                         seg.name(),
-                        geo.max_message_size,
-                        geo.capacity.saturating_sub(off)
                     ),
                 ));
             }
-            let next = cursor + record::record_len(len as usize) as u64;
-            Ok(Next::Message(at + record::HEADER_LEN, len as usize, next))
+            let next = pos + total as u64;
+            Ok(if state == record::MESSAGE {
+                Next::Message(at, len, next)
+            } else {
+                Next::Skip(next)
+            })
         }
-        record::PADDING => Ok(Next::Skip(cursor + geo.capacity - (cursor & geo.mask))),
+        record::PADDING => Ok(Next::Skip(pos + geo.capacity - (pos & geo.mask))),
         record::CLAIMED => Ok(Next::Empty),
         other => Err(Error::new(
             ErrorCode::CorruptSegment,
             format!(
-                "channel {:?}: record at position {cursor} has unknown state {other}",
+                "channel {:?}: record at position {pos} has unknown state {other}",
                 seg.name()
             ),
         )),
     }
-}
-
-/// Whether a committed record (or padding) waits at `cursor`.
-fn readable(seg: &Segment, geo: &Geo, cursor: u64) -> bool {
-    !matches!(next_at(seg, geo, cursor), Ok(Next::Empty))
 }
 
 /// Result of [`Subscriber::drain_into`].
@@ -454,54 +651,90 @@ pub struct Drained {
     pub bytes: usize,
 }
 
-/// A topic subscription: its own cursor in the participant table; receives every message
-/// published after it joined. Dropping it releases the slot.
+/// A reader: a topic subscription (its own cursor; every message published after it joined)
+/// or a queue consumer (competing for each message with the other consumers). Dropping it
+/// releases its participant slot.
 pub struct Subscriber {
     seg: Arc<Segment>,
     geo: Geo,
     slot: u32,
+    /// Topic: our next position. Queue: unused (the shared queue head is the position).
     cursor: u64,
     received: u64,
+    lost: u64,
+    /// Overwrite policy: the next message number expected from each producer slot.
+    expected: Vec<u64>,
+    strategy: WaitStrategy,
 }
 
 impl Subscriber {
     pub(crate) fn new(seg: Arc<Segment>) -> Result<Subscriber> {
-        let slot = registry::grab(&seg, Role::Subscriber)?;
+        let geo = Geo::of(&seg);
+        let role = match geo.kind {
+            Kind::Topic => Role::Subscriber,
+            Kind::Queue => Role::Consumer,
+        };
+        let slot = registry::grab(&seg, role)?;
         let tail = seg.u64_at(layout::TAIL_OFFSET);
         let cursor_word = seg.u64_at(slot_field(&seg, slot, slot::CURSOR));
-        // Join protocol (see `lowest_cursor`): publish a cursor, activate, then start from a
+        // Join protocol (see `lowest_needed`): publish a cursor, activate, then start from a
         // tail read after activation. A producer that missed our slot read an earlier tail,
         // so it cannot have claimed beyond what our start position allows.
         cursor_word.store(tail.load(Ordering::SeqCst), Ordering::SeqCst);
         registry::activate(&seg, slot);
         let cursor = tail.load(Ordering::SeqCst);
         cursor_word.store(cursor, Ordering::SeqCst);
+        // Overwrite policy: what each producer publishes next is what we expect from it; a
+        // message in flight at this very moment may later count as lost.
+        let expected = if geo.extra > 0 {
+            registry::participants(&seg)
+                .iter()
+                .filter(|p| p.role == Some(Role::Producer))
+                .fold(vec![0; geo.max_participants as usize], |mut v, p| {
+                    v[p.slot as usize] = p.messages;
+                    v
+                })
+        } else {
+            Vec::new()
+        };
         Ok(Subscriber {
-            geo: Geo::of(&seg),
+            geo,
             seg,
             slot,
             cursor,
             received: 0,
+            lost: 0,
+            expected,
+            strategy: WaitStrategy::default(),
         })
+    }
+
+    /// How [`Subscriber::recv_timeout`] and [`Subscriber::wait`] wait.
+    pub fn set_wait_strategy(&mut self, strategy: WaitStrategy) {
+        self.strategy = strategy;
     }
 
     /// Receives one message into `out` (replacing its contents) if one is committed.
     pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<bool> {
-        loop {
-            match next_at(&self.seg, &self.geo, self.cursor)? {
-                Next::Message(off, len, next) => {
-                    out.clear();
-                    out.resize(len, 0);
-                    self.seg.read_bytes(off, out);
-                    self.cursor = next;
-                    self.received += 1;
-                    self.publish_cursor();
-                    return Ok(true);
-                }
-                Next::Skip(next) => self.cursor = next,
-                Next::Empty => return Ok(false),
-            }
+        let mut frame = std::mem::take(out);
+        let need = self.geo.max_message_size as usize + 4;
+        if frame.len() < need {
+            frame.resize(need, 0);
         }
+        let d = self.drain_into(&mut frame, 1);
+        let result = d.map(|d| {
+            if d.count == 1 {
+                let len = u32::from_le_bytes(frame[0..4].try_into().expect("4 bytes")) as usize;
+                frame.copy_within(4..4 + len, 0);
+                frame.truncate(len);
+                true
+            } else {
+                frame.clear();
+                false
+            }
+        });
+        *out = frame;
+        result
     }
 
     /// Receives one message, waiting up to `timeout` (`None`: forever). `Ok(false)` on timeout.
@@ -511,29 +744,58 @@ impl Subscriber {
             if self.try_recv(out)? {
                 return Ok(true);
             }
-            if !self.wait(deadline.map(|d| d.saturating_duration_since(Instant::now())))
-                && deadline.is_some_and(|d| Instant::now() >= d)
-            {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
                 return Ok(false);
             }
+            self.wait(left);
         }
     }
 
     /// Copies committed messages into `buf` as frames `[len: u32 LE][payload]`, at most
-    /// `max_count` of them, as many as fit. One cursor store and at most one wake-up per call.
-    /// `InvalidArgument` if the next message cannot fit even in an empty `buf`.
+    /// `max_count` of them, as many as fit. One cursor store (or queue-head CAS) and at most
+    /// one wake-up per call. `InvalidArgument` if the next message cannot fit even in an empty
+    /// `buf`.
     pub fn drain_into(&mut self, buf: &mut [u8], max_count: usize) -> Result<Drained> {
+        match (self.geo.kind, self.geo.sync) {
+            (Kind::Topic, _) => self.drain_topic(buf, max_count),
+            (Kind::Queue, SyncMode::LockFree) => self.drain_queue_lockfree(buf, max_count),
+            (Kind::Queue, SyncMode::Semaphore) => self.drain_queue_locked(buf, max_count),
+        }
+    }
+
+    /// Copies records from `pos` into `buf`; returns the frames and the position after them.
+    /// Under `overwrite`, each copy is validated against `tail` and a lapped cursor resumes
+    /// at `latest`.
+    fn copy_from(
+        &mut self,
+        mut pos: u64,
+        buf: &mut [u8],
+        max_count: usize,
+    ) -> Result<(Drained, u64)> {
+        let geo = self.geo;
+        let seg_arc = self.seg.clone();
+        let seg = &*seg_arc;
+        let overwrite = geo.extra > 0;
         let mut d = Drained::default();
-        let mut cursor = self.cursor;
-        let result = loop {
-            if d.count >= max_count {
-                break Ok(());
+        while d.count < max_count {
+            if overwrite {
+                let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
+                if tail > pos + geo.capacity {
+                    // Lapped: what was at `pos` is gone. Resume at the newest record.
+                    pos = seg.u64_at(layout::LATEST_OFFSET).load(Ordering::Acquire);
+                    continue;
+                }
             }
-            match next_at(&self.seg, &self.geo, cursor) {
-                Ok(Next::Message(off, len, next)) => {
+            let found = next_at(seg, &geo, pos);
+            if overwrite && self.lapped(pos) {
+                continue; // the header we read may be torn; re-check from the top
+            }
+            match found? {
+                Next::Message(at, len, next) => {
                     if d.bytes + 4 + len > buf.len() {
                         if d.count == 0 {
-                            break Err(Error::new(
+                            return Err(Error::new(
                                 ErrorCode::InvalidArgument,
                                 format!(
                                     "a {len}-byte message does not fit a {}-byte buffer",
@@ -541,45 +803,145 @@ impl Subscriber {
                                 ),
                             ));
                         }
-                        break Ok(());
+                        break;
                     }
-                    buf[d.bytes..d.bytes + 4].copy_from_slice(&(len as u32).to_le_bytes());
-                    self.seg
-                        .read_bytes(off, &mut buf[d.bytes + 4..d.bytes + 4 + len]);
+                    let frame = &mut buf[d.bytes..d.bytes + 4 + len];
+                    frame[..4].copy_from_slice(&(len as u32).to_le_bytes());
+                    seg.read_bytes(at + record::HEADER_LEN + geo.extra, &mut frame[4..]);
+                    if overwrite {
+                        let mut pseq = [0u8; 8];
+                        seg.read_bytes(at + record::PSEQ, &mut pseq);
+                        let mut producer = [0u8; 2];
+                        seg.read_bytes(at + record::PRODUCER, &mut producer);
+                        if self.lapped(pos) {
+                            continue; // overwritten while we copied: discard it
+                        }
+                        self.count_lost(u16::from_le_bytes(producer), u64::from_le_bytes(pseq));
+                    }
                     d.bytes += 4 + len;
                     d.count += 1;
-                    cursor = next;
+                    pos = next;
                 }
-                Ok(Next::Skip(next)) => cursor = next,
-                Ok(Next::Empty) => break Ok(()),
-                Err(e) => break Err(e),
+                Next::Skip(next) => pos = next,
+                Next::Empty => break,
             }
-        };
-        if cursor != self.cursor {
-            self.cursor = cursor;
-            self.received += d.count as u64;
-            self.publish_cursor();
         }
-        result.map(|()| d)
+        Ok((d, pos))
     }
 
-    fn publish_cursor(&self) {
+    /// Overwrite policy: whether producers have lapped `pos` (its bytes may be rewritten).
+    /// The Acquire fence pairs with the producers' Release fence after their tail CAS: if
+    /// any byte we copied came from a newer claim, the `tail` we load shows that claim.
+    fn lapped(&self, pos: u64) -> bool {
+        fence(Ordering::Acquire);
+        self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Relaxed) > pos + self.geo.capacity
+    }
+
+    fn count_lost(&mut self, producer: u16, pseq: u64) {
+        let Some(e) = self.expected.get_mut(producer as usize) else {
+            return;
+        };
+        if pseq > *e {
+            self.lost += pseq - *e;
+        }
+        // A smaller number means a new producer took over that slot: start again from it.
+        *e = pseq + 1;
+    }
+
+    fn drain_topic(&mut self, buf: &mut [u8], max_count: usize) -> Result<Drained> {
+        let (d, pos) = self.copy_from(self.cursor, buf, max_count)?;
+        if pos != self.cursor {
+            self.cursor = pos;
+            self.received += d.count as u64;
+            self.publish_progress();
+            // SYNC POINT: Release pairs with the producers' SeqCst cursor loads in
+            // `lowest_needed`: our copies out of the ring are done before they reuse it.
+            self.seg
+                .u64_at(slot_field(&self.seg, self.slot, slot::CURSOR))
+                .store(pos, Ordering::Release);
+            ring_doorbell(
+                &self.seg,
+                layout::SPACE_SEQ_OFFSET,
+                layout::SPACE_WAITERS_OFFSET,
+            );
+        }
+        Ok(d)
+    }
+
+    fn drain_queue_lockfree(&mut self, buf: &mut [u8], max_count: usize) -> Result<Drained> {
+        let seg = self.seg.clone();
+        let head_word = seg.u64_at(layout::QUEUE_HEAD_OFFSET);
+        loop {
+            // Acquire: pairs with the previous taker's CAS; we see the head it left.
+            let head = head_word.load(Ordering::Acquire);
+            // Copy first, then take with a CAS. The records cannot be reused while the head
+            // is still `head`; if the CAS fails another consumer took them and our copies
+            // (possibly of reused bytes) are thrown away. So each message goes to one taker.
+            let found = self.copy_from(head, buf, max_count);
+            let (d, pos) = match found {
+                Ok(r) => r,
+                // A stale view can read a header being rewritten; only a current one counts.
+                Err(_) if head_word.load(Ordering::Acquire) != head => continue,
+                Err(e) => return Err(e),
+            };
+            if pos == head {
+                if head_word.load(Ordering::Acquire) != head {
+                    continue;
+                }
+                return Ok(d);
+            }
+            // SYNC POINT: AcqRel. Release: our copies are done before producers, which read
+            // the head with SeqCst, reuse the space. Acquire: orders us after the last taker.
+            if head_word
+                .compare_exchange(head, pos, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.took(d);
+                return Ok(d);
+            }
+        }
+    }
+
+    fn drain_queue_locked(&mut self, buf: &mut [u8], max_count: usize) -> Result<Drained> {
+        let seg = self.seg.clone();
+        let _guard = mutex::lock(&seg, repair_pending)?;
+        let head_word = seg.u64_at(layout::QUEUE_HEAD_OFFSET);
+        // Relaxed: only the mutex holder moves the queue head in semaphore mode.
+        let head = head_word.load(Ordering::Relaxed);
+        let (d, pos) = self.copy_from(head, buf, max_count)?;
+        if pos != head {
+            // Release: our copies are done before producers reuse the space.
+            head_word.store(pos, Ordering::Release);
+            self.took(d);
+        }
+        Ok(d)
+    }
+
+    /// Book-keeping after a queue take: counters, and wake producers waiting for room.
+    fn took(&mut self, d: Drained) {
+        self.received += d.count as u64;
+        self.publish_progress();
+        ring_doorbell(
+            &self.seg,
+            layout::SPACE_SEQ_OFFSET,
+            layout::SPACE_WAITERS_OFFSET,
+        );
+    }
+
+    fn publish_progress(&self) {
         let seg = &self.seg;
-        // SYNC POINT: Release pairs with the producers' Acquire/SeqCst cursor loads in
-        // `lowest_cursor`: our copies out of the ring are done before they reuse the space.
-        seg.u64_at(slot_field(seg, self.slot, slot::CURSOR))
-            .store(self.cursor, Ordering::Release);
         // Relaxed: statistics, read by `stats()` only.
         seg.u64_at(slot_field(seg, self.slot, slot::MESSAGES))
             .store(self.received, Ordering::Relaxed);
+        seg.u64_at(slot_field(seg, self.slot, slot::LOST))
+            .store(self.lost, Ordering::Relaxed);
         seg.u64_at(slot_field(seg, self.slot, slot::HEARTBEAT))
             .store(process::now_coarse_ns(), Ordering::Relaxed);
-        ring_doorbell(seg, layout::SPACE_SEQ_OFFSET, layout::SPACE_WAITERS_OFFSET);
     }
 
-    /// Whether a message (or padding) is committed at the cursor.
+    /// Whether a message (or padding) is committed at our position.
     pub fn has_data(&self) -> bool {
-        readable(&self.seg, &self.geo, self.cursor)
+        self.waiter().has_data()
     }
 
     /// Sleeps until data may be there or `timeout` passes; returns whether data is there.
@@ -587,18 +949,24 @@ impl Subscriber {
         self.waiter().wait(timeout)
     }
 
-    /// A handle another thread can wait with, for this subscription's cursor.
+    /// A handle another thread can wait with, for this subscription's position.
     pub fn waiter(&self) -> Waiter {
         Waiter {
             seg: self.seg.clone(),
             geo: self.geo,
             slot: self.slot,
+            strategy: self.strategy,
         }
     }
 
     /// Messages received so far.
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// Messages this subscription lost to being lapped (`overwrite` policy; else 0).
+    pub fn lost(&self) -> u64 {
+        self.lost
     }
 }
 
@@ -615,29 +983,45 @@ impl Drop for Subscriber {
 }
 
 /// Waits for data on behalf of a [`Subscriber`], from another thread. It reads the
-/// subscription's cursor from shared memory, so it never races the subscriber's copies.
+/// subscription's position from shared memory, so it never races the subscriber's copies.
 #[derive(Clone)]
 pub struct Waiter {
     seg: Arc<Segment>,
     geo: Geo,
     slot: u32,
+    strategy: WaitStrategy,
 }
 
 impl Waiter {
-    fn cursor(&self) -> u64 {
-        // Acquire: pairs with the subscriber's Release store in `publish_cursor`.
-        self.seg
-            .u64_at(slot_field(&self.seg, self.slot, slot::CURSOR))
-            .load(Ordering::Acquire)
+    fn position(&self) -> u64 {
+        let off = match self.geo.kind {
+            // Acquire: pairs with the subscriber's Release cursor store.
+            Kind::Topic => slot_field(&self.seg, self.slot, slot::CURSOR),
+            Kind::Queue => layout::QUEUE_HEAD_OFFSET,
+        };
+        self.seg.u64_at(off).load(Ordering::Acquire)
     }
 
-    /// Whether a record is committed at the subscription's cursor.
+    /// Whether a record is committed at the subscription's position (or, under `overwrite`,
+    /// the subscription was lapped and has newer records to resume at).
     pub fn has_data(&self) -> bool {
-        readable(&self.seg, &self.geo, self.cursor())
+        let pos = self.position();
+        if self.geo.extra > 0
+            && self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire)
+                > pos + self.geo.capacity
+        {
+            return true;
+        }
+        !matches!(next_at(&self.seg, &self.geo, pos), Ok(Next::Empty))
     }
 
     /// Sleeps until data may be there or `timeout` passes; returns whether data is there.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        self.wait_with(self.strategy, timeout)
+    }
+
+    /// As [`Waiter::wait`], with an explicit strategy.
+    pub fn wait_with(&self, strategy: WaitStrategy, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|t| Instant::now() + t);
         sleep_until(
             &self.seg,
@@ -645,6 +1029,7 @@ impl Waiter {
             layout::DATA_WAITERS_OFFSET,
             deadline,
             None,
+            strategy,
             || self.has_data(),
         )
     }

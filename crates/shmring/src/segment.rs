@@ -218,6 +218,9 @@ impl Segment {
             desc,
         };
         seg.write_descriptor();
+        if seg.desc.sync == SyncMode::Semaphore {
+            crate::mutex::init(&seg).map_err(undo)?;
+        }
         // SYNC POINT: Release pairs with the Acquire load in `attach`; every descriptor field
         // written above is visible to whoever sees READY.
         seg.u32_at(layout::READY_OFFSET)
@@ -468,6 +471,13 @@ impl Segment {
         self.check(offset, 1);
         // SAFETY: in bounds (checked above); only the creator writes it, before READY.
         unsafe { self.base.as_ptr().add(offset).write_volatile(v) }
+    }
+
+    /// The semaphore mode's mutex.
+    pub(crate) fn mutex_ptr(&self) -> *mut libc::pthread_mutex_t {
+        self.check(layout::MUTEX_OFFSET, 8);
+        // SAFETY: in bounds (checked above, and MUTEX_LEN fits in the header).
+        unsafe { self.base.as_ptr().add(layout::MUTEX_OFFSET).cast() }
     }
 
     /// Copies `src` into the segment at `offset`.

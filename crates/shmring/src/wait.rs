@@ -12,7 +12,7 @@
 //! lost, and a waker with nobody asleep pays one load and no system call.
 
 use std::sync::atomic::AtomicU32;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Sleeps while `*word == expected`, for at most `timeout` (`None`: no limit). Returns when
 /// woken, when the value differs, on a signal, or at the timeout; callers re-check.
@@ -52,5 +52,60 @@ pub fn futex_wake_all(word: &AtomicU32) {
             std::ptr::null::<u32>(),
             0u32,
         );
+    }
+}
+
+/// How a reader waits for data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WaitStrategy {
+    /// Spin briefly (about 50 µs), then sleep in the kernel: low latency for bursts, no CPU
+    /// when idle.
+    #[default]
+    Adaptive,
+    /// Never sleep: lowest latency, one core busy while waiting.
+    Spin,
+    /// Sleep in the kernel at once: least CPU, a wake-up costs a system call.
+    Block,
+}
+
+/// How long [`WaitStrategy::Adaptive`] spins before it sleeps.
+const ADAPTIVE_SPIN: Duration = Duration::from_micros(50);
+
+impl WaitStrategy {
+    /// Parses `adaptive`, `spin` or `block`.
+    pub fn parse(s: &str) -> crate::Result<Self> {
+        match s {
+            "adaptive" => Ok(Self::Adaptive),
+            "spin" => Ok(Self::Spin),
+            "block" => Ok(Self::Block),
+            other => Err(crate::Error::new(
+                crate::ErrorCode::InvalidArgument,
+                format!("wait {other:?} is not one of adaptive, spin, block"),
+            )),
+        }
+    }
+
+    /// The spinning phase: polls `ready` until it holds (true), or until the phase ends
+    /// (false): never for `Block`, about 50 µs for `Adaptive`, until `deadline` for `Spin`.
+    pub(crate) fn spin(self, deadline: Option<Instant>, ready: &mut impl FnMut() -> bool) -> bool {
+        let until = match self {
+            Self::Block => return false,
+            Self::Adaptive => {
+                let end = Instant::now() + ADAPTIVE_SPIN;
+                Some(deadline.map_or(end, |d| d.min(end)))
+            }
+            Self::Spin => deadline,
+        };
+        let mut i: u32 = 0;
+        loop {
+            if ready() {
+                return true;
+            }
+            i = i.wrapping_add(1);
+            if i.is_multiple_of(64) && until.is_some_and(|u| Instant::now() >= u) {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
     }
 }

@@ -1,0 +1,84 @@
+//! The semaphore mode's robust, process-shared mutex (`PTHREAD_MUTEX_ROBUST`).
+//!
+//! A process that dies holding it does not wedge the channel: the next locker gets
+//! `EOWNERDEAD`, restores the ring's invariants (see `ring::repair_pending`), marks the mutex
+//! consistent and goes on. A robust mutex must be unlocked by the thread that locked it, so
+//! the guard never leaves the function that took it (and never crosses the napi boundary).
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::layout;
+use crate::segment::Segment;
+
+/// Initialises the mutex of a new segment (creator only, before `ready`).
+pub(crate) fn init(seg: &Segment) -> Result<()> {
+    let m = seg.mutex_ptr();
+    // SAFETY: a zeroed attribute object is valid storage for pthread_mutexattr_init.
+    let mut attr: libc::pthread_mutexattr_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `attr` is valid, writable storage; `m` points to MUTEX_LEN bytes of the mapping
+    // that nobody else uses before `ready` is set.
+    let rc = unsafe {
+        let mut rc = libc::pthread_mutexattr_init(&mut attr);
+        if rc == 0 {
+            rc = libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);
+        }
+        if rc == 0 {
+            rc = libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
+        }
+        if rc == 0 {
+            rc = libc::pthread_mutex_init(m, &attr);
+        }
+        libc::pthread_mutexattr_destroy(&mut attr);
+        rc
+    };
+    if rc != 0 {
+        return Err(Error::os(
+            "initialise the robust mutex",
+            std::io::Error::from_raw_os_error(rc),
+        ));
+    }
+    Ok(())
+}
+
+/// Holds the mutex; unlocks on drop.
+pub(crate) struct Guard<'a> {
+    seg: &'a Segment,
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we locked it on this thread (the guard is neither Send nor leaked).
+        unsafe { libc::pthread_mutex_unlock(self.seg.mutex_ptr()) };
+    }
+}
+
+/// Locks the mutex. If its previous holder died, runs `repair` (with the mutex held) before
+/// marking the mutex consistent.
+pub(crate) fn lock<'a>(seg: &'a Segment, repair: impl FnOnce(&Segment)) -> Result<Guard<'a>> {
+    let m = seg.mutex_ptr();
+    // SAFETY: `m` points to a mutex initialised by the creator before `ready`.
+    let rc = unsafe { libc::pthread_mutex_lock(m) };
+    match rc {
+        0 => Ok(Guard { seg }),
+        libc::EOWNERDEAD => {
+            let guard = Guard { seg };
+            repair(seg);
+            // SAFETY: we hold the mutex (EOWNERDEAD means locked by us, inconsistent).
+            unsafe { libc::pthread_mutex_consistent(m) };
+            Ok(guard)
+        }
+        libc::ENOTRECOVERABLE => Err(Error::new(
+            ErrorCode::CorruptSegment,
+            format!(
+                "channel {:?}: its mutex is unrecoverable (a holder died and nobody repaired \
+                 it); remove the channel with unlink",
+                seg.name()
+            ),
+        )),
+        other => Err(Error::os(
+            "lock the channel mutex",
+            std::io::Error::from_raw_os_error(other),
+        )),
+    }
+}
+
+const _: () = assert!(layout::MUTEX_OFFSET.is_multiple_of(8));

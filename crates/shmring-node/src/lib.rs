@@ -7,6 +7,7 @@
 //! loop never blocks or spins, and a burst of any size costs one cross-thread wake-up.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+use std::cell::{Ref, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -121,24 +122,106 @@ pub struct NativeParticipant {
     pub heartbeat_ms: f64,
 }
 
+impl From<shmring::ParticipantInfo> for NativeParticipant {
+    fn from(p: shmring::ParticipantInfo) -> Self {
+        NativeParticipant {
+            slot: p.slot,
+            role: match p.role {
+                Some(shmring::Role::Producer) => "producer",
+                Some(shmring::Role::Subscriber) => "subscriber",
+                None => "joining",
+            }
+            .to_owned(),
+            pid: p.pid,
+            alive: p.alive,
+            cursor: p.cursor as f64,
+            messages: p.messages as f64,
+            lost: p.lost as f64,
+            heartbeat_ms: (p.heartbeat_ns / 1_000_000) as f64,
+        }
+    }
+}
+
+/// A channel's state as `shmring ls` / `stat` show it.
+#[napi(object)]
+pub struct NativeSummary {
+    pub name: String,
+    pub kind: String,
+    pub sync: String,
+    pub policy: String,
+    pub capacity: f64,
+    pub max_message_size: u32,
+    pub max_participants: u32,
+    pub mode: u32,
+    pub creator_pid: u32,
+    pub creator_alive: bool,
+    pub created_at_ms: f64,
+    pub tail: f64,
+    pub bytes_used: f64,
+    pub stale: bool,
+    pub participants: Vec<NativeParticipant>,
+}
+
+impl From<shmring::Summary> for NativeSummary {
+    fn from(s: shmring::Summary) -> Self {
+        let d = s.descriptor;
+        NativeSummary {
+            name: s.name,
+            kind: d.kind.as_str().to_owned(),
+            sync: d.sync.as_str().to_owned(),
+            policy: d.policy.as_str().to_owned(),
+            capacity: d.geometry.capacity as f64,
+            max_message_size: d.geometry.max_message_size,
+            max_participants: d.geometry.max_participants,
+            mode: d.mode,
+            creator_pid: d.creator_pid,
+            creator_alive: s.creator_alive,
+            created_at_ms: (d.created_at_ns / 1_000_000) as f64,
+            tail: s.tail as f64,
+            bytes_used: s.bytes_used as f64,
+            stale: s.stale,
+            participants: s.participants.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// One `shmring.*` segment in `/dev/shm`: its summary, or the code and message of the error
+/// reading it gave.
+#[napi(object)]
+pub struct NativeListing {
+    pub name: String,
+    pub summary: Option<NativeSummary>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
 /// An open channel handle.
+///
+/// Every method takes `&self` (state behind `RefCell`s): napi-rs keeps a shared borrow of
+/// the object while a `waitForSpace` promise is pending, and a `&mut self` method (`close`,
+/// `publish`) would then fail with a borrow error. JS calls never re-enter, so the
+/// `RefCell` borrows never overlap.
 #[napi]
 pub struct NativeChannel {
-    ch: Option<shmring::Channel>,
-    producer: Option<shmring::Producer>,
+    ch: RefCell<Option<shmring::Channel>>,
+    producer: RefCell<Option<shmring::Producer>>,
 }
 
 impl NativeChannel {
-    fn ch(&self) -> Result<&shmring::Channel, Code> {
-        self.ch.as_ref().ok_or_else(|| closed("channel"))
+    fn ch(&self) -> Result<Ref<'_, shmring::Channel>, Code> {
+        Ref::filter_map(self.ch.borrow(), Option::as_ref).map_err(|_| closed("channel"))
     }
 
-    fn producer(&mut self) -> Result<&mut shmring::Producer, Code> {
-        if self.producer.is_none() {
-            let p = self.ch()?.producer().map_err(js_err)?;
-            self.producer = Some(p);
+    /// Runs `f` with this handle's producer, taking a producer slot on first use.
+    fn with_producer<R>(
+        &self,
+        f: impl FnOnce(&mut shmring::Producer) -> Result<R, Code>,
+    ) -> Result<R, Code> {
+        let mut slot = self.producer.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(self.ch()?.producer().map_err(js_err)?);
         }
-        Ok(self.producer.as_mut().expect("set above"))
+        f(slot.as_mut().expect("set above"))
     }
 }
 
@@ -153,8 +236,8 @@ impl NativeChannel {
         };
         let ch = shmring::Channel::open(&name, &opts).map_err(js_err)?;
         Ok(NativeChannel {
-            ch: Some(ch),
-            producer: None,
+            ch: RefCell::new(Some(ch)),
+            producer: RefCell::new(None),
         })
     }
 
@@ -180,14 +263,14 @@ impl NativeChannel {
 
     /// Publishes one encoded message; false when the ring is full (policy `block`).
     #[napi]
-    pub fn publish(&mut self, payload: BufferSlice) -> Result<bool, Code> {
-        self.producer()?.try_publish(&payload).map_err(js_err)
+    pub fn publish(&self, payload: BufferSlice) -> Result<bool, Code> {
+        self.with_producer(|p| p.try_publish(&payload).map_err(js_err))
     }
 
     /// Publishes messages packed back to back in `buf`, message `i` ending at `ends[i]`;
     /// returns how many went in before the ring filled.
     #[napi]
-    pub fn publish_many(&mut self, buf: BufferSlice, ends: Uint32Array) -> Result<u32, Code> {
+    pub fn publish_many(&self, buf: BufferSlice, ends: Uint32Array) -> Result<u32, Code> {
         let mut start = 0usize;
         let mut frames = Vec::with_capacity(ends.len());
         for &end in ends.iter() {
@@ -201,21 +284,25 @@ impl NativeChannel {
             frames.push(&buf[start..end]);
             start = end;
         }
-        let n = self
-            .producer()?
-            .try_publish_many(frames.iter().copied())
-            .map_err(js_err)?;
+        let n =
+            self.with_producer(|p| p.try_publish_many(frames.iter().copied()).map_err(js_err))?;
         Ok(n as u32)
     }
 
     /// Resolves `true` once a message of `len` bytes would fit, `false` at the timeout.
     /// Waits on a libuv worker thread, never on the event loop.
     #[napi(ts_return_type = "Promise<boolean>")]
-    pub fn wait_for_space(&self, len: u32, timeout_ms: Option<f64>) -> Result<AsyncTask<WaitForSpace>, Code> {
+    pub fn wait_for_space(
+        &self,
+        len: u32,
+        timeout_ms: Option<f64>,
+    ) -> Result<AsyncTask<WaitForSpace>, Code> {
         Ok(AsyncTask::new(WaitForSpace {
             ch: self.ch()?.clone(),
             len: len as usize,
-            timeout: timeout_ms.filter(|t| t.is_finite() && *t >= 0.0).map(|t| Duration::from_secs_f64(t / 1000.0)),
+            timeout: timeout_ms
+                .filter(|t| t.is_finite() && *t >= 0.0)
+                .map(|t| Duration::from_secs_f64(t / 1000.0)),
         }))
     }
 
@@ -237,29 +324,32 @@ impl NativeChannel {
             .ch()?
             .participants()
             .into_iter()
-            .map(|p| NativeParticipant {
-                slot: p.slot,
-                role: match p.role {
-                    Some(shmring::Role::Producer) => "producer",
-                    Some(shmring::Role::Subscriber) => "subscriber",
-                    None => "joining",
-                }
-                .to_owned(),
-                pid: p.pid,
-                alive: p.alive,
-                cursor: p.cursor as f64,
-                messages: p.messages as f64,
-                lost: p.lost as f64,
-                heartbeat_ms: (p.heartbeat_ns / 1_000_000) as f64,
-            })
+            .map(NativeParticipant::from)
             .collect())
+    }
+
+    /// The channel's settings, tail, bytes used, participants and staleness.
+    #[napi]
+    pub fn summary(&self) -> Result<NativeSummary, Code> {
+        let ch = self.ch()?;
+        Ok(shmring::summarize(&ch).into())
+    }
+
+    /// A subscription without a waiter thread, read with the blocking `recv` (for worker
+    /// threads). It takes a participant slot like any subscriber.
+    #[napi]
+    pub fn subscribe_sync(&self) -> Result<NativeSyncSubscription, Code> {
+        Ok(NativeSyncSubscription {
+            sub: Some(self.ch()?.subscribe().map_err(js_err)?),
+            scratch: Vec::new(),
+        })
     }
 
     /// Releases the producer slot and the mapping (once every subscription is closed too).
     #[napi]
-    pub fn close(&mut self) {
-        self.producer = None;
-        self.ch = None;
+    pub fn close(&self) {
+        self.producer.borrow_mut().take();
+        self.ch.borrow_mut().take();
     }
 }
 
@@ -413,6 +503,84 @@ impl Drop for NativeSubscription {
 #[napi]
 pub fn unlink(name: String) -> Result<(), Code> {
     shmring::unlink(&name).map_err(js_err)
+}
+
+/// Every `shmring.*` segment in `/dev/shm`, sorted by name.
+#[napi]
+pub fn list() -> Result<Vec<NativeListing>, Code> {
+    Ok(shmring::list()
+        .map_err(js_err)?
+        .into_iter()
+        .map(|l| match l.summary {
+            Ok(s) => NativeListing {
+                name: l.name,
+                summary: Some(s.into()),
+                error_code: None,
+                error_message: None,
+            },
+            Err(e) => NativeListing {
+                name: l.name,
+                summary: None,
+                error_code: Some(e.code().as_str().to_owned()),
+                error_message: Some(e.message().to_owned()),
+            },
+        })
+        .collect())
+}
+
+/// Attaches to `name` (never creating it, taking no slot) and summarizes it.
+#[napi]
+pub fn inspect(name: String) -> Result<NativeSummary, Code> {
+    Ok(shmring::inspect(&name).map_err(js_err)?.into())
+}
+
+/// Removes `name` if its creator and every participant are dead; returns whether it did.
+#[napi]
+pub fn unlink_if_stale(name: String) -> Result<bool, Code> {
+    shmring::unlink_if_stale(&name).map_err(js_err)
+}
+
+/// A subscription read synchronously: `recv` blocks the calling JS thread (meant for worker
+/// threads). No waiter thread, nothing that keeps the process alive.
+#[napi]
+pub struct NativeSyncSubscription {
+    sub: Option<shmring::Subscriber>,
+    /// Reused for every message, so a steady stream allocates nothing.
+    scratch: Vec<u8>,
+}
+
+#[napi]
+impl NativeSyncSubscription {
+    /// Waits up to `timeoutMs` (forever if absent) for the next message and copies it into
+    /// `buf`; returns its length, or -1 if none came in time.
+    #[napi]
+    pub fn recv(&mut self, mut buf: BufferSlice, timeout_ms: Option<f64>) -> Result<i64, Code> {
+        let sub = self.sub.as_mut().ok_or_else(|| closed("subscription"))?;
+        let timeout = timeout_ms
+            .filter(|t| t.is_finite())
+            .map(|t| Duration::from_secs_f64(t.max(0.0) / 1000.0));
+        if !sub
+            .recv_timeout(&mut self.scratch, timeout)
+            .map_err(js_err)?
+        {
+            return Ok(-1);
+        }
+        let len = self.scratch.len();
+        if len > buf.len() {
+            return Err(invalid(format!(
+                "a {len}-byte message does not fit a {}-byte buffer",
+                buf.len()
+            )));
+        }
+        buf[..len].copy_from_slice(&self.scratch);
+        Ok(len as i64)
+    }
+
+    /// Releases the participant slot. Idempotent.
+    #[napi]
+    pub fn close(&mut self) {
+        self.sub = None;
+    }
 }
 
 /// Largest channel name.

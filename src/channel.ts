@@ -1,19 +1,64 @@
 import { Observable } from 'rxjs';
-import { type Codec, msgpack } from './codec.js';
-import { ClosedError, call, fromNative, makeError, TimeoutError } from './errors.js';
-import { type NativeChannel, type NativeSubscription, native } from './native.js';
+import { type Codec, type CodecName, resolveCodec } from './codec.js';
+import {
+  ClosedError,
+  call,
+  fromNative,
+  makeError,
+  type ShmringError,
+  TimeoutError,
+} from './errors.js';
+import {
+  type NativeChannel,
+  type NativeParticipant,
+  type NativeSubscription,
+  type NativeSummary,
+  type NativeSyncSubscription,
+  native,
+} from './native.js';
 
-/** How messages are delivered: fan-out to every subscriber (`topic`). */
-export type Kind = 'topic';
-/** How producers coordinate: a CAS on the shared tail, no lock ever held. */
-export type SyncMode = 'lockfree';
+/**
+ * How messages are delivered: fan-out to every subscriber (`topic`), or each message to
+ * exactly one of competing consumers (`queue`).
+ *
+ * @example
+ * ```ts
+ * const kind: Kind = open('jobs').info().kind as Kind;
+ * ```
+ */
+export type Kind = 'topic' | 'queue';
+/**
+ * How producers coordinate: a CAS on the shared tail, no lock ever held (`lockfree`), or
+ * process-shared semaphores and a robust mutex (`semaphore`).
+ *
+ * @example
+ * ```ts
+ * const ch = open('ticks', { create: true, sync: 'lockfree' });
+ * ```
+ */
+export type SyncMode = 'lockfree' | 'semaphore';
 /**
  * What a full ring does to a publisher: `block` (`publish` returns false, `send` waits for
- * room) or `fail` (`publish` throws {@link RingFullError}).
+ * room), `fail` (`publish` throws {@link RingFullError}) or `overwrite` (topic only: never
+ * wait; a lapped subscriber is told how many messages it lost).
+ *
+ * @example
+ * ```ts
+ * const ch = open('telemetry', { create: true, policy: 'fail' });
+ * ```
  */
-export type Policy = 'block' | 'fail';
+export type Policy = 'block' | 'fail' | 'overwrite';
 
-/** Options of {@link open}. */
+/**
+ * Options of {@link open}. Attaching to an existing channel adopts its settings; the
+ * settings you state here are checked against it.
+ *
+ * @example
+ * ```ts
+ * const opts: OpenOptions<Buffer> = { create: true, capacity: 1 << 16, codec: 'raw' };
+ * const ch = open('frames', opts);
+ * ```
+ */
 export interface OpenOptions<T = unknown> {
   /** Create the channel if it does not exist (race-free: one process creates, others attach). */
   create?: boolean;
@@ -33,11 +78,22 @@ export interface OpenOptions<T = unknown> {
   policy?: Policy;
   /** Permission bits of a created segment (default `0o600`). */
   mode?: number;
-  /** How values are encoded (default msgpack). */
-  codec?: Codec<T>;
+  /**
+   * How values are encoded: `'msgpack'` (the default; readable by any msgpack decoder),
+   * `'json'`, `'raw'` (Buffers in, Buffers out) or your own {@link Codec}. Every process on
+   * a channel must use the same one; it is not stored in the channel.
+   */
+  codec?: CodecName | Codec<T>;
 }
 
-/** The settings of an open channel, as stored in its header. */
+/**
+ * The settings of an open channel, as stored in its header.
+ *
+ * @example
+ * ```ts
+ * const { capacity, maxMessageSize } = ch.info();
+ * ```
+ */
 export interface ChannelInfo {
   name: string;
   kind: string;
@@ -53,41 +109,145 @@ export interface ChannelInfo {
   createdAtMs: number;
 }
 
-/** One producer or subscriber attached to a channel. */
+/**
+ * One producer or subscriber attached to a channel.
+ *
+ * @example
+ * ```ts
+ * const slow = ch.stats().participants.filter((p) => p.role === 'subscriber' && p.lag > 4096);
+ * ```
+ */
 export interface Participant {
   slot: number;
   role: 'producer' | 'subscriber' | 'joining';
   pid: number;
+  /** Whether the owning process (pid and start time) still runs. */
   alive: boolean;
-  /** A subscriber's next position to read (bytes). */
+  /** A subscriber's next position to read (bytes since the channel was created). */
   cursor: number;
+  /** A subscriber's distance behind the tail in bytes (0 for producers). */
+  lag: number;
   /** Messages published (producer) or received (subscriber). */
   messages: number;
+  /** Messages a subscriber lost to `overwrite`. */
   lost: number;
+  /** Last activity, milliseconds since the Unix epoch. */
   heartbeatMs: number;
 }
 
-/** A snapshot of a channel: its settings and participants. */
-export interface ChannelStats extends ChannelInfo {
+/**
+ * The state of a channel, as {@link list} and `shmring ls` report it.
+ *
+ * @example
+ * ```ts
+ * for (const l of list()) if (l.summary?.stale) unlink(l.name);
+ * ```
+ */
+export interface ChannelSummary {
+  name: string;
+  kind: string;
+  sync: string;
+  policy: string;
+  capacity: number;
+  maxMessageSize: number;
+  maxParticipants: number;
+  mode: number;
+  creatorPid: number;
+  /** Whether the creating process (pid and start time) still runs. */
+  creatorAlive: boolean;
+  createdAtMs: number;
+  /** The next position producers will claim (bytes since creation). */
+  tail: number;
+  /** Bytes of the ring still held for the slowest subscriber. */
+  bytesUsed: number;
+  /** Creator and every participant are dead: nobody can be using the channel. */
+  stale: boolean;
   participants: Participant[];
 }
 
-/** Options of {@link Channel.send}. */
+/**
+ * A snapshot of an open channel: its settings, tail, participants and their lag.
+ *
+ * @example
+ * ```ts
+ * const { bytesUsed, participants } = ch.stats();
+ * ```
+ */
+export interface ChannelStats extends ChannelInfo {
+  tail: number;
+  bytesUsed: number;
+  creatorAlive: boolean;
+  stale: boolean;
+  participants: Participant[];
+}
+
+/**
+ * One `shmring.*` segment found in `/dev/shm`: its summary, or why it could not be read
+ * (a foreign or damaged file, or one we may not open).
+ *
+ * @example
+ * ```ts
+ * for (const { name, summary, error } of list()) console.log(name, summary?.bytesUsed ?? error?.code);
+ * ```
+ */
+export interface ChannelListing {
+  name: string;
+  summary?: ChannelSummary;
+  error?: ShmringError;
+}
+
+/**
+ * Options of {@link Channel.send}.
+ *
+ * @example
+ * ```ts
+ * await ch.send(value, { timeoutMs: 1000, signal: AbortSignal.timeout(5000) });
+ * ```
+ */
 export interface SendOptions {
   /** Give up after this many milliseconds with {@link TimeoutError} (default: wait forever). */
   timeoutMs?: number;
+  /** Give up when this signal aborts; the send rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Options of {@link Channel.iterate}.
+ *
+ * @example
+ * ```ts
+ * for await (const v of ch.iterate({ signal: AbortSignal.timeout(10_000) })) console.log(v);
+ * ```
+ */
+export interface IterateOptions {
+  /** Ends the iteration: a waiting `next()` rejects with `signal.reason`; the slot is released. */
+  signal?: AbortSignal;
 }
 
 /** Most messages decoded per native call. */
 const BATCH_COUNT = 1024;
 /** Native drains per event-loop turn before yielding with `setImmediate`. */
 const BATCHES_PER_TURN = 16;
-/** A waiting `send` re-checks `close()` this often. */
+/** A waiting `send` waits for room in slices this long, so a wait can be given up quickly. */
 const SEND_SLICE_MS = 100;
 
+/** A frame buffer for draining: a batch of frames, or at least one message of any size. */
+const frameBuffer = (maxMessageSize: number): Buffer =>
+  Buffer.allocUnsafe(Math.max(256 * 1024, maxMessageSize + 4));
+
 /**
- * A channel: publish values, and subscribe to them as an RxJS Observable. Create one with
- * {@link open}. One `Channel` may publish and subscribe at the same time.
+ * A channel: publish values, and subscribe to them as an RxJS Observable or an async
+ * iterator. Create one with {@link open}. One `Channel` may publish and subscribe at once.
+ *
+ * @example
+ * ```ts
+ * const ch = open<number>('numbers', { create: true });
+ * const sub = ch.messages().subscribe((n) => console.log(n));
+ * ch.publish(1);
+ * // later
+ * sub.unsubscribe();
+ * ch.close();
+ * ```
  */
 export class Channel<T = unknown> {
   /** The channel's name. */
@@ -95,16 +255,26 @@ export class Channel<T = unknown> {
   #native: NativeChannel | undefined;
   readonly #codec: Codec<T>;
   readonly #maxMessageSize: number;
+  readonly #capacity: number;
+  /** Completes each open stream (`messages()` subscription or iterator). */
   readonly #live = new Set<() => void>();
+  /** Aborted by `close()` with a ClosedError: ends every waiting send at once. */
+  readonly #closing = new AbortController();
   #sending: Promise<void> = Promise.resolve();
   #pendingSends = 0;
+  #batch: Buffer | undefined;
+  #ends: Uint32Array | undefined;
+  #syncSub: NativeSyncSubscription | undefined;
+  #syncBuf: Buffer | undefined;
 
   /** @internal use {@link open} */
   constructor(name: string, nativeChannel: NativeChannel, codec: Codec<T>) {
     this.name = name;
     this.#native = nativeChannel;
     this.#codec = codec;
-    this.#maxMessageSize = nativeChannel.info().maxMessageSize;
+    const info = nativeChannel.info();
+    this.#maxMessageSize = info.maxMessageSize;
+    this.#capacity = info.capacity;
   }
 
   #open(): NativeChannel {
@@ -113,7 +283,14 @@ export class Channel<T = unknown> {
     return this.#native;
   }
 
-  /** Whether {@link close} was called. */
+  /**
+   * Whether {@link close} was called.
+   *
+   * @example
+   * ```ts
+   * if (!ch.closed) ch.publish(x);
+   * ```
+   */
   get closed(): boolean {
     return this.#native === undefined;
   }
@@ -139,19 +316,80 @@ export class Channel<T = unknown> {
   }
 
   /**
-   * Publishes `value`, waiting (off the event loop) for room if the ring is full. Sends
-   * resolve in call order. Rejects with {@link TimeoutError} after `timeoutMs`, with
-   * {@link ClosedError} if the channel is closed first.
+   * Publishes `values` in order, as many as the ring has room for now, with one native call
+   * per ring-full of data (values are encoded back to back into one reused buffer, and
+   * subscribers are woken once). Returns how many were published: publish the rest later,
+   * e.g. with {@link send}. Never blocks the event loop. Throws like {@link publish}
+   * (a `MessageTooLarge` after some values went in says how many did).
    *
    * @example
    * ```ts
-   * for (const v of values) await ch.send(v);
+   * let done = ch.publishMany(values);
+   * for (const v of values.slice(done)) await ch.send(v);
+   * ```
+   */
+  publishMany(values: readonly T[]): number {
+    const nat = this.#open();
+    if (this.#pendingSends > 0) return 0;
+    let published = 0;
+    let used = 0;
+    let count = 0;
+    let batch = this.#batch ?? Buffer.allocUnsafe(64 * 1024);
+    let ends = this.#ends ?? new Uint32Array(1024);
+    const flush = (): boolean => {
+      const n = call(() => nat.publishMany(batch.subarray(0, used), ends.subarray(0, count)));
+      published += n;
+      const all = n === count;
+      used = 0;
+      count = 0;
+      return all;
+    };
+    try {
+      for (const value of values) {
+        const bytes = this.#codec.encode(value);
+        if (used + bytes.length > batch.length) {
+          // A ring-full per native call is as much as can go in at once anyway.
+          if (used > 0 && used + bytes.length > this.#capacity && !flush()) return published;
+          if (used + bytes.length > batch.length) {
+            const bigger = Buffer.allocUnsafe(Math.max(2 * batch.length, used + bytes.length));
+            batch.copy(bigger, 0, 0, used);
+            batch = bigger;
+          }
+        }
+        if (count === ends.length) {
+          const more = new Uint32Array(2 * ends.length);
+          more.set(ends);
+          ends = more;
+        }
+        batch.set(bytes, used);
+        used += bytes.length;
+        ends[count++] = used;
+      }
+      if (count > 0) flush();
+      return published;
+    } finally {
+      this.#batch = batch;
+      this.#ends = ends;
+    }
+  }
+
+  /**
+   * Publishes `value`, waiting (off the event loop) for room if the ring is full. Sends
+   * resolve in call order. Rejects with {@link TimeoutError} after `timeoutMs`, with
+   * `signal.reason` if `signal` aborts first, with {@link ClosedError} if the channel is
+   * closed first; a send that gave up publishes nothing.
+   *
+   * @example
+   * ```ts
+   * for (const v of values) await ch.send(v, { signal: AbortSignal.timeout(5000) });
    * ```
    */
   send(value: T, options: SendOptions = {}): Promise<void> {
+    const { timeoutMs, signal } = options;
     let bytes: Buffer;
     try {
       this.#open();
+      signal?.throwIfAborted();
       // Copied: the codec may reuse its buffer before this send gets its turn.
       bytes = Buffer.from(this.#codec.encode(value));
       if (bytes.length > this.#maxMessageSize) {
@@ -161,33 +399,40 @@ export class Channel<T = unknown> {
     } catch (e) {
       return Promise.reject(fromNative(e));
     }
-    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    const stop =
+      signal === undefined ? this.#closing.signal : AbortSignal.any([signal, this.#closing.signal]);
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     this.#pendingSends++;
     const run = this.#sending.then(async () => {
       for (;;) {
+        stop.throwIfAborted();
         const nat = this.#open();
         if (call(() => nat.publish(bytes))) return;
         const left = deadline - Date.now();
         if (left <= 0) {
           throw new TimeoutError(
-            `no room in channel ${JSON.stringify(this.name)} within ${options.timeoutMs} ms`,
+            `no room in channel ${JSON.stringify(this.name)} within ${timeoutMs} ms`,
           );
         }
-        await nat.waitForSpace(bytes.length, Math.min(left, SEND_SLICE_MS));
+        await untilAborted(nat.waitForSpace(bytes.length, Math.min(left, SEND_SLICE_MS)), stop);
       }
     });
-    const done = run.finally(() => {
+    const settled = run.finally(() => {
       this.#pendingSends--;
     });
     // The chain goes on whether this send succeeded or not.
-    this.#sending = done.catch(() => {});
-    return done;
+    this.#sending = settled.catch(() => {});
+    // A send still queued behind others gives up at once when aborted.
+    return untilAborted(settled, stop);
   }
 
   /**
    * The stream of values published on this channel after you subscribe. Cold: each
    * subscription joins the channel as its own subscriber (a participant slot) and receives
    * every message from then on, in each producer's order; unsubscribing releases the slot.
+   * Use `share()` for one slot feeding many observers. Errors (a value the codec cannot
+   * decode, a damaged segment, a full participant table, a closed channel) go down the
+   * error path and release the slot; {@link close} completes the stream.
    *
    * Waiting happens on a native thread that wakes JS once per burst; JS then drains the
    * ring in batches, so the event loop never blocks or spins. An idle subscription costs no
@@ -207,7 +452,9 @@ export class Channel<T = unknown> {
         subscriber.error(e);
         return;
       }
-      const buf = Buffer.allocUnsafe(Math.max(256 * 1024, this.#maxMessageSize + 4));
+      // Unsubscribed before we got here (e.g. a closed subscriber passed in): take no slot.
+      if (subscriber.closed) return;
+      const buf = frameBuffer(this.#maxMessageSize);
       const codec = this.#codec;
       let done = false;
       let sub: NativeSubscription | undefined;
@@ -259,44 +506,264 @@ export class Channel<T = unknown> {
     });
   }
 
-  /** The channel's settings. */
+  /**
+   * The same stream as {@link messages}, as an async iterator: it joins the channel (takes a
+   * participant slot) on the first `next()` and reads in batches as you pull, so a slow
+   * loop holds publishers back (policy `block`) instead of buffering without bound.
+   * Breaking out of the loop, `return()`, an aborted `signal` or {@link close} releases the
+   * slot. `for await (const v of ch)` is `for await (const v of ch.iterate())`.
+   *
+   * @example
+   * ```ts
+   * for await (const q of ch.iterate({ signal: AbortSignal.timeout(60_000) })) {
+   *   if (q.px > 105) break; // releases the slot
+   * }
+   * ```
+   */
+  iterate(options: IterateOptions = {}): AsyncIterableIterator<T> {
+    const { signal } = options;
+    const codec = this.#codec;
+    let buf: Buffer | undefined;
+    let bytes = 0;
+    let at = 0;
+    let sub: NativeSubscription | undefined;
+    let started = false;
+    let done = false;
+    let failure: { error: unknown } | undefined;
+    let wake: (() => void) | undefined;
+    let chain: Promise<unknown> = Promise.resolve();
+
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      bytes = 0;
+      sub?.close();
+      sub = undefined;
+      this.#live.delete(finish);
+      signal?.removeEventListener('abort', onAbort);
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const onAbort = (): void => {
+      if (done) return;
+      failure = { error: signal?.reason };
+      finish();
+    };
+    const start = (): void => {
+      started = true;
+      try {
+        signal?.throwIfAborted();
+        const nat = this.#open();
+        buf = frameBuffer(this.#maxMessageSize);
+        sub = call(() =>
+          nat.subscribe(() => {
+            const w = wake;
+            wake = undefined;
+            w?.();
+          }),
+        );
+        this.#live.add(finish);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      } catch (e) {
+        failure = { error: fromNative(e) };
+        finish();
+      }
+    };
+    const step = async (): Promise<IteratorResult<T>> => {
+      for (;;) {
+        if (buf !== undefined && at < bytes) {
+          const len = buf.readUInt32LE(at);
+          const value = codec.decode(buf.subarray(at + 4, at + 4 + len));
+          at += 4 + len;
+          return { value, done: false };
+        }
+        if (failure !== undefined) {
+          const { error } = failure;
+          failure = undefined;
+          throw error;
+        }
+        if (done || sub === undefined || buf === undefined) return { value: undefined, done: true };
+        bytes = call(() => (sub as NativeSubscription).drain(buf as Buffer, BATCH_COUNT));
+        at = 0;
+        if (bytes > 0) continue;
+        sub.rearm();
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+      }
+    };
+    const iterator: AsyncIterableIterator<T> = {
+      next: () => {
+        // Join now, synchronously: what is published after this call is seen.
+        if (!started) start();
+        const result = chain.then(step).catch((e: unknown) => {
+          finish();
+          throw fromNative(e);
+        });
+        chain = result.catch(() => {});
+        return result;
+      },
+      return: async () => {
+        started = true;
+        finish();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
+  /**
+   * `for await (const v of ch)`: the same stream as {@link messages}; see {@link iterate}.
+   *
+   * @example
+   * ```ts
+   * for await (const v of ch) {
+   *   console.log(v);
+   *   if (v === 'stop') break;
+   * }
+   * ```
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this.iterate();
+  }
+
+  /**
+   * Receives the next message synchronously, **blocking the calling thread** for up to
+   * `timeoutMs` milliseconds (forever if omitted): meant for latency-critical code in a
+   * worker thread, never for the main thread of a server. Returns `{ value }`, or
+   * `undefined` if nothing came in time (like `receiveMessageOnPort`).
+   *
+   * The first call joins the channel (takes a participant slot) and receives what is
+   * published from then on; call `receiveSync(0)` early to join before publishers start.
+   * {@link close} releases the slot.
+   *
+   * @example
+   * ```ts
+   * // in a worker thread
+   * ch.receiveSync(0); // join now
+   * for (;;) {
+   *   const m = ch.receiveSync(1000);
+   *   if (m !== undefined) handle(m.value);
+   * }
+   * ```
+   */
+  receiveSync(timeoutMs?: number): { value: T } | undefined {
+    const nat = this.#open();
+    if (
+      timeoutMs !== undefined &&
+      (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)
+    ) {
+      throw makeError(
+        'InvalidArgument',
+        `timeoutMs must be a number >= 0, not ${String(timeoutMs)}`,
+      );
+    }
+    if (this.#syncSub === undefined) this.#syncSub = call(() => nat.subscribeSync());
+    const sub = this.#syncSub;
+    if (this.#syncBuf === undefined) {
+      this.#syncBuf = Buffer.allocUnsafe(Math.max(this.#maxMessageSize, 1));
+    }
+    const buf = this.#syncBuf;
+    const len = call(() => sub.recv(buf, timeoutMs));
+    if (len < 0) return undefined;
+    return { value: this.#codec.decode(buf.subarray(0, len)) };
+  }
+
+  /**
+   * The channel's settings.
+   *
+   * @example
+   * ```ts
+   * console.log(ch.info().maxMessageSize);
+   * ```
+   */
   info(): ChannelInfo {
     const nat = this.#open();
     return call(() => nat.info());
   }
 
-  /** Settings plus every participant (pid, role, cursor, counters, liveness). */
+  /**
+   * Settings plus the tail, bytes used, and every participant (pid, role, cursor, lag,
+   * counters, liveness).
+   *
+   * @example
+   * ```ts
+   * const lagging = ch.stats().participants.filter((p) => p.lag > 0).length;
+   * ```
+   */
   stats(): ChannelStats {
     const nat = this.#open();
-    return call(() => ({
-      ...nat.info(),
-      participants: nat.participants() as Participant[],
-    }));
+    return call(() => {
+      const { participants, tail, bytesUsed, creatorAlive, stale } = summaryOf(nat.summary());
+      return { ...nat.info(), tail, bytesUsed, creatorAlive, stale, participants };
+    });
   }
 
   /**
-   * Closes this handle: completes its open `messages()` streams, rejects waiting sends with
-   * {@link ClosedError}, and releases its participant slots. The channel itself stays (see
-   * {@link unlink}). Idempotent.
+   * Closes this handle: completes its open `messages()` streams and iterators, rejects
+   * waiting sends with {@link ClosedError}, and releases its participant slots. The channel
+   * itself stays (see {@link unlink}). Idempotent.
+   *
+   * @example
+   * ```ts
+   * process.on('SIGTERM', () => ch.close());
+   * ```
    */
   close(): void {
     const nat = this.#native;
     if (nat === undefined) return;
     for (const complete of [...this.#live]) complete();
     this.#native = undefined;
+    this.#closing.abort(new ClosedError(`channel ${JSON.stringify(this.name)} is closed`));
+    this.#syncSub?.close();
+    this.#syncSub = undefined;
     nat.close();
   }
 
-  /** Removes the channel's name; processes still attached keep working on the old segment. */
+  /**
+   * Removes the channel's name; processes still attached keep working on the old segment.
+   *
+   * @example
+   * ```ts
+   * ch.close();
+   * ch.unlink();
+   * ```
+   */
   unlink(): void {
     unlink(this.name);
   }
+}
+
+/** Resolves or rejects like `p`, or rejects with `signal.reason` once it aborts. */
+function untilAborted<R>(p: Promise<R>, signal: AbortSignal): Promise<R> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<R>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes)
     ? bytes
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function participantOf(p: NativeParticipant, tail: number): Participant {
+  return {
+    ...p,
+    role: p.role as Participant['role'],
+    lag: p.role === 'subscriber' ? Math.max(0, tail - p.cursor) : 0,
+  };
+}
+
+function summaryOf(s: NativeSummary): ChannelSummary {
+  return { ...s, participants: s.participants.map((p) => participantOf(p, s.tail)) };
 }
 
 /**
@@ -312,15 +779,65 @@ function asBuffer(bytes: Uint8Array): Buffer {
  * ```
  */
 export function open<T = unknown>(name: string, options: OpenOptions<T> = {}): Channel<T> {
-  const { codec = msgpack<T>(), ...rest } = options;
+  const { codec, ...rest } = options;
   if (typeof name !== 'string') {
     throw makeError('InvalidName', `channel name must be a string, not ${typeof name}`);
   }
+  const resolved = resolveCodec<T>(codec);
   const nat = call(() => native.NativeChannel.open(name, rest));
-  return new Channel<T>(name, nat, codec);
+  return new Channel<T>(name, nat, resolved);
 }
 
-/** Removes the channel `name`. Throws {@link NotFoundError} if there is none. */
+/**
+ * Removes the channel `name`. Throws {@link NotFoundError} if there is none. Processes
+ * still attached keep working on the old segment; the next `open` with `create` makes a
+ * new one.
+ *
+ * @example
+ * ```ts
+ * unlink('quotes');
+ * ```
+ */
 export function unlink(name: string): void {
   call(() => native.unlink(name));
+}
+
+/**
+ * Every channel on this host (`/dev/shm/shmring.*`), sorted by name, with its settings,
+ * bytes used, participants and whether it is stale (creator and all participants dead).
+ * Reading a channel takes no participant slot. A file that is not a usable segment is
+ * listed with its `error`.
+ *
+ * @example
+ * ```ts
+ * for (const { name, summary } of list()) {
+ *   if (summary?.stale) unlink(name);
+ * }
+ * ```
+ */
+export function list(): ChannelListing[] {
+  return call(() => native.list()).map((l) =>
+    l.summary != null
+      ? { name: l.name, summary: summaryOf(l.summary) }
+      : {
+          name: l.name,
+          error: makeError(
+            (l.errorCode ?? 'Io') as Parameters<typeof makeError>[0],
+            l.errorMessage ?? 'unreadable',
+          ),
+        },
+  );
+}
+
+/**
+ * Removes the channel `name` only if it is stale (its creator and every participant are
+ * dead); returns whether it did. What `shmring rm --stale` does for each channel.
+ *
+ * @example
+ * ```ts
+ * for (const { name } of list()) unlinkIfStale(name);
+ * ```
+ */
+export function unlinkIfStale(name: string): boolean {
+  return call(() => native.unlinkIfStale(name));
 }

@@ -1,10 +1,33 @@
 /**
  * Codecs turn values into bytes and back. The default is msgpack (msgpackr with
- * `useRecords: false`, so any msgpack decoder in any language can read the channel).
+ * `useRecords: false`, so any msgpack decoder in any language can read the channel); `json`
+ * and `raw` (Buffers in, Buffers out) are built in, and any object with `encode`/`decode`
+ * works too.
+ *
+ * @example
+ * ```ts
+ * import { open, type Codec } from 'shmring';
+ * const upper: Codec<string> = {
+ *   encode: (s) => Buffer.from(s.toUpperCase()),
+ *   decode: (b) => Buffer.from(b).toString(),
+ * };
+ * const ch = open<string>('shouts', { create: true, codec: upper });
+ * ```
  */
 import { Packr, Unpackr } from 'msgpackr';
+import { makeError } from './errors.js';
 
-/** Encodes values of `T` to bytes and decodes them back. */
+/**
+ * Encodes values of `T` to bytes and decodes them back.
+ *
+ * @example
+ * ```ts
+ * const dates: Codec<Date> = {
+ *   encode: (d) => Buffer.from(d.toISOString()),
+ *   decode: (b) => new Date(Buffer.from(b).toString()),
+ * };
+ * ```
+ */
 export interface Codec<T> {
   /**
    * Encodes one value. The returned bytes need only stay valid until the next `encode`
@@ -18,7 +41,17 @@ export interface Codec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-/** msgpack via msgpackr: plain maps, no record extension; binary fields are copied out. */
+/** The names of the built-in codecs. */
+export type CodecName = 'msgpack' | 'json' | 'raw';
+
+/**
+ * msgpack via msgpackr: plain maps, no record extension; binary fields are copied out.
+ *
+ * @example
+ * ```ts
+ * const ch = open<{ n: number }>('numbers', { create: true, codec: msgpack() });
+ * ```
+ */
 export function msgpack<T = unknown>(): Codec<T> {
   const packr = new Packr({ useRecords: false });
   const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
@@ -26,4 +59,70 @@ export function msgpack<T = unknown>(): Codec<T> {
     encode: (value) => packr.pack(value),
     decode: (bytes) => unpackr.unpack(bytes) as T,
   };
+}
+
+/**
+ * UTF-8 JSON text: readable by anything, slower and larger than msgpack. A value JSON
+ * cannot represent (`undefined`, a function) is an {@link InvalidArgumentError}.
+ *
+ * @example
+ * ```ts
+ * const ch = open<{ level: string }>('logs', { create: true, codec: 'json' });
+ * ```
+ */
+export function json<T = unknown>(): Codec<T> {
+  const decoder = new TextDecoder();
+  return {
+    encode(value) {
+      const text = JSON.stringify(value);
+      if (text === undefined) {
+        throw makeError('InvalidArgument', `the json codec cannot encode ${typeof value}`);
+      }
+      return Buffer.from(text);
+    },
+    decode: (bytes) => JSON.parse(decoder.decode(bytes)) as T,
+  };
+}
+
+/**
+ * Bytes as they are: any `Uint8Array` (or `Buffer`) in, a fresh `Buffer` out.
+ *
+ * @example
+ * ```ts
+ * const frames = open<Buffer>('frames', { create: true, codec: 'raw' });
+ * frames.publish(Buffer.from([1, 2, 3]));
+ * ```
+ */
+export function raw(): Codec<Buffer> {
+  return {
+    encode: (bytes) => {
+      if (!(bytes instanceof Uint8Array)) {
+        throw makeError('InvalidArgument', `the raw codec takes a Buffer or Uint8Array`);
+      }
+      return bytes;
+    },
+    decode: (bytes) => Buffer.from(bytes),
+  };
+}
+
+/**
+ * The codec an `open` option names (a fresh instance per channel, since msgpackr reuses
+ * its buffers). @internal
+ */
+export function resolveCodec<T>(codec: CodecName | Codec<T> | undefined): Codec<T> {
+  if (codec === undefined || codec === 'msgpack') return msgpack<T>();
+  if (codec === 'json') return json<T>();
+  if (codec === 'raw') return raw() as unknown as Codec<T>;
+  if (
+    typeof codec === 'object' &&
+    codec !== null &&
+    typeof codec.encode === 'function' &&
+    typeof codec.decode === 'function'
+  ) {
+    return codec;
+  }
+  throw makeError(
+    'InvalidArgument',
+    `codec must be 'msgpack', 'json', 'raw' or an object with encode and decode, not ${String(codec)}`,
+  );
 }

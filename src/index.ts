@@ -1,6 +1,7 @@
 /**
  * shmring — a message bus between processes on one Linux host, on lock-free ring buffers in
- * POSIX shared memory. A channel is an RxJS Observable of msgpack-encoded values.
+ * POSIX shared memory. A channel is an RxJS Observable (or an async iterator) of values,
+ * msgpack-encoded by default.
  *
  * @example
  * ```ts
@@ -14,8 +15,12 @@
 export {
   Channel,
   type ChannelInfo,
+  type ChannelListing,
   type ChannelStats,
+  type ChannelSummary,
+  type IterateOptions,
   type Kind,
+  list,
   type OpenOptions,
   open,
   type Participant,
@@ -23,8 +28,9 @@ export {
   type SendOptions,
   type SyncMode,
   unlink,
+  unlinkIfStale,
 } from './channel.js';
-export { type Codec, msgpack } from './codec.js';
+export { type Codec, type CodecName, json, msgpack, raw } from './codec.js';
 export {
   AlreadyExistsError,
   ClosedError,

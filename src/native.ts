@@ -8,9 +8,12 @@ import type * as Binding from '../native/binding.js';
 export type {
   NativeChannel,
   NativeChannelInfo,
+  NativeListing,
   NativeOpenOptions,
   NativeParticipant,
   NativeSubscription,
+  NativeSummary,
+  NativeSyncSubscription,
 } from '../native/binding.js';
 
 const require = createRequire(import.meta.url);

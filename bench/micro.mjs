@@ -1,0 +1,167 @@
+/**
+ * tinybench micro-benchmarks, one process: the native calls (publish, publishMany, drain)
+ * and the codecs, each beside a JS baseline doing the same job without shmring. Every task
+ * does a batch of `N` operations per iteration (timer overhead would swamp single calls);
+ * "per message" divides by the batch.
+ *
+ * `node bench/micro.mjs [--quick]` prints one JSON line per task on stdout:
+ * { group, task, nsPerOp, perOp, nsPerMessage, messagesPerSec, rme }.
+ */
+import { createRequire } from 'node:module';
+import { Packr, Unpackr } from 'msgpackr';
+import { Bench } from 'tinybench';
+import { open, unlink } from '../dist/index.js';
+import { NO_TS, quote } from './lib.mjs';
+
+const quick = process.argv.includes('--quick');
+const native = createRequire(import.meta.url)('../native/shmring.linux-x64-gnu.node');
+const N = 1024;
+const name = `bench-${process.pid}-micro`;
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
+const quotes = Array.from({ length: N }, (_, i) => quote(i, NO_TS));
+const encoded = quotes.map((q) => Buffer.from(packr.pack(q)));
+const msgBytes = encoded[0].length;
+
+// A channel with nobody subscribed never fills: publish measures claim + copy + commit.
+const nat = native.NativeChannel.open(name, { create: true, capacity: 1 << 24 });
+const ch = open(name);
+// One packed batch for publishMany: the N messages back to back, with their end offsets.
+const packed = Buffer.concat(encoded);
+const ends = new Uint32Array(N);
+for (let i = 0, at = 0; i < N; i++) {
+  at += encoded[i].length;
+  ends[i] = at;
+}
+// A JS ring to compare with: the same bytes copied into a 16 MiB Buffer, with a 4-byte header.
+const jsRing = Buffer.alloc(1 << 24);
+let jsAt = 0;
+const frame = Buffer.alloc(N * (msgBytes + 4));
+// Drain target, and a pre-filled frame buffer for the decode tasks.
+const out = Buffer.allocUnsafe(1 << 20);
+
+const rows = [];
+const add = (bench, group, task, fn, opts) => bench.add(`${group}\t${task}`, fn, opts);
+const bench = new Bench({ time: quick ? 150 : 600, warmupTime: quick ? 50 : 200 });
+
+add(bench, 'publish 40 B', 'native publish(buf)', () => {
+  for (let i = 0; i < N; i++) nat.publish(encoded[i]);
+});
+add(bench, 'publish 40 B', 'JS baseline: Buffer.copy into a ring', () => {
+  for (let i = 0; i < N; i++) {
+    const b = encoded[i];
+    if (jsAt + 4 + b.length > jsRing.length) jsAt = 0;
+    jsRing.writeUInt32LE(b.length, jsAt);
+    b.copy(jsRing, jsAt + 4);
+    jsAt += (4 + b.length + 7) & ~7;
+  }
+});
+add(bench, 'publish 40 B', 'native publishMany(buf, ends), 1024 per call', () => {
+  nat.publishMany(packed, ends);
+});
+add(bench, 'publish object', 'Channel.publish(obj) (msgpack + native)', () => {
+  for (let i = 0; i < N; i++) ch.publish(quotes[i]);
+});
+if (typeof ch.publishMany === 'function') {
+  add(bench, 'publish object', 'Channel.publishMany(objs), 1024 per call', () => {
+    ch.publishMany(quotes);
+  });
+}
+add(bench, 'publish object', 'JS baseline: msgpackr pack(obj) only', () => {
+  for (let i = 0; i < N; i++) packr.pack(quotes[i]);
+});
+
+// Drain: a subscriber, refilled before each iteration (not timed) with N messages.
+let sub;
+let filled = 0;
+add(
+  bench,
+  'drain 1024 × 40 B',
+  'native drain(buf, 1024)',
+  () => {
+    filled = sub.drain(out, N);
+  },
+  {
+    beforeAll() {
+      sub = nat.subscribe(() => {});
+    },
+    beforeEach() {
+      nat.publishMany(packed, ends);
+    },
+    afterAll() {
+      sub.close();
+    },
+  },
+);
+add(bench, 'drain 1024 × 40 B', 'JS baseline: one Buffer.copy of the same frames', () => {
+  jsRing.copy(frame, 0, 0, frame.length);
+});
+add(bench, 'decode 1024 drained', 'walk frames + msgpackr unpack (what messages() does)', () => {
+  let at = 0;
+  for (let i = 0; i < N; i++) {
+    const len = out.readUInt32LE(at);
+    unpackr.unpack(out.subarray(at + 4, at + 4 + len));
+    at += 4 + len;
+  }
+});
+add(bench, 'decode 1024 drained', 'walk frames + Buffer.from copy (raw codec)', () => {
+  let at = 0;
+  for (let i = 0; i < N; i++) {
+    const len = out.readUInt32LE(at);
+    Buffer.from(out.subarray(at + 4, at + 4 + len));
+    at += 4 + len;
+  }
+});
+const json = quotes.map((q) => JSON.stringify(q));
+add(bench, 'codec', 'msgpackr pack', () => {
+  for (let i = 0; i < N; i++) packr.pack(quotes[i]);
+});
+add(bench, 'codec', 'msgpackr unpack', () => {
+  for (let i = 0; i < N; i++) unpackr.unpack(encoded[i]);
+});
+add(bench, 'codec', 'JS baseline: JSON.stringify', () => {
+  for (let i = 0; i < N; i++) JSON.stringify(quotes[i]);
+});
+add(bench, 'codec', 'JS baseline: JSON.parse', () => {
+  for (let i = 0; i < N; i++) JSON.parse(json[i]);
+});
+
+bench.addEventListener('cycle', (e) => {
+  process.stderr.write(`${e.task?.name.replace('\t', ': ')}\n`);
+});
+try {
+  // Fill `out` once so the decode tasks have frames even if they run before drain.
+  const s = nat.subscribe(() => {});
+  nat.publishMany(packed, ends);
+  s.drain(out, N);
+  s.close();
+  await bench.run();
+} finally {
+  ch.close();
+  nat.close();
+  try {
+    unlink(name);
+  } catch {
+    // gone
+  }
+}
+for (const t of bench.tasks) {
+  const [group, task] = t.name.split('\t');
+  const r = t.result;
+  if (r?.state !== 'completed') {
+    rows.push({ group, task, error: String(r?.error ?? r?.state) });
+    continue;
+  }
+  const nsPerOp = r.latency.mean * 1e6;
+  rows.push({
+    group,
+    task,
+    nsPerOp,
+    perOp: N,
+    nsPerMessage: nsPerOp / N,
+    messagesPerSec: (1e9 * N) / nsPerOp,
+    rme: r.latency.rme,
+  });
+}
+for (const r of rows) console.log(JSON.stringify(r));
+if (filled === 0) console.error('micro: drain found nothing (check the drain task)');

@@ -1,0 +1,367 @@
+/**
+ * The benchmark's outputs from one run: the markdown table (with the issue's targets as
+ * ratios of that same run) and the SVG chart, drawn by hand (no plotting dependency).
+ */
+
+/** Transports that count as "peers" for the ratios (what users run today). */
+const PEERS = ['pipe', 'uds', 'ipc', 'zeromq', 'nats', 'redis'];
+
+const fmtInt = (n) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '–');
+const fmt = (n, d = 1) =>
+  Number.isFinite(n)
+    ? n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d })
+    : '–';
+const mb = (n) =>
+  !Number.isFinite(n) ? '–' : n >= 1000 ? `${fmt(n / 1000, 2)} GB/s` : `${fmt(n, 1)} MB/s`;
+
+/** The best peer cell of a payload (by msg/s). */
+function bestPeer(results, payloadId) {
+  let best;
+  for (const r of results) {
+    if (r.payloadId !== payloadId || r.error || !PEERS.includes(r.transportId)) continue;
+    if (!best || r.msgPerSec > best.msgPerSec) best = r;
+  }
+  return best;
+}
+
+const cell = (results, t, p) =>
+  results.find((r) => r.transportId === t && r.payloadId === p && !r.error);
+
+/** The issue's targets, each with this run's figure and whether it is met. */
+export function targets(report) {
+  const { results, rust } = report;
+  const out = [];
+  const obj = cell(results, 'shmring', 'obj');
+  const peer = bestPeer(results, 'obj');
+  out.push({
+    target: '40-byte objects JS→JS ≥ 3,000,000 msg/s',
+    figure: obj ? `${fmtInt(obj.msgPerSec)} msg/s` : 'not measured',
+    met: obj ? obj.msgPerSec >= 3e6 : undefined,
+  });
+  out.push({
+    target: '40-byte objects ≥ 8× the best of pipe/UDS/ZeroMQ/IPC',
+    figure:
+      obj && peer
+        ? `${fmt(obj.msgPerSec / peer.msgPerSec, 2)}× (best peer: ${peer.transport}, ${fmtInt(peer.msgPerSec)} msg/s)`
+        : 'not measured',
+    met: obj && peer ? obj.msgPerSec >= 8 * peer.msgPerSec : undefined,
+  });
+  const r64 = cell(results, 'shmring', '64B');
+  out.push({
+    target: 'raw 64 B Buffers ≥ 5,000,000 msg/s',
+    figure: r64 ? `${fmtInt(r64.msgPerSec)} msg/s` : 'not measured',
+    met: r64 ? r64.msgPerSec >= 5e6 : undefined,
+  });
+  const r64k = cell(results, 'shmring', '64KiB');
+  out.push({
+    target: 'raw 64 KiB Buffers ≥ 5 GB/s',
+    figure: r64k ? mb(r64k.mbPerSec) : 'not measured',
+    met: r64k ? r64k.mbPerSec >= 5000 : undefined,
+  });
+  const spsc = rust.find((r) => r.transportId === 'rust-shmring' && r.payloadId === '64B');
+  out.push({
+    target: 'Rust SPSC 64 B across processes ≥ 50,000,000 msg/s',
+    figure: spsc ? `${fmtInt(spsc.msgPerSec)} msg/s` : 'not measured',
+    met: spsc ? spsc.msgPerSec >= 5e7 : undefined,
+  });
+  const spin = rust.find((r) => r.transportId === 'rust-shmring' && r.latency === 'spin');
+  out.push({
+    target: 'one-way latency p50 ≤ 5 µs spinning (Rust `try_recv` loop)',
+    figure: spin ? `p50 ${fmt(spin.p50us, 2)} µs, p99 ${fmt(spin.p99us, 2)} µs` : 'not measured',
+    met: spin ? spin.p50us <= 5 : undefined,
+  });
+  const blockRust = rust.find((r) => r.transportId === 'rust-shmring' && r.latency === 'blocking');
+  if (blockRust) {
+    out.push({
+      target: 'one-way latency p50 ≤ 50 µs blocking (Rust futex wait)',
+      figure: `p50 ${fmt(blockRust.p50us, 2)} µs, p99 ${fmt(blockRust.p99us, 2)} µs`,
+      met: blockRust.p50us <= 50,
+    });
+  }
+  out.push({
+    target: 'one-way latency p50 ≤ 50 µs blocking (Node `messages()`, 40 B objects)',
+    figure: obj ? `p50 ${fmt(obj.p50us, 1)} µs, p99 ${fmt(obj.p99us, 1)} µs` : 'not measured',
+    met: obj ? obj.p50us <= 50 : undefined,
+  });
+  const p99s = [spin, blockRust, obj].filter(Boolean);
+  out.push({
+    target: 'p99 ≤ 4× p50 (each of the above)',
+    figure: p99s.map((r) => `${fmt(r.p99us / r.p50us, 1)}×`).join(', ') || 'not measured',
+    met: p99s.length ? p99s.every((r) => r.p99us <= 4 * r.p50us) : undefined,
+  });
+  return out;
+}
+
+/** The whole report as markdown. */
+export function markdown(report) {
+  const { machine: m, results, rust, micro, skipped } = report;
+  const L = [];
+  L.push(`# shmring benchmark (${m.mode} run, ${m.date.slice(0, 16).replace('T', ' ')} UTC)`);
+  L.push('');
+  L.push(
+    `${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}` +
+      (m.commit ? `, commit ${m.commit}` : '') +
+      '.',
+  );
+  L.push('');
+  L.push('## Node.js producer process → Node.js consumer process');
+  L.push('');
+  L.push(
+    'Throughput: the producer sends as fast as the transport takes messages for a fixed time, ' +
+      'then an end marker; msg/s = messages received ÷ (time the consumer saw the end marker − ' +
+      'time the producer started), both from `process.hrtime.bigint()` (CLOCK_MONOTONIC, one ' +
+      'clock for all processes). MB = 10⁶ bytes of payload. CPU s = user + system time of ' +
+      'both processes during that phase. Latency: one-way, a second phase of paced messages ' +
+      '(one every `gap` µs, stamped just before the send call, the consumer subtracting on ' +
+      'delivery to its handler): p50 / p99 / p99.9 in µs. "× best peer" = shmring ÷ the ' +
+      'fastest of pipe, Unix socket, child_process IPC and ZeroMQ for that payload.',
+  );
+  L.push('');
+  L.push(
+    '| payload | transport | msg/s | MB/s | p50 µs | p99 µs | p99.9 µs | CPU s | × best peer |',
+  );
+  L.push('|---|---|--:|--:|--:|--:|--:|--:|--:|');
+  const payloads = [...new Set(results.map((r) => r.payloadId))];
+  for (const pid of payloads) {
+    const best = bestPeer(results, pid);
+    for (const r of results.filter((x) => x.payloadId === pid)) {
+      if (r.error) {
+        L.push(
+          `| ${r.payload} | ${r.transport} | failed: ${r.error.replaceAll('|', '/')} ||||||| |`,
+        );
+        continue;
+      }
+      const ratio =
+        r.transportId.startsWith('shmring') && best
+          ? `${fmt(r.msgPerSec / best.msgPerSec, 2)}×`
+          : '';
+      L.push(
+        `| ${r.payload} | ${r.transport} | ${fmtInt(r.msgPerSec)} | ${fmt(r.mbPerSec, 1)} | ` +
+          `${fmt(r.p50us)} | ${fmt(r.p99us)} | ${fmt(r.p999us)} | ${fmt(r.cpuSec, 2)} | ${ratio} |`,
+      );
+    }
+  }
+  const bad = results.filter((r) => !r.error && (r.lost || r.outOfOrder || r.received !== r.sent));
+  for (const r of bad) {
+    L.push('');
+    L.push(
+      `**${r.transport} · ${r.payload}: sent ${r.sent}, received ${r.received}, lost ${r.lost}, out of order ${r.outOfOrder}.**`,
+    );
+  }
+  if (rust.length) {
+    L.push('');
+    L.push('## Rust crate across processes (`crates/shmring/examples/bench_xproc.rs`)');
+    L.push('');
+    L.push(
+      'The binary re-spawns itself for each role. shmring: producers call `try_publish` per ' +
+        'message (or `try_publish_many` where it says batch), spinning briefly then ' +
+        '`wait_for_space` when full; the consumer `drain_into`s a 1 MiB buffer, spinning ' +
+        'briefly then sleeping on the futex when empty. pipe: `pipe(2)` between the two ' +
+        'children, `[len u32][payload]` frames through a 64 KiB `BufWriter`/`BufReader`. Latency rows: one-way, ' +
+        'CLOCK_MONOTONIC stamped in the payload, paced sends, consumer spinning (`spin`) or sleeping (`blocking`).',
+    );
+    L.push('');
+    L.push('| case | payload | msg/s | MB/s | p50 µs | p99 µs | p99.9 µs | CPU s |');
+    L.push('|---|---|--:|--:|--:|--:|--:|--:|');
+    for (const r of rust) {
+      if (r.error) {
+        L.push(`| ${r.transport ?? r.case} | | failed: ${r.error} ||||| |`);
+        continue;
+      }
+      L.push(
+        `| ${r.transport} | ${r.payload} | ${fmtInt(r.msgPerSec)} | ${fmt(r.mbPerSec, 1)} | ` +
+          `${fmt(r.p50us, 2)} | ${fmt(r.p99us, 2)} | ${fmt(r.p999us, 2)} | ${fmt(r.cpuSec, 2)} |`,
+      );
+    }
+  }
+  if (micro.length) {
+    L.push('');
+    L.push('## Micro-benchmarks (tinybench, one process)');
+    L.push('');
+    L.push(
+      'Each iteration handles 1,024 messages of ~40 B; ns per message = iteration time ÷ 1,024. ' +
+        'The native publish goes to a channel with no subscriber, so it never waits for room.',
+    );
+    L.push('');
+    L.push('| group | task | messages/s | ns per message | ± % |');
+    L.push('|---|---|--:|--:|--:|');
+    for (const r of micro) {
+      if (r.error) {
+        L.push(`| ${r.group} | ${r.task} | failed: ${r.error} | | |`);
+        continue;
+      }
+      L.push(
+        `| ${r.group} | ${r.task} | ${fmtInt(r.messagesPerSec)} | ${fmt(r.nsPerMessage, 1)} | ${fmt(r.rme, 1)} |`,
+      );
+    }
+  }
+  L.push('');
+  L.push('## Targets (issue 6), as figures of this run');
+  L.push('');
+  L.push('| target | this run | met |');
+  L.push('|---|---|---|');
+  for (const t of targets(report)) {
+    L.push(
+      `| ${t.target} | ${t.figure} | ${t.met === undefined ? '–' : t.met ? 'yes' : '**no**'} |`,
+    );
+  }
+  if (skipped.length) {
+    L.push('');
+    L.push('Skipped:');
+    for (const s of skipped) L.push(`- ${s.transport}: ${s.reason}`);
+  }
+  L.push('');
+  return L.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// SVG
+
+const COLORS = {
+  shmring: '#d62728',
+  'shmring-sem': '#ff7f0e',
+  pipe: '#1f77b4',
+  uds: '#2ca02c',
+  ipc: '#9467bd',
+  zeromq: '#8c564b',
+  nats: '#17becf',
+  redis: '#7f7f7f',
+};
+
+const esc = (s) =>
+  String(s).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
+
+/** Powers of ten covering [lo, hi]. */
+function decades(lo, hi) {
+  const a = Math.floor(Math.log10(lo));
+  const b = Math.ceil(Math.log10(hi));
+  const out = [];
+  for (let e = a; e <= b; e++) out.push(10 ** e);
+  return out;
+}
+
+const sizeLabel = (b) =>
+  b >= 1 << 20 ? `${b / (1 << 20)} MiB` : b >= 1024 ? `${b / 1024} KiB` : `${b} B`;
+const unit = (v, u) =>
+  v >= 1e9
+    ? `${v / 1e9} G${u}`
+    : v >= 1e6
+      ? `${v / 1e6} M${u}`
+      : v >= 1e3
+        ? `${v / 1e3} k${u}`
+        : `${v} ${u}`;
+
+/**
+ * Two log–log panels from one run: msg/s and MB/s against raw payload size, one line per
+ * transport, and the 40-byte-object cell as a labelled point on the left of the first.
+ */
+export function svg(report) {
+  const results = report.results.filter((r) => !r.error);
+  const W = 960;
+  const H = 440;
+  const panels = [
+    { key: 'msgPerSec', title: 'messages per second', u: 'msg/s', x0: 70 },
+    {
+      key: 'mbPerSec',
+      title: 'payload throughput (MB/s, 10⁶ B)',
+      u: 'B/s',
+      scale: 1e6,
+      x0: 70 + W / 2,
+    },
+  ];
+  const pw = W / 2 - 110;
+  const top = 60;
+  const ph = H - top - 110;
+  const raw = results.filter((r) => r.payloadId !== 'obj');
+  const sizes = [...new Set(raw.map((r) => r.bytes))].sort((a, b) => a - b);
+  const transports = [...new Map(results.map((r) => [r.transportId, r.transport])).entries()];
+  const o = [];
+  o.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`,
+  );
+  o.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
+  const m = report.machine;
+  o.push(
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="600">${esc('One producer process → one consumer process, Node.js, by payload size (log–log)')}</text>`,
+  );
+  o.push(
+    `<text x="${W / 2}" y="40" text-anchor="middle" fill="#555">${esc(`${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.mode} run ${m.date.slice(0, 10)}`)}</text>`,
+  );
+  if (sizes.length === 0) {
+    o.push('</svg>');
+    return o.join('\n');
+  }
+  const xLo = sizes[0] / 1.6;
+  const xHi = sizes[sizes.length - 1] * 1.6;
+  for (const P of panels) {
+    const vals = raw.map((r) => r[P.key]).filter((v) => v > 0);
+    const obj = results.filter((r) => r.payloadId === 'obj').map((r) => r[P.key]);
+    const all = [...vals, ...obj].filter((v) => v > 0);
+    const ticks = decades(Math.min(...all), Math.max(...all));
+    const yLo = ticks[0];
+    const yHi = ticks[ticks.length - 1];
+    const X = (b) => P.x0 + ((Math.log(b) - Math.log(xLo)) / (Math.log(xHi) - Math.log(xLo))) * pw;
+    const Y = (v) =>
+      top + ph - ((Math.log(v) - Math.log(yLo)) / (Math.log(yHi) - Math.log(yLo))) * ph;
+    o.push(
+      `<text x="${P.x0 + pw / 2}" y="${top - 6}" text-anchor="middle" font-weight="600">${esc(P.title)}</text>`,
+    );
+    o.push(`<rect x="${P.x0}" y="${top}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`);
+    for (const t of ticks) {
+      const y = Y(t);
+      o.push(`<line x1="${P.x0}" x2="${P.x0 + pw}" y1="${y}" y2="${y}" stroke="#eee"/>`);
+      o.push(
+        `<text x="${P.x0 - 6}" y="${y + 4}" text-anchor="end" fill="#444">${esc(unit(P.scale ? t * P.scale : t, P.u))}</text>`,
+      );
+    }
+    for (const s of sizes) {
+      const x = X(s);
+      o.push(`<line x1="${x}" x2="${x}" y1="${top}" y2="${top + ph}" stroke="#f3f3f3"/>`);
+      o.push(
+        `<text x="${x}" y="${top + ph + 16}" text-anchor="middle" fill="#444">${esc(sizeLabel(s))}</text>`,
+      );
+    }
+    o.push(
+      `<text x="${P.x0 + pw / 2}" y="${top + ph + 34}" text-anchor="middle" fill="#444">raw Buffer payload size</text>`,
+    );
+    for (const [id] of transports) {
+      const pts = raw
+        .filter((r) => r.transportId === id && r[P.key] > 0)
+        .sort((a, b) => a.bytes - b.bytes)
+        .map((r) => [X(r.bytes), Y(r[P.key])]);
+      const color = COLORS[id] ?? '#000';
+      const width = id.startsWith('shmring') ? 3 : 1.8;
+      if (pts.length > 1) {
+        o.push(
+          `<polyline fill="none" stroke="${color}" stroke-width="${width}" points="${pts.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}"/>`,
+        );
+      }
+      for (const [x, y] of pts)
+        o.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3" fill="${color}"/>`);
+      const ob = results.find((r) => r.transportId === id && r.payloadId === 'obj');
+      if (ob && ob[P.key] > 0) {
+        const x = X(ob.bytes);
+        const y = Y(ob[P.key]);
+        o.push(
+          `<rect x="${(x - 4).toFixed(1)}" y="${(y - 4).toFixed(1)}" width="8" height="8" fill="#fff" stroke="${color}" stroke-width="2"><title>${esc(`${ob.transport}, ${ob.payload}: ${Math.round(ob[P.key]).toLocaleString('en-US')} ${P.key === 'msgPerSec' ? 'msg/s' : 'MB/s'}`)}</title></rect>`,
+        );
+      }
+    }
+  }
+  // Legend, under both panels.
+  let lx = 70;
+  const ly = H - 36;
+  for (const [id, label] of transports) {
+    const color = COLORS[id] ?? '#000';
+    o.push(
+      `<line x1="${lx}" x2="${lx + 22}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="3"/>`,
+    );
+    o.push(`<text x="${lx + 28}" y="${ly + 4}">${esc(label)}</text>`);
+    lx += 40 + label.length * 7;
+  }
+  o.push(
+    `<text x="70" y="${H - 12}" fill="#555">${esc('Lines: raw Buffers. Hollow squares: the ~40-byte msgpack object (5 fields), encoded and decoded on both sides.')}</text>`,
+  );
+  o.push('</svg>');
+  return `${o.join('\n')}\n`;
+}

@@ -119,7 +119,7 @@ export interface ChannelInfo {
  */
 export interface Participant {
   slot: number;
-  role: 'producer' | 'subscriber' | 'joining';
+  role: 'producer' | 'subscriber' | 'consumer' | 'joining';
   pid: number;
   /** Whether the owning process (pid and start time) still runs. */
   alive: boolean;

@@ -129,6 +129,7 @@ impl From<shmring::ParticipantInfo> for NativeParticipant {
             role: match p.role {
                 Some(shmring::Role::Producer) => "producer",
                 Some(shmring::Role::Subscriber) => "subscriber",
+                Some(shmring::Role::Consumer) => "consumer",
                 None => "joining",
             }
             .to_owned(),

@@ -21,7 +21,7 @@ use std::sync::atomic::Ordering;
 use crate::Channel;
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout;
-use crate::options::OpenOptions;
+use crate::options::{Kind, OpenOptions};
 use crate::process;
 use crate::registry::{ParticipantInfo, Role};
 use crate::segment::{self, Descriptor};
@@ -39,7 +39,7 @@ pub struct Summary {
     /// The next position producers will claim (bytes since creation).
     pub tail: u64,
     /// Bytes of the ring still held for the slowest subscriber (`tail` minus the lowest
-    /// subscriber cursor; 0 without subscribers).
+    /// subscriber cursor, or minus the queue head for a queue; 0 without subscribers).
     pub bytes_used: u64,
     /// The occupied participant slots.
     pub participants: Vec<ParticipantInfo>,
@@ -65,20 +65,28 @@ pub fn summarize(ch: &Channel) -> Summary {
     let participants = ch.participants();
     // Acquire: pairs with the producers' claim CAS; only a statistic here.
     let tail = ch.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
-    let lowest = participants
-        .iter()
-        .filter(|p| p.role == Some(Role::Subscriber))
-        .map(|p| p.cursor)
-        .min()
-        .unwrap_or(tail);
     let d = *ch.descriptor();
+    let lowest = match d.kind {
+        // Consumers share one position: the next record to hand out.
+        Kind::Queue => ch
+            .seg
+            .u64_at(layout::QUEUE_HEAD_OFFSET)
+            .load(Ordering::Acquire),
+        Kind::Topic => participants
+            .iter()
+            .filter(|p| p.role == Some(Role::Subscriber))
+            .map(|p| p.cursor)
+            .min()
+            .unwrap_or(tail),
+    };
     let creator_alive = process::is_alive(d.creator_pid, d.creator_start_time);
     let stale = !creator_alive && participants.iter().all(|p| !p.alive);
     Summary {
         name: ch.name().to_owned(),
         descriptor: d,
         tail,
-        bytes_used: tail.saturating_sub(lowest),
+        // Under `overwrite` a lapped subscriber's cursor may trail by more than the ring.
+        bytes_used: tail.saturating_sub(lowest).min(d.geometry.capacity),
         participants,
         creator_alive,
         stale,

@@ -1,0 +1,418 @@
+#!/usr/bin/env node
+/**
+ * `shmring`: an `ipcs`-like tool that understands channels.
+ *
+ * ```sh
+ * shmring ls [prefix] [--json]          # every channel: kind, sync, capacity, bytes used, ...
+ * shmring stat <ch> [--watch] [--json]  # header fields, participants, lag per subscriber
+ * shmring tail <ch> [--count N]         # decoded messages as JSON lines
+ * shmring pub <ch> [json] [--create]    # one message, or JSON lines from stdin
+ * shmring rm <ch> | --stale             # remove a channel, or every stale one
+ * shmring demo | bench                  # the two-process demo; the benchmark suite
+ * ```
+ *
+ * Every command has `--help`; errors print one line `shmring <command>: <reason>` to stderr
+ * and exit with status 1.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
+import {
+  type Channel,
+  type ChannelListing,
+  type ChannelStats,
+  type CodecName,
+  list,
+  open,
+  unlink,
+  unlinkIfStale,
+} from '../index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** The package root (`dist/cli/..`/..). */
+const root = join(here, '..', '..');
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  version: string;
+  scripts?: Record<string, string>;
+};
+
+/** An error the user can act on: printed as one line, exit status 1. */
+class CliError extends Error {}
+
+/** Runs a command body; any error becomes one line on stderr and exit status 1. */
+function action<A extends unknown[]>(
+  command: string,
+  body: (...args: A) => Promise<void> | void,
+): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await body(...args);
+    } catch (e) {
+      const message = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+      process.stderr.write(`shmring ${command}: ${message}\n`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+const positiveInt = (what: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError(`${what} must be >= 1`);
+  return n;
+};
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+/** Left-aligned text table. */
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  return [head, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** JSON that also carries what msgpack can decode to: binary, bigint, undefined. */
+function toJson(value: unknown): string {
+  return (
+    JSON.stringify(value, (_k, v: unknown) => {
+      if (typeof v === 'bigint') return v.toString();
+      if (v instanceof Uint8Array) return { $binary: Buffer.from(v).toString('base64') };
+      // JSON.stringify hands Buffers to the replacer already converted by toJSON.
+      if (
+        v !== null &&
+        typeof v === 'object' &&
+        (v as { type?: unknown }).type === 'Buffer' &&
+        Array.isArray((v as { data?: unknown }).data)
+      ) {
+        return { $binary: Buffer.from((v as { data: number[] }).data).toString('base64') };
+      }
+      return v;
+    }) ?? 'null'
+  );
+}
+
+const codecOption = () =>
+  new Option('--codec <codec>', 'how messages are encoded')
+    .choices(['msgpack', 'json', 'raw'])
+    .default('msgpack');
+
+const program = new Command()
+  .name('shmring')
+  .description('Inspect and use shmring channels (ring buffers in /dev/shm).')
+  .version(pkg.version)
+  .configureOutput({
+    // commander's own errors (unknown option, missing argument) stay one line.
+    outputError: (str, write) => write(`${str.split('\n')[0]}\n`),
+  });
+
+program
+  .command('ls')
+  .description('list channels: name, kind, sync, capacity, bytes used, participants, stale?')
+  .argument('[prefix]', 'only channels whose name starts with this')
+  .option('--json', 'print a JSON array')
+  .action(
+    action('ls', (prefix: string | undefined, opts: { json?: boolean }) => {
+      const found = list().filter((l) => prefix === undefined || l.name.startsWith(prefix));
+      if (opts.json) {
+        console.log(JSON.stringify(found.map(listingJson), null, 2));
+        return;
+      }
+      if (found.length === 0) {
+        console.log('no channels');
+        return;
+      }
+      const rows = found.map((l) => {
+        const s = l.summary;
+        if (s === undefined) return [l.name, `(${l.error?.code}: ${l.error?.message})`];
+        return [
+          l.name,
+          s.kind,
+          s.sync,
+          s.policy,
+          bytes(s.capacity),
+          bytes(s.bytesUsed),
+          String(s.participants.length),
+          s.stale ? 'stale' : '',
+        ];
+      });
+      console.log(
+        table(
+          ['NAME', 'KIND', 'SYNC', 'POLICY', 'CAPACITY', 'USED', 'PARTICIPANTS', 'STALE'],
+          rows,
+        ),
+      );
+    }),
+  );
+
+function listingJson(l: ChannelListing): unknown {
+  if (l.summary !== undefined) return l.summary;
+  return { name: l.name, error: { code: l.error?.code, message: l.error?.message } };
+}
+
+function statText(s: ChannelStats): string {
+  const header = [
+    `channel        ${s.name}`,
+    `kind           ${s.kind}`,
+    `sync           ${s.sync}`,
+    `policy         ${s.policy}`,
+    `capacity       ${bytes(s.capacity)} (${s.capacity})`,
+    `max message    ${bytes(s.maxMessageSize)}`,
+    `max parts      ${s.maxParticipants}`,
+    `mode           0${s.mode.toString(8)}`,
+    `creator        pid ${s.creatorPid} (${s.creatorAlive ? 'alive' : 'dead'})`,
+    `created        ${new Date(s.createdAtMs).toISOString()}`,
+    `tail           ${s.tail}`,
+    `bytes used     ${bytes(s.bytesUsed)} (${s.bytesUsed})`,
+    `stale          ${s.stale ? 'yes' : 'no'}`,
+  ].join('\n');
+  if (s.participants.length === 0) return `${header}\n\nno participants`;
+  const rows = s.participants.map((p) => [
+    String(p.slot),
+    p.role,
+    String(p.pid),
+    p.alive ? 'yes' : 'no',
+    String(p.messages),
+    String(p.lost),
+    p.role === 'subscriber' ? bytes(p.lag) : '',
+    new Date(p.heartbeatMs).toISOString(),
+  ]);
+  return `${header}\n\n${table(['SLOT', 'ROLE', 'PID', 'ALIVE', 'MESSAGES', 'LOST', 'LAG', 'HEARTBEAT'], rows)}`;
+}
+
+function statOnce(name: string): ChannelStats {
+  // Attaching takes no participant slot: looking does not change the channel.
+  const ch = open(name);
+  try {
+    return ch.stats();
+  } finally {
+    ch.close();
+  }
+}
+
+program
+  .command('stat')
+  .description('header fields, per-participant counters and lag of one channel')
+  .argument('<channel>', 'channel name')
+  .option('--json', 'print JSON (with --watch: one JSON line per snapshot)')
+  .option('-w, --watch', 'print again every interval until interrupted')
+  .option(
+    '--interval <ms>',
+    'with --watch: milliseconds between snapshots',
+    positiveInt('interval'),
+    1000,
+  )
+  .action(
+    action(
+      'stat',
+      async (name: string, opts: { json?: boolean; watch?: boolean; interval: number }) => {
+        const show = (s: ChannelStats, first: boolean): void => {
+          if (opts.json) console.log(JSON.stringify(s, null, opts.watch ? undefined : 2));
+          else console.log(`${first ? '' : '\n'}${statText(s)}`);
+        };
+        show(statOnce(name), true);
+        if (!opts.watch) return;
+        let stop = false;
+        const onSignal = () => {
+          stop = true;
+        };
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        while (!stop) {
+          await new Promise((r) => setTimeout(r, opts.interval));
+          if (!stop) show(statOnce(name), false);
+        }
+      },
+    ),
+  );
+
+program
+  .command('tail')
+  .description('print the messages published on a channel, decoded, as JSON lines')
+  .argument('<channel>', 'channel name')
+  .option(
+    '--from-now',
+    'start at the current end of the channel (the default, and for now the only start: a ' +
+      'subscriber receives what is published after it joined)',
+  )
+  .option('-n, --count <n>', 'exit after this many messages', positiveInt('count'))
+  .addOption(codecOption())
+  .action(
+    action('tail', async (name: string, opts: { count?: number; codec: CodecName }) => {
+      const ch = open<unknown>(name, { codec: opts.codec });
+      let seen = 0;
+      await new Promise<void>((resolve, reject) => {
+        const stop = (): void => {
+          sub.unsubscribe();
+          resolve();
+        };
+        const sub = ch.messages().subscribe({
+          next(v) {
+            process.stdout.write(`${toJson(v)}\n`);
+            seen++;
+            if (opts.count !== undefined && seen >= opts.count) stop();
+          },
+          error: reject,
+          complete: resolve,
+        });
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        process.stderr.write(
+          `tailing ${name}${opts.count === undefined ? ' (Ctrl-C to stop)' : ` for ${opts.count} messages`}\n`,
+        );
+      }).finally(() => ch.close());
+    }),
+  );
+
+program
+  .command('pub')
+  .description('publish one JSON value, or one per line of stdin (waits for room if full)')
+  .argument('<channel>', 'channel name')
+  .argument('[json]', 'the value to publish, as JSON; without it, JSON lines from stdin')
+  .option('--create', 'create the channel if it does not exist')
+  .addOption(codecOption())
+  .action(
+    action(
+      'pub',
+      async (
+        name: string,
+        text: string | undefined,
+        opts: { create?: boolean; codec: CodecName },
+      ) => {
+        const parse = (line: string, where: string): unknown => {
+          if (opts.codec === 'raw') return Buffer.from(line);
+          try {
+            return JSON.parse(line);
+          } catch (e) {
+            throw new CliError(`${where} is not valid JSON (${(e as Error).message})`);
+          }
+        };
+        const value = text === undefined ? undefined : parse(text, 'the message');
+        const ch: Channel<unknown> = open<unknown>(name, {
+          create: opts.create === true,
+          codec: opts.codec,
+        });
+        let published = 0;
+        try {
+          if (text !== undefined) {
+            await ch.send(value);
+            published++;
+          } else {
+            let lineNo = 0;
+            for await (const line of createInterface({ input: process.stdin })) {
+              lineNo++;
+              if (line.trim() === '') continue;
+              await ch.send(parse(line, `line ${lineNo}`));
+              published++;
+            }
+          }
+        } finally {
+          ch.close();
+        }
+        console.log(`published ${published} message${published === 1 ? '' : 's'} to ${name}`);
+      },
+    ),
+  );
+
+program
+  .command('rm')
+  .description('remove a channel, or with --stale every channel whose processes are all dead')
+  .argument('[channel]', 'channel name')
+  .option('--stale', 'remove every stale channel (creator and all participants dead)')
+  .option('--prefix <prefix>', 'with --stale: only channels whose name starts with this')
+  .option('--json', 'print the removed names as a JSON array')
+  .action(
+    action(
+      'rm',
+      (name: string | undefined, opts: { stale?: boolean; prefix?: string; json?: boolean }) => {
+        if ((name === undefined) === (opts.stale !== true)) {
+          throw new CliError('give either a channel name or --stale');
+        }
+        const removed: string[] = [];
+        if (name !== undefined) {
+          unlink(name);
+          removed.push(name);
+        } else {
+          for (const l of list()) {
+            if (opts.prefix !== undefined && !l.name.startsWith(opts.prefix)) continue;
+            // Checked again right before the unlink: a channel that came back to life stays.
+            if (l.summary?.stale && unlinkIfStale(l.name)) removed.push(l.name);
+          }
+        }
+        if (opts.json) console.log(JSON.stringify(removed));
+        else if (removed.length === 0) console.log('nothing to remove');
+        else for (const r of removed) console.log(`removed ${r}`);
+      },
+    ),
+  );
+
+/** Runs a child with inherited stdio; resolves its exit status. */
+function runInherited(cmd: string, args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: 'inherit', cwd: root });
+    const forward = (sig: NodeJS.Signals) => child.kill(sig);
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      resolve(code ?? (signal === null ? 1 : 128));
+    });
+  });
+}
+
+program
+  .command('demo')
+  .description('run the demo: a publisher and a subscriber process move quotes over a channel')
+  .argument('[count]', 'how many quotes', positiveInt('count'))
+  .action(
+    action('demo', async (count: number | undefined) => {
+      const demo = join(root, 'dist', 'demo', 'index.js');
+      if (!existsSync(demo)) throw new CliError(`the demo is not built (${demo} is missing)`);
+      process.exitCode = await runInherited(
+        process.execPath,
+        count === undefined ? [demo] : [demo, String(count)],
+      );
+    }),
+  );
+
+program
+  .command('bench')
+  .description('run the benchmark suite (npm run bench, from a source checkout)')
+  .argument('[args...]', 'passed on to the benchmark harness')
+  .option('--dry-run', 'print the command instead of running it')
+  .allowUnknownOption()
+  .action(
+    action('bench', async (args: string[], opts: { dryRun?: boolean }) => {
+      if (!existsSync(join(root, 'bench', 'run.mjs')) || pkg.scripts?.bench === undefined) {
+        throw new CliError(
+          `the benchmark harness is not here (needs bench/run.mjs and an npm script "bench" in ${root}); run it from a source checkout of shmring`,
+        );
+      }
+      const cmd = ['npm', 'run', 'bench', ...(args.length > 0 ? ['--', ...args] : [])];
+      if (opts.dryRun) {
+        console.log(cmd.join(' '));
+        return;
+      }
+      process.exitCode = await runInherited(cmd[0] as string, cmd.slice(1));
+    }),
+  );
+
+await program.parseAsync(process.argv);

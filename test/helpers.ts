@@ -39,11 +39,17 @@ const fixture = (name: string): string =>
   fileURLToPath(new URL(`./fixtures/${name}.js`, import.meta.url));
 
 /**
- * Spawns `node fixtures/<name>.js ...args`. The process is SIGKILLed and reaped when the test
+ * Spawns `node fixtures/<name>.js ...args` (with this process's node unless `execPath` names
+ * another). The process is SIGKILLed and reaped when the test
  * ends, whatever the outcome.
  */
-export function spawnFixture(t: ExecutionContext, name: string, args: string[]): Proc {
-  const child = spawn(process.execPath, [fixture(name), ...args], {
+export function spawnFixture(
+  t: ExecutionContext,
+  name: string,
+  args: string[],
+  execPath: string = process.execPath,
+): Proc {
+  const child = spawn(execPath, [fixture(name), ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

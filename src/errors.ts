@@ -12,7 +12,14 @@
  * ```
  */
 
-/** The stable error codes. */
+/**
+ * The stable error codes.
+ *
+ * @example
+ * ```ts
+ * const code: ErrorCode = 'RingFull';
+ * ```
+ */
 export type ErrorCode =
   | 'InvalidName'
   | 'InvalidArgument'
@@ -28,7 +35,18 @@ export type ErrorCode =
   | 'Closed'
   | 'Io';
 
-/** Base class of every shmring error. */
+/**
+ * Base class of every shmring error.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   ch.publish(value);
+ * } catch (e) {
+ *   if (e instanceof ShmringError) console.error(e.code, e.message);
+ * }
+ * ```
+ */
 export class ShmringError extends Error {
   /** The stable code; switch on this rather than on the message. */
   readonly code: ErrorCode;
@@ -39,79 +57,170 @@ export class ShmringError extends Error {
   }
 }
 
-/** A channel name outside `[A-Za-z0-9._-]{1,200}`. */
+/**
+ * A channel name outside `[A-Za-z0-9._-]{1,200}`.
+ *
+ * @example
+ * ```ts
+ * open('a/b'); // throws InvalidNameError
+ * ```
+ */
 export class InvalidNameError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('InvalidName', message, options);
   }
 }
-/** An option or argument out of range. */
+/**
+ * An option or argument out of range.
+ *
+ * @example
+ * ```ts
+ * open('x', { create: true, capacity: 1000 }); // not a power of two
+ * ```
+ */
 export class InvalidArgumentError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('InvalidArgument', message, options);
   }
 }
-/** The ring is full and the policy is `fail`. */
+/**
+ * The ring is full and the policy is `fail`.
+ *
+ * @example
+ * ```ts
+ * try { ch.publish(v); } catch (e) { if (e instanceof RingFullError) dropped++; }
+ * ```
+ */
 export class RingFullError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('RingFull', message, options);
   }
 }
-/** An encoded message larger than the channel's `maxMessageSize`. */
+/**
+ * An encoded message larger than the channel's `maxMessageSize`.
+ *
+ * @example
+ * ```ts
+ * ch.publish('x'.repeat(1 << 20)); // throws MessageTooLargeError
+ * ```
+ */
 export class MessageTooLargeError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('MessageTooLarge', message, options);
   }
 }
-/** The segment is not usable by this version, or differs from an option you stated. */
+/**
+ * The segment is not usable by this version, or differs from an option you stated.
+ *
+ * @example
+ * ```ts
+ * open('quotes', { capacity: 4096 }); // the channel was made with another capacity
+ * ```
+ */
 export class IncompatibleSegmentError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('IncompatibleSegment', message, options);
   }
 }
-/** The segment is damaged. */
+/**
+ * The segment is damaged.
+ *
+ * @example
+ * ```ts
+ * try { open('damaged'); } catch (e) { if (e instanceof CorruptSegmentError) unlink('damaged'); }
+ * ```
+ */
 export class CorruptSegmentError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('CorruptSegment', message, options);
   }
 }
-/** No channel of that name (and `create` was not given). */
+/**
+ * No channel of that name (and `create` was not given).
+ *
+ * @example
+ * ```ts
+ * try { open('quotes'); } catch (e) { if (e instanceof NotFoundError) open('quotes', { create: true }); }
+ * ```
+ */
 export class NotFoundError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('NotFound', message, options);
   }
 }
-/** `exclusive` creation of a name that exists. */
+/**
+ * `exclusive` creation of a name that exists.
+ *
+ * @example
+ * ```ts
+ * open('quotes', { create: true, exclusive: true }); // throws if it exists
+ * ```
+ */
 export class AlreadyExistsError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('AlreadyExists', message, options);
   }
 }
-/** The operating system refused access. */
+/**
+ * The operating system refused access.
+ *
+ * @example
+ * ```ts
+ * open('owned-by-root'); // a 0600 segment of another user
+ * ```
+ */
 export class PermissionDeniedError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('PermissionDenied', message, options);
   }
 }
-/** `/dev/shm` has no room for the channel. */
+/**
+ * `/dev/shm` has no room for the channel.
+ *
+ * @example
+ * ```ts
+ * open('huge', { create: true, capacity: 2 ** 36 }); // /dev/shm is too small
+ * ```
+ */
 export class NoSpaceError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('NoSpace', message, options);
   }
 }
-/** A wait ran out of time. */
+/**
+ * A wait ran out of time.
+ *
+ * @example
+ * ```ts
+ * await ch.send(v, { timeoutMs: 100 }).catch((e) => e instanceof TimeoutError);
+ * ```
+ */
 export class TimeoutError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('Timeout', message, options);
   }
 }
-/** The channel or subscription was closed. */
+/**
+ * The channel or subscription was closed.
+ *
+ * @example
+ * ```ts
+ * ch.close(); ch.publish(1); // throws ClosedError
+ * ```
+ */
 export class ClosedError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('Closed', message, options);
   }
 }
-/** Any other operating system error. */
+/**
+ * Any other operating system error.
+ *
+ * @example
+ * ```ts
+ * if (e instanceof IoError) console.error(e.message);
+ * ```
+ */
 export class IoError extends ShmringError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('Io', message, options);

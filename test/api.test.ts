@@ -338,3 +338,31 @@ test('list() reports channels with settings, bytes used, participants and stalen
     'gone',
   );
 });
+
+test('kind, sync and policy pass through: a semaphore-mode queue splits messages between consumers', async (t) => {
+  const name = channelName(t, 'queue');
+  const ch = open<number>(name, { create: true, kind: 'queue', sync: 'semaphore' });
+  t.teardown(() => ch.close());
+  t.like(ch.info(), { kind: 'queue', sync: 'semaphore' });
+  const a: number[] = [];
+  const b: number[] = [];
+  const sa = ch.messages().subscribe((v) => a.push(v));
+  const sb = ch.messages().subscribe((v) => b.push(v));
+  t.teardown(() => {
+    sa.unsubscribe();
+    sb.unsubscribe();
+  });
+  t.deepEqual(
+    ch.stats().participants.map((p) => p.role),
+    ['consumer', 'consumer'],
+  );
+  const n = 2000;
+  for (let i = 0; i < n; i++) if (!ch.publish(i)) await ch.send(i);
+  await until(() => a.length + b.length === n);
+  t.deepEqual(
+    [...a, ...b].sort((x, y) => x - y),
+    [...Array(n).keys()],
+    'each message delivered exactly once',
+  );
+  t.is(list().find((l) => l.name === name)?.summary?.kind, 'queue');
+});

@@ -293,4 +293,7 @@ export async function produce(ctl, cfg, send, flush = async () => {}) {
   if (q !== undefined) await q;
   await flush();
   ctl.send({ event: 'done' });
+  // Stay until the consumer has everything: exiting now could drop what a transport still
+  // queues in this process (ZeroMQ's I/O thread, a socket's write queue).
+  await ctl.go();
 }

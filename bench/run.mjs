@@ -16,7 +16,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir, totalmem } from 'node:os';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -236,6 +236,21 @@ const TRANSPORTS = [
     launch: separate('shmring.mjs'),
   },
   {
+    id: 'shmring-many',
+    label: 'shmring lock-free, publishMany',
+    sync: 'lockfree',
+    batch: 64,
+    launch: separate('shmring.mjs'),
+  },
+  {
+    id: 'shmring-recv',
+    label: 'shmring lock-free, receiveSync',
+    sync: 'lockfree',
+    batch: 64,
+    receive: 'sync',
+    launch: separate('shmring.mjs'),
+  },
+  {
     id: 'shmring-sem',
     label: 'shmring semaphore',
     sync: 'semaphore',
@@ -298,8 +313,9 @@ function ringFor(bytes) {
 }
 
 function cellConfig(t, p, n) {
-  // Paced latency sends: a gap that even a slow transport clears (≥ 100 µs, 2 ms per MiB).
-  const gapUs = Math.max(100, Math.round(p.bytes / 500));
+  // Paced latency sends: a gap that even a slow transport clears (≥ 100 µs, 10 ms per MiB),
+  // so that latency is not queueing.
+  const gapUs = Math.max(100, Math.round(p.bytes / 100));
   const latencyCount = Math.max(
     20,
     Math.min(PHASE.latencyMax, Math.floor((PHASE.latencyBudgetS * 1e6) / gapUs)),
@@ -317,7 +333,9 @@ function cellConfig(t, p, n) {
     latencyCount,
     latencySkip: Math.ceil(latencyCount / 10),
     gapUs,
-    batch: 1,
+    // Batches only for small payloads: 64 large values gain nothing and hold 64× the memory.
+    batch: t.batch !== undefined && p.bytes <= 4096 ? t.batch : 1,
+    receive: t.receive,
   };
 }
 
@@ -348,6 +366,7 @@ async function runCell(t, p) {
     ]);
     run.go('producer');
     const lat = await run.event('consumer', 'latency', ms);
+    run.go('producer'); // it may exit now
     await run.finish(5000);
     const seconds = (thr.end - produced.start) / 1e9;
     const msgPerSec = thr.received / seconds;
@@ -450,6 +469,8 @@ function machine() {
     memGiB: Math.round(totalmem() / 2 ** 30),
     kernel: release(),
     node: process.version,
+    // Other work on the machine skews every figure: say how busy it was when we started.
+    loadavg1: Math.round(loadavg()[0] * 100) / 100,
     commit: git.status === 0 ? git.stdout.trim() : undefined,
   };
 }
@@ -482,7 +503,7 @@ async function main() {
   let transports = TRANSPORTS.filter((t) => !wantT || wantT.includes(t.id));
   let chosen = payloads.filter((p) => !wantP || wantP.includes(p.id));
   if (smoke) {
-    transports = transports.filter((t) => t.id === 'shmring' || t.id === 'uds');
+    transports = transports.filter((t) => t.id === 'shmring-many' || t.id === 'uds');
     chosen = chosen.filter((p) => p.id === 'obj' || p.id === '4KiB');
   }
   if (semaphore !== undefined && transports.some((t) => t.id === 'shmring-sem')) {

@@ -1,27 +1,39 @@
 /**
- * shmring through its public TypeScript API (`dist/`): `open`, `publish` (falling back to
- * `await send` when the ring is full, as the README shows), `publishMany` when the API has
- * it, and `messages()` for the consumer. Raw cells use a pass-through codec.
+ * shmring through its public TypeScript API (`dist/`): `open`, then either `publish` per
+ * message (falling back to `await send` when the ring is full, as the README shows) or
+ * `publishMany` of `batch` values at a time; the consumer takes `messages()` (an RxJS
+ * subscription, woken by the native waiter thread) or, with `receive: 'sync'`, loops on
+ * `receiveSync` (blocking its thread in a futex wait). Raw cells use the `raw` codec.
  *
  * `node bench/peers/shmring.mjs producer|consumer` with `BENCH_CFG` = { channel, sync,
- * capacity, maxMessageSize, kind, bytes, seconds, latencyCount, gapUs, batch }.
+ * capacity, maxMessageSize, kind, bytes, seconds, latencyCount, gapUs, batch, receive }.
  */
 import { open } from '../../dist/index.js';
-import { config, control, produce, quote, rawMessage, receiver } from '../lib.mjs';
+import { config, control, NO_TS, produce, quote, rawMessage, receiver } from '../lib.mjs';
 
 const role = process.argv[2];
 const cfg = config();
 const ctl = control();
-const raw = { encode: (b) => b, decode: (b) => Buffer.from(b) };
 const ch = open(cfg.channel, {
   create: true,
   sync: cfg.sync,
   capacity: cfg.capacity,
   maxMessageSize: cfg.maxMessageSize,
-  ...(cfg.kind === 'raw' ? { codec: raw } : {}),
+  ...(cfg.kind === 'raw' ? { codec: 'raw' } : {}),
 });
 
-if (role === 'consumer') {
+if (role === 'consumer' && cfg.receive === 'sync') {
+  const r = receiver(ctl, cfg.latencyCount, cfg.latencySkip);
+  ch.receiveSync(0); // join before the producer starts
+  r.start();
+  ctl.send({ event: 'ready' });
+  for (;;) {
+    const m = ch.receiveSync(1000);
+    if (m !== undefined && r.take(m.value)) break;
+  }
+  ch.close();
+  process.exit(0);
+} else if (role === 'consumer') {
   const r = receiver(ctl, cfg.latencyCount, cfg.latencySkip);
   const sub = ch.messages().subscribe({
     next(v) {
@@ -49,7 +61,7 @@ if (role === 'consumer') {
           return buf;
         }
       : quote;
-  const many = cfg.batch > 1 && typeof ch.publishMany === 'function';
+  const many = cfg.batch > 1;
   let send;
   if (many) {
     // Batched: values gather until `batch` are there (or a phase ends), then one call.
@@ -57,8 +69,7 @@ if (role === 'consumer') {
     const flushBatch = async () => {
       let from = 0;
       while (from < pending.length) {
-        const n = ch.publishMany(from === 0 ? pending : pending.slice(from));
-        from += typeof n === 'number' ? n : pending.length - from;
+        from += ch.publishMany(from === 0 ? pending : pending.slice(from));
         if (from < pending.length) await ch.send(pending[from++]);
       }
       pending.length = 0;
@@ -66,7 +77,7 @@ if (role === 'consumer') {
     send = (seq, ts) => {
       // Raw values must be copies while they wait in the batch.
       pending.push(buf === undefined ? make(seq, ts) : Buffer.from(make(seq, ts)));
-      if (pending.length >= cfg.batch || seq < 0 || ts !== 1_700_000_000) return flushBatch();
+      if (pending.length >= cfg.batch || seq < 0 || ts !== NO_TS) return flushBatch();
       return undefined;
     };
   } else {

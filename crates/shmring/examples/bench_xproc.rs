@@ -12,7 +12,8 @@
 //!   Rate = messages ÷ (consumer's last message − earliest producer start), both on
 //!   CLOCK_MONOTONIC, which every process on the host shares.
 //! - Latency: paced messages stamped with CLOCK_MONOTONIC just before publishing; the
-//!   consumer subtracts on receipt, either spinning on `try_recv` or sleeping in `wait`.
+//!   consumer subtracts on receipt, either spinning on `try_recv` or sleeping on the futex
+//!   (`WaitStrategy::Block` + `recv_timeout`).
 //! - Pipe: `pipe(2)` from one child's stdout to the other's stdin, `[len u32 LE][payload]`
 //!   frames through a 64 KiB `BufWriter` / `BufReader` (flushed per message when pacing).
 
@@ -21,7 +22,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use shmring::{Channel, OpenOptions};
+use shmring::{Channel, OpenOptions, WaitStrategy};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -171,6 +172,8 @@ fn shm_sub(args: &[String]) -> Res<()> {
         ]);
         return Ok(());
     }
+    // `block`: sleep on the futex at once (the default strategy spins ~50 µs first).
+    sub.set_wait_strategy(WaitStrategy::Block);
     let mut lat = Vec::with_capacity(total as usize);
     let mut out = Vec::with_capacity(size);
     while received < total {

@@ -30,12 +30,14 @@
 mod catalog;
 mod error;
 pub mod layout;
+mod memory;
 mod mutex;
 mod options;
 pub mod process;
 mod registry;
 mod ring;
 mod segment;
+mod sync;
 mod wait;
 
 use std::sync::Arc;
@@ -64,6 +66,14 @@ impl Channel {
     pub fn open(name: &str, opts: &OpenOptions) -> Result<Channel> {
         Ok(Channel {
             seg: Arc::new(segment::Segment::open(name, opts)?),
+        })
+    }
+
+    /// A channel in a loom model rather than in shared memory (`--cfg loom` only).
+    #[cfg(loom)]
+    pub fn model(name: &str, opts: &OpenOptions) -> Result<Channel> {
+        Ok(Channel {
+            seg: Arc::new(segment::Segment::model(name, opts)?),
         })
     }
 

@@ -9,7 +9,30 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::layout;
 use crate::segment::Segment;
 
+/// The semaphore mode is not modelled under loom (a pthread mutex is invisible to it).
+#[cfg(loom)]
+pub(crate) fn init(seg: &Segment) -> Result<()> {
+    Err(Error::new(
+        ErrorCode::Io,
+        format!("{}: semaphore mode is not modelled", seg.name()),
+    ))
+}
+
+/// Holds the mutex (never, under loom).
+#[cfg(loom)]
+pub(crate) struct Guard;
+
+/// The semaphore mode is not modelled under loom.
+#[cfg(loom)]
+pub(crate) fn lock(seg: &Segment, _repair: impl FnOnce(&Segment)) -> Result<Guard> {
+    Err(Error::new(
+        ErrorCode::Io,
+        format!("{}: semaphore mode is not modelled", seg.name()),
+    ))
+}
+
 /// Initialises the mutex of a new segment (creator only, before `ready`).
+#[cfg(not(loom))]
 pub(crate) fn init(seg: &Segment) -> Result<()> {
     let m = seg.mutex_ptr();
     // SAFETY: a zeroed attribute object is valid storage for pthread_mutexattr_init.
@@ -40,10 +63,12 @@ pub(crate) fn init(seg: &Segment) -> Result<()> {
 }
 
 /// Holds the mutex; unlocks on drop.
+#[cfg(not(loom))]
 pub(crate) struct Guard<'a> {
     seg: &'a Segment,
 }
 
+#[cfg(not(loom))]
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
         // SAFETY: we locked it on this thread (the guard is neither Send nor leaked).
@@ -51,6 +76,7 @@ impl Drop for Guard<'_> {
     }
 }
 
+#[cfg(not(loom))]
 /// Locks the mutex. If its previous holder died, runs `repair` (with the mutex held) before
 /// marking the mutex consistent.
 pub(crate) fn lock<'a>(seg: &'a Segment, repair: impl FnOnce(&Segment)) -> Result<Guard<'a>> {

@@ -41,7 +41,6 @@
 //! counting what it lost from the producers' own message numbers.
 
 use std::sync::Arc;
-use std::sync::atomic::{Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
@@ -51,7 +50,8 @@ use crate::options::{Kind, Policy, SyncMode};
 use crate::process;
 use crate::registry::{self, Role, slot_field};
 use crate::segment::Segment;
-use crate::wait::{WaitStrategy, futex_wait, futex_wake_all};
+use crate::sync::{Ordering, fence};
+use crate::wait::WaitStrategy;
 
 /// How often a waiting producer re-checks the participant table for dead subscribers.
 const RECLAIM_EVERY: Duration = Duration::from_millis(50);
@@ -121,21 +121,30 @@ impl Geo {
 /// The lowest position anyone still needs: the lowest live subscriber cursor (topic, unless
 /// `overwrite`) or the queue head (queue), the lowest claim in progress, and `tail`.
 ///
-/// SeqCst loads: `Subscriber::new` activates its slot and then re-reads `tail`, and a
-/// producer publishes its claim before its CAS on `tail` (all SeqCst), so a scan that misses
-/// a joining subscriber or a fresh claim loaded a `tail` no later than where they start.
+/// Two rules make the scan safe against participants arriving while it runs:
+/// - a producer stores its claim *before* its CAS on `tail` (Release): a scan whose `tail`
+///   load (Acquire) sees that CAS, or any later one, also sees the claim;
+/// - `Subscriber::new` activates its slot, issues a SeqCst fence and only then reads the
+///   `tail` it starts from, while the scan reads `tail`, issues a SeqCst fence and then reads
+///   the slots: either the scan sees the new slot, or the subscriber starts at a `tail` no
+///   older than the scan's (the fences are totally ordered).
 fn lowest_needed(seg: &Segment, geo: &Geo) -> u64 {
-    let mut low = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::SeqCst);
+    let mut low = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
+    // SYNC POINT: pairs with the SeqCst fence in `Subscriber::new` (see above).
+    fence(Ordering::SeqCst);
     if geo.kind == Kind::Queue {
         // SYNC POINT: pairs with the consumers' AcqRel CAS on queue_head, made after they
         // copied the records out.
-        low = low.min(seg.u64_at(layout::QUEUE_HEAD_OFFSET).load(Ordering::SeqCst));
+        low = low.min(
+            seg.u64_at(layout::QUEUE_HEAD_OFFSET)
+                .load(Ordering::Acquire),
+        );
     }
     let cursors = geo.kind == Kind::Topic && geo.policy != Policy::Overwrite;
     for i in 0..geo.max_participants {
         let state = seg
             .u32_at(slot_field(seg, i, slot::STATE))
-            .load(Ordering::SeqCst);
+            .load(Ordering::Acquire);
         if state & slot::STATE_BITS != slot::ACTIVE {
             continue;
         }
@@ -148,13 +157,13 @@ fn lowest_needed(seg: &Segment, geo: &Geo) -> u64 {
             slot::ROLE_SUBSCRIBER if cursors => {
                 low = low.min(
                     seg.u64_at(slot_field(seg, i, slot::CURSOR))
-                        .load(Ordering::SeqCst),
+                        .load(Ordering::Acquire),
                 )
             }
             slot::ROLE_PRODUCER => {
                 low = low.min(
                     seg.u64_at(slot_field(seg, i, slot::CLAIM))
-                        .load(Ordering::SeqCst),
+                        .load(Ordering::Acquire),
                 )
             }
             _ => {}
@@ -178,9 +187,8 @@ fn ring_doorbell(seg: &Segment, seq_off: usize, waiters_off: usize) {
     // load; it pairs with the sleeper's SeqCst increment + re-check (see `sleep_until`).
     fence(Ordering::SeqCst);
     if seg.u32_at(waiters_off).load(Ordering::Relaxed) > 0 {
-        let bell = seg.u32_at(seq_off);
-        bell.fetch_add(1, Ordering::Release);
-        futex_wake_all(bell);
+        seg.u32_at(seq_off).fetch_add(1, Ordering::Release);
+        seg.futex_wake_all(seq_off);
     }
 }
 
@@ -203,8 +211,12 @@ fn sleep_until(
     }
     let waiters = seg.u32_at(waiters_off);
     let bell = seg.u32_at(seq_off);
-    waiters.fetch_add(1, Ordering::SeqCst);
-    let seen = bell.load(Ordering::SeqCst);
+    waiters.fetch_add(1, Ordering::Relaxed);
+    // SYNC POINT: pairs with the waker's SeqCst fence in `ring_doorbell` (a Dekker pair):
+    // either our re-check below sees its change, or it sees our waiter count and rings.
+    fence(Ordering::SeqCst);
+    // Acquire: a bump after this read makes FUTEX_WAIT return at once (value mismatch).
+    let seen = bell.load(Ordering::Acquire);
     let mut ok = ready();
     if !ok {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -213,11 +225,12 @@ fn sleep_until(
             (l, s) => l.or(s),
         };
         if nap != Some(Duration::ZERO) {
-            futex_wait(bell, seen, nap);
+            seg.futex_wait(seq_off, seen, nap);
         }
         ok = ready();
     }
-    waiters.fetch_sub(1, Ordering::SeqCst);
+    // Relaxed: a late decrement only costs a waker one unneeded FUTEX_WAKE.
+    waiters.fetch_sub(1, Ordering::Relaxed);
     ok
 }
 
@@ -228,7 +241,7 @@ pub(crate) fn wait_for_space(seg: &Segment, payload_len: usize, timeout: Option<
     let geo = Geo::of(seg);
     let need = geo.need(payload_len);
     let fits = || {
-        let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::SeqCst);
+        let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
         let (_, total) = geo.claim_size(tail, need);
         tail + total <= refresh_head(seg, &geo) + geo.capacity
     };
@@ -457,16 +470,15 @@ impl Producer {
                     return self.full();
                 }
             }
-            // SYNC POINT: SeqCst, before the CAS: a producer scanning for the lowest needed
-            // position either sees this claim or loaded a tail no later than it.
-            claim.store(tail, Ordering::SeqCst);
-            // SYNC POINT: SeqCst CAS (acquire + release). Acquire: the cursor stores we saw
-            // via `head` happen-before our writes into the freed space. Release + total order:
-            // pairs with the claim store above and the scanners' SeqCst tail loads.
+            // Published before the CAS, which releases it (see `lowest_needed`).
+            claim.store(tail, Ordering::Relaxed);
+            // SYNC POINT: AcqRel. Acquire: the cursor stores we saw via `head` happen-before
+            // our writes into the freed space. Release: a scanner whose Acquire load of
+            // `tail` sees this CAS (or a later RMW in its release sequence) sees our claim.
             match tail_word.compare_exchange_weak(
                 tail,
                 tail + total,
-                Ordering::SeqCst,
+                Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => break (tail, start),
@@ -510,8 +522,8 @@ impl Producer {
             .store(start, Ordering::Relaxed);
         seg.u64_at(layout::PENDING_LEN_OFFSET)
             .store(total, Ordering::Release);
-        // SeqCst: the same total order with the scanners' tail loads as the lock-free CAS.
-        tail_word.store(tail + total, Ordering::SeqCst);
+        // Release: producers that reuse space hold the mutex after us or load it with Acquire.
+        tail_word.store(tail + total, Ordering::Release);
         if geo.policy == Policy::Overwrite {
             seg.u64_at(layout::LATEST_OFFSET)
                 .fetch_max(start, Ordering::AcqRel);
@@ -680,10 +692,12 @@ impl Subscriber {
         // Join protocol (see `lowest_needed`): publish a cursor, activate, then start from a
         // tail read after activation. A producer that missed our slot read an earlier tail,
         // so it cannot have claimed beyond what our start position allows.
-        cursor_word.store(tail.load(Ordering::SeqCst), Ordering::SeqCst);
+        cursor_word.store(tail.load(Ordering::Acquire), Ordering::Relaxed);
         registry::activate(&seg, slot);
-        let cursor = tail.load(Ordering::SeqCst);
-        cursor_word.store(cursor, Ordering::SeqCst);
+        // SYNC POINT: pairs with the SeqCst fence in `lowest_needed` (see there).
+        fence(Ordering::SeqCst);
+        let cursor = tail.load(Ordering::Acquire);
+        cursor_word.store(cursor, Ordering::Release);
         // Overwrite policy: what each producer publishes next is what we expect from it; a
         // message in flight at this very moment may later count as lost.
         let expected = if geo.extra > 0 {
@@ -1037,8 +1051,9 @@ impl Waiter {
     /// Wakes every thread sleeping in [`Waiter::wait`] on this channel (in any process; the
     /// others find nothing new and sleep again). Used to stop a waiting thread.
     pub fn interrupt(&self) {
-        let bell = self.seg.u32_at(layout::DATA_SEQ_OFFSET);
-        bell.fetch_add(1, Ordering::Release);
-        futex_wake_all(bell);
+        self.seg
+            .u32_at(layout::DATA_SEQ_OFFSET)
+            .fetch_add(1, Ordering::Release);
+        self.seg.futex_wake_all(layout::DATA_SEQ_OFFSET);
     }
 }

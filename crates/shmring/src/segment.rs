@@ -6,14 +6,14 @@
 //! other opener attaches and waits for the creator's `ready` word, written last.
 
 use std::ffi::CString;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout::{self, Geometry};
+use crate::memory::Memory;
 use crate::options::{Kind, OpenOptions, Policy, SyncMode};
 use crate::process;
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// How long an attacher waits for a creator to finish sizing and initialising the segment.
 const INIT_WAIT: Duration = Duration::from_millis(1000);
@@ -82,18 +82,11 @@ pub struct Descriptor {
 
 /// A mapped segment. Unmapped on drop; the name stays until [`unlink`].
 pub struct Segment {
-    base: NonNull<u8>,
-    len: usize,
+    mem: Memory,
     name: String,
     created: bool,
     desc: Descriptor,
 }
-
-// SAFETY: the mapping is shared memory accessed only through atomics and raw copies whose
-// synchronisation is the ring protocol's; the pointer itself may move between threads.
-unsafe impl Send for Segment {}
-// SAFETY: as above; `&Segment` hands out only atomics and bounds-checked raw copies.
-unsafe impl Sync for Segment {}
 
 struct Fd(libc::c_int);
 impl Drop for Fd {
@@ -198,7 +191,7 @@ impl Segment {
             };
             return Err(undo(e));
         }
-        let base = map(&fd, len).map_err(undo)?;
+        let mem = map(&fd, len).map_err(undo)?;
         let desc = Descriptor {
             geometry,
             kind: opts.kind.unwrap_or_default(),
@@ -211,8 +204,7 @@ impl Segment {
             seq_key: process::random_u64() & !layout::record::STATE_MASK,
         };
         let seg = Segment {
-            base,
-            len,
+            mem,
             name: name.to_owned(),
             created: true,
             desc,
@@ -223,6 +215,33 @@ impl Segment {
         }
         // SYNC POINT: Release pairs with the Acquire load in `attach`; every descriptor field
         // written above is visible to whoever sees READY.
+        seg.u32_at(layout::READY_OFFSET)
+            .store(layout::READY, Ordering::Release);
+        Ok(seg)
+    }
+
+    /// A segment in a loom model instead of shared memory (see `memory.rs`).
+    #[cfg(loom)]
+    pub fn model(name: &str, opts: &OpenOptions) -> Result<Segment> {
+        opts.validate()?;
+        let geometry = opts.geometry();
+        let seg = Segment {
+            mem: Memory::new(geometry.segment_len(), geometry.data_offset()),
+            name: name.to_owned(),
+            created: true,
+            desc: Descriptor {
+                geometry,
+                kind: opts.kind.unwrap_or_default(),
+                sync: opts.sync.unwrap_or_default(),
+                policy: opts.policy.unwrap_or_default(),
+                mode: opts.mode,
+                creator_pid: std::process::id(),
+                creator_start_time: process::self_start_time(),
+                created_at_ns: 0,
+                seq_key: 0x5a5a_5a5a_5a5a_5a58,
+            },
+        };
+        seg.write_descriptor();
         seg.u32_at(layout::READY_OFFSET)
             .store(layout::READY, Ordering::Release);
         Ok(seg)
@@ -277,11 +296,10 @@ impl Segment {
             )));
         }
         let len = usize::try_from(size).map_err(|_| corrupt(format!("segment is {size} bytes")))?;
-        let base = map(&fd, len)?;
+        let mem = map(&fd, len)?;
         // From here `seg` unmaps on every early return.
         let mut seg = Segment {
-            base,
-            len,
+            mem,
             name: name.to_owned(),
             created: false,
             desc: Descriptor {
@@ -426,10 +444,10 @@ impl Segment {
     fn check(&self, offset: usize, size: usize) {
         // Offsets come from layout constants or are masked into the data area; this holds
         // unless the code itself is wrong, so it is checked in every build.
+        let len = self.mem.len();
         assert!(
-            offset.is_multiple_of(size) && offset + size <= self.len,
-            "offset {offset} out of the {}-byte segment",
-            self.len
+            offset.is_multiple_of(size.min(8)) && offset + size <= len,
+            "offset {offset} (+{size}) out of the {len}-byte segment"
         );
     }
 
@@ -437,17 +455,16 @@ impl Segment {
     #[inline]
     pub(crate) fn u64_at(&self, offset: usize) -> &AtomicU64 {
         self.check(offset, 8);
-        // SAFETY: in bounds and 8-aligned (checked above; the base is page aligned); the
-        // mapping lives as long as `self`; AtomicU64 has the layout of u64.
-        unsafe { &*(self.base.as_ptr().add(offset) as *const AtomicU64) }
+        // SAFETY: in bounds and 8-aligned (checked above).
+        unsafe { self.mem.u64_at(offset) }
     }
 
     /// The `u32` atomic at `offset`.
     #[inline]
     pub(crate) fn u32_at(&self, offset: usize) -> &AtomicU32 {
         self.check(offset, 4);
-        // SAFETY: in bounds and 4-aligned (checked above); lives as long as `self`.
-        unsafe { &*(self.base.as_ptr().add(offset) as *const AtomicU32) }
+        // SAFETY: in bounds and 4-aligned (checked above).
+        unsafe { self.mem.u32_at(offset) }
     }
 
     fn read_u64(&self, offset: usize) -> u64 {
@@ -457,9 +474,9 @@ impl Segment {
         self.u32_at(offset).load(Ordering::Relaxed)
     }
     fn read_u8(&self, offset: usize) -> u8 {
-        self.check(offset, 1);
-        // SAFETY: in bounds (checked above); a volatile byte read of shared memory.
-        unsafe { self.base.as_ptr().add(offset).read_volatile() }
+        let mut b = [0u8];
+        self.read_bytes(offset, &mut b);
+        b[0]
     }
     fn write_u64(&self, offset: usize, v: u64) {
         self.u64_at(offset).store(v, Ordering::Relaxed)
@@ -468,50 +485,42 @@ impl Segment {
         self.u32_at(offset).store(v, Ordering::Relaxed)
     }
     fn write_u8(&self, offset: usize, v: u8) {
-        self.check(offset, 1);
-        // SAFETY: in bounds (checked above); only the creator writes it, before READY.
-        unsafe { self.base.as_ptr().add(offset).write_volatile(v) }
+        self.write_bytes(offset, &[v]);
     }
 
     /// The semaphore mode's mutex.
+    #[cfg(not(loom))]
     pub(crate) fn mutex_ptr(&self) -> *mut libc::pthread_mutex_t {
-        self.check(layout::MUTEX_OFFSET, 8);
-        // SAFETY: in bounds (checked above, and MUTEX_LEN fits in the header).
-        unsafe { self.base.as_ptr().add(layout::MUTEX_OFFSET).cast() }
+        self.check(layout::MUTEX_OFFSET, layout::MUTEX_LEN);
+        // SAFETY: in bounds (checked above); the creator initialised a mutex there.
+        unsafe { self.mem.ptr(layout::MUTEX_OFFSET).cast() }
     }
 
     /// Copies `src` into the segment at `offset`.
     #[inline]
     pub(crate) fn write_bytes(&self, offset: usize, src: &[u8]) {
-        assert!(offset + src.len() <= self.len, "write out of bounds");
+        assert!(offset + src.len() <= self.mem.len(), "write out of bounds");
         // SAFETY: the range is inside the mapping (checked above); the ring protocol gives
         // this producer exclusive use of it until its commit store.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(offset), src.len())
-        };
+        unsafe { self.mem.write_bytes(offset, src) };
     }
 
     /// Copies `dst.len()` bytes at `offset` out of the segment.
     #[inline]
     pub(crate) fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
-        assert!(offset + dst.len() <= self.len, "read out of bounds");
-        // SAFETY: the range is inside the mapping (checked above); the ring protocol keeps
-        // producers out of it until this reader releases it.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.base.as_ptr().add(offset),
-                dst.as_mut_ptr(),
-                dst.len(),
-            )
-        };
+        assert!(offset + dst.len() <= self.mem.len(), "read out of bounds");
+        // SAFETY: the range is inside the mapping (checked above); see `Memory::read_bytes`.
+        unsafe { self.mem.read_bytes(offset, dst) };
     }
-}
 
-impl Drop for Segment {
-    fn drop(&mut self) {
-        // SAFETY: `base`/`len` are exactly what mmap returned; nothing borrows them any more
-        // (every borrow is tied to `&self`).
-        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    /// Sleeps while the `u32` at `offset` holds `expected`, for at most `timeout`.
+    pub(crate) fn futex_wait(&self, offset: usize, expected: u32, timeout: Option<Duration>) {
+        self.mem.futex_wait(self.u32_at(offset), expected, timeout)
+    }
+
+    /// Wakes every sleeper on the `u32` at `offset`, in any process.
+    pub(crate) fn futex_wake_all(&self, offset: usize) {
+        self.mem.futex_wake_all(self.u32_at(offset))
     }
 }
 
@@ -525,20 +534,6 @@ fn file_size(fd: &Fd) -> Result<u64> {
     Ok(st.st_size as u64)
 }
 
-fn map(fd: &Fd, len: usize) -> Result<NonNull<u8>> {
-    // SAFETY: a fresh shared mapping of an open descriptor; the kernel picks the address.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED,
-            fd.0,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(last_os(&format!("mmap {len} bytes")));
-    }
-    Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"))
+fn map(fd: &Fd, len: usize) -> Result<Memory> {
+    Memory::map(fd.0, len).map_err(|e| Error::os(&format!("mmap {len} bytes"), e))
 }

@@ -11,9 +11,11 @@
 //! `FUTEX_WAIT` makes the kernel return at once (the value no longer matches). No wake-up is
 //! lost, and a waker with nobody asleep pays one load and no system call.
 
+#[cfg(not(loom))]
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
+#[cfg(not(loom))]
 /// Sleeps while `*word == expected`, for at most `timeout` (`None`: no limit). Returns when
 /// woken, when the value differs, on a signal, or at the timeout; callers re-check.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
@@ -39,6 +41,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     }
 }
 
+#[cfg(not(loom))]
 /// Wakes every process and thread sleeping on `word`.
 pub fn futex_wake_all(word: &AtomicU32) {
     // SAFETY: `word` is a live, 4-aligned u32; FUTEX_WAKE reads no other argument.
@@ -88,6 +91,10 @@ impl WaitStrategy {
     /// The spinning phase: polls `ready` until it holds (true), or until the phase ends
     /// (false): never for `Block`, about 50 µs for `Adaptive`, until `deadline` for `Spin`.
     pub(crate) fn spin(self, deadline: Option<Instant>, ready: &mut impl FnMut() -> bool) -> bool {
+        if cfg!(loom) {
+            // A model has no wall clock to spin against; its waits are the condvar futex.
+            return ready();
+        }
         let until = match self {
             Self::Block => return false,
             Self::Adaptive => {

@@ -341,7 +341,7 @@ fn stress_four_producer_processes_three_readers_both_kinds_both_modes() {
         for kind in [Kind::Topic, Kind::Queue] {
             let n = unique("stress");
             let _g = Unlink::new(&n);
-            let ch = Channel::open(&n, &opts(kind, sync, Policy::Block, 1 << 16)).unwrap();
+            let _creator = Channel::open(&n, &opts(kind, sync, Policy::Block, 1 << 16)).unwrap();
             let outs: Vec<String> = (0..3)
                 .map(|i| {
                     dir.join(format!("{n}.{i}.out"))

@@ -14,9 +14,19 @@ const steps = [
     args: ['clippy', '--workspace', '--all-targets', '--', '-D', 'warnings'],
   },
   { name: 'cargo test', cmd: 'cargo', args: ['test', '--workspace'], count: cargoCounts },
+  {
+    // The ring's loom model checks (crates/shmring/tests/loom.rs), in their own target dir.
+    name: 'loom',
+    cmd: 'cargo',
+    args: ['test', '-p', 'shmring', '--test', 'loom', '--release'],
+    env: { RUSTFLAGS: '--cfg loom', CARGO_TARGET_DIR: 'target/loom' },
+    count: cargoCounts,
+  },
   { name: 'biome', cmd: 'npx', args: ['biome', 'check', '.'] },
   { name: 'tsc', cmd: 'npx', args: ['tsc', '-p', 'tsconfig.test.json', '--noEmit'] },
   ...avaRuns(),
+  // The benchmark harness end to end on a few thousand messages, so it cannot rot.
+  { name: 'bench smoke', cmd: 'node', args: ['bench/run.mjs', '--smoke'] },
 ];
 
 /**
@@ -59,7 +69,10 @@ function tapCounts(out) {
 function run(step) {
   return new Promise((resolve) => {
     console.log(`\n=== ${step.name}: ${step.cmd} ${step.args.join(' ')}`);
-    const child = spawn(step.cmd, step.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(step.cmd, step.args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...step.env },
+    });
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;

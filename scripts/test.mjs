@@ -11,9 +11,35 @@ const steps = [
   {
     name: 'clippy',
     cmd: 'cargo',
-    args: ['clippy', '--workspace', '--all-targets', '--', '-D', 'warnings'],
+    args: ['clippy', '--workspace', '--all-targets', '--all-features', '--', '-D', 'warnings'],
   },
   { name: 'cargo test', cmd: 'cargo', args: ['test', '--workspace'], count: cargoCounts },
+  {
+    // Crash recovery at named points (needs the test hooks feature).
+    name: 'recovery',
+    cmd: 'cargo',
+    args: ['test', '-p', 'shmring', '--features', 'test-hooks', '--test', 'recovery'],
+    count: cargoCounts,
+  },
+  {
+    // The torture suite, short form: >= 50 SIGKILLs over both modes and kinds.
+    name: 'torture',
+    cmd: 'cargo',
+    args: [
+      'run',
+      '--release',
+      '-q',
+      '-p',
+      'shmring',
+      '--features',
+      'test-hooks',
+      '--example',
+      'torture',
+      '--',
+      '--kills',
+      '60',
+    ],
+  },
   {
     // The ring's loom model checks (crates/shmring/tests/loom.rs), in their own target dir.
     name: 'loom',

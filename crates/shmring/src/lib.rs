@@ -29,11 +29,13 @@
 
 mod catalog;
 mod error;
+mod hooks;
 pub mod layout;
 mod memory;
 mod mutex;
 mod options;
 pub mod process;
+mod recovery;
 mod registry;
 mod ring;
 mod segment;
@@ -49,6 +51,7 @@ pub use options::{
     DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Kind,
     OpenOptions, Policy, SyncMode,
 };
+pub use recovery::RECOVERY_POLL;
 pub use registry::{ParticipantInfo, Role};
 pub use ring::{Drained, Producer, Subscriber, Waiter};
 pub use segment::{Descriptor, MAX_NAME_LEN, shm_path, unlink, validate_name};

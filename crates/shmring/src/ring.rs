@@ -44,10 +44,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::hooks::hook;
 use crate::layout::{self, record, slot};
 use crate::mutex;
 use crate::options::{Kind, Policy, SyncMode};
 use crate::process;
+use crate::recovery::{self, RECOVERY_POLL};
 use crate::registry::{self, Role, slot_field};
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
@@ -90,6 +92,19 @@ impl Geo {
                 0
             },
             max_participants: d.geometry.max_participants,
+        }
+    }
+
+    /// The facts recovery needs.
+    fn ring(&self) -> recovery::Ring {
+        recovery::Ring {
+            data: self.data,
+            capacity: self.capacity,
+            mask: self.mask,
+            key: self.key,
+            max_record: self.need(self.max_message_size as usize),
+            extra: self.extra,
+            max_participants: self.max_participants,
         }
     }
 
@@ -290,27 +305,11 @@ fn repair_pending(seg: &Segment) {
                 Ordering::Release,
             );
         }
-        abandon(seg, &geo, start, pos + len - start);
+        recovery::abandon(seg, &geo.ring(), start, pos + len - start);
     }
     seg.u64_at(layout::PENDING_LEN_OFFSET)
         .store(0, Ordering::Release);
     ring_doorbell(seg, layout::DATA_SEQ_OFFSET, layout::DATA_WAITERS_OFFSET);
-}
-
-/// Turns the uncommitted record of `need` bytes at `start` into an abandoned one (readers
-/// skip it), unless it was committed after all.
-fn abandon(seg: &Segment, geo: &Geo, start: u64, need: u64) {
-    let seq = seg.u64_at(geo.at(start) + record::SEQ);
-    let committed = record::encode_seq(start, record::MESSAGE, geo.key);
-    if seq.load(Ordering::Acquire) == committed {
-        return;
-    }
-    let skip = (need as usize - record::HEADER_LEN) as u32;
-    seg.write_bytes(geo.at(start) + record::LEN, &skip.to_le_bytes());
-    seq.store(
-        record::encode_seq(start, record::ABANDONED, geo.key),
-        Ordering::Release,
-    );
 }
 
 /// Publishes into a channel. One per thread; it holds a producer slot until dropped.
@@ -485,6 +484,7 @@ impl Producer {
                 Err(now) => tail = now,
             }
         };
+        hook!("after_claim");
         if geo.policy == Policy::Overwrite {
             // Lapped subscribers resume here. Then a Release fence: our payload stores below
             // are ordered after the tail CAS for a subscriber's seqlock-style validation.
@@ -504,6 +504,7 @@ impl Producer {
         let geo = self.geo;
         let seg = &*self.seg;
         let _guard = mutex::lock(seg, repair_pending)?;
+        hook!("holding_mutex");
         let tail_word = seg.u64_at(layout::TAIL_OFFSET);
         // Relaxed: only the mutex holder changes `tail`; the mutex orders us after the last.
         let tail = tail_word.load(Ordering::Relaxed);
@@ -524,6 +525,7 @@ impl Producer {
             .store(total, Ordering::Release);
         // Release: producers that reuse space hold the mutex after us or load it with Acquire.
         tail_word.store(tail + total, Ordering::Release);
+        hook!("after_claim");
         if geo.policy == Policy::Overwrite {
             seg.u64_at(layout::LATEST_OFFSET)
                 .fetch_max(start, Ordering::AcqRel);
@@ -572,7 +574,17 @@ fn fill(seg: &Segment, geo: &Geo, producer: u32, pseq: u64, tail: u64, start: u6
     if geo.extra > 0 {
         seg.write_bytes(at + record::PSEQ, &pseq.to_le_bytes());
     }
-    seg.write_bytes(at + record::HEADER_LEN + geo.extra, payload);
+    let body = at + record::HEADER_LEN + geo.extra;
+    #[cfg(feature = "test-hooks")]
+    {
+        let half = payload.len() / 2;
+        seg.write_bytes(body, &payload[..half]);
+        hook!("mid_payload");
+        seg.write_bytes(body + half, &payload[half..]);
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    seg.write_bytes(body, payload);
+    hook!("before_commit");
     // SYNC POINT (commit): Release pairs with the reader's Acquire load of `seq`; the
     // payload copied above is visible to whoever sees MESSAGE.
     seq.store(
@@ -677,6 +689,8 @@ pub struct Subscriber {
     /// Overwrite policy: the next message number expected from each producer slot.
     expected: Vec<u64>,
     strategy: WaitStrategy,
+    /// A claim in progress we wait at: its position, and when we next check its owner.
+    stuck: Option<(u64, Instant)>,
 }
 
 impl Subscriber {
@@ -720,6 +734,7 @@ impl Subscriber {
             lost: 0,
             expected,
             strategy: WaitStrategy::default(),
+            stuck: None,
         })
     }
 
@@ -837,10 +852,37 @@ impl Subscriber {
                     pos = next;
                 }
                 Next::Skip(next) => pos = next,
-                Next::Empty => break,
+                Next::Empty => {
+                    if self.recover_at(pos)? {
+                        continue;
+                    }
+                    break;
+                }
             }
         }
         Ok((d, pos))
+    }
+
+    /// At `pos` nothing is committed. If a claim there has been in progress for a while,
+    /// checks its owner and, if dead, recovers it (see `recovery`). Returns whether `pos` is
+    /// readable now.
+    fn recover_at(&mut self, pos: u64) -> Result<bool> {
+        if self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) <= pos {
+            self.stuck = None;
+            return Ok(false); // simply nothing published yet
+        }
+        let now = Instant::now();
+        match self.stuck {
+            Some((at, check)) if at == pos && now >= check => {
+                self.stuck = Some((pos, now + RECOVERY_POLL));
+                recovery::recover_dead_claim(&self.seg, &self.geo.ring(), pos)
+            }
+            Some((at, _)) if at == pos => Ok(false),
+            _ => {
+                self.stuck = Some((pos, now + RECOVERY_POLL));
+                Ok(false)
+            }
+        }
     }
 
     /// Overwrite policy: whether producers have lapped `pos` (its bytes may be rewritten).
@@ -865,10 +907,11 @@ impl Subscriber {
     fn drain_topic(&mut self, buf: &mut [u8], max_count: usize) -> Result<Drained> {
         let (d, pos) = self.copy_from(self.cursor, buf, max_count)?;
         if pos != self.cursor {
+            hook!("mid_read");
             self.cursor = pos;
             self.received += d.count as u64;
             self.publish_progress();
-            // SYNC POINT: Release pairs with the producers' SeqCst cursor loads in
+            // SYNC POINT: Release pairs with the producers' Acquire cursor loads in
             // `lowest_needed`: our copies out of the ring are done before they reuse it.
             self.seg
                 .u64_at(slot_field(&self.seg, self.slot, slot::CURSOR))
@@ -898,6 +941,9 @@ impl Subscriber {
                 Err(_) if head_word.load(Ordering::Acquire) != head => continue,
                 Err(e) => return Err(e),
             };
+            if pos != head {
+                hook!("mid_read");
+            }
             if pos == head {
                 if head_word.load(Ordering::Acquire) != head {
                     continue;
@@ -923,6 +969,9 @@ impl Subscriber {
         // Relaxed: only the mutex holder moves the queue head in semaphore mode.
         let head = head_word.load(Ordering::Relaxed);
         let (d, pos) = self.copy_from(head, buf, max_count)?;
+        if pos != head {
+            hook!("mid_read");
+        }
         if pos != head {
             // Release: our copies are done before producers reuse the space.
             head_word.store(pos, Ordering::Release);
@@ -1034,18 +1083,36 @@ impl Waiter {
         self.wait_with(self.strategy, timeout)
     }
 
-    /// As [`Waiter::wait`], with an explicit strategy.
+    /// As [`Waiter::wait`], with an explicit strategy. While a claim is in progress at the
+    /// subscription's position it wakes every [`RECOVERY_POLL`] to check the claim's owner,
+    /// and reports data once that owner is dead (the subscriber then recovers the claim).
     pub fn wait_with(&self, strategy: WaitStrategy, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|t| Instant::now() + t);
-        sleep_until(
-            &self.seg,
-            layout::DATA_SEQ_OFFSET,
-            layout::DATA_WAITERS_OFFSET,
-            deadline,
-            None,
-            strategy,
-            || self.has_data(),
-        )
+        loop {
+            let pos = self.position();
+            let pending = self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) > pos;
+            if sleep_until(
+                &self.seg,
+                layout::DATA_SEQ_OFFSET,
+                layout::DATA_WAITERS_OFFSET,
+                deadline,
+                pending.then_some(RECOVERY_POLL),
+                strategy,
+                || self.has_data(),
+            ) {
+                return true;
+            }
+            if pending
+                && self.position() == pos
+                && !recovery::claim_is_live(&self.seg, &self.geo.ring(), pos)
+                && !self.has_data()
+            {
+                return true;
+            }
+            if !pending || deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+        }
     }
 
     /// Wakes every thread sleeping in [`Waiter::wait`] on this channel (in any process; the

@@ -1,0 +1,174 @@
+//! Recovery from participants that died mid-operation (DESIGN §5).
+//!
+//! - **Dead lock-free producer.** A reader that finds no committed record at its position
+//!   while `tail` is beyond it is looking at a claim in progress. If no *live* producer holds
+//!   that claim (producers publish the tail they claim at in their slot before their CAS, and
+//!   clear it after committing; liveness is pid + start time), the claim is dead: the reader
+//!   rewrites it as padding and/or an *abandoned* record, which every reader skips, and
+//!   goes on. Its extent comes from the claimed header if the producer got that far, else from
+//!   the next header that decodes to its own position (a bounded scan: at most two records),
+//!   else from `tail`.
+//! - **Dead semaphore-mode producer holding the mutex**: `ring::repair_pending` on
+//!   `EOWNERDEAD`.
+//! - **Dead subscribers and producers' slots**: `registry::reclaim_dead`, called by producers
+//!   that wait for room, so a dead cursor or a dead claim stops holding the ring.
+//!
+//! A process that is merely stopped (SIGSTOP) is alive: its claim is waited for, never
+//! taken from it.
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::layout::{self, record, slot};
+use crate::process;
+use crate::registry::slot_field;
+use crate::segment::Segment;
+use crate::sync::Ordering;
+
+/// How long a reader waits at a claim in progress before it checks the claim's owner, and
+/// how often it checks again while the owner lives. Recovery from a dead producer therefore
+/// takes about this long after its death (plus the time to notice, at most one wait slice).
+pub const RECOVERY_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The facts about a ring recovery needs (a subset of `ring::Geo`).
+#[derive(Clone, Copy)]
+pub(crate) struct Ring {
+    pub data: usize,
+    pub capacity: u64,
+    pub mask: u64,
+    pub key: u64,
+    /// Bytes of the largest record (header, overwrite word, payload; aligned).
+    pub max_record: u64,
+    /// Extra header bytes (the overwrite word).
+    pub extra: usize,
+    pub max_participants: u32,
+}
+
+impl Ring {
+    fn at(&self, pos: u64) -> usize {
+        self.data + (pos & self.mask) as usize
+    }
+    fn lap_end(&self, pos: u64) -> u64 {
+        pos + (self.capacity - (pos & self.mask))
+    }
+}
+
+/// Whether a live producer holds the claim that covers `pos`: a claim made at `pos`, or (at
+/// the start of a lap) one made earlier that padded to it.
+pub(crate) fn claim_is_live(seg: &Segment, ring: &Ring, pos: u64) -> bool {
+    for i in 0..ring.max_participants {
+        let state = seg
+            .u32_at(slot_field(seg, i, slot::STATE))
+            .load(Ordering::Acquire);
+        if state & slot::STATE_BITS != slot::ACTIVE
+            || seg
+                .u32_at(slot_field(seg, i, slot::ROLE))
+                .load(Ordering::Relaxed)
+                != slot::ROLE_PRODUCER
+        {
+            continue;
+        }
+        // Acquire: we saw `tail` beyond `pos` (Acquire), so the claim store that preceded the
+        // CAS there is visible; a later value means that claim was committed.
+        let c = seg
+            .u64_at(slot_field(seg, i, slot::CLAIM))
+            .load(Ordering::Acquire);
+        let covers = c == pos || (pos & ring.mask == 0 && c < pos && ring.lap_end(c) == pos);
+        if covers {
+            let pid = seg
+                .u32_at(slot_field(seg, i, slot::PID))
+                .load(Ordering::Relaxed);
+            let start = seg
+                .u64_at(slot_field(seg, i, slot::START_TIME))
+                .load(Ordering::Relaxed);
+            if process::is_alive(pid, start) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// If the claim at `pos` is dead, rewrites it so readers skip it. Returns whether the
+/// position is now readable (recovered, or committed meanwhile).
+pub(crate) fn recover_dead_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result<bool> {
+    let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
+    if tail <= pos || claim_is_live(seg, ring, pos) {
+        return Ok(false);
+    }
+    let corrupt = |what: String| {
+        Error::new(
+            ErrorCode::CorruptSegment,
+            format!("channel {:?}: {what}", seg.name()),
+        )
+    };
+    let seq = seg.u64_at(ring.at(pos)).load(Ordering::Acquire) ^ ring.key;
+    if seq & !record::STATE_MASK == pos {
+        match seq & record::STATE_MASK {
+            record::CLAIMED => {
+                // The producer got as far as its header: the length is there.
+                let mut len = [0u8; 4];
+                seg.read_bytes(ring.at(pos) + record::LEN, &mut len);
+                let need = record::record_len(u32::from_le_bytes(len) as usize + ring.extra) as u64;
+                if need > ring.max_record || need > ring.lap_end(pos) - pos {
+                    return Err(corrupt(format!("claimed record at {pos} of {need} bytes")));
+                }
+                abandon(seg, ring, pos, need);
+                return Ok(true);
+            }
+            // Committed or recovered by someone else meanwhile.
+            _ => return Ok(true),
+        }
+    }
+    // Nothing written at `pos`: find where the next claim starts.
+    let limit = tail.min(pos + 2 * ring.max_record);
+    let mut next = None;
+    let mut q = pos + record::HEADER_LEN as u64;
+    while q < limit {
+        let s = seg.u64_at(ring.at(q)).load(Ordering::Acquire) ^ ring.key;
+        if s & !record::STATE_MASK == q && (1..=4).contains(&(s & record::STATE_MASK)) {
+            next = Some(q);
+            break;
+        }
+        q += record::ALIGN as u64;
+    }
+    let next = match next {
+        Some(n) => n,
+        None if tail <= pos + 2 * ring.max_record => tail,
+        None => {
+            return Err(corrupt(format!(
+                "no record boundary within {} bytes after a dead claim at {pos}",
+                2 * ring.max_record
+            )));
+        }
+    };
+    let lap_end = ring.lap_end(pos);
+    if next > lap_end {
+        // The dead claim padded to the end of the lap and put its record after it.
+        if next - lap_end < record::HEADER_LEN as u64 {
+            return Err(corrupt(format!("dead claim {pos}..{next} splits a header")));
+        }
+        seg.u64_at(ring.at(pos)).store(
+            record::encode_seq(pos, record::PADDING, ring.key),
+            Ordering::Release,
+        );
+        abandon(seg, ring, lap_end, next - lap_end);
+    } else {
+        abandon(seg, ring, pos, next - pos);
+    }
+    Ok(true)
+}
+
+/// Turns the uncommitted record of `need` bytes at `start` into an abandoned one (readers
+/// skip it), unless it was committed after all.
+pub(crate) fn abandon(seg: &Segment, ring: &Ring, start: u64, need: u64) {
+    let seq = seg.u64_at(ring.at(start) + record::SEQ);
+    if seq.load(Ordering::Acquire) == record::encode_seq(start, record::MESSAGE, ring.key) {
+        return;
+    }
+    let skip = (need as usize - record::HEADER_LEN) as u32;
+    seg.write_bytes(ring.at(start) + record::LEN, &skip.to_le_bytes());
+    // Release: the length written above is visible to whoever sees ABANDONED.
+    seq.store(
+        record::encode_seq(start, record::ABANDONED, ring.key),
+        Ordering::Release,
+    );
+}

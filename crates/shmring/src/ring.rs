@@ -348,6 +348,7 @@ impl Producer {
     pub fn try_publish(&mut self, payload: &[u8]) -> Result<bool> {
         let ok = self.write(payload)?;
         if ok {
+            self.count_published();
             self.wake_subscribers();
         }
         Ok(ok)
@@ -372,6 +373,7 @@ impl Producer {
             }
         }
         if n > 0 {
+            self.count_published();
             self.wake_subscribers();
         }
         result.map(|()| n).map_err(|e| {
@@ -494,7 +496,6 @@ impl Producer {
         }
         fill(seg, &geo, self.slot, self.published, tail, start, payload);
         self.published += 1;
-        self.count_published();
         // Release: the claim is over; the space may be reused once readers are past it.
         claim.store(slot::NO_CLAIM, Ordering::Release);
         Ok(true)
@@ -533,7 +534,6 @@ impl Producer {
         }
         fill(seg, &geo, self.slot, self.published, tail, start, payload);
         self.published += 1;
-        self.count_published();
         seg.u64_at(layout::PENDING_LEN_OFFSET)
             .store(0, Ordering::Release);
         Ok(true)

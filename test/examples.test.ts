@@ -1,0 +1,203 @@
+/**
+ * Smoke tests of examples/: each example's orchestrator runs as `npm run example:<name>`
+ * would run it, with small counts and `--json`, and its outcome (not its speed) is checked.
+ * Each runs in its own process group, which is SIGKILLed when the test ends, so no service
+ * process outlives a failed test; channels named after the orchestrator's pid are unlinked.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import test, { type ExecutionContext } from 'ava';
+import { list, unlink } from 'shmring';
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+const scripts: Record<string, string> = JSON.parse(
+  readFileSync(join(repo, 'package.json'), 'utf8'),
+).scripts;
+
+/** Channels whose name carries `pid` (the examples name theirs `<example>-<pid>-<what>`). */
+const channelsOf = (pid: number): string[] =>
+  list()
+    .map((l) => l.name)
+    .filter((n) => n.includes(`-${pid}-`));
+
+interface Outcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  json: Record<string, unknown> & { ok: boolean };
+  /** Channels of this run still in /dev/shm after it exited. */
+  leftovers: string[];
+}
+
+/** Runs `node examples/<script> ...args --json` and resolves with its last JSON line. */
+async function runExample(t: ExecutionContext, script: string, args: string[]): Promise<Outcome> {
+  const child = spawn(process.execPath, [join(repo, 'examples', script), ...args, '--json'], {
+    cwd: repo,
+    detached: true, // its own process group: the services it starts go with it
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`could not start ${script}`);
+  const exited = once(child, 'exit');
+  t.teardown(async () => {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // the whole group is gone already
+    }
+    if (child.exitCode === null && child.signalCode === null) await exited;
+    for (const name of channelsOf(pid)) {
+      try {
+        unlink(name);
+      } catch {
+        // removed meanwhile
+      }
+    }
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
+  if (stderr.trim() !== '') t.log(`${script} stderr: ${stderr.trim()}`);
+  const last = stdout
+    .trim()
+    .split('\n')
+    .reverse()
+    .find((l) => l.startsWith('{'));
+  if (code !== 0) t.log(stdout);
+  return {
+    code,
+    signal,
+    stdout,
+    json: last === undefined ? { ok: false } : JSON.parse(last),
+    leftovers: channelsOf(pid),
+  };
+}
+
+/** The Rust halves, built in the dev profile (`cargo test` has usually built them already). */
+const rustBuilt = (async () => {
+  await promisify(execFile)(
+    'cargo',
+    ['build', '--quiet', '-p', 'shmring', '--example', 'rust_to_node', '--example', 'node_to_rust'],
+    { cwd: repo },
+  );
+  return (name: string) => join(repo, 'target', 'debug', 'examples', name);
+})();
+rustBuilt.catch(() => {});
+
+test('every example has its npm script', (t) => {
+  const expected: Record<string, string> = {
+    ticker: 'examples/ticker/index.mjs',
+    'work-queue': 'examples/work-queue/index.mjs',
+    frames: 'examples/frames/index.mjs',
+    'rust-to-node': 'examples/rust-node/rust-to-node.mjs',
+    'node-to-rust': 'examples/rust-node/node-to-rust.mjs',
+    'pipe-vs-shm': 'examples/pipe-vs-shm/index.mjs',
+  };
+  for (const [name, file] of Object.entries(expected)) {
+    t.true(scripts[`example:${name}`]?.includes(`node ${file}`), `example:${name} runs ${file}`);
+  }
+  t.regex(scripts['example:rust-to-node'] ?? '', /cargo build .*--example rust_to_node/);
+  t.regex(scripts['example:node-to-rust'] ?? '', /cargo build .*--example node_to_rust/);
+});
+
+test('ticker: the VWAP service and the logger see every trade; totals match the source', async (t) => {
+  const r = await runExample(t, 'ticker/index.mjs', ['--count', '3000', '--bar', '100']);
+  t.is(r.code, 0);
+  t.true(r.json.ok, JSON.stringify(r.json.problems));
+  t.is(r.json.published, 3000);
+  t.is(r.json.logged, 3000);
+  t.is(r.json.missing, 0);
+  t.is(r.json.outOfOrder, 0);
+  t.is(r.json.symbols, 5);
+  t.true((r.json.bars as number) >= 30, 'at least one bar per 100 trades');
+  t.is(r.json.barsReceived, r.json.bars);
+  t.deepEqual(r.leftovers, []);
+});
+
+test('work-queue: a worker killed mid-run, yet every job is accepted exactly once', async (t) => {
+  const r = await runExample(t, 'work-queue/index.mjs', [
+    '--count',
+    '150',
+    '--workers',
+    '3',
+    '--job-ms',
+    '2',
+    '--timeout-ms',
+    '300',
+  ]);
+  t.is(r.code, 0);
+  t.true(r.json.ok);
+  t.is(r.json.accepted, 150);
+  t.true(r.json.allIds, 'the accepted job ids are exactly 0..149');
+  t.is(r.json.wrong, 0);
+  const killed = r.json.killed as { worker: number; exit: string };
+  t.is(killed.exit, 'SIGKILL', 'the victim died of the SIGKILL, not of old age');
+  const perWorker = r.json.perWorker as number[];
+  t.is(
+    perWorker.reduce((a, b) => a + b, 0),
+    150,
+    'each job accepted from exactly one worker',
+  );
+  t.deepEqual(r.leftovers, []);
+});
+
+test('frames: 1 MiB frames through a raw channel arrive whole and in order', async (t) => {
+  const r = await runExample(t, 'frames/index.mjs', ['--count', '24']);
+  t.is(r.code, 0);
+  t.true(r.json.ok);
+  t.is(r.json.frames, 24);
+  t.is(r.json.frameBytes, 1 << 20);
+  t.is(r.json.bytes, 24 << 20);
+  t.is(r.json.damaged, 0);
+  t.is(r.json.outOfOrder, 0);
+  t.true((r.json.mbPerSecond as number) > 0);
+  t.deepEqual(r.leftovers, []);
+});
+
+test('rust-to-node: a Rust publisher, a Node subscriber, every message as sent', async (t) => {
+  const bin = (await rustBuilt)('rust_to_node');
+  const r = await runExample(t, 'rust-node/rust-to-node.mjs', ['--count', '2000', '--bin', bin]);
+  t.is(r.code, 0);
+  t.true(r.json.ok);
+  t.is(r.json.published, 2000);
+  t.is(r.json.received, 2000);
+  t.is(r.json.bad, 0);
+  t.deepEqual(r.leftovers, []);
+});
+
+test('node-to-rust: a Node publisher, a Rust subscriber decoding with rmp-serde', async (t) => {
+  const bin = (await rustBuilt)('node_to_rust');
+  const r = await runExample(t, 'rust-node/node-to-rust.mjs', ['--count', '2000', '--bin', bin]);
+  t.is(r.code, 0);
+  t.true(r.json.ok);
+  t.is(r.json.received, 2000);
+  t.is(r.json.bad, 0);
+  t.is(r.json.outOfOrder, 0);
+  t.true(r.json.qtyMatches);
+  t.deepEqual(r.leftovers, []);
+});
+
+test('pipe-vs-shm: the same messages through a pipe and a channel, both rates measured', async (t) => {
+  const r = await runExample(t, 'pipe-vs-shm/index.mjs', ['--count', '5000']);
+  t.is(r.code, 0);
+  t.true(r.json.ok);
+  const pipe = r.json.pipe as { received: number; outOfOrder: number; msgPerSecond: number };
+  const shm = r.json.shm as { received: number; outOfOrder: number; msgPerSecond: number };
+  t.is(pipe.received, 5000);
+  t.is(shm.received, 5000);
+  t.is(pipe.outOfOrder + shm.outOfOrder, 0);
+  t.true(pipe.msgPerSecond > 0 && shm.msgPerSecond > 0);
+  t.is(r.json.ratio, shm.msgPerSecond / pipe.msgPerSecond);
+  t.regex(r.stdout, /ratio +[\d.]+x/);
+  t.deepEqual(r.leftovers, []);
+});

@@ -486,16 +486,15 @@ impl Producer {
                 Err(now) => tail = now,
             }
         };
-        hook!("after_claim");
-        if geo.policy == Policy::Overwrite {
-            // Lapped subscribers resume here. Then a Release fence: our payload stores below
-            // are ordered after the tail CAS for a subscriber's seqlock-style validation.
-            seg.u64_at(layout::LATEST_OFFSET)
-                .fetch_max(start, Ordering::AcqRel);
-            fence(Ordering::Release);
-        }
-        fill(seg, &geo, self.slot, self.published, tail, start, payload);
-        self.published += 1;
+        fill_claim(
+            seg,
+            &geo,
+            self.slot,
+            &mut self.published,
+            tail,
+            start,
+            payload,
+        );
         // Release: the claim is over; the space may be reused once readers are past it.
         claim.store(slot::NO_CLAIM, Ordering::Release);
         Ok(true)
@@ -510,11 +509,8 @@ impl Producer {
         // Relaxed: only the mutex holder changes `tail`; the mutex orders us after the last.
         let tail = tail_word.load(Ordering::Relaxed);
         let (start, total) = geo.claim_size(tail, need);
-        if tail + total > self.head + geo.capacity {
-            self.head = refresh_head(seg, &geo);
-            if tail + total > self.head + geo.capacity {
-                return self.full();
-            }
+        if !has_room(seg, &geo, &mut self.head, tail, total) {
+            return self.full();
         }
         // Record the claim for `repair_pending` before making it: a successor repairs exactly
         // what we claimed if we die before committing.
@@ -526,14 +522,15 @@ impl Producer {
             .store(total, Ordering::Release);
         // Release: producers that reuse space hold the mutex after us or load it with Acquire.
         tail_word.store(tail + total, Ordering::Release);
-        hook!("after_claim");
-        if geo.policy == Policy::Overwrite {
-            seg.u64_at(layout::LATEST_OFFSET)
-                .fetch_max(start, Ordering::AcqRel);
-            fence(Ordering::Release);
-        }
-        fill(seg, &geo, self.slot, self.published, tail, start, payload);
-        self.published += 1;
+        fill_claim(
+            seg,
+            &geo,
+            self.slot,
+            &mut self.published,
+            tail,
+            start,
+            payload,
+        );
         seg.u64_at(layout::PENDING_LEN_OFFSET)
             .store(0, Ordering::Release);
         Ok(true)
@@ -545,6 +542,40 @@ impl Producer {
             .u64_at(slot_field(&self.seg, self.slot, slot::MESSAGES))
             .store(self.published, Ordering::Relaxed);
     }
+}
+
+/// Writes and commits a record claimed in either mode, and counts it.
+#[inline]
+fn fill_claim(
+    seg: &Segment,
+    geo: &Geo,
+    slot: u32,
+    published: &mut u64,
+    tail: u64,
+    start: u64,
+    payload: &[u8],
+) {
+    hook!("after_claim");
+    if geo.policy == Policy::Overwrite {
+        // Lapped subscribers resume here. Then a Release fence: our payload stores below are
+        // ordered after the claim for a subscriber's seqlock-style validation.
+        seg.u64_at(layout::LATEST_OFFSET)
+            .fetch_max(start, Ordering::AcqRel);
+        fence(Ordering::Release);
+    }
+    fill(seg, geo, slot, *published, tail, start, payload);
+    *published += 1;
+}
+
+/// Whether a claim of `total` bytes at `tail` fits below `*head + capacity`, refreshing
+/// `*head` (a producer's cached lowest needed position) when the cached value says no.
+#[inline]
+fn has_room(seg: &Segment, geo: &Geo, head: &mut u64, tail: u64, total: u64) -> bool {
+    if tail + total <= *head + geo.capacity {
+        return true;
+    }
+    *head = refresh_head(seg, geo);
+    tail + total <= *head + geo.capacity
 }
 
 /// Writes a claimed record (and the padding before it, if any) and commits it. `pseq` is the

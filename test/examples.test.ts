@@ -201,3 +201,15 @@ test('pipe-vs-shm: the same messages through a pipe and a channel, both rates me
   t.regex(r.stdout, /ratio +[\d.]+x/);
   t.deepEqual(r.leftovers, []);
 });
+
+test('npm run docs: the API reference covers every export of the package', async (t) => {
+  await promisify(execFile)(process.execPath, [join(repo, 'scripts', 'api-docs.mjs')], {
+    cwd: repo,
+  });
+  const page = readFileSync(join(repo, 'docs', 'api', 'README.md'), 'utf8');
+  const api = await import('shmring');
+  for (const name of Object.keys(api))
+    t.true(page.includes(`<a id="${name.toLowerCase()}">`), name);
+  t.regex(page, /### Channel\n\n```ts\nexport declare class Channel<T = unknown> \{/);
+  t.regex(scripts.docs ?? '', /cargo doc --no-deps -p shmring/);
+});

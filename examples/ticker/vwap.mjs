@@ -82,8 +82,8 @@ let published = 0;
 bars$.subscribe({
   next(b) {
     const bar = { ...b, vwap: b.notional / b.volume / 100 };
-    // Bars are few and small; a full ring here would mean nobody reads them.
-    if (!bars.publish(bar)) bars.send(bar);
+    // Bars are few and small: publish now, or wait for room (sends keep their order).
+    if (!bars.publish(bar)) bars.send(bar).catch((e) => console.error(`vwap: ${e.message}`));
     published++;
   },
   error(e) {

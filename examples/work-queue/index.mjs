@@ -20,8 +20,10 @@
  * ids 0..N-1, once each, with the right values. At most `--window` jobs are in flight at once,
  * so no job waits in the queue long enough to be redelivered needlessly.
  *
- * The results topic uses `sync: 'semaphore'` because its producers are the workers we kill:
- * a producer killed while holding the robust mutex is repaired by the next one to lock it.
+ * Both channels survive the kill whatever the worker was doing: the queue hands out each job
+ * with one CAS, and a producer killed mid-publish never wedges a channel (in `semaphore` mode,
+ * used for the results topic here, the next process to take the robust mutex repairs the
+ * dead one's claim; in `lockfree` mode readers skip a dead producer's claim).
  */
 import { createHash } from 'node:crypto';
 import { open } from 'shmring';

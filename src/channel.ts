@@ -50,6 +50,27 @@ export type SyncMode = 'lockfree' | 'semaphore';
 export type Policy = 'block' | 'fail' | 'overwrite';
 
 /**
+ * How a subscription waits for the next message (the engine's `WaitStrategy`):
+ *
+ * - `adaptive` (the default): poll the ring for about 50 µs, then sleep on a futex. Low
+ *   latency within bursts, no CPU when idle.
+ * - `spin`: never sleep. Lowest latency, and one core busy for as long as the subscription
+ *   waits: for {@link Channel.messages} and {@link Channel.iterate} that is the
+ *   subscription's native waiter thread (the event loop itself never spins); for
+ *   {@link Channel.receiveSync}, the calling thread.
+ * - `block`: sleep on the futex at once. Least CPU; each wake-up is a system call.
+ *
+ * @example
+ * ```ts
+ * const ch = open('ticks', { create: true, wait: 'spin' }); // every subscription spins
+ * ch.messages({ wait: 'block' }).subscribe(log); // except this one
+ * ```
+ */
+export type WaitStrategy = 'adaptive' | 'spin' | 'block';
+
+const WAIT_STRATEGIES: readonly string[] = ['adaptive', 'spin', 'block'];
+
+/**
  * Options of {@link open}. Attaching to an existing channel adopts its settings; the
  * settings you state here are checked against it.
  *
@@ -84,6 +105,11 @@ export interface OpenOptions<T = unknown> {
    * a channel must use the same one; it is not stored in the channel.
    */
   codec?: CodecName | Codec<T>;
+  /**
+   * How this handle's subscriptions wait for messages, unless one says otherwise
+   * (default `adaptive`). Not stored in the channel: each process chooses its own.
+   */
+  wait?: WaitStrategy;
 }
 
 /**
@@ -212,6 +238,36 @@ export interface SendOptions {
 }
 
 /**
+ * Called when a subscription finds it was lapped under policy `overwrite`: `count` messages
+ * were lost since the last call (or since it joined), `totalLost` since it joined. It runs
+ * before the values of the batch in which the gap was found are delivered.
+ *
+ * @example
+ * ```ts
+ * const onLost: LostCallback = (count, totalLost) => console.warn(`lost ${count} (${totalLost} in all)`);
+ * ```
+ */
+export type LostCallback = (count: number, totalLost: number) => void;
+
+/**
+ * Options of {@link Channel.messages} (and, with `signal`, {@link Channel.iterate}).
+ *
+ * @example
+ * ```ts
+ * ch.messages({ wait: 'spin', onLost: (n) => metrics.lost.inc(n) }).subscribe(handle);
+ * ```
+ */
+export interface SubscribeOptions {
+  /** How this subscription waits for messages (default: the channel's `wait`, else `adaptive`). */
+  wait?: WaitStrategy;
+  /**
+   * Told how many messages this subscription lost to being lapped (policy `overwrite` only;
+   * other policies never lose messages). An exception it throws ends the stream with that error.
+   */
+  onLost?: LostCallback;
+}
+
+/**
  * Options of {@link Channel.iterate}.
  *
  * @example
@@ -219,9 +275,30 @@ export interface SendOptions {
  * for await (const v of ch.iterate({ signal: AbortSignal.timeout(10_000) })) console.log(v);
  * ```
  */
-export interface IterateOptions {
+export interface IterateOptions extends SubscribeOptions {
   /** Ends the iteration: a waiting `next()` rejects with `signal.reason`; the slot is released. */
   signal?: AbortSignal;
+}
+
+/**
+ * Options of {@link Channel.receiveSync}.
+ *
+ * @example
+ * ```ts
+ * const m = ch.receiveSync(1000, { wait: 'spin', onLost: (n) => console.warn(`lost ${n}`) });
+ * ```
+ */
+export interface ReceiveOptions {
+  /**
+   * How this call waits (default: the channel's `wait`, else `adaptive`). `spin` keeps the
+   * calling thread busy until a message comes or the timeout passes.
+   */
+  wait?: WaitStrategy;
+  /**
+   * Told how many messages the channel's `receiveSync` subscription lost to being lapped
+   * during this call (policy `overwrite` only), before the call returns.
+   */
+  onLost?: LostCallback;
 }
 
 /** Most messages decoded per native call. */
@@ -256,6 +333,9 @@ export class Channel<T = unknown> {
   readonly #codec: Codec<T>;
   readonly #maxMessageSize: number;
   readonly #capacity: number;
+  /** Policy `overwrite`: subscriptions may be lapped and should count what they lost. */
+  readonly #overwrite: boolean;
+  readonly #wait: WaitStrategy | undefined;
   /** Completes each open stream (`messages()` subscription or iterator). */
   readonly #live = new Set<() => void>();
   /** Aborted by `close()` with a ClosedError: ends every waiting send at once. */
@@ -266,15 +346,26 @@ export class Channel<T = unknown> {
   #ends: Uint32Array | undefined;
   #syncSub: NativeSyncSubscription | undefined;
   #syncBuf: Buffer | undefined;
+  /** The wait strategy the `receiveSync` subscription was last given. */
+  #syncWait: WaitStrategy | undefined;
+  /** Messages the `receiveSync` subscription had lost as of the last call. */
+  #syncLost = 0;
 
   /** @internal use {@link open} */
-  constructor(name: string, nativeChannel: NativeChannel, codec: Codec<T>) {
+  constructor(
+    name: string,
+    nativeChannel: NativeChannel,
+    codec: Codec<T>,
+    wait: WaitStrategy | undefined = undefined,
+  ) {
     this.name = name;
     this.#native = nativeChannel;
     this.#codec = codec;
+    this.#wait = wait;
     const info = nativeChannel.info();
     this.#maxMessageSize = info.maxMessageSize;
     this.#capacity = info.capacity;
+    this.#overwrite = info.policy === 'overwrite';
   }
 
   #open(): NativeChannel {
@@ -436,14 +527,21 @@ export class Channel<T = unknown> {
    *
    * Waiting happens on a native thread that wakes JS once per burst; JS then drains the
    * ring in batches, so the event loop never blocks or spins. An idle subscription costs no
-   * CPU, and a process with no open subscription can exit.
+   * CPU (unless `wait` is `spin`), and a process with no open subscription can exit.
+   *
+   * Under policy `overwrite` a subscription that falls a ring behind is lapped: it skips to
+   * the newest message, and `onLost` is told how many it lost. Every value it does deliver
+   * is whole and in each producer's order.
    *
    * @example
    * ```ts
    * ch.messages().pipe(filter((q) => q.px > 100)).subscribe((q) => console.log(q));
+   * telemetry.messages({ onLost: (n, total) => console.warn(`lost ${n}, ${total} in all`) });
    * ```
    */
-  messages(): Observable<T> {
+  messages(options: SubscribeOptions = {}): Observable<T> {
+    const { wait = this.#wait, onLost } = options;
+    const overwrite = this.#overwrite;
     return new Observable<T>((subscriber) => {
       let nat: NativeChannel;
       try {
@@ -459,6 +557,7 @@ export class Channel<T = unknown> {
       let done = false;
       let sub: NativeSubscription | undefined;
       let immediate: NodeJS.Immediate | undefined;
+      let lost = 0;
       const drain = (): void => {
         immediate = undefined;
         if (done || sub === undefined) return;
@@ -468,6 +567,10 @@ export class Channel<T = unknown> {
             if (bytes === 0) {
               sub.rearm();
               return;
+            }
+            if (overwrite) {
+              lost = reportLost(sub.lost(), lost, onLost);
+              if (done) return;
             }
             let at = 0;
             while (at < bytes) {
@@ -496,7 +599,7 @@ export class Channel<T = unknown> {
         subscriber.complete();
       };
       try {
-        sub = call(() => nat.subscribe(drain));
+        sub = call(() => nat.subscribe(drain, wait));
       } catch (e) {
         subscriber.error(e);
         return;
@@ -509,7 +612,8 @@ export class Channel<T = unknown> {
   /**
    * The same stream as {@link messages}, as an async iterator: it joins the channel (takes a
    * participant slot) on the first `next()` and reads in batches as you pull, so a slow
-   * loop holds publishers back (policy `block`) instead of buffering without bound.
+   * loop holds publishers back (policy `block`) instead of buffering without bound (under
+   * policy `overwrite` it is lapped instead, and `onLost` says how many it lost).
    * Breaking out of the loop, `return()`, an aborted `signal` or {@link close} releases the
    * slot. `for await (const v of ch)` is `for await (const v of ch.iterate())`.
    *
@@ -521,7 +625,9 @@ export class Channel<T = unknown> {
    * ```
    */
   iterate(options: IterateOptions = {}): AsyncIterableIterator<T> {
-    const { signal } = options;
+    const { signal, wait = this.#wait, onLost } = options;
+    const overwrite = this.#overwrite;
+    let lost = 0;
     const codec = this.#codec;
     let buf: Buffer | undefined;
     let bytes = 0;
@@ -561,7 +667,7 @@ export class Channel<T = unknown> {
             const w = wake;
             wake = undefined;
             w?.();
-          }),
+          }, wait),
         );
         this.#live.add(finish);
         signal?.addEventListener('abort', onAbort, { once: true });
@@ -586,7 +692,10 @@ export class Channel<T = unknown> {
         if (done || sub === undefined || buf === undefined) return { value: undefined, done: true };
         bytes = call(() => (sub as NativeSubscription).drain(buf as Buffer, BATCH_COUNT));
         at = 0;
-        if (bytes > 0) continue;
+        if (bytes > 0) {
+          if (overwrite) lost = reportLost(sub.lost(), lost, onLost);
+          continue;
+        }
         sub.rearm();
         await new Promise<void>((resolve) => {
           wake = resolve;
@@ -639,19 +748,21 @@ export class Channel<T = unknown> {
    *
    * The first call joins the channel (takes a participant slot) and receives what is
    * published from then on; call `receiveSync(0)` early to join before publishers start.
-   * {@link close} releases the slot.
+   * {@link close} releases the slot. `options.wait` chooses how this call waits (`spin`
+   * answers fastest and keeps the thread busy); under policy `overwrite`, `options.onLost`
+   * is told what the subscription lost by being lapped.
    *
    * @example
    * ```ts
    * // in a worker thread
    * ch.receiveSync(0); // join now
    * for (;;) {
-   *   const m = ch.receiveSync(1000);
+   *   const m = ch.receiveSync(1000, { wait: 'spin' });
    *   if (m !== undefined) handle(m.value);
    * }
    * ```
    */
-  receiveSync(timeoutMs?: number): { value: T } | undefined {
+  receiveSync(timeoutMs?: number, options: ReceiveOptions = {}): { value: T } | undefined {
     const nat = this.#open();
     if (
       timeoutMs !== undefined &&
@@ -662,13 +773,22 @@ export class Channel<T = unknown> {
         `timeoutMs must be a number >= 0, not ${String(timeoutMs)}`,
       );
     }
-    if (this.#syncSub === undefined) this.#syncSub = call(() => nat.subscribeSync());
+    const wait = options.wait ?? this.#wait ?? 'adaptive';
+    if (this.#syncSub === undefined) {
+      this.#syncSub = call(() => nat.subscribeSync(wait));
+      this.#syncWait = wait;
+    }
     const sub = this.#syncSub;
+    if (wait !== this.#syncWait) {
+      call(() => sub.setWait(wait));
+      this.#syncWait = wait;
+    }
     if (this.#syncBuf === undefined) {
       this.#syncBuf = Buffer.allocUnsafe(Math.max(this.#maxMessageSize, 1));
     }
     const buf = this.#syncBuf;
     const len = call(() => sub.recv(buf, timeoutMs));
+    if (this.#overwrite) this.#syncLost = reportLost(sub.lost(), this.#syncLost, options.onLost);
     if (len < 0) return undefined;
     return { value: this.#codec.decode(buf.subarray(0, len)) };
   }
@@ -748,6 +868,12 @@ function untilAborted<R>(p: Promise<R>, signal: AbortSignal): Promise<R> {
   });
 }
 
+/** Calls `onLost` if a subscription's lost count grew past `seen`; returns the count. */
+function reportLost(total: number, seen: number, onLost: LostCallback | undefined): number {
+  if (total > seen) onLost?.(total - seen, total);
+  return total;
+}
+
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes)
     ? bytes
@@ -779,13 +905,19 @@ function summaryOf(s: NativeSummary): ChannelSummary {
  * ```
  */
 export function open<T = unknown>(name: string, options: OpenOptions<T> = {}): Channel<T> {
-  const { codec, ...rest } = options;
+  const { codec, wait, ...rest } = options;
   if (typeof name !== 'string') {
     throw makeError('InvalidName', `channel name must be a string, not ${typeof name}`);
   }
+  if (wait !== undefined && !WAIT_STRATEGIES.includes(wait)) {
+    throw makeError(
+      'InvalidArgument',
+      `wait ${JSON.stringify(wait)} is not one of ${WAIT_STRATEGIES.join(', ')}`,
+    );
+  }
   const resolved = resolveCodec<T>(codec);
   const nat = call(() => native.NativeChannel.open(name, rest));
-  return new Channel<T>(name, nat, resolved);
+  return new Channel<T>(name, nat, resolved, wait);
 }
 
 /**

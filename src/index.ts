@@ -20,15 +20,19 @@ export {
   type ChannelSummary,
   type IterateOptions,
   type Kind,
+  type LostCallback,
   list,
   type OpenOptions,
   open,
   type Participant,
   type Policy,
+  type ReceiveOptions,
   type SendOptions,
+  type SubscribeOptions,
   type SyncMode,
   unlink,
   unlinkIfStale,
+  type WaitStrategy,
 } from './channel.js';
 export { type Codec, type CodecName, json, msgpack, raw } from './codec.js';
 export {

@@ -36,6 +36,13 @@ fn invalid(msg: String) -> napi::Error<&'static str> {
     napi::Error::new(shmring::ErrorCode::InvalidArgument.as_str(), msg)
 }
 
+/// A subscription's wait strategy from its TypeScript name (`adaptive` when absent).
+fn parse_wait(wait: Option<&str>) -> Result<shmring::WaitStrategy, Code> {
+    wait.map_or(Ok(shmring::WaitStrategy::default()), |w| {
+        shmring::WaitStrategy::parse(w).map_err(js_err)
+    })
+}
+
 /// Options of `open` as they come from TypeScript (validated again in Rust).
 #[napi(object)]
 pub struct NativeOpenOptions {
@@ -308,14 +315,18 @@ impl NativeChannel {
     }
 
     /// Starts a subscription. `on_ready` is called (with no arguments) whenever data arrives
-    /// while the subscription is armed.
-    #[napi(ts_args_type = "onReady: () => void")]
+    /// while the subscription is armed. `wait` (`adaptive`, `spin` or `block`; default
+    /// `adaptive`) is how its waiter thread waits for data.
+    #[napi(ts_args_type = "onReady: () => void, wait?: string | undefined | null")]
     pub fn subscribe(
         &self,
         on_ready: ThreadsafeFunction<(), Unknown<'static>, (), Status, false>,
+        wait: Option<String>,
     ) -> Result<NativeSubscription, Code> {
-        let sub = self.ch()?.subscribe().map_err(js_err)?;
-        NativeSubscription::start(sub, on_ready)
+        let strategy = parse_wait(wait.as_deref())?;
+        let mut sub = self.ch()?.subscribe().map_err(js_err)?;
+        sub.set_wait_strategy(strategy);
+        NativeSubscription::start(sub, strategy, on_ready)
     }
 
     /// The occupied participant slots.
@@ -337,11 +348,14 @@ impl NativeChannel {
     }
 
     /// A subscription without a waiter thread, read with the blocking `recv` (for worker
-    /// threads). It takes a participant slot like any subscriber.
+    /// threads). It takes a participant slot like any subscriber. `wait` as in `subscribe`.
     #[napi]
-    pub fn subscribe_sync(&self) -> Result<NativeSyncSubscription, Code> {
+    pub fn subscribe_sync(&self, wait: Option<String>) -> Result<NativeSyncSubscription, Code> {
+        let strategy = parse_wait(wait.as_deref())?;
+        let mut sub = self.ch()?.subscribe().map_err(js_err)?;
+        sub.set_wait_strategy(strategy);
         Ok(NativeSyncSubscription {
-            sub: Some(self.ch()?.subscribe().map_err(js_err)?),
+            sub: Some(sub),
             scratch: Vec::new(),
         })
     }
@@ -394,6 +408,7 @@ pub struct NativeSubscription {
 impl NativeSubscription {
     fn start(
         sub: shmring::Subscriber,
+        strategy: shmring::WaitStrategy,
         on_ready: ThreadsafeFunction<(), Unknown<'static>, (), Status, false>,
     ) -> Result<NativeSubscription, Code> {
         let bell = Arc::new(Doorbell {
@@ -407,7 +422,7 @@ impl NativeSubscription {
             let waiter = waiter.clone();
             std::thread::Builder::new()
                 .name("shmring-waiter".into())
-                .spawn(move || waiter_loop(&bell, &waiter, on_ready))
+                .spawn(move || waiter_loop(&bell, &waiter, strategy, on_ready))
                 .map_err(|e| napi::Error::new("Io", format!("cannot start waiter thread: {e}")))?
         };
         Ok(NativeSubscription {
@@ -434,11 +449,20 @@ impl NativeSubscription {
 
 /// Body of the waiter thread. Holding `on_ready` keeps the process alive while subscribed;
 /// it is released when the thread ends, so a closed subscription lets the process exit.
+///
+/// `waiter` waits with the subscription's strategy. A futex sleep (`adaptive`, `block`) is
+/// cut short by `interrupt` when the subscription stops; a `spin` wait is not (it polls the
+/// ring, not the doorbell), so it spins in short slices and looks at `stop` between them.
 fn waiter_loop(
     bell: &Doorbell,
     waiter: &shmring::Waiter,
+    strategy: shmring::WaitStrategy,
     on_ready: ThreadsafeFunction<(), Unknown<'static>, (), Status, false>,
 ) {
+    let slice = match strategy {
+        shmring::WaitStrategy::Spin => Duration::from_millis(1),
+        _ => Duration::from_secs(1),
+    };
     let stopped = || bell.stop.load(Ordering::SeqCst);
     loop {
         {
@@ -447,9 +471,9 @@ fn waiter_loop(
                 armed = bell.cv.wait(armed).unwrap_or_else(|p| p.into_inner());
             }
         }
-        // Sleep until data is there. The timeout only bounds how long a missed `interrupt`
-        // could keep a stopping thread alive; data wake-ups come through the futex.
-        while !stopped() && !waiter.wait(Some(Duration::from_secs(1))) {}
+        // Wait until data is there. The slice only bounds how long a stopping thread can
+        // stay (a missed `interrupt`, or a spin); data wake-ups come through the futex.
+        while !stopped() && !waiter.wait(Some(slice)) {}
         if stopped() {
             return;
         }
@@ -485,6 +509,12 @@ impl NativeSubscription {
     #[napi]
     pub fn received(&self) -> f64 {
         self.sub.as_ref().map_or(0.0, |s| s.received() as f64)
+    }
+
+    /// Messages this subscription lost to being lapped (policy `overwrite`; else 0).
+    #[napi]
+    pub fn lost(&self) -> f64 {
+        self.sub.as_ref().map_or(0.0, |s| s.lost() as f64)
     }
 
     /// Stops the waiter thread and releases the participant slot. Idempotent.
@@ -575,6 +605,21 @@ impl NativeSyncSubscription {
         }
         buf[..len].copy_from_slice(&self.scratch);
         Ok(len as i64)
+    }
+
+    /// Sets how `recv` waits: `adaptive`, `spin` or `block`.
+    #[napi]
+    pub fn set_wait(&mut self, wait: String) -> Result<(), Code> {
+        let strategy = parse_wait(Some(&wait))?;
+        let sub = self.sub.as_mut().ok_or_else(|| closed("subscription"))?;
+        sub.set_wait_strategy(strategy);
+        Ok(())
+    }
+
+    /// Messages this subscription lost to being lapped (policy `overwrite`; else 0).
+    #[napi]
+    pub fn lost(&self) -> f64 {
+        self.sub.as_ref().map_or(0.0, |s| s.lost() as f64)
     }
 
     /// Releases the participant slot. Idempotent.

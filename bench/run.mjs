@@ -2,12 +2,12 @@
 /**
  * `npm run bench` — shmring beside the transports people use today, measured in one run on
  * this machine: a producer process → a consumer process per transport and payload, then
- * tinybench micro-benchmarks of the native calls and codecs, then the Rust crate across
- * processes beside a pipe. Writes bench/results/latest.json, bench/results/latest.md and
- * docs/bench.svg.
+ * the wake-up latency of each wait strategy (bench/wakeup.mjs), tinybench micro-benchmarks
+ * of the native calls and codecs, then the Rust crate across processes beside a pipe.
+ * Writes bench/results/latest.json, bench/results/latest.md and docs/bench.svg.
  *
  *   node bench/run.mjs [--quick | --smoke] [--only=shmring,pipe,...] [--payloads=obj,4KiB]
- *                      [--no-rust] [--no-micro] [--out=DIR] [--svg=FILE]
+ *                      [--no-wakeup] [--no-rust] [--no-micro] [--out=DIR] [--svg=FILE]
  *
  * --quick: short phases (about 1–2 minutes in all). --smoke: one transport pair and a few
  * thousand messages, then checks the shape of the JSON (exit 1 if wrong); it writes to a
@@ -521,9 +521,14 @@ async function main() {
     });
   }
 
+  const withWakeup = !flag('no-wakeup');
   const withMicro = !smoke && !flag('no-micro');
   const withRust = !smoke && !flag('no-rust');
-  progress.total = transports.length * chosen.length + (withMicro ? 1 : 0) + (withRust ? 1 : 0);
+  progress.total =
+    transports.length * chosen.length +
+    (withWakeup ? 1 : 0) +
+    (withMicro ? 1 : 0) +
+    (withRust ? 1 : 0);
   const info = machine();
   progress.note(
     `shmring bench (${mode}): ${info.cpu}, ${info.cores} cores, Node ${info.node}, Linux ${info.kernel}`,
@@ -539,6 +544,25 @@ async function main() {
       progress.done++;
       if (r.error) progress.note(`  ${t.label} · ${p.label}: FAILED: ${r.error}`);
     }
+  }
+
+  let wakeup = [];
+  if (withWakeup) {
+    progress.step('wake-up latency by wait strategy');
+    // Its channels carry our prefix, so removeLeftovers() finds any it left behind.
+    const w = await runJson(
+      node,
+      [here('wakeup.mjs'), `--${mode}`, `--prefix=bench-${process.pid}-`],
+      'wake-up',
+      300,
+    );
+    wakeup = w.rows;
+    if (w.error) progress.note(`wake-up latency: ${w.error}`);
+    for (const r of wakeup.filter((x) => x.error)) {
+      progress.note(`  wake-up ${r.receive} · ${r.wait}: FAILED: ${r.error}`);
+    }
+    removeLeftovers();
+    progress.done++;
   }
 
   let micro = [];
@@ -566,7 +590,7 @@ async function main() {
   progress.step('done');
   progress.clear();
 
-  const report = { machine: info, mode, skipped, results, micro, rust };
+  const report = { machine: info, mode, skipped, results, wakeup, micro, rust };
   const outDir = smoke
     ? mkdtempSync(join(tmpdir(), 'shmring-bench-smoke-'))
     : (option('out') ?? here('results'));
@@ -574,7 +598,7 @@ async function main() {
   // latest.json: `cells` is the array of {transport, payload, bytes, msgPerSec, …}, Node and
   // Rust alike; the machine, what was skipped and the micro-benchmarks sit beside it.
   const cells = [...results, ...rust.filter((r) => r.transport)];
-  const json = { machine: info, skipped, cells, micro };
+  const json = { machine: info, skipped, cells, wakeup, micro };
   writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
   const md = markdown(report);
   writeFileSync(join(outDir, 'latest.md'), md);
@@ -612,13 +636,23 @@ async function main() {
   }
 }
 
-/** The smoke check: every cell has the issue's fields, as finite numbers, and no error. */
+/**
+ * The smoke check: every cell has the issue's fields, as finite numbers, and no error; the
+ * wake-up benchmark has a row per receive path and wait strategy with its percentiles.
+ */
 function checkShape(file) {
   const problems = [];
   const data = JSON.parse(String(spawnSync('cat', [file]).stdout));
   const cells = data.cells;
   if (!Array.isArray(cells) || cells.length === 0) return ['latest.json has no cells'];
   if (typeof data.machine?.cpu !== 'string') problems.push('machine info missing');
+  const wakeup = data.wakeup ?? [];
+  if (wakeup.length !== 6) problems.push(`${wakeup.length} wake-up rows, not 6`);
+  for (const w of wakeup) {
+    if (w.error) problems.push(`wake-up ${w.receive} · ${w.wait}: ${w.error}`);
+    else if (![w.p50us, w.p99us, w.consumerCores].every(Number.isFinite) || !(w.n > 0))
+      problems.push(`wake-up ${w.receive} · ${w.wait}: ${JSON.stringify(w)}`);
+  }
   for (const c of cells) {
     if (c.error) {
       problems.push(`${c.transport} · ${c.payload}: ${c.error}`);

@@ -1,0 +1,190 @@
+/**
+ * Wake-up latency, Node.js → Node.js across processes (issue 3): how long a message takes
+ * from `publish` in one process to the handler in another when the subscriber is *waiting*
+ * for it, for each wait strategy (`adaptive`, `spin`, `block`) and each receive path
+ * (`messages()`, woken by the native waiter thread through the event loop; `receiveSync`,
+ * blocking its own thread).
+ *
+ * The producer sleeps `gapUs` between messages (so the subscriber has gone back to waiting:
+ * longer than the ~50 µs an `adaptive` wait spins), stamps each message with
+ * CLOCK_MONOTONIC just before `publish`, and the consumer subtracts on delivery. The first
+ * tenth of the samples warms the path up and is not counted. Consumer CPU is its process's
+ * user + system time over the measurement ÷ wall time (1.0 = one core busy): the price of
+ * each strategy while it waits.
+ *
+ *   node bench/wakeup.mjs [--quick | --smoke] [--prefix=bench-<pid>-]
+ *
+ * prints one JSON line per case on stdout:
+ * { receive, wait, n, gapUs, p50us, p99us, p999us, maxus, consumerCores } (or { receive,
+ * wait, error }). The roles run as `node bench/wakeup.mjs consumer|producer` with the case
+ * in `WAKE_CFG`. Children are killed and reaped, and channels removed, whatever happens.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { open, unlink } from '../dist/index.js';
+import { cpuSince, latencySummary, nowNs, quote } from './lib.mjs';
+
+const role = process.argv[2];
+if (role === 'consumer') await consumer(JSON.parse(process.env.WAKE_CFG ?? '{}'));
+else if (role === 'producer') producer(JSON.parse(process.env.WAKE_CFG ?? '{}'));
+else await main();
+
+/** Joins, says `ready`, collects latencies until the end marker, prints them and exits. */
+async function consumer(cfg) {
+  const ch = open(cfg.channel, { create: true, wait: cfg.wait });
+  const lat = new Float64Array(cfg.count);
+  let n = 0;
+  let cpu;
+  let start;
+  const take = (v) => {
+    if (v.seq < 0) return true;
+    if (v.seq === cfg.skip) {
+      cpu = process.cpuUsage();
+      start = nowNs();
+    }
+    if (v.seq >= cfg.skip && n < lat.length) lat[n++] = nowNs() - v.ts;
+    return false;
+  };
+  const report = () => {
+    const wallS = (nowNs() - start) / 1e9;
+    const r = { ...latencySummary(lat.subarray(0, n)), consumerCores: cpuSince(cpu) / wallS };
+    console.log(JSON.stringify({ event: 'result', ...r }));
+    ch.close();
+  };
+  if (cfg.receive === 'receiveSync') {
+    ch.receiveSync(0); // join before the producer starts
+    console.log(JSON.stringify({ event: 'ready' }));
+    for (;;) {
+      const m = ch.receiveSync(1000);
+      if (m !== undefined && take(m.value)) break;
+    }
+    report();
+  } else {
+    await new Promise((resolve, reject) => {
+      const sub = ch.messages().subscribe({
+        next(v) {
+          if (take(v)) {
+            sub.unsubscribe();
+            resolve();
+          }
+        },
+        error: reject,
+      });
+      console.log(JSON.stringify({ event: 'ready' }));
+    });
+    report();
+  }
+}
+
+/** Publishes `skip + count` stamped quotes `gapUs` apart, then the end marker. */
+function producer(cfg) {
+  const ch = open(cfg.channel);
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  const gapMs = cfg.gapUs / 1000;
+  for (let seq = 0; seq < cfg.skip + cfg.count; seq++) {
+    Atomics.wait(cell, 0, 0, gapMs); // sleep: no core of ours spins meanwhile
+    ch.publish(quote(seq, nowNs()));
+  }
+  ch.publish(quote(-1, nowNs()));
+  ch.close();
+}
+
+async function main() {
+  const argv = process.argv.slice(2);
+  const mode = argv.includes('--smoke') ? 'smoke' : argv.includes('--quick') ? 'quick' : 'full';
+  const prefix = argv.find((a) => a.startsWith('--prefix='))?.slice(9) ?? `bench-${process.pid}-`;
+  const count = { full: 3000, quick: 500, smoke: 40 }[mode];
+  const gapUs = 1000;
+  const self = fileURLToPath(import.meta.url);
+  const live = new Set();
+  const names = new Set();
+  const cleanup = () => {
+    for (const c of live) c.kill('SIGKILL');
+    for (const name of names) {
+      try {
+        unlink(name);
+      } catch {
+        // never created, or already removed
+      }
+    }
+    names.clear();
+  };
+  process.on('exit', cleanup);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => process.exit(130));
+
+  const start = (r, cfg) => {
+    const child = spawn(process.execPath, [self, r], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, WAKE_CFG: JSON.stringify(cfg) },
+    });
+    live.add(child);
+    const exited = once(child, 'exit').then(([code, signal]) => {
+      live.delete(child);
+      return signal ?? code;
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => {
+      stderr = (stderr + d).slice(-2000);
+    });
+    const events = [];
+    const waiters = [];
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (!line.startsWith('{')) return;
+      events.push(JSON.parse(line));
+      for (const w of waiters.splice(0)) w();
+    });
+    /** The next event `name`; rejects if the child exits first or after `ms`. */
+    const next = (name, ms) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${r}: no '${name}' in ${ms} ms`)), ms);
+        const check = () => {
+          const i = events.findIndex((e) => e.event === name);
+          if (i >= 0) {
+            clearTimeout(timer);
+            resolve(events.splice(i, 1)[0]);
+          } else waiters.push(check);
+        };
+        exited.then((how) => {
+          clearTimeout(timer);
+          reject(new Error(`${r} exited with ${how}: ${stderr.trim().split('\n').at(-1)}`));
+        });
+        check();
+      });
+    return { child, exited, next };
+  };
+
+  let i = 0;
+  for (const receive of ['messages', 'receiveSync']) {
+    for (const wait of ['adaptive', 'spin', 'block']) {
+      const cfg = {
+        channel: `${prefix}wake-${i++}`,
+        receive,
+        wait,
+        count,
+        skip: Math.max(5, Math.ceil(count / 10)),
+        gapUs,
+      };
+      names.add(cfg.channel);
+      process.stderr.write(`${receive} · wait ${wait}\n`);
+      const procs = [];
+      try {
+        const c = start('consumer', cfg);
+        procs.push(c);
+        await c.next('ready', 15_000);
+        procs.push(start('producer', cfg));
+        const budget = 15_000 + ((cfg.skip + count) * gapUs * 3) / 1000;
+        const r = await c.next('result', budget);
+        const { event: _, ...figures } = r;
+        console.log(JSON.stringify({ receive, wait, gapUs, ...figures }));
+      } catch (e) {
+        console.log(JSON.stringify({ receive, wait, error: e.message }));
+      } finally {
+        for (const p of procs) p.child.kill('SIGKILL');
+        await Promise.all(procs.map((p) => p.exited));
+        cleanup();
+      }
+    }
+  }
+}

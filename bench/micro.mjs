@@ -23,8 +23,10 @@ const quotes = Array.from({ length: N }, (_, i) => quote(i, NO_TS));
 const encoded = quotes.map((q) => Buffer.from(packr.pack(q)));
 const msgBytes = encoded[0].length;
 
-// A channel with nobody subscribed never fills: publish measures claim + copy + commit.
+// A channel with nobody subscribed never fills: publish measures claim + copy + commit. The
+// native per-message calls name the channel (or subscription) by its handle.
 const nat = native.NativeChannel.open(name, { create: true, capacity: 1 << 24 });
+const h = nat.handle();
 const ch = open(name);
 // One packed batch for publishMany: the N messages back to back, with their end offsets.
 const packed = Buffer.concat(encoded);
@@ -44,8 +46,8 @@ const rows = [];
 const add = (bench, group, task, fn, opts) => bench.add(`${group}\t${task}`, fn, opts);
 const bench = new Bench({ time: quick ? 150 : 600, warmupTime: quick ? 50 : 200 });
 
-add(bench, 'publish 40 B', 'native publish(buf)', () => {
-  for (let i = 0; i < N; i++) nat.publish(encoded[i]);
+add(bench, 'publish 40 B', 'native publish(h, buf)', () => {
+  for (let i = 0; i < N; i++) native.publish(h, encoded[i]);
 });
 add(bench, 'publish 40 B', 'JS baseline: Buffer.copy into a ring', () => {
   for (let i = 0; i < N; i++) {
@@ -56,8 +58,8 @@ add(bench, 'publish 40 B', 'JS baseline: Buffer.copy into a ring', () => {
     jsAt += (4 + b.length + 7) & ~7;
   }
 });
-add(bench, 'publish 40 B', 'native publishMany(buf, ends), 1024 per call', () => {
-  nat.publishMany(packed, ends);
+add(bench, 'publish 40 B', 'native publishMany(h, buf, ends), 1024 per call', () => {
+  native.publishMany(h, packed, ends);
 });
 add(bench, 'publish object', 'Channel.publish(obj) (msgpack + native)', () => {
   for (let i = 0; i < N; i++) ch.publish(quotes[i]);
@@ -73,20 +75,22 @@ add(bench, 'publish object', 'JS baseline: msgpackr pack(obj) only', () => {
 
 // Drain: a subscriber, refilled before each iteration (not timed) with N messages.
 let sub;
+let subH;
 let filled = 0;
 add(
   bench,
   'drain 1024 × 40 B',
-  'native drain(buf, 1024)',
+  'native drain(h, buf, 1024)',
   () => {
-    filled = sub.drain(out, N);
+    filled = native.drain(subH, out, N);
   },
   {
     beforeAll() {
       sub = nat.subscribe(() => {});
+      subH = sub.handle();
     },
     beforeEach() {
-      nat.publishMany(packed, ends);
+      native.publishMany(h, packed, ends);
     },
     afterAll() {
       sub.close();
@@ -132,8 +136,8 @@ bench.addEventListener('cycle', (e) => {
 try {
   // Fill `out` once so the decode tasks have frames even if they run before drain.
   const s = nat.subscribe(() => {});
-  nat.publishMany(packed, ends);
-  s.drain(out, N);
+  native.publishMany(h, packed, ends);
+  native.drain(s.handle(), out, N);
   s.close();
   await bench.run();
 } finally {

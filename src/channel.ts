@@ -330,6 +330,8 @@ export class Channel<T = unknown> {
   /** The channel's name. */
   readonly name: string;
   #native: NativeChannel | undefined;
+  /** Names this handle's producer side in the native `publish` and `publishMany`. */
+  readonly #handle: number;
   readonly #codec: Codec<T>;
   readonly #maxMessageSize: number;
   readonly #capacity: number;
@@ -345,6 +347,7 @@ export class Channel<T = unknown> {
   #batch: Buffer | undefined;
   #ends: Uint32Array | undefined;
   #syncSub: NativeSyncSubscription | undefined;
+  #syncHandle = -1;
   #syncBuf: Buffer | undefined;
   /** The wait strategy the `receiveSync` subscription was last given. */
   #syncWait: WaitStrategy | undefined;
@@ -360,6 +363,7 @@ export class Channel<T = unknown> {
   ) {
     this.name = name;
     this.#native = nativeChannel;
+    this.#handle = nativeChannel.handle();
     this.#codec = codec;
     this.#wait = wait;
     const info = nativeChannel.info();
@@ -400,10 +404,10 @@ export class Channel<T = unknown> {
    * ```
    */
   publish(value: T): boolean {
-    const nat = this.#open();
+    this.#open();
     if (this.#pendingSends > 0) return false;
     const bytes = this.#codec.encode(value);
-    return call(() => nat.publish(asBuffer(bytes)));
+    return call(() => native.publish(this.#handle, asBuffer(bytes)));
   }
 
   /**
@@ -420,7 +424,8 @@ export class Channel<T = unknown> {
    * ```
    */
   publishMany(values: readonly T[]): number {
-    const nat = this.#open();
+    this.#open();
+    const h = this.#handle;
     if (this.#pendingSends > 0) return 0;
     let published = 0;
     let used = 0;
@@ -428,7 +433,7 @@ export class Channel<T = unknown> {
     let batch = this.#batch ?? Buffer.allocUnsafe(64 * 1024);
     let ends = this.#ends ?? new Uint32Array(1024);
     const flush = (): boolean => {
-      const n = call(() => nat.publishMany(batch.subarray(0, used), ends.subarray(0, count)));
+      const n = call(() => native.publishMany(h, batch.subarray(0, used), ends.subarray(0, count)));
       published += n;
       const all = n === count;
       used = 0;
@@ -485,7 +490,8 @@ export class Channel<T = unknown> {
       bytes = Buffer.from(this.#codec.encode(value));
       if (bytes.length > this.#maxMessageSize) {
         // Same error (and message) publish would give, without waiting for a turn.
-        call(() => this.#open().publish(bytes));
+        this.#open();
+        call(() => native.publish(this.#handle, bytes));
       }
     } catch (e) {
       return Promise.reject(fromNative(e));
@@ -498,7 +504,7 @@ export class Channel<T = unknown> {
       for (;;) {
         stop.throwIfAborted();
         const nat = this.#open();
-        if (call(() => nat.publish(bytes))) return;
+        if (call(() => native.publish(this.#handle, bytes))) return;
         const left = deadline - Date.now();
         if (left <= 0) {
           throw new TimeoutError(
@@ -556,6 +562,7 @@ export class Channel<T = unknown> {
       const codec = this.#codec;
       let done = false;
       let sub: NativeSubscription | undefined;
+      let h = -1; // its handle, for the native drain
       let immediate: NodeJS.Immediate | undefined;
       let lost = 0;
       const drain = (): void => {
@@ -563,7 +570,7 @@ export class Channel<T = unknown> {
         if (done || sub === undefined) return;
         try {
           for (let turn = 0; turn < BATCHES_PER_TURN; turn++) {
-            const bytes = sub.drain(buf, BATCH_COUNT);
+            const bytes = native.drain(h, buf, BATCH_COUNT);
             if (bytes === 0) {
               sub.rearm();
               return;
@@ -600,6 +607,7 @@ export class Channel<T = unknown> {
       };
       try {
         sub = call(() => nat.subscribe(drain, wait));
+        h = sub.handle();
       } catch (e) {
         subscriber.error(e);
         return;
@@ -633,6 +641,7 @@ export class Channel<T = unknown> {
     let bytes = 0;
     let at = 0;
     let sub: NativeSubscription | undefined;
+    let h = -1; // its handle, for the native drain
     let started = false;
     let done = false;
     let failure: { error: unknown } | undefined;
@@ -669,6 +678,7 @@ export class Channel<T = unknown> {
             w?.();
           }, wait),
         );
+        h = sub.handle();
         this.#live.add(finish);
         signal?.addEventListener('abort', onAbort, { once: true });
       } catch (e) {
@@ -690,7 +700,7 @@ export class Channel<T = unknown> {
           throw error;
         }
         if (done || sub === undefined || buf === undefined) return { value: undefined, done: true };
-        bytes = call(() => (sub as NativeSubscription).drain(buf as Buffer, BATCH_COUNT));
+        bytes = call(() => native.drain(h, buf as Buffer, BATCH_COUNT));
         at = 0;
         if (bytes > 0) {
           if (overwrite) lost = reportLost(sub.lost(), lost, onLost);
@@ -776,6 +786,7 @@ export class Channel<T = unknown> {
     const wait = options.wait ?? this.#wait ?? 'adaptive';
     if (this.#syncSub === undefined) {
       this.#syncSub = call(() => nat.subscribeSync(wait));
+      this.#syncHandle = this.#syncSub.handle();
       this.#syncWait = wait;
     }
     const sub = this.#syncSub;
@@ -787,7 +798,7 @@ export class Channel<T = unknown> {
       this.#syncBuf = Buffer.allocUnsafe(Math.max(this.#maxMessageSize, 1));
     }
     const buf = this.#syncBuf;
-    const len = call(() => sub.recv(buf, timeoutMs));
+    const len = call(() => native.recv(this.#syncHandle, buf, timeoutMs));
     if (this.#overwrite) this.#syncLost = reportLost(sub.lost(), this.#syncLost, options.onLost);
     if (len < 0) return undefined;
     return { value: this.#codec.decode(buf.subarray(0, len)) };

@@ -18,14 +18,41 @@ export type {
 
 const require = createRequire(import.meta.url);
 
-function load(): typeof Binding {
+/**
+ * The per-message calls, registered by hand in `crates/shmring-node/src/fast.rs` (plain
+ * Node-API functions, so not in the generated `binding.d.ts`). Each names its producer side
+ * or subscription by the `handle()` of a `NativeChannel`, `NativeSubscription` or
+ * `NativeSyncSubscription`; a closed one throws a `Closed` error.
+ */
+export interface FastPath {
+  /** Publishes one encoded message; false when the ring is full (policy `block`). */
+  publish(channel: number, payload: Buffer): boolean;
+  /**
+   * Publishes messages packed back to back in `buf`, message `i` ending at `ends[i]`;
+   * returns how many went in before the ring filled.
+   */
+  publishMany(channel: number, buf: Buffer, ends: Uint32Array): number;
+  /**
+   * Copies committed messages into `buf` as `[len u32 LE][payload]` frames, at most
+   * `maxCount`; returns the bytes used (0: nothing there).
+   */
+  drain(subscription: number, buf: Buffer, maxCount: number): number;
+  /**
+   * Waits up to `timeoutMs` (forever if absent) for the next message, with the
+   * subscription's wait strategy, and copies it into `buf`; returns its length, or -1 if
+   * none came in time. Blocks the calling thread.
+   */
+  recv(subscription: number, buf: Buffer, timeoutMs: number | undefined): number;
+}
+
+function load(): typeof Binding & FastPath {
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     throw new Error(
       `shmring runs on Linux x86_64 only (this is ${process.platform} ${process.arch})`,
     );
   }
   try {
-    return require('../native/shmring.linux-x64-gnu.node') as typeof Binding;
+    return require('../native/shmring.linux-x64-gnu.node') as typeof Binding & FastPath;
   } catch (e) {
     throw new Error(
       `shmring's native addon is missing or broken (${(e as Error).message}); run \`npm run build\``,
@@ -35,4 +62,4 @@ function load(): typeof Binding {
 }
 
 /** The native addon. */
-export const native: typeof Binding = load();
+export const native: typeof Binding & FastPath = load();

@@ -5,7 +5,15 @@
 //! and JS is *armed*, it disarms and rings JS once through a thread-safe function; JS drains
 //! the ring in batches (`drain`) and re-arms (`rearm`) when it finds it empty. So the event
 //! loop never blocks or spins, and a burst of any size costs one cross-thread wake-up.
+//!
+//! The per-message calls (`publish`, `publishMany`, `drain`, `recv`) are plain Node-API
+//! functions in [`fast`], which name a channel's producer side or a subscription by the
+//! handle its class here hands out (`handle()`); see there for why.
 #![deny(clippy::undocumented_unsafe_blocks)]
+
+// napi-rs registers the callbacks only outside `cfg(test)`, so a test build sees them unused.
+#[cfg_attr(test, allow(dead_code))]
+mod fast;
 
 use std::cell::{Ref, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +42,11 @@ fn closed(what: &str) -> napi::Error<&'static str> {
 
 fn invalid(msg: String) -> napi::Error<&'static str> {
     napi::Error::new(shmring::ErrorCode::InvalidArgument.as_str(), msg)
+}
+
+fn from_fast(f: fast::Fail) -> napi::Error<&'static str> {
+    let (code, message) = f.into_parts();
+    napi::Error::new(code, message)
 }
 
 /// A subscription's wait strategy from its TypeScript name (`adaptive` when absent).
@@ -67,6 +80,7 @@ fn whole(name: &str, v: Option<f64>, max: f64) -> Result<Option<f64>, Code> {
 }
 
 impl NativeOpenOptions {
+    #[allow(clippy::needless_update)] // while TypeScript passes every engine option
     fn to_rust(&self) -> Result<shmring::OpenOptions, Code> {
         let capacity = whole("capacity", self.capacity, 2f64.powi(53))?;
         let max_msg = whole("maxMessageSize", self.max_message_size, u32::MAX as f64)?;
@@ -96,6 +110,8 @@ impl NativeOpenOptions {
             max_message_size: max_msg.map(|m| m as u32),
             max_participants: max_part.map(|p| p as u32),
             mode: self.mode.unwrap_or(shmring::DEFAULT_MODE),
+            // Options the engine has that TypeScript does not pass (yet) keep their defaults.
+            ..shmring::OpenOptions::default()
         })
     }
 }
@@ -206,30 +222,27 @@ pub struct NativeListing {
 /// An open channel handle.
 ///
 /// Every method takes `&self` (state behind `RefCell`s): napi-rs keeps a shared borrow of
-/// the object while a `waitForSpace` promise is pending, and a `&mut self` method (`close`,
-/// `publish`) would then fail with a borrow error. JS calls never re-enter, so the
-/// `RefCell` borrows never overlap.
+/// the object while a `waitForSpace` promise is pending, and a `&mut self` method (`close`)
+/// would then fail with a borrow error. JS calls never re-enter, so the `RefCell` borrows
+/// never overlap.
+///
+/// Its producer side (taken on the first publish) lives in [`fast`]'s table under `handle`,
+/// where `publish` and `publishMany` find it.
 #[napi]
 pub struct NativeChannel {
     ch: RefCell<Option<shmring::Channel>>,
-    producer: RefCell<Option<shmring::Producer>>,
+    handle: f64,
 }
 
 impl NativeChannel {
     fn ch(&self) -> Result<Ref<'_, shmring::Channel>, Code> {
         Ref::filter_map(self.ch.borrow(), Option::as_ref).map_err(|_| closed("channel"))
     }
+}
 
-    /// Runs `f` with this handle's producer, taking a producer slot on first use.
-    fn with_producer<R>(
-        &self,
-        f: impl FnOnce(&mut shmring::Producer) -> Result<R, Code>,
-    ) -> Result<R, Code> {
-        let mut slot = self.producer.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(self.ch()?.producer().map_err(js_err)?);
-        }
-        f(slot.as_mut().expect("set above"))
+impl Drop for NativeChannel {
+    fn drop(&mut self) {
+        fast::remove_publisher(self.handle);
     }
 }
 
@@ -243,10 +256,17 @@ impl NativeChannel {
             None => shmring::OpenOptions::default(),
         };
         let ch = shmring::Channel::open(&name, &opts).map_err(js_err)?;
+        let handle = fast::add_publisher(ch.clone()).map_err(from_fast)?;
         Ok(NativeChannel {
             ch: RefCell::new(Some(ch)),
-            producer: RefCell::new(None),
+            handle,
         })
+    }
+
+    /// The handle naming this channel's producer side in `publish` and `publishMany`.
+    #[napi]
+    pub fn handle(&self) -> f64 {
+        self.handle
     }
 
     /// The channel's settings.
@@ -267,34 +287,6 @@ impl NativeChannel {
             creator_pid: d.creator_pid,
             created_at_ms: (d.created_at_ns / 1_000_000) as f64,
         })
-    }
-
-    /// Publishes one encoded message; false when the ring is full (policy `block`).
-    #[napi]
-    pub fn publish(&self, payload: BufferSlice) -> Result<bool, Code> {
-        self.with_producer(|p| p.try_publish(&payload).map_err(js_err))
-    }
-
-    /// Publishes messages packed back to back in `buf`, message `i` ending at `ends[i]`;
-    /// returns how many went in before the ring filled.
-    #[napi]
-    pub fn publish_many(&self, buf: BufferSlice, ends: Uint32Array) -> Result<u32, Code> {
-        let mut start = 0usize;
-        let mut frames = Vec::with_capacity(ends.len());
-        for &end in ends.iter() {
-            let end = end as usize;
-            if end < start || end > buf.len() {
-                return Err(invalid(format!(
-                    "frame end {end} is outside {start}..={}",
-                    buf.len()
-                )));
-            }
-            frames.push(&buf[start..end]);
-            start = end;
-        }
-        let n =
-            self.with_producer(|p| p.try_publish_many(frames.iter().copied()).map_err(js_err))?;
-        Ok(n as u32)
     }
 
     /// Resolves `true` once a message of `len` bytes would fit, `false` at the timeout.
@@ -355,15 +347,14 @@ impl NativeChannel {
         let mut sub = self.ch()?.subscribe().map_err(js_err)?;
         sub.set_wait_strategy(strategy);
         Ok(NativeSyncSubscription {
-            sub: Some(sub),
-            scratch: Vec::new(),
+            handle: fast::add_reader(sub).map_err(from_fast)?,
         })
     }
 
     /// Releases the producer slot and the mapping (once every subscription is closed too).
     #[napi]
     pub fn close(&self) {
-        self.producer.borrow_mut().take();
+        fast::remove_publisher(self.handle);
         self.ch.borrow_mut().take();
     }
 }
@@ -396,10 +387,11 @@ struct Doorbell {
     stop: AtomicBool,
 }
 
-/// A live subscription: its cursor, and the thread that wakes JS.
+/// A live subscription: its cursor (in [`fast`]'s table under `handle`, read by `drain`),
+/// and the thread that wakes JS.
 #[napi]
 pub struct NativeSubscription {
-    sub: Option<shmring::Subscriber>,
+    handle: f64,
     bell: Arc<Doorbell>,
     waiter: shmring::Waiter,
     thread: Option<JoinHandle<()>>,
@@ -425,8 +417,21 @@ impl NativeSubscription {
                 .spawn(move || waiter_loop(&bell, &waiter, strategy, on_ready))
                 .map_err(|e| napi::Error::new("Io", format!("cannot start waiter thread: {e}")))?
         };
+        let handle = match fast::add_reader(sub) {
+            Ok(h) => h,
+            Err(f) => {
+                let mut stopping = NativeSubscription {
+                    handle: -1.0,
+                    bell,
+                    waiter,
+                    thread: Some(thread),
+                };
+                stopping.stop();
+                return Err(from_fast(f));
+            }
+        };
         Ok(NativeSubscription {
-            sub: Some(sub),
+            handle,
             bell,
             waiter,
             thread: Some(thread),
@@ -443,7 +448,7 @@ impl NativeSubscription {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        self.sub = None;
+        fast::remove_reader(self.handle);
     }
 }
 
@@ -486,15 +491,10 @@ fn waiter_loop(
 
 #[napi]
 impl NativeSubscription {
-    /// Copies committed messages into `buf` as `[len u32 LE][payload]` frames, at most
-    /// `maxCount`; returns the bytes used (0: nothing there).
+    /// The handle naming this subscription in `drain`.
     #[napi]
-    pub fn drain(&mut self, mut buf: BufferSlice, max_count: u32) -> Result<u32, Code> {
-        let sub = self.sub.as_mut().ok_or_else(|| closed("subscription"))?;
-        let d = sub
-            .drain_into(&mut buf, max_count as usize)
-            .map_err(js_err)?;
-        Ok(d.bytes as u32)
+    pub fn handle(&self) -> f64 {
+        self.handle
     }
 
     /// Tells the waiter thread to call `onReady` again when data arrives (or at once if some
@@ -508,13 +508,13 @@ impl NativeSubscription {
     /// Messages received by this subscription.
     #[napi]
     pub fn received(&self) -> f64 {
-        self.sub.as_ref().map_or(0.0, |s| s.received() as f64)
+        counter(self.handle, shmring::Subscriber::received)
     }
 
     /// Messages this subscription lost to being lapped (policy `overwrite`; else 0).
     #[napi]
     pub fn lost(&self) -> f64 {
-        self.sub.as_ref().map_or(0.0, |s| s.lost() as f64)
+        counter(self.handle, shmring::Subscriber::lost)
     }
 
     /// Stops the waiter thread and releases the participant slot. Idempotent.
@@ -572,46 +572,30 @@ pub fn unlink_if_stale(name: String) -> Result<bool, Code> {
 }
 
 /// A subscription read synchronously: `recv` blocks the calling JS thread (meant for worker
-/// threads). No waiter thread, nothing that keeps the process alive.
+/// threads). No waiter thread, nothing that keeps the process alive. The subscriber lives in
+/// [`fast`]'s table under `handle` (read by `recv`).
 #[napi]
 pub struct NativeSyncSubscription {
-    sub: Option<shmring::Subscriber>,
-    /// Reused for every message, so a steady stream allocates nothing.
-    scratch: Vec<u8>,
+    handle: f64,
 }
 
 #[napi]
 impl NativeSyncSubscription {
-    /// Waits up to `timeoutMs` (forever if absent) for the next message and copies it into
-    /// `buf`; returns its length, or -1 if none came in time.
+    /// The handle naming this subscription in `recv`.
     #[napi]
-    pub fn recv(&mut self, mut buf: BufferSlice, timeout_ms: Option<f64>) -> Result<i64, Code> {
-        let sub = self.sub.as_mut().ok_or_else(|| closed("subscription"))?;
-        let timeout = timeout_ms
-            .filter(|t| t.is_finite())
-            .map(|t| Duration::from_secs_f64(t.max(0.0) / 1000.0));
-        if !sub
-            .recv_timeout(&mut self.scratch, timeout)
-            .map_err(js_err)?
-        {
-            return Ok(-1);
-        }
-        let len = self.scratch.len();
-        if len > buf.len() {
-            return Err(invalid(format!(
-                "a {len}-byte message does not fit a {}-byte buffer",
-                buf.len()
-            )));
-        }
-        buf[..len].copy_from_slice(&self.scratch);
-        Ok(len as i64)
+    pub fn handle(&self) -> f64 {
+        self.handle
     }
 
     /// Sets how `recv` waits: `adaptive`, `spin` or `block`.
     #[napi]
-    pub fn set_wait(&mut self, wait: String) -> Result<(), Code> {
+    pub fn set_wait(&self, wait: String) -> Result<(), Code> {
         let strategy = parse_wait(Some(&wait))?;
-        let sub = self.sub.as_mut().ok_or_else(|| closed("subscription"))?;
+        let reader = fast::reader(self.handle).ok_or_else(|| closed("subscription"))?;
+        let mut sub = reader
+            .sub
+            .try_borrow_mut()
+            .map_err(|_| invalid("subscription is busy".into()))?;
         sub.set_wait_strategy(strategy);
         Ok(())
     }
@@ -619,14 +603,27 @@ impl NativeSyncSubscription {
     /// Messages this subscription lost to being lapped (policy `overwrite`; else 0).
     #[napi]
     pub fn lost(&self) -> f64 {
-        self.sub.as_ref().map_or(0.0, |s| s.lost() as f64)
+        counter(self.handle, shmring::Subscriber::lost)
     }
 
     /// Releases the participant slot. Idempotent.
     #[napi]
-    pub fn close(&mut self) {
-        self.sub = None;
+    pub fn close(&self) {
+        fast::remove_reader(self.handle);
     }
+}
+
+impl Drop for NativeSyncSubscription {
+    fn drop(&mut self) {
+        fast::remove_reader(self.handle);
+    }
+}
+
+/// A counter of the subscription `handle` names (0 once it is closed).
+fn counter(handle: f64, read: fn(&shmring::Subscriber) -> u64) -> f64 {
+    fast::reader(handle)
+        .and_then(|r| r.sub.try_borrow().ok().map(|s| read(&s) as f64))
+        .unwrap_or(0.0)
 }
 
 /// Largest channel name.

@@ -1,5 +1,5 @@
 import { Observable } from 'rxjs';
-import { type Codec, type CodecName, resolveCodec } from './codec.js';
+import { type Codec, type CodecName, frameDecoder, resolveCodec } from './codec.js';
 import {
   ClosedError,
   call,
@@ -333,6 +333,8 @@ export class Channel<T = unknown> {
   /** Names this handle's producer side in the native `publish` and `publishMany`. */
   readonly #handle: number;
   readonly #codec: Codec<T>;
+  /** Decodes the message at `buffer[start, end)` of a batch (see `frameDecoder`). */
+  readonly #decode: (buffer: Buffer, start: number, end: number) => T;
   readonly #maxMessageSize: number;
   readonly #capacity: number;
   /** Policy `overwrite`: subscriptions may be lapped and should count what they lost. */
@@ -365,6 +367,7 @@ export class Channel<T = unknown> {
     this.#native = nativeChannel;
     this.#handle = nativeChannel.handle();
     this.#codec = codec;
+    this.#decode = frameDecoder(codec);
     this.#wait = wait;
     const info = nativeChannel.info();
     this.#maxMessageSize = info.maxMessageSize;
@@ -559,7 +562,7 @@ export class Channel<T = unknown> {
       // Unsubscribed before we got here (e.g. a closed subscriber passed in): take no slot.
       if (subscriber.closed) return;
       const buf = frameBuffer(this.#maxMessageSize);
-      const codec = this.#codec;
+      const decode = this.#decode;
       let done = false;
       let sub: NativeSubscription | undefined;
       let h = -1; // its handle, for the native drain
@@ -581,10 +584,9 @@ export class Channel<T = unknown> {
             }
             let at = 0;
             while (at < bytes) {
-              const len = buf.readUInt32LE(at);
-              const value = codec.decode(buf.subarray(at + 4, at + 4 + len));
-              at += 4 + len;
-              subscriber.next(value);
+              const start = at + 4;
+              at = start + buf.readUInt32LE(at);
+              subscriber.next(decode(buf, start, at));
               if (done) return;
             }
           }
@@ -636,7 +638,7 @@ export class Channel<T = unknown> {
     const { signal, wait = this.#wait, onLost } = options;
     const overwrite = this.#overwrite;
     let lost = 0;
-    const codec = this.#codec;
+    const decode = this.#decode;
     let buf: Buffer | undefined;
     let bytes = 0;
     let at = 0;
@@ -689,10 +691,9 @@ export class Channel<T = unknown> {
     const step = async (): Promise<IteratorResult<T>> => {
       for (;;) {
         if (buf !== undefined && at < bytes) {
-          const len = buf.readUInt32LE(at);
-          const value = codec.decode(buf.subarray(at + 4, at + 4 + len));
-          at += 4 + len;
-          return { value, done: false };
+          const start = at + 4;
+          at = start + buf.readUInt32LE(at);
+          return { value: decode(buf, start, at), done: false };
         }
         if (failure !== undefined) {
           const { error } = failure;
@@ -801,7 +802,7 @@ export class Channel<T = unknown> {
     const len = call(() => native.recv(this.#syncHandle, buf, timeoutMs));
     if (this.#overwrite) this.#syncLost = reportLost(sub.lost(), this.#syncLost, options.onLost);
     if (len < 0) return undefined;
-    return { value: this.#codec.decode(buf.subarray(0, len)) };
+    return { value: this.#decode(buf, 0, len) };
   }
 
   /**

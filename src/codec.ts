@@ -45,6 +45,37 @@ export interface Codec<T> {
 export type CodecName = 'msgpack' | 'json' | 'raw';
 
 /**
+ * Where a built-in codec keeps a faster `decode` of the message at `buffer[start, end)` of a
+ * drained batch, which skips making a view of each message when that pays. @internal
+ */
+export const decodeAt: unique symbol = Symbol('shmring.decodeAt');
+
+/** A codec that may decode a message in place in a batch buffer. @internal */
+export type FrameCodec<T> = Codec<T> & {
+  [decodeAt]?: (buffer: Buffer, start: number, end: number) => T;
+};
+
+/**
+ * `codec`'s decoder of the message at `buffer[start, end)`: its own, or `decode` of a view.
+ * @internal
+ */
+export function frameDecoder<T>(
+  codec: Codec<T>,
+): (buffer: Buffer, start: number, end: number) => T {
+  const at = (codec as FrameCodec<T>)[decodeAt];
+  return at ?? ((buffer, start, end) => codec.decode(buffer.subarray(start, end)));
+}
+
+/**
+ * msgpackr's own size below which a source is decoded with JS string reads rather than its
+ * native string extractor (msgpackr 2.1.4, `unpack.js`: `srcEnd < 140`). It compares the
+ * *absolute* end offset, so a range deep in a batch buffer always takes the extractor: for
+ * small messages that is slower than a view (a 40-byte quote: ~430 vs ~520 ns), for larger
+ * ones a range saves the view and its DataView (a ~300-byte object: ~890 vs ~1180 ns).
+ */
+const MSGPACKR_SMALL_SOURCE = 140;
+
+/**
  * msgpack via msgpackr: plain maps, no record extension; binary fields are copied out.
  *
  * @example
@@ -55,10 +86,20 @@ export type CodecName = 'msgpack' | 'json' | 'raw';
 export function msgpack<T = unknown>(): Codec<T> {
   const packr = new Packr({ useRecords: false });
   const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
-  return {
+  const range = { start: 0, end: 0 }; // read by unpack at once: safe to reuse
+  const codec: FrameCodec<T> = {
     encode: (value) => packr.pack(value),
     decode: (bytes) => unpackr.unpack(bytes) as T,
+    [decodeAt]: (buffer, start, end) => {
+      if (end - start < MSGPACKR_SMALL_SOURCE) {
+        return unpackr.unpack(buffer.subarray(start, end)) as T;
+      }
+      range.start = start;
+      range.end = end;
+      return unpackr.unpack(buffer, range) as T;
+    },
   };
+  return codec;
 }
 
 /**
@@ -94,7 +135,7 @@ export function json<T = unknown>(): Codec<T> {
  * ```
  */
 export function raw(): Codec<Buffer> {
-  return {
+  const codec: FrameCodec<Buffer> = {
     encode: (bytes) => {
       if (!(bytes instanceof Uint8Array)) {
         throw makeError('InvalidArgument', `the raw codec takes a Buffer or Uint8Array`);
@@ -102,7 +143,14 @@ export function raw(): Codec<Buffer> {
       return bytes;
     },
     decode: (bytes) => Buffer.from(bytes),
+    // The same copy without a view first (~115 vs ~135 ns for 40 bytes).
+    [decodeAt]: (buffer, start, end) => {
+      const out = Buffer.allocUnsafe(end - start);
+      buffer.copy(out, 0, start, end);
+      return out;
+    },
   };
+  return codec;
 }
 
 /**

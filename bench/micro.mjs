@@ -100,9 +100,6 @@ add(
 add(bench, 'drain 1024 × 40 B', 'JS baseline: one Buffer.copy of the same frames', () => {
   jsRing.copy(frame, 0, 0, frame.length);
 });
-// messages() decodes a 40-byte msgpack message through a view (msgpackr decodes such small
-// sources fastest); a range in the batch buffer goes to msgpackr's native string extractor,
-// which pays off only for larger messages (src/codec.ts).
 add(
   bench,
   'decode 1024 drained',
@@ -116,18 +113,7 @@ add(
     }
   },
 );
-const range = { start: 0, end: 0 };
-add(bench, 'decode 1024 drained', 'walk frames + msgpackr unpack(buf, { start, end })', () => {
-  let at = 0;
-  for (let i = 0; i < N; i++) {
-    const len = out.readUInt32LE(at);
-    range.start = at + 4;
-    range.end = at + 4 + len;
-    unpackr.unpack(out, range);
-    at += 4 + len;
-  }
-});
-add(bench, 'decode 1024 drained', 'walk frames + Buffer.from(view) copy', () => {
+add(bench, 'decode 1024 drained', 'walk frames + Buffer.from(view) copy (raw codec before)', () => {
   let at = 0;
   for (let i = 0; i < N; i++) {
     const len = out.readUInt32LE(at);
@@ -135,46 +121,6 @@ add(bench, 'decode 1024 drained', 'walk frames + Buffer.from(view) copy', () => 
     at += 4 + len;
   }
 });
-add(bench, 'decode 1024 drained', 'walk frames + allocUnsafe + copy by offsets (raw codec)', () => {
-  let at = 0;
-  for (let i = 0; i < N; i++) {
-    const len = out.readUInt32LE(at);
-    const b = Buffer.allocUnsafe(len);
-    out.copy(b, 0, at + 4, at + 4 + len);
-    at += 4 + len;
-  }
-});
-// The same choice for ~300-byte objects (several strings each), where the range wins.
-const bigOut = Buffer.allocUnsafe(1 << 20);
-for (let i = 0, at = 0; i < N; i++) {
-  const b = packr.pack({ ...quotes[i], note: 'x'.repeat(200), tags: ['alpha', 'beta', 'gamma'] });
-  bigOut.writeUInt32LE(b.length, at);
-  b.copy(bigOut, at + 4);
-  at += 4 + b.length;
-}
-add(bench, 'decode 1024 drained ~300 B', 'walk frames + msgpackr unpack(view)', () => {
-  let at = 0;
-  for (let i = 0; i < N; i++) {
-    const len = bigOut.readUInt32LE(at);
-    unpackr.unpack(bigOut.subarray(at + 4, at + 4 + len));
-    at += 4 + len;
-  }
-});
-add(
-  bench,
-  'decode 1024 drained ~300 B',
-  'walk frames + msgpackr unpack(buf, { start, end }) (what messages() does)',
-  () => {
-    let at = 0;
-    for (let i = 0; i < N; i++) {
-      const len = bigOut.readUInt32LE(at);
-      range.start = at + 4;
-      range.end = at + 4 + len;
-      unpackr.unpack(bigOut, range);
-      at += 4 + len;
-    }
-  },
-);
 const json = quotes.map((q) => JSON.stringify(q));
 add(bench, 'codec', 'msgpackr pack', () => {
   for (let i = 0; i < N; i++) packr.pack(quotes[i]);
@@ -189,9 +135,60 @@ add(bench, 'codec', 'JS baseline: JSON.parse', () => {
   for (let i = 0; i < N; i++) JSON.parse(json[i]);
 });
 
+// Decoding choices (src/codec.ts), in a bench of their own run after the one above, so the
+// other shapes and string paths they take through msgpackr cannot slow its tasks (V8's
+// inline caches turn polymorphic). A range in the batch buffer sends msgpackr to its native
+// string extractor, which pays off for larger messages only; the raw codec copies by
+// offsets. "(now)" marks what messages() does.
+async function decodeChoices() {
+  const choices = new Bench({ time: quick ? 150 : 600, warmupTime: quick ? 50 : 200 });
+  const range = { start: 0, end: 0 };
+  const walk = (buf, each) => {
+    let at = 0;
+    for (let i = 0; i < N; i++) {
+      const len = buf.readUInt32LE(at);
+      each(buf, at + 4, at + 4 + len);
+      at += 4 + len;
+    }
+  };
+  const viaView = (buf, start, end) => unpackr.unpack(buf.subarray(start, end));
+  const viaRange = (buf, start, end) => {
+    range.start = start;
+    range.end = end;
+    return unpackr.unpack(buf, range);
+  };
+  add(choices, 'decode choice, 40 B', 'msgpackr unpack(view) (now)', () => walk(out, viaView));
+  add(choices, 'decode choice, 40 B', 'msgpackr unpack(buf, { start, end })', () =>
+    walk(out, viaRange),
+  );
+  add(choices, 'decode choice, 40 B', 'raw: Buffer.from(view)', () =>
+    walk(out, (buf, start, end) => Buffer.from(buf.subarray(start, end))),
+  );
+  add(choices, 'decode choice, 40 B', 'raw: allocUnsafe + copy by offsets (now)', () =>
+    walk(out, (buf, start, end) => buf.copy(Buffer.allocUnsafe(end - start), 0, start, end)),
+  );
+  const bigOut = Buffer.allocUnsafe(1 << 20);
+  for (let i = 0, at = 0; i < N; i++) {
+    const b = packr.pack({ ...quotes[i], note: 'x'.repeat(200), tags: ['alpha', 'beta', 'gamma'] });
+    bigOut.writeUInt32LE(b.length, at);
+    b.copy(bigOut, at + 4);
+    at += 4 + b.length;
+  }
+  add(choices, 'decode choice, ~300 B', 'msgpackr unpack(view)', () => walk(bigOut, viaView));
+  add(choices, 'decode choice, ~300 B', 'msgpackr unpack(buf, { start, end }) (now)', () =>
+    walk(bigOut, viaRange),
+  );
+  choices.addEventListener('cycle', (e) => {
+    process.stderr.write(`${e.task?.name.replace('\t', ': ')}\n`);
+  });
+  await choices.run();
+  return choices.tasks;
+}
+
 bench.addEventListener('cycle', (e) => {
   process.stderr.write(`${e.task?.name.replace('\t', ': ')}\n`);
 });
+let choiceTasks = [];
 try {
   // Fill `out` once so the decode tasks have frames even if they run before drain.
   const s = nat.subscribe(() => {});
@@ -199,6 +196,7 @@ try {
   native.drain(s.handle(), out, N);
   s.close();
   await bench.run();
+  choiceTasks = await decodeChoices();
 } finally {
   ch.close();
   nat.close();
@@ -208,7 +206,7 @@ try {
     // gone
   }
 }
-for (const t of bench.tasks) {
+for (const t of [...bench.tasks, ...choiceTasks]) {
   const [group, task] = t.name.split('\t');
   const r = t.result;
   if (r?.state !== 'completed') {

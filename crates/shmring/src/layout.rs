@@ -16,7 +16,7 @@
 //!
 //! ```text
 //!  header line 0 (bytes 0..128): the descriptor, written once by the creator before `ready`
-//!    0 magic u64 | 8 layout_version u32 | 12 header_len u32 | 16 flags u32 | 20 kind u8
+//!    0 magic u64 | 8 layout_version u32 | 12 header_len u32 | 16 flags u32 (atomic) | 20 kind u8
 //!   21 sync u8 | 22 policy u8 | 23 reserved u8 | 24 capacity u64 | 32 max_message_size u32
 //!   36 max_participants u32 | 40 participants_offset u64 | 48 data_offset u64
 //!   56 segment_len u64 | 64 creator_pid u32 | 68 mode u32 | 72 creator_start_time u64
@@ -50,7 +50,8 @@ pub const MAGIC_OFFSET: usize = 0;
 pub const LAYOUT_VERSION_OFFSET: usize = 8;
 /// `u32` — [`HEADER_LEN`] of the creator.
 pub const HEADER_LEN_OFFSET: usize = 12;
-/// `u32` — feature flags; zero in layout version 1 (reserved for durable channels and loans).
+/// `u32` atomic — flag bits: [`FLAG_UNLINKED`]; the other bits are zero (reserved for durable
+/// channels and loans).
 pub const FLAGS_OFFSET: usize = 16;
 /// `u8` — [`crate::Kind`] code.
 pub const KIND_OFFSET: usize = 20;
@@ -116,6 +117,17 @@ pub const LATEST_OFFSET: usize = 7 * CACHE_LINE;
 
 /// Value of the `ready` word once the segment is initialised.
 pub const READY: u32 = 1;
+
+/// Bit of the `flags` word: the segment's name was removed (`shmring::unlink`, or `recover`
+/// replacing a dead segment). Set with a SeqCst `fetch_or` before `shm_unlink`, then both
+/// doorbells ring: participants still attached stop publishing (`Closed`) and readers get
+/// `Closed` once they have drained what is left. Never cleared.
+pub const FLAG_UNLINKED: u32 = 1;
+
+/// Positions (`tail`, cursors, `queue_head`, ...) stay below this (2^62 bytes: over a century
+/// at 1 TB/s). A header holding a larger one is damaged (`CorruptSegment` on attach), and
+/// position arithmetic can never overflow.
+pub const MAX_POSITION: u64 = 1 << 62;
 
 const _: () = assert!(SEQ_KEY_OFFSET + 8 <= CACHE_LINE);
 const _: () = assert!(SPACE_WAITERS_OFFSET + 4 <= QUEUE_HEAD_OFFSET);

@@ -109,6 +109,8 @@ const CONSTANTS: &[(&str, u64)] = &[
     ("CACHE_LINE", layout::CACHE_LINE as u64),
     ("MUTEX_LEN", layout::MUTEX_LEN as u64),
     ("READY", layout::READY as u64),
+    ("FLAG_UNLINKED", layout::FLAG_UNLINKED as u64),
+    ("MAX_POSITION", layout::MAX_POSITION),
     ("PAGE", layout::PAGE as u64),
     ("MIN_CAPACITY", layout::MIN_CAPACITY),
     ("MAX_CAPACITY", layout::MAX_CAPACITY),

@@ -45,7 +45,8 @@ pub struct Summary {
     pub participants: Vec<ParticipantInfo>,
     /// Whether the creating process (pid and start time) still runs.
     pub creator_alive: bool,
-    /// Creator and every participant are dead: nobody can be using the channel any more.
+    /// Creator and every participant are dead (pid and start time), and no other process
+    /// has the segment mapped: nobody can be using the channel any more.
     pub stale: bool,
 }
 
@@ -80,7 +81,10 @@ pub fn summarize(ch: &Channel) -> Summary {
             .unwrap_or(tail),
     };
     let creator_alive = process::is_alive(d.creator_pid, d.creator_start_time);
-    let stale = !creator_alive && participants.iter().all(|p| !p.alive);
+    // Every process with the segment mapped holds a lock on it: a process that opened the
+    // channel without taking a slot counts too. Only asked once the pids say "stale".
+    let stale =
+        !creator_alive && participants.iter().all(|p| !p.alive) && !ch.seg.locked_by_others();
     Summary {
         name: ch.name().to_owned(),
         descriptor: d,
@@ -122,14 +126,14 @@ pub fn list() -> Result<Vec<Listing>> {
     Ok(out)
 }
 
-/// Removes `name` if it is stale (creator and every participant dead); returns whether it
-/// did. A live channel is left alone. The check and the unlink are two steps: a process
-/// that attaches in between keeps its (unlinked) segment, so run this only for channels
-/// nobody is about to open.
+/// Removes `name` if it is stale (creator and every participant dead, and no process has it
+/// mapped) or never became ready (its creator died creating it); returns whether it did. A
+/// live channel is left alone; a damaged one is an error (as [`inspect`] reports it).
+///
+/// Race-free: the judgment is made holding the segment's exclusive lock, which no process
+/// can get while another has the segment mapped, and a process that opened the name just
+/// before it was removed opens it again (see `OpenOptions::recover`, which does the same and
+/// then creates a new segment).
 pub fn unlink_if_stale(name: &str) -> Result<bool> {
-    let stale = inspect(name)?.stale;
-    if stale {
-        segment::unlink(name)?;
-    }
-    Ok(stale)
+    segment::Segment::unlink_if_dead(name)
 }

@@ -104,6 +104,18 @@ pub struct OpenOptions {
     pub max_participants: Option<u32>,
     /// Permission bits on create.
     pub mode: u32,
+    /// Replace a dead segment under this name with a new one (implies `create`). A segment is
+    /// dead when it is *stale* (its creator and every participant are dead, judged by pid and
+    /// start time, and no process has it mapped) or *never became ready* (its creator died
+    /// while creating it). A segment some live process uses is never replaced: it is attached
+    /// as usual, or, if it cannot be used (damaged, or `exclusive` was asked for), `open`
+    /// fails with an error that names the processes holding it. Concurrent recoverers agree
+    /// on one new segment.
+    pub recover: bool,
+    /// Use a segment owned by another user. Off by default: a segment whose owner (`st_uid`)
+    /// is not this process's effective uid is refused with `PermissionDenied`, since whoever
+    /// owns it can rewrite it under us.
+    pub allow_foreign_owner: bool,
 }
 
 impl Default for OpenOptions {
@@ -118,6 +130,8 @@ impl Default for OpenOptions {
             max_message_size: None,
             max_participants: None,
             mode: DEFAULT_MODE,
+            recover: false,
+            allow_foreign_owner: false,
         }
     }
 }
@@ -129,6 +143,11 @@ impl OpenOptions {
             create: true,
             ..Self::default()
         }
+    }
+
+    /// Whether `open` may create the segment: `create`, or `recover` (which implies it).
+    pub fn creates(&self) -> bool {
+        self.create || self.recover
     }
 
     /// The sizes a new segment gets.
@@ -147,7 +166,7 @@ impl OpenOptions {
     /// Checks the options on their own.
     pub fn validate(&self) -> Result<()> {
         let invalid = |m: String| Error::new(ErrorCode::InvalidArgument, m);
-        if self.exclusive && !self.create {
+        if self.exclusive && !self.creates() {
             return Err(invalid("exclusive needs create: true".into()));
         }
         if self.mode & !0o777 != 0 {
@@ -168,13 +187,13 @@ impl OpenOptions {
                     .into(),
             ));
         }
-        if self.create
+        if self.creates()
             && self.policy == Some(Policy::Overwrite)
             && self.kind.unwrap_or_default() == Kind::Queue
         {
             return Err(invalid("policy \"overwrite\" needs kind \"topic\"".into()));
         }
-        if self.create {
+        if self.creates() {
             self.geometry().validate().map_err(invalid)?;
         } else if let Some(c) = self.capacity {
             layout::check_capacity(c).map_err(invalid)?;

@@ -218,11 +218,20 @@ fn sleep_until(
     strategy: WaitStrategy,
     mut ready: impl FnMut() -> bool,
 ) -> bool {
+    // A segment shrunk, removed or unlinked under us ends the wait: the caller's next
+    // operation reports it (see `segment.rs`).
+    if seg.check_file_now_and_then().is_err() {
+        return true;
+    }
+    let mut ready = || seg.finished() || ready();
     if strategy.spin(deadline, &mut ready) {
         return true;
     }
     if strategy == WaitStrategy::Spin {
         return ready();
+    }
+    if seg.check_file().is_err() {
+        return true;
     }
     let waiters = seg.u32_at(waiters_off);
     let bell = seg.u32_at(seq_off);
@@ -241,6 +250,9 @@ fn sleep_until(
         };
         if nap != Some(Duration::ZERO) {
             seg.futex_wait(seq_off, seen, nap);
+        }
+        if seg.shrunk() {
+            return true; // the mapping must not be touched any more
         }
         ok = ready();
     }
@@ -320,10 +332,13 @@ pub struct Producer {
     /// Our copy of `head_cache`: a lower bound of every position still needed.
     head: u64,
     published: u64,
+    /// Publishes so far, for the segment file checks (`Segment::check_publish`).
+    checks: u32,
 }
 
 impl Producer {
     pub(crate) fn new(seg: Arc<Segment>) -> Result<Producer> {
+        seg.check_file()?;
         let slot = registry::grab(&seg, Role::Producer)?;
         registry::activate(&seg, slot);
         Ok(Producer {
@@ -334,6 +349,7 @@ impl Producer {
             slot,
             seg,
             published: 0,
+            checks: 0,
         })
     }
 
@@ -421,6 +437,7 @@ impl Producer {
     }
 
     fn full(&self) -> Result<bool> {
+        self.seg.check_file()?;
         if self.geo.policy == Policy::Fail {
             return Err(Error::new(
                 ErrorCode::RingFull,
@@ -433,6 +450,7 @@ impl Producer {
     /// Claims, writes and commits one record; `Ok(false)` if it does not fit.
     #[inline]
     fn write(&mut self, payload: &[u8]) -> Result<bool> {
+        self.seg.check_publish(&mut self.checks)?;
         let geo = self.geo;
         if payload.len() > geo.max_message_size as usize {
             return Err(Error::new(
@@ -626,6 +644,9 @@ fn fill(seg: &Segment, geo: &Geo, producer: u32, pseq: u64, tail: u64, start: u6
 
 impl Drop for Producer {
     fn drop(&mut self) {
+        if self.seg.shrunk() {
+            return; // the mapping must not be touched any more
+        }
         registry::release(&self.seg, self.slot);
     }
 }
@@ -722,10 +743,13 @@ pub struct Subscriber {
     strategy: WaitStrategy,
     /// A claim in progress we wait at: its position, and when we next check its owner.
     stuck: Option<(u64, Instant)>,
+    /// Drains in a row that found nothing, for the segment file checks.
+    idle: u32,
 }
 
 impl Subscriber {
     pub(crate) fn new(seg: Arc<Segment>) -> Result<Subscriber> {
+        seg.check_file()?;
         let geo = Geo::of(&seg);
         let role = match geo.kind {
             Kind::Topic => Role::Subscriber,
@@ -766,6 +790,7 @@ impl Subscriber {
             expected,
             strategy: WaitStrategy::default(),
             stuck: None,
+            idle: 0,
         })
     }
 
@@ -816,12 +841,24 @@ impl Subscriber {
     /// `max_count` of them, as many as fit. One cursor store (or queue-head CAS) and at most
     /// one wake-up per call. `InvalidArgument` if the next message cannot fit even in an empty
     /// `buf`.
+    ///
+    /// Once the channel was unlinked or removed, the messages still in the ring are drained as
+    /// usual and then `Closed` is reported. A segment file shrunk under us is `CorruptSegment`.
     pub fn drain_into(&mut self, buf: &mut [u8], max_count: usize) -> Result<Drained> {
-        match (self.geo.kind, self.geo.sync) {
+        let closing = self.seg.check_drain(self.idle)?;
+        let d = match (self.geo.kind, self.geo.sync) {
             (Kind::Topic, _) => self.drain_topic(buf, max_count),
             (Kind::Queue, SyncMode::LockFree) => self.drain_queue_lockfree(buf, max_count),
             (Kind::Queue, SyncMode::Semaphore) => self.drain_queue_locked(buf, max_count),
+        }?;
+        if d.count > 0 {
+            self.idle = 0;
+        } else if closing {
+            return Err(self.seg.closed_error());
+        } else {
+            self.idle = self.idle.wrapping_add(1);
         }
+        Ok(d)
     }
 
     /// Copies records from `pos` into `buf`; returns the frames and the position after them.
@@ -1066,6 +1103,9 @@ impl Subscriber {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
+        if self.seg.shrunk() {
+            return; // the mapping must not be touched any more
+        }
         registry::release(&self.seg, self.slot);
         // Producers waiting for room may now go on: our cursor no longer counts.
         ring_doorbell(
@@ -1099,6 +1139,9 @@ impl Waiter {
     /// Whether a record is committed at the subscription's position (or, under `overwrite`,
     /// the subscription was lapped and has newer records to resume at).
     pub fn has_data(&self) -> bool {
+        if self.seg.finished() {
+            return true; // shrunk, removed or unlinked: the next drain reports it
+        }
         let pos = self.position();
         if self.geo.extra > 0
             && self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire)

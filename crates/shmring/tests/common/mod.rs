@@ -266,3 +266,32 @@ pub fn expect_code<T>(r: shmring::Result<T>, code: ErrorCode) -> String {
         }
     }
 }
+
+/// A numeric env var with a default (for test sizes that a full run raises).
+pub fn env_or(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Sets the length of a channel's segment file (shrinks or grows it under its users).
+pub fn set_file_len(name: &str, len: u64) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(shm_file(name))
+        .expect("open segment file")
+        .set_len(len)
+        .expect("set_len");
+}
+
+/// Waits until the segment file of `name` exists, or panics after `timeout` (checking that
+/// `child` is still running meanwhile).
+pub fn wait_for_file(name: &str, child: &mut ChildGuard, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::fs::metadata(shm_file(name)).is_err() {
+        assert!(!child.exited(), "the child exited before making {name}");
+        assert!(Instant::now() < deadline, "{name} never appeared");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

@@ -5,14 +5,17 @@
  * (`messages()`, woken by the native waiter thread through the event loop; `receiveSync`,
  * blocking its own thread).
  *
- * The producer sleeps `gapUs` between messages (so the subscriber has gone back to waiting:
- * longer than the ~50 µs an `adaptive` wait spins), stamps each message with
- * CLOCK_MONOTONIC just before `publish`, and the consumer subtracts on delivery. The first
+ * The producer paces messages `gapUs` apart (so the subscriber has gone back to waiting:
+ * longer than the ~50 µs an `adaptive` wait spins), stamps each with CLOCK_MONOTONIC just
+ * before `publish`, and the consumer subtracts on delivery. Like the Rust benchmark's paced
+ * producer it sleeps until 80 µs before each send and spins the rest, so that what is
+ * measured is the consumer's wake-up, not the producer's own (a thread just back from a
+ * sleep runs its first microseconds slowly: several µs more at p50 here). The first
  * tenth of the samples warms the path up and is not counted. Consumer CPU is its process's
  * user + system time over the measurement ÷ wall time (1.0 = one core busy): the price of
  * each strategy while it waits.
  *
- *   node bench/wakeup.mjs [--quick | --smoke] [--prefix=bench-<pid>-]
+ *   node bench/wakeup.mjs [--quick | --smoke] [--prefix=bench-<pid>-] [--gap-us=1000]
  *
  * prints one JSON line per case on stdout:
  * { receive, wait, n, gapUs, p50us, p99us, p999us, maxus, consumerCores } (or { receive,
@@ -82,9 +85,13 @@ async function consumer(cfg) {
 function producer(cfg) {
   const ch = open(cfg.channel);
   const cell = new Int32Array(new SharedArrayBuffer(4));
-  const gapMs = cfg.gapUs / 1000;
+  const SPIN_NS = 80_000;
+  let next = nowNs();
   for (let seq = 0; seq < cfg.skip + cfg.count; seq++) {
-    Atomics.wait(cell, 0, 0, gapMs); // sleep: no core of ours spins meanwhile
+    next += cfg.gapUs * 1000;
+    const left = next - nowNs();
+    if (left > SPIN_NS) Atomics.wait(cell, 0, 0, (left - SPIN_NS) / 1e6);
+    while (nowNs() < next) {} // the last 80 µs: spin, so the stamp and publish run warm
     ch.publish(quote(seq, nowNs()));
   }
   ch.publish(quote(-1, nowNs()));
@@ -96,7 +103,7 @@ async function main() {
   const mode = argv.includes('--smoke') ? 'smoke' : argv.includes('--quick') ? 'quick' : 'full';
   const prefix = argv.find((a) => a.startsWith('--prefix='))?.slice(9) ?? `bench-${process.pid}-`;
   const count = { full: 3000, quick: 500, smoke: 40 }[mode];
-  const gapUs = 1000;
+  const gapUs = Number(argv.find((a) => a.startsWith('--gap-us='))?.slice(9) ?? 1000);
   const self = fileURLToPath(import.meta.url);
   const live = new Set();
   const names = new Set();

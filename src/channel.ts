@@ -796,13 +796,13 @@ export class Channel<T = unknown> {
       this.#syncWait = wait;
     }
     if (this.#syncBuf === undefined) {
-      this.#syncBuf = Buffer.allocUnsafe(Math.max(this.#maxMessageSize, 1));
+      this.#syncBuf = Buffer.allocUnsafe(this.#maxMessageSize + 4); // one frame
     }
     const buf = this.#syncBuf;
     const len = call(() => native.recv(this.#syncHandle, buf, timeoutMs));
     if (this.#overwrite) this.#syncLost = reportLost(sub.lost(), this.#syncLost, options.onLost);
     if (len < 0) return undefined;
-    return { value: this.#decode(buf, 0, len) };
+    return { value: this.#decode(buf, 4, 4 + len) };
   }
 
   /**

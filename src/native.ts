@@ -39,8 +39,9 @@ export interface FastPath {
   drain(subscription: number, buf: Buffer, maxCount: number): number;
   /**
    * Waits up to `timeoutMs` (forever if absent) for the next message, with the
-   * subscription's wait strategy, and copies it into `buf`; returns its length, or -1 if
-   * none came in time. Blocks the calling thread.
+   * subscription's wait strategy, and copies it into `buf` as one `[len u32 LE][payload]`
+   * frame; returns the payload's length, or -1 if none came in time. `buf` holds the
+   * largest message plus 4 bytes. Blocks the calling thread.
    */
   recv(subscription: number, buf: Buffer, timeoutMs: number | undefined): number;
 }

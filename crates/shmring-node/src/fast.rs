@@ -24,7 +24,7 @@ use std::ffi::{CString, c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use napi::bindgen_prelude::{JsValue, Object};
 use napi::{Env, sys};
@@ -144,10 +144,9 @@ pub(crate) struct Publisher {
 }
 
 /// A subscription, read with `drain` (waiter-thread subscriptions) or `recv` (synchronous
-/// ones); `scratch` is `recv`'s message buffer, reused so a steady stream allocates nothing.
+/// ones).
 pub(crate) struct Reader {
     pub(crate) sub: RefCell<shmring::Subscriber>,
-    scratch: RefCell<Vec<u8>>,
 }
 
 thread_local! {
@@ -170,7 +169,6 @@ pub(crate) fn add_reader(sub: shmring::Subscriber) -> Result<f64, Fail> {
     READERS.with(|t| {
         t.borrow_mut().insert(Reader {
             sub: RefCell::new(sub),
-            scratch: RefCell::new(Vec::new()),
         })
     })
 }
@@ -487,34 +485,41 @@ unsafe extern "C" fn drain(env: sys::napi_env, info: sys::napi_callback_info) ->
 
 /// `recv(handle, buf: Buffer, timeoutMs?: number): number` — waits up to `timeoutMs`
 /// (forever if absent) for the next message, with the subscription's wait strategy, and
-/// copies it into `buf`; returns its length, or -1 if none came in time.
+/// copies it into `buf` as one frame `[len u32 LE][payload]`; returns the payload's length
+/// (it starts at byte 4), or -1 if none came in time. `buf` must hold the channel's largest
+/// message plus 4 bytes.
+///
+/// This is `Subscriber::recv_timeout` (try, then wait with the strategy until the deadline)
+/// with `drain_into` as the try: it copies straight into `buf`, where `try_recv` would
+/// zero-fill a scratch `Vec` of the largest message size on every call (64 KiB: ~0.5 µs,
+/// 1 MiB: ~12 µs) and then need a second copy.
 unsafe extern "C" fn recv(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node-API as this function's callback, with its own env and info.
     unsafe {
         run(env, info, |mut c| {
             let r = reader_or_closed(c.number(0, "handle")?)?;
-            let timeout = c
+            let deadline = c
                 .optional_number(2, "timeoutMs")?
                 .filter(|t| t.is_finite())
-                .map(|t| Duration::from_secs_f64(t.max(0.0) / 1000.0));
+                .map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0) / 1000.0));
             let buf = c.bytes_mut(1, "buf")?;
-            let busy = || invalid("subscription is busy".into());
-            let mut sub = r.sub.try_borrow_mut().map_err(|_| busy())?;
-            let mut scratch = r.scratch.try_borrow_mut().map_err(|_| busy())?;
-            if !sub.recv_timeout(&mut scratch, timeout)? {
-                drop((sub, scratch));
-                return c.number_value(-1.0);
-            }
-            let len = scratch.len();
-            if len > buf.len() {
-                return Err(invalid(format!(
-                    "a {len}-byte message does not fit a {}-byte buffer",
-                    buf.len()
-                )));
-            }
-            buf[..len].copy_from_slice(&scratch);
-            drop((sub, scratch));
-            c.number_value(len as f64)
+            let mut sub = r
+                .sub
+                .try_borrow_mut()
+                .map_err(|_| invalid("subscription is busy".into()))?;
+            let len = loop {
+                if sub.drain_into(buf, 1)?.count == 1 {
+                    let head: [u8; 4] = buf[..4].try_into().expect("a frame has a header");
+                    break f64::from(u32::from_le_bytes(head));
+                }
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                if left == Some(Duration::ZERO) {
+                    break -1.0;
+                }
+                sub.wait(left);
+            };
+            drop(sub);
+            c.number_value(len)
         })
     }
 }

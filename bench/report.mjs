@@ -143,12 +143,16 @@ export function markdown(report) {
   L.push(
     `${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}` +
       (m.commit ? `, commit ${m.commit}` : '') +
-      `; 1-minute load average ${m.loadavg1} when the run started.`,
+      `; 1-minute load average ${m.loadavg1} when the run started` +
+      (m.loadavgEnd
+        ? `, ${m.loadavgEnd[0]} when it ended (5 and 15 minutes: ${m.loadavgEnd[1]}, ${m.loadavgEnd[2]}).`
+        : '.'),
   );
-  if (m.loadavg1 > 0.5) {
+  const load = Math.max(m.loadavg1, m.loadavgEnd?.[0] ?? 0, m.loadavgEnd?.[1] ?? 0);
+  if (load > 0.5) {
     L.push('');
     L.push(
-      `> Other work was running (load ${m.loadavg1} on ${m.cores} cores): figures, above all ` +
+      `> Other work was running (load up to ${load} on ${m.cores} cores): figures, above all ` +
         'tail latencies and spinning cases, are lower than on a quiet machine.',
     );
   }

@@ -587,6 +587,8 @@ async function main() {
     }
     progress.done++;
   }
+  // The run takes minutes on a machine others may share: say how busy it was at the end too.
+  info.loadavgEnd = loadavg().map((l) => Math.round(l * 100) / 100);
   progress.step('done');
   progress.clear();
 

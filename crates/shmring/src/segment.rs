@@ -504,8 +504,14 @@ impl Segment {
                 }
                 Ok(Attached::Yes(seg)) => return Ok(seg),
                 Ok(Attached::Gone) => {}
-                // We waited for a creator that then died: judge the segment again.
-                Ok(Attached::NeverReady(_)) if opts.recover => {}
+                // We waited for a creator that then died: judge the segment again (once more:
+                // a segment whose recorded creator lives but holds no lock stays as it is).
+                Ok(Attached::NeverReady(_)) if opts.recover && rejudged < RECOVER_RETRIES => {
+                    rejudged += 1;
+                }
+                Ok(Attached::NeverReady(e)) if opts.recover => {
+                    return Err(not_recovered(e, "its recorded creator is alive"));
+                }
                 Ok(Attached::NeverReady(e)) => return Err(e),
                 Ok(Attached::Unlinked(st)) => {
                     // Its remover sets the flag just before it removes the name. If the name
@@ -1008,8 +1014,9 @@ impl Segment {
                 geometry.segment_len()
             )));
         }
-        // Positions only grow, from 0, and never get near MAX_POSITION: a larger one is
-        // damage, and refusing it here keeps every position sum below 2^63.
+        // Positions only grow, from 0, by multiples of 8, and never get near MAX_POSITION: a
+        // larger or unaligned one is damage. Refusing it here keeps every position sum below
+        // 2^63 and every record header aligned.
         let positions = [
             ("tail", layout::TAIL_OFFSET),
             ("head cache", layout::HEAD_CACHE_OFFSET),
@@ -1024,6 +1031,12 @@ impl Segment {
             if v >= layout::MAX_POSITION {
                 return Err(other(format!(
                     "{what} {v} is beyond the largest position (2^62): the header is damaged"
+                )));
+            }
+            if !v.is_multiple_of(layout::record::ALIGN as u64) {
+                return Err(other(format!(
+                    "{what} {v} is not a multiple of {}: the header is damaged",
+                    layout::record::ALIGN
                 )));
             }
         }
@@ -1133,6 +1146,24 @@ impl Segment {
         assert!(offset + dst.len() <= self.mem.len(), "read out of bounds");
         // SAFETY: the range is inside the mapping (checked above); see `Memory::read_bytes`.
         unsafe { self.mem.read_bytes(offset, dst) };
+    }
+
+    /// Checks a position read from shared memory (`tail`, a cursor, the queue head,
+    /// `latest`): honest processes only ever write multiples of 8 below
+    /// [`layout::MAX_POSITION`]; anything else was written by a damaged or hostile process
+    /// (`CorruptSegment`), and would misalign a record header or overflow position sums.
+    #[inline]
+    pub(crate) fn check_position(&self, what: &str, pos: u64) -> Result<()> {
+        if pos < layout::MAX_POSITION && pos.is_multiple_of(layout::record::ALIGN as u64) {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorCode::CorruptSegment,
+            format!(
+                "channel {:?}: {what} {pos} is not a position (unaligned or beyond 2^62):                  another process damaged the segment",
+                self.name
+            ),
+        ))
     }
 
     /// Whether the header's flags say the segment was unlinked.

@@ -152,6 +152,10 @@ pub(crate) fn recover_dead_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result
         );
         abandon(seg, ring, lap_end, next - lap_end);
     } else {
+        // `next` may be `tail`, read from shared memory: no honest claim is under 16 bytes.
+        if next - pos < record::HEADER_LEN as u64 {
+            return Err(corrupt(format!("dead claim {pos}..{next} splits a header")));
+        }
         abandon(seg, ring, pos, next - pos);
     }
     Ok(true)
@@ -164,7 +168,11 @@ pub(crate) fn abandon(seg: &Segment, ring: &Ring, start: u64, need: u64) {
     if seq.load(Ordering::Acquire) == record::encode_seq(start, record::MESSAGE, ring.key) {
         return;
     }
-    let skip = (need as usize - record::HEADER_LEN) as u32;
+    // A claim is at least a header; a smaller extent can only come from damaged words.
+    let Some(skip) = (need as usize).checked_sub(record::HEADER_LEN) else {
+        return;
+    };
+    let skip = skip as u32;
     seg.write_bytes(ring.at(start) + record::LEN, &skip.to_le_bytes());
     // Release: the length written above is visible to whoever sees ABANDONED.
     seq.store(

@@ -58,6 +58,9 @@ use crate::wait::WaitStrategy;
 /// How often a waiting producer re-checks the participant table for dead subscribers.
 const RECLAIM_EVERY: Duration = Duration::from_millis(50);
 
+/// How many times one drain under `overwrite` resumes at `latest` after being lapped.
+const MAX_RESUMES: u32 = 1024;
+
 /// Fixed facts about a ring, copied out of the validated descriptor once.
 #[derive(Clone, Copy)]
 struct Geo {
@@ -269,8 +272,11 @@ pub(crate) fn wait_for_space(seg: &Segment, payload_len: usize, timeout: Option<
     let need = geo.need(payload_len);
     let fits = || {
         let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
+        if seg.check_position("tail", tail).is_err() {
+            return true; // damaged: the publish that follows reports it
+        }
         let (_, total) = geo.claim_size(tail, need);
-        tail + total <= refresh_head(seg, &geo) + geo.capacity
+        tail + total <= refresh_head(seg, &geo).saturating_add(geo.capacity)
     };
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
@@ -310,14 +316,19 @@ fn repair_pending(seg: &Segment) {
         .u64_at(layout::PENDING_START_OFFSET)
         .load(Ordering::Acquire);
     let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
-    if tail == pos + len && (pos..pos + len).contains(&start) {
+    // Checked: the pending words are shared memory; damaged ones are left alone.
+    if pos.checked_add(len) == Some(tail)
+        && (pos..tail).contains(&start)
+        && seg.check_position("pending position", pos).is_ok()
+        && seg.check_position("pending start", start).is_ok()
+    {
         if start != pos {
             seg.u64_at(geo.at(pos)).store(
                 record::encode_seq(pos, record::PADDING, geo.key),
                 Ordering::Release,
             );
         }
-        recovery::abandon(seg, &geo.ring(), start, pos + len - start);
+        recovery::abandon(seg, &geo.ring(), start, tail - start);
     }
     seg.u64_at(layout::PENDING_LEN_OFFSET)
         .store(0, Ordering::Release);
@@ -479,13 +490,17 @@ impl Producer {
         // Relaxed: the CAS below validates the value; nothing is read through it before.
         let mut tail = tail_word.load(Ordering::Relaxed);
         let (tail, start) = loop {
+            if let Err(e) = seg.check_position("tail", tail) {
+                claim.store(slot::NO_CLAIM, Ordering::Release);
+                return Err(e);
+            }
             let (start, total) = geo.claim_size(tail, need);
-            if tail + total > self.head + geo.capacity {
+            if tail + total > self.head.saturating_add(geo.capacity) {
                 // A claim left from a failed CAS would hold back the head we are about to
                 // compute, and with it ourselves: withdraw it first.
                 claim.store(slot::NO_CLAIM, Ordering::Release);
                 self.head = refresh_head(seg, &geo);
-                if tail + total > self.head + geo.capacity {
+                if tail + total > self.head.saturating_add(geo.capacity) {
                     return self.full();
                 }
             }
@@ -526,6 +541,7 @@ impl Producer {
         let tail_word = seg.u64_at(layout::TAIL_OFFSET);
         // Relaxed: only the mutex holder changes `tail`; the mutex orders us after the last.
         let tail = tail_word.load(Ordering::Relaxed);
+        seg.check_position("tail", tail)?;
         let (start, total) = geo.claim_size(tail, need);
         if !has_room(seg, &geo, &mut self.head, tail, total) {
             return self.full();
@@ -589,11 +605,11 @@ fn fill_claim(
 /// `*head` (a producer's cached lowest needed position) when the cached value says no.
 #[inline]
 fn has_room(seg: &Segment, geo: &Geo, head: &mut u64, tail: u64, total: u64) -> bool {
-    if tail + total <= *head + geo.capacity {
+    if tail + total <= head.saturating_add(geo.capacity) {
         return true;
     }
     *head = refresh_head(seg, geo);
-    tail + total <= *head + geo.capacity
+    tail + total <= head.saturating_add(geo.capacity)
 }
 
 /// Writes a claimed record (and the padding before it, if any) and commits it. `pseq` is the
@@ -664,6 +680,8 @@ enum Next {
 /// Reads the record at `pos`, checking everything read from shared memory.
 #[inline]
 fn next_at(seg: &Segment, geo: &Geo, pos: u64) -> Result<Next> {
+    // Positions can come from shared memory (the queue head, `latest`, a waiter's cursor).
+    seg.check_position("record position", pos)?;
     let at = geo.at(pos);
     // SYNC POINT: Acquire pairs with the producer's Release commit; the payload is visible.
     let seq = seg.u64_at(at + record::SEQ).load(Ordering::Acquire) ^ geo.key;
@@ -875,10 +893,17 @@ impl Subscriber {
         let seg = &*seg_arc;
         let overwrite = geo.extra > 0;
         let mut d = Drained::default();
+        // Resumes after being lapped, bounded: a damaged `tail` or `latest` could otherwise
+        // keep us lapped forever. The next call goes on from where this one stopped.
+        let mut resumes = 0u32;
         while d.count < max_count {
             if overwrite {
                 let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
-                if tail > pos + geo.capacity {
+                if tail > pos.saturating_add(geo.capacity) {
+                    resumes += 1;
+                    if resumes > MAX_RESUMES {
+                        break;
+                    }
                     // Lapped: what was at `pos` is gone. Resume at the newest record.
                     pos = seg.u64_at(layout::LATEST_OFFSET).load(Ordering::Acquire);
                     continue;
@@ -958,7 +983,8 @@ impl Subscriber {
     /// any byte we copied came from a newer claim, the `tail` we load shows that claim.
     fn lapped(&self, pos: u64) -> bool {
         fence(Ordering::Acquire);
-        self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Relaxed) > pos + self.geo.capacity
+        self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Relaxed)
+            > pos.saturating_add(self.geo.capacity)
     }
 
     fn count_lost(&mut self, producer: u16, pseq: u64) {
@@ -966,10 +992,11 @@ impl Subscriber {
             return;
         };
         if pseq > *e {
-            self.lost += pseq - *e;
+            // Saturating: `pseq` comes from the ring, where a damaged one could be anything.
+            self.lost = self.lost.saturating_add(pseq - *e);
         }
         // A smaller number means a new producer took over that slot: start again from it.
-        *e = pseq + 1;
+        *e = pseq.wrapping_add(1);
     }
 
     fn drain_topic(&mut self, buf: &mut [u8], max_count: usize) -> Result<Drained> {
@@ -1145,7 +1172,7 @@ impl Waiter {
         let pos = self.position();
         if self.geo.extra > 0
             && self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire)
-                > pos + self.geo.capacity
+                > pos.saturating_add(self.geo.capacity)
         {
             return true;
         }

@@ -100,6 +100,20 @@ export interface OpenOptions<T = unknown> {
   /** Permission bits of a created segment (default `0o600`). */
   mode?: number;
   /**
+   * Replace a dead channel under this name with a new one (implies `create`): one that is
+   * stale (its creator and every participant are dead, and no process has it open) or that
+   * never became ready (its creator died creating it). A channel some live process uses is
+   * never replaced: it is attached as usual, or, if it cannot be (with `exclusive`, or a
+   * damaged one), `open` throws an error naming the processes that hold it. Concurrent
+   * recoverers all end up on the same new channel.
+   */
+  recover?: boolean;
+  /**
+   * Use a channel whose segment belongs to another user. Off by default: such a channel is
+   * refused with {@link PermissionDeniedError}, since its owner could rewrite it under us.
+   */
+  allowForeignOwner?: boolean;
+  /**
    * How values are encoded: `'msgpack'` (the default; readable by any msgpack decoder),
    * `'json'`, `'raw'` (Buffers in, Buffers out) or your own {@link Codec}. Every process on
    * a channel must use the same one; it is not stored in the channel.
@@ -857,7 +871,8 @@ export class Channel<T = unknown> {
   }
 
   /**
-   * Removes the channel's name; processes still attached keep working on the old segment.
+   * Removes the channel's name (see {@link unlink}): processes still attached get
+   * {@link ClosedError}, this handle included.
    *
    * @example
    * ```ts
@@ -934,8 +949,9 @@ export function open<T = unknown>(name: string, options: OpenOptions<T> = {}): C
 
 /**
  * Removes the channel `name`. Throws {@link NotFoundError} if there is none. Processes
- * still attached keep working on the old segment; the next `open` with `create` makes a
- * new one.
+ * still attached notice: their `publish` throws {@link ClosedError}, and their subscriptions
+ * get what is left and then end with a {@link ClosedError}. The next `open` with `create`
+ * makes a new channel under the name.
  *
  * @example
  * ```ts

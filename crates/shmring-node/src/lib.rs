@@ -68,6 +68,8 @@ pub struct NativeOpenOptions {
     pub max_message_size: Option<f64>,
     pub max_participants: Option<f64>,
     pub mode: Option<u32>,
+    pub recover: Option<bool>,
+    pub allow_foreign_owner: Option<bool>,
 }
 
 fn whole(name: &str, v: Option<f64>, max: f64) -> Result<Option<f64>, Code> {
@@ -110,6 +112,8 @@ impl NativeOpenOptions {
             max_message_size: max_msg.map(|m| m as u32),
             max_participants: max_part.map(|p| p as u32),
             mode: self.mode.unwrap_or(shmring::DEFAULT_MODE),
+            recover: self.recover.unwrap_or(false),
+            allow_foreign_owner: self.allow_foreign_owner.unwrap_or(false),
             // Options the engine has that TypeScript does not pass (yet) keep their defaults.
             ..shmring::OpenOptions::default()
         })

@@ -448,7 +448,7 @@ impl Producer {
     }
 
     fn full(&self) -> Result<bool> {
-        self.seg.check_file()?;
+        self.seg.check_full()?;
         if self.geo.policy == Policy::Fail {
             return Err(Error::new(
                 ErrorCode::RingFull,

@@ -25,8 +25,9 @@
 //! removed from outside (`rm /dev/shm/shmring.x`: link count 0) or shrunk by `ftruncate` is
 //! noticed with `fstat` on the kept descriptor at cheap points: before a wait sleeps in the
 //! kernel and after every slice of its sleep (at least every [`FILE_CHECK_SLICE`]), at most
-//! every [`FILE_CHECK_SLICE`] before a spin, on a producer's first and every
-//! [`FILE_CHECK_EVERY`]th publish and whenever its ring is full, on every
+//! every [`FILE_CHECK_SLICE`] before a spin, on a producer's first publish, on every
+//! [`FILE_CHECK_EVERY`]th publish and whenever its ring is full (both at most every
+//! [`FILE_CHECK_BUSY`], so that a busy producer pays a clock read per 64 messages), on every
 //! [`FILE_CHECK_EVERY`]th drain that finds nothing, and when a producer or subscriber is made.
 //! A shrunk segment is never touched again: `CorruptSegment`.
 //!
@@ -57,9 +58,12 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 const RECOVER_RETRIES: u32 = 3;
 /// A waiting participant checks the segment file at least this often.
 pub(crate) const FILE_CHECK_SLICE: Duration = Duration::from_millis(250);
-/// Producers check the segment file on their first and every this many publishes; readers
-/// on every this many drains that found nothing.
+/// Producers look at the clock on every this many publishes (and check the segment file if
+/// [`FILE_CHECK_BUSY`] passed since the last check); readers check it on every this many
+/// drains in a row that found nothing.
 pub(crate) const FILE_CHECK_EVERY: u32 = 64;
+/// A busy producer checks the segment file at most this often (its first publish always).
+pub(crate) const FILE_CHECK_BUSY: Duration = Duration::from_millis(10);
 /// How often `open` starts over when the name changes under it before it gives up.
 const OPEN_ATTEMPTS: u32 = 64;
 /// How long `open` waits for a remover that flagged a segment unlinked to remove its name,
@@ -1235,25 +1239,40 @@ impl Segment {
     /// As [`Segment::check_file`] if the file was not checked for [`FILE_CHECK_SLICE`], else
     /// as [`Segment::check_flags`] (a clock read, no system call).
     pub(crate) fn check_file_now_and_then(&self) -> Result<()> {
+        self.check_file_after(FILE_CHECK_SLICE)
+    }
+
+    /// As [`Segment::check_file`] if the file was not checked for `gap`, else as
+    /// [`Segment::check_flags`].
+    fn check_file_after(&self, gap: Duration) -> Result<()> {
         let last = self.last_check_ms.load(Ordering::Relaxed);
-        if coarse_ms().saturating_sub(last) >= FILE_CHECK_SLICE.as_millis() as u64 {
+        if coarse_ms().saturating_sub(last) >= gap.as_millis() as u64 {
             self.check_file()
         } else {
             self.check_flags()
         }
     }
 
-    /// A producer's check before each publish: the file on its first and every
-    /// [`FILE_CHECK_EVERY`]th publish (`count` counts them), else the flags.
+    /// A producer's check before each publish (`count` counts them): the file on its first
+    /// publish; on every [`FILE_CHECK_EVERY`]th one, the file if it was not checked for
+    /// [`FILE_CHECK_BUSY`]; else the flags (two loads).
     #[inline]
     pub(crate) fn check_publish(&self, count: &mut u32) -> Result<()> {
-        let r = if count.is_multiple_of(FILE_CHECK_EVERY) {
+        let r = if *count == 0 {
             self.check_file()
+        } else if count.is_multiple_of(FILE_CHECK_EVERY) {
+            self.check_file_after(FILE_CHECK_BUSY)
         } else {
             self.check_flags()
         };
-        *count = count.wrapping_add(1);
+        *count = count.wrapping_add(1).max(1);
         r
+    }
+
+    /// A producer's check when its ring is full (it may poll a full ring in a loop): the file
+    /// if it was not checked for [`FILE_CHECK_BUSY`].
+    pub(crate) fn check_full(&self) -> Result<()> {
+        self.check_file_after(FILE_CHECK_BUSY)
     }
 
     /// A reader's check before each drain: `CorruptSegment` if the file shrank (checked with

@@ -140,7 +140,7 @@ const _: () = assert!(HEADER_LEN.is_multiple_of(CACHE_LINE));
 ///
 /// ```text
 ///   0 state u32 (atomic: generation << 2 | 0 free, 1 joining, 2 active)
-///   4 role u32 | 8 pid u32 | 12 reserved
+///   4 role u32 | 8 pid u32 | 12 flags u32 (atomic: 1 joined)
 ///  16 start_time u64 | 24 joined_at_ns u64 | 32 heartbeat_ns u64 (atomic)
 ///  40 claim u64 (atomic; producers: position of the claim being written, u64::MAX if none)
 ///  48..64 reserved
@@ -159,6 +159,8 @@ pub mod slot {
     pub const ROLE: usize = 4;
     /// `u32` — pid of the owner.
     pub const PID: usize = 8;
+    /// `u32` atomic — flag bits; [`JOINED`] once a participant is fully joined.
+    pub const FLAGS: usize = 12;
     /// `u64` — start time of the owner (clock ticks since boot), so a reused pid is told apart.
     pub const START_TIME: usize = 16;
     /// `u64` — when the owner joined, nanoseconds since the Unix epoch.
@@ -189,6 +191,9 @@ pub mod slot {
     pub const fn next_generation(state: u32) -> u32 {
         (state & !STATE_BITS).wrapping_add(STATE_BITS + 1)
     }
+    /// Flag: the participant finished joining (a subscriber has its starting cursor); until
+    /// then it counts for the ring's safety but is not yet shown as a producer/subscriber.
+    pub const JOINED: u32 = 1;
     /// Role: a producer.
     pub const ROLE_PRODUCER: u32 = 1;
     /// Role: a subscriber of a topic.

@@ -97,6 +97,7 @@ pub(crate) fn grab(seg: &Segment, role: Role) -> Result<u32> {
                 };
                 w32(slot::ROLE, role.code());
                 w32(slot::PID, std::process::id());
+                w32(slot::FLAGS, 0);
                 w64(slot::START_TIME, process::self_start_time());
                 w64(slot::JOINED_AT, now);
                 w64(slot::HEARTBEAT, now);
@@ -127,6 +128,14 @@ pub(crate) fn activate(seg: &Segment, index: u32) {
     let state = seg.u32_at(slot_field(seg, index, slot::STATE));
     let generation = state.load(Ordering::Relaxed) & !slot::STATE_BITS;
     state.store(generation | slot::ACTIVE, Ordering::SeqCst);
+}
+
+/// Marks an active slot as fully joined: from now on `participants` shows its role. A
+/// subscriber does this after storing its starting cursor, so "a subscriber is listed" means
+/// "it receives everything published from now on". Release: the cursor store is visible first.
+pub(crate) fn mark_joined(seg: &Segment, index: u32) {
+    seg.u32_at(slot_field(seg, index, slot::FLAGS))
+        .fetch_or(slot::JOINED, Ordering::Release);
 }
 
 /// Frees our own slot, unless recovery already took it from us (then it may belong to
@@ -191,7 +200,9 @@ pub fn participants(seg: &Segment) -> Vec<ParticipantInfo> {
         out.push(ParticipantInfo {
             slot: i,
             state,
-            role: if state & slot::STATE_BITS == slot::ACTIVE {
+            role: if state & slot::STATE_BITS == slot::ACTIVE
+                && r32(slot::FLAGS) & slot::JOINED != 0
+            {
                 Role::from_code(r32(slot::ROLE))
             } else {
                 None

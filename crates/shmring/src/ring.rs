@@ -352,6 +352,7 @@ impl Producer {
         seg.check_file()?;
         let slot = registry::grab(&seg, Role::Producer)?;
         registry::activate(&seg, slot);
+        registry::mark_joined(&seg, slot);
         Ok(Producer {
             geo: Geo::of(&seg),
             head: seg
@@ -785,6 +786,7 @@ impl Subscriber {
         fence(Ordering::SeqCst);
         let cursor = tail.load(Ordering::Acquire);
         cursor_word.store(cursor, Ordering::Release);
+        registry::mark_joined(&seg, slot);
         // Overwrite policy: what each producer publishes next is what we expect from it; a
         // message in flight at this very moment may later count as lost.
         let expected = if geo.extra > 0 {

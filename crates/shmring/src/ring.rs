@@ -762,6 +762,9 @@ pub struct Subscriber {
     strategy: WaitStrategy,
     /// A claim in progress we wait at: its position, and when we next check its owner.
     stuck: Option<(u64, Instant)>,
+    /// How long a claim in progress is waited for before its owner is checked, and how often
+    /// after that: the recovery bound after a producer's death.
+    recovery_poll: Duration,
     /// Drains in a row that found nothing, for the segment file checks.
     idle: u32,
 }
@@ -811,7 +814,16 @@ impl Subscriber {
             strategy: WaitStrategy::default(),
             stuck: None,
             idle: 0,
+            recovery_poll: RECOVERY_POLL,
         })
+    }
+
+    /// How long to wait at a claim in progress before checking whether its producer is dead,
+    /// and how often to check again: about the time to recover from a producer killed between
+    /// claim and commit (default [`RECOVERY_POLL`], 5 ms). Shorter costs more `/proc` reads
+    /// while a live producer is slow; the check never takes a live producer's claim.
+    pub fn set_recovery_poll(&mut self, every: Duration) {
+        self.recovery_poll = every.max(Duration::from_micros(100));
     }
 
     /// How [`Subscriber::recv_timeout`] and [`Subscriber::wait`] wait.
@@ -969,12 +981,12 @@ impl Subscriber {
         let now = Instant::now();
         match self.stuck {
             Some((at, check)) if at == pos && now >= check => {
-                self.stuck = Some((pos, now + RECOVERY_POLL));
+                self.stuck = Some((pos, now + self.recovery_poll));
                 recovery::recover_dead_claim(&self.seg, &self.geo.ring(), pos)
             }
             Some((at, _)) if at == pos => Ok(false),
             _ => {
-                self.stuck = Some((pos, now + RECOVERY_POLL));
+                self.stuck = Some((pos, now + self.recovery_poll));
                 Ok(false)
             }
         }
@@ -1116,6 +1128,7 @@ impl Subscriber {
             geo: self.geo,
             slot: self.slot,
             strategy: self.strategy,
+            recovery_poll: self.recovery_poll,
         }
     }
 
@@ -1153,6 +1166,7 @@ pub struct Waiter {
     geo: Geo,
     slot: u32,
     strategy: WaitStrategy,
+    recovery_poll: Duration,
 }
 
 impl Waiter {
@@ -1187,7 +1201,8 @@ impl Waiter {
     }
 
     /// As [`Waiter::wait`], with an explicit strategy. While a claim is in progress at the
-    /// subscription's position it wakes every [`RECOVERY_POLL`] to check the claim's owner,
+    /// subscription's position it wakes every recovery poll interval (see
+    /// [`Subscriber::set_recovery_poll`]) to check the claim's owner,
     /// and reports data once that owner is dead (the subscriber then recovers the claim).
     pub fn wait_with(&self, strategy: WaitStrategy, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -1199,7 +1214,7 @@ impl Waiter {
                 layout::DATA_SEQ_OFFSET,
                 layout::DATA_WAITERS_OFFSET,
                 deadline,
-                pending.then_some(RECOVERY_POLL),
+                pending.then_some(self.recovery_poll),
                 strategy,
                 || self.has_data(),
             ) {

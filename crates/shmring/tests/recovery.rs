@@ -103,6 +103,12 @@ fn producer_killed_at_every_point_never_wedges() {
             let _g = Unlink::new(&n);
             let ch = Channel::open(&n, &opts(kind, sync)).unwrap();
             let mut sub = ch.subscribe().unwrap();
+            // The recovery bound is an option: exercise a short and a long one.
+            sub.set_recovery_poll(Duration::from_millis(if point.len() % 2 == 0 {
+                1
+            } else {
+                20
+            }));
             // The 5th pass stops it: messages 0..4 are committed, number 4 is in flight.
             let mut child = spawn_child(
                 "child_hooked_producer",

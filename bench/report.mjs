@@ -208,7 +208,8 @@ export function markdown(report) {
     L.push('');
     L.push(
       `\`bench/wakeup.mjs\`: a producer process publishes a ~40-byte msgpack quote every ` +
-        `${fmtInt(wakeup.find((w) => w.gapUs)?.gapUs)} µs (sleeping in between), stamped with ` +
+        `${fmtInt(wakeup.find((w) => w.gapUs)?.gapUs)} µs (sleeping until 80 µs before each, ` +
+        'then spinning, like the Rust paced producer), stamped with ' +
         'CLOCK_MONOTONIC just before `publish`; the consumer process, waiting for it, ' +
         "subtracts in its handler. `messages()`: the subscription's native waiter thread " +
         'waits with the strategy and wakes the event loop; `receiveSync`: the JS thread itself ' +

@@ -253,6 +253,9 @@ fn sleep_until(
         };
         if nap != Some(Duration::ZERO) {
             seg.futex_wait(seq_off, seen, nap);
+            // The file may have shrunk while we slept: look (one fstat, next to the futex
+            // system call) before `ready` touches the mapping again.
+            let _ = seg.check_file();
         }
         if seg.shrunk() {
             return true; // the mapping must not be touched any more

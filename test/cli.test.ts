@@ -29,7 +29,8 @@ function start(t: ExecutionContext, args: string[]): { child: ChildProcess; done
   child.stderr?.on('data', (d) => {
     stderr += d;
   });
-  const done = once(child, 'exit').then(([code]) => ({
+  // 'close', not 'exit': output still in the pipes arrives after 'exit' (seen under load).
+  const done = once(child, 'close').then(([code]) => ({
     code: code as number | null,
     stdout,
     stderr,

@@ -63,7 +63,8 @@ export function spawnFixture(
     lines.push(line);
     for (const w of waiters.filter((w) => w.line === line)) w.resolve();
   });
-  const exit = once(child, 'exit').then(([code, signal]) => {
+  // 'close', not 'exit': the last lines in the stdout pipe may arrive after 'exit'.
+  const exit = once(child, 'close').then(([code, signal]) => {
     if (stderr.trim() !== '') t.log(`${name} stderr: ${stderr.trim()}`);
     const last = [...lines].reverse().find((l) => l.startsWith('{'));
     return { code, signal, json: last === undefined ? undefined : JSON.parse(last) };

@@ -1038,6 +1038,39 @@ fn child_shrink_victim() {
     expect_code(r, ErrorCode::CorruptSegment);
 }
 
+/// Waits until every subscriber of `name` but the slowest has read up to the tail, and each
+/// of `pids` has been asleep (state `S`) at three looks 5 ms apart.
+fn wait_until_waiting(name: &str, pids: &[u32]) {
+    let deadline = std::time::Instant::now() + CHILD_WAIT;
+    let state = |pid: u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next().map(str::to_owned))
+    };
+    let mut asleep = 0;
+    while asleep < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "children never settled into waiting"
+        );
+        let s = shmring::inspect(name).unwrap();
+        let mut cursors: Vec<u64> = s
+            .participants
+            .iter()
+            .filter(|p| p.role == Some(shmring::Role::Subscriber))
+            .map(|p| p.cursor)
+            .collect();
+        cursors.sort();
+        let caught_up = cursors.len() >= 2 && cursors[1..].iter().all(|&c| c == s.tail);
+        if caught_up && pids.iter().all(|&p| state(p).as_deref() == Some("S")) {
+            asleep += 1;
+        } else {
+            asleep = 0;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The same across processes: a subscriber process waiting for data and a producer process
 /// waiting for room get `CorruptSegment` when another process shrinks the segment, and exit
 /// normally (no SIGBUS).
@@ -1076,7 +1109,10 @@ fn shrunk_under_waiting_processes() {
             "prod",
             &[("SHMRING_TEST_HOLD", "produce".into())],
         );
-        std::thread::sleep(Duration::from_millis(100));
+        // Shrink only once both really wait: the ring is full (the holder never reads), the
+        // subscriber has read everything, and both processes sleep in the kernel. (A process
+        // busy touching the mapping at the moment of the shrink is the documented window.)
+        wait_until_waiting(&n, &[sub.id(), producer.id()]);
         set_file_len(&n, 2048);
         sub.finish(CHILD_WAIT);
         producer.finish(CHILD_WAIT);

@@ -9,6 +9,7 @@
  */
 import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
+import { Packr, Unpackr } from 'msgpackr';
 
 /** The 5-field quote every "object" cell publishes (~40 bytes of msgpack). */
 export function quote(seq, ts) {
@@ -40,6 +41,31 @@ export function rawMessage(bytes, seq, ts) {
   b.writeDoubleLE(seq, 0);
   b.writeDoubleLE(ts, 8);
   return b;
+}
+
+/**
+ * The producer side's message maker for `cfg.kind`: a msgpack-packed quote, or the raw
+ * template with the sequence and time written in. The returned bytes are reused by the next
+ * call unless `copy` (for transports that may hold on to them after the send returns).
+ */
+export function encoder(cfg, { copy = false } = {}) {
+  if (cfg.kind !== 'raw') {
+    const packr = new Packr({ useRecords: false });
+    return (seq, ts) => packr.pack(quote(seq, ts));
+  }
+  const template = rawMessage(cfg.bytes || 16, 0, 0);
+  return (seq, ts) => {
+    template.writeDoubleLE(seq, 0);
+    template.writeDoubleLE(ts, 8);
+    return copy ? Buffer.from(template) : template;
+  };
+}
+
+/** The consumer side's decoder for `cfg.kind`: msgpack, or the raw bytes as they are. */
+export function decoder(cfg) {
+  if (cfg.kind === 'raw') return (b) => b;
+  const unpackr = new Unpackr({ useRecords: false });
+  return (b) => unpackr.unpack(b);
 }
 
 /** Sequence number of a received message (either kind). */

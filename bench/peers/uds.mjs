@@ -5,15 +5,14 @@
  */
 import { once } from 'node:events';
 import { connect, createServer } from 'node:net';
-import { Packr, Unpackr } from 'msgpackr';
 import {
   config,
   control,
+  decoder,
+  encoder,
   FrameReader,
   frame,
   produce,
-  quote,
-  rawMessage,
   receiver,
 } from '../lib.mjs';
 
@@ -22,9 +21,8 @@ const cfg = config();
 const ctl = control();
 
 if (role === 'consumer') {
-  const unpackr = new Unpackr({ useRecords: false });
   const r = receiver(ctl, cfg.latencyCount, cfg.latencySkip);
-  const decode = cfg.kind === 'raw' ? (b) => b : (b) => unpackr.unpack(b);
+  const decode = decoder(cfg);
   const server = createServer((sock) => {
     const reader = new FrameReader((b) => {
       if (r.take(decode(b))) process.exit(0);
@@ -36,16 +34,7 @@ if (role === 'consumer') {
     ctl.send({ event: 'ready' });
   });
 } else {
-  const packr = new Packr({ useRecords: false });
-  const template = rawMessage(cfg.bytes || 16, 0, 0);
-  const encode =
-    cfg.kind === 'raw'
-      ? (seq, ts) => {
-          template.writeDoubleLE(seq, 0);
-          template.writeDoubleLE(ts, 8);
-          return template;
-        }
-      : (seq, ts) => packr.pack(quote(seq, ts));
+  const encode = encoder(cfg);
   const sock = connect(cfg.path);
   await once(sock, 'connect');
   const send = (seq, ts) => (sock.write(frame(encode(seq, ts))) ? undefined : once(sock, 'drain'));

@@ -4,9 +4,8 @@
  * I/O thread; high-water marks are left at their defaults.
  */
 
-import { Packr, Unpackr } from 'msgpackr';
 import { Pull, Push } from 'zeromq';
-import { config, control, produce, quote, rawMessage, receiver } from '../lib.mjs';
+import { config, control, decoder, encoder, produce, receiver } from '../lib.mjs';
 
 const role = process.argv[2];
 const cfg = config();
@@ -14,9 +13,8 @@ const ctl = control();
 const endpoint = `ipc://${cfg.path}`;
 
 if (role === 'consumer') {
-  const unpackr = new Unpackr({ useRecords: false });
   const r = receiver(ctl, cfg.latencyCount, cfg.latencySkip);
-  const decode = cfg.kind === 'raw' ? (b) => b : (b) => unpackr.unpack(b);
+  const decode = decoder(cfg);
   const pull = new Pull();
   await pull.bind(endpoint);
   r.start();
@@ -26,17 +24,8 @@ if (role === 'consumer') {
   }
   process.exit(0);
 } else {
-  const packr = new Packr({ useRecords: false });
-  const template = rawMessage(cfg.bytes || 16, 0, 0);
-  const encode =
-    cfg.kind === 'raw'
-      ? (seq, ts) => {
-          template.writeDoubleLE(seq, 0);
-          template.writeDoubleLE(ts, 8);
-          // A fresh copy: ZeroMQ may hold on to the bytes after send() resolves.
-          return Buffer.from(template);
-        }
-      : (seq, ts) => packr.pack(quote(seq, ts));
+  // A fresh copy each time: ZeroMQ may hold on to the bytes after send() resolves.
+  const encode = encoder(cfg, { copy: true });
   const push = new Push();
   push.connect(endpoint);
   const send = (seq, ts) => push.send(encode(seq, ts));

@@ -765,6 +765,8 @@ pub struct Subscriber {
     strategy: WaitStrategy,
     /// A claim in progress we wait at: its position, and when we next check its owner.
     stuck: Option<(u64, Instant)>,
+    /// `try_recv`'s frame buffer (empty until the first call).
+    scratch: Vec<u8>,
     /// How long a claim in progress is waited for before its owner is checked, and how often
     /// after that: the recovery bound after a producer's death.
     recovery_poll: Duration,
@@ -816,6 +818,7 @@ impl Subscriber {
             expected,
             strategy: WaitStrategy::default(),
             stuck: None,
+            scratch: Vec::new(),
             idle: 0,
             recovery_poll: RECOVERY_POLL,
         })
@@ -836,24 +839,19 @@ impl Subscriber {
 
     /// Receives one message into `out` (replacing its contents) if one is committed.
     pub fn try_recv(&mut self, out: &mut Vec<u8>) -> Result<bool> {
-        let mut frame = std::mem::take(out);
-        let need = self.geo.max_message_size as usize + 4;
-        if frame.len() < need {
-            frame.resize(need, 0);
-        }
-        let d = self.drain_into(&mut frame, 1);
-        let result = d.map(|d| {
+        // One frame-sized scratch buffer per subscription, zeroed once: a receive copies the
+        // message twice (ring → scratch → `out`) rather than zero-filling the largest message
+        // size on every call.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(self.geo.max_message_size as usize + 4, 0);
+        let result = self.drain_into(&mut scratch, 1).map(|d| {
+            out.clear();
             if d.count == 1 {
-                let len = u32::from_le_bytes(frame[0..4].try_into().expect("4 bytes")) as usize;
-                frame.copy_within(4..4 + len, 0);
-                frame.truncate(len);
-                true
-            } else {
-                frame.clear();
-                false
+                out.extend_from_slice(&scratch[4..d.bytes]);
             }
+            d.count == 1
         });
-        *out = frame;
+        self.scratch = scratch;
         result
     }
 

@@ -34,7 +34,7 @@ export {
   unlinkIfStale,
   type WaitStrategy,
 } from './channel.js';
-export { type Codec, type CodecName, json, msgpack, raw } from './codec.js';
+export { type Codec, type CodecName, json, msgpack, raw, rawView } from './codec.js';
 export {
   AlreadyExistsError,
   ClosedError,

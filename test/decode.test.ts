@@ -1,11 +1,12 @@
 /**
  * Decoding drained batches: the built-in codecs decode each message straight out of the
- * batch buffer (msgpack by offsets where that is faster, raw by one copy), and what they
- * return owns its bytes: values kept while later batches reuse the buffer stay intact.
+ * batch buffer (msgpack by offsets where that is faster, small msgpack messages through a
+ * reused scratch buffer, raw by one copy), and what they return owns its bytes: values kept
+ * while later batches reuse the buffer stay intact. `rawView` is the exception, by design.
  */
 import test from 'ava';
 import { firstValueFrom, take, toArray } from 'rxjs';
-import { type Channel, open } from 'shmring';
+import { type Channel, open, rawView } from 'shmring';
 import { channelName } from './helpers.js';
 
 /** Values whose msgpack encodings run from 1 byte to ~4 KiB, across msgpackr's 140-byte line. */
@@ -112,4 +113,65 @@ test('decoded values own their bytes: later batches do not change kept values', 
     }
   }
   t.is(intact, n);
+});
+
+test('small msgpack messages (decoded through one scratch buffer) own their bytes', async (t) => {
+  // Room for all of them: the iterator and receiveSync readers read only after the last send.
+  const ch = open<{ bin: Buffer; s: string; i: number }>(channelName(t, 'dec-own-small'), {
+    create: true,
+    capacity: 1 << 22,
+  });
+  t.teardown(() => ch.close());
+  const n = 3000;
+  const make = (i: number) => ({ bin: Buffer.alloc(i % 40, i & 0xff), s: `s${i}`, i });
+  const kept = firstValueFrom(ch.messages().pipe(take(n), toArray()));
+  const iterator = ch.iterate();
+  const first = iterator.next(); // joins now
+  ch.receiveSync(0);
+  for (let i = 0; i < n; i++) {
+    const v = make(i);
+    if (!ch.publish(v)) await ch.send(v);
+  }
+  const viaRx = await kept;
+  const viaIter = [(await first).value];
+  while (viaIter.length < n) viaIter.push((await iterator.next()).value);
+  await iterator.return?.();
+  const viaSync = [];
+  for (let i = 0; i < n; i++) viaSync.push(ch.receiveSync(10_000)?.value);
+  for (const got of [viaRx, viaIter, viaSync])
+    t.deepEqual(
+      got,
+      Array.from({ length: n }, (_, i) => make(i)),
+    );
+});
+
+test('rawView: exact bytes, as views of one reused buffer (no copy per message)', async (t) => {
+  const ch = open<Buffer>(channelName(t, 'dec-view'), {
+    create: true,
+    codec: rawView(),
+    capacity: 1 << 20,
+  });
+  t.teardown(() => ch.close());
+  const values = Array.from({ length: 500 }, (_, i) => Buffer.alloc((i * 37) % 4097, i & 0xff));
+  let equal = 0;
+  const backing = new Set<ArrayBufferLike>();
+  const done = new Promise<void>((resolve) => {
+    let seen = 0;
+    const sub = ch.messages().subscribe((view) => {
+      if (view.equals(values[seen] as Buffer)) equal++;
+      backing.add(view.buffer);
+      if (++seen === values.length) {
+        sub.unsubscribe();
+        resolve();
+      }
+    });
+  });
+  ch.receiveSync(0);
+  publishAll(ch, values);
+  await done;
+  t.is(equal, values.length);
+  t.is(backing.size, 1, 'every view is of the one frame buffer');
+  let syncEqual = 0;
+  for (const v of values) if (ch.receiveSync(10_000)?.value.equals(v)) syncEqual++;
+  t.is(syncEqual, values.length);
 });

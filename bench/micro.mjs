@@ -10,7 +10,8 @@
 import { createRequire } from 'node:module';
 import { Packr, Unpackr } from 'msgpackr';
 import { Bench } from 'tinybench';
-import { open, unlink } from '../dist/index.js';
+import { decodeAt } from '../dist/codec.js';
+import { msgpack, open, unlink } from '../dist/index.js';
 import { NO_TS, quote } from './lib.mjs';
 
 const quick = process.argv.includes('--quick');
@@ -22,6 +23,8 @@ const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
 const quotes = Array.from({ length: N }, (_, i) => quote(i, NO_TS));
 const encoded = quotes.map((q) => Buffer.from(packr.pack(q)));
 const msgBytes = encoded[0].length;
+// The decoder messages() uses for a frame in a drained batch.
+const codecDecodeAt = msgpack()[decodeAt];
 
 // A channel with nobody subscribed never fills: publish measures claim + copy + commit. The
 // native per-message calls name the channel (or subscription) by its handle.
@@ -100,19 +103,14 @@ add(
 add(bench, 'drain 1024 × 40 B', 'JS baseline: one Buffer.copy of the same frames', () => {
   jsRing.copy(frame, 0, 0, frame.length);
 });
-add(
-  bench,
-  'decode 1024 drained',
-  'walk frames + msgpackr unpack(view) (what messages() does)',
-  () => {
-    let at = 0;
-    for (let i = 0; i < N; i++) {
-      const len = out.readUInt32LE(at);
-      unpackr.unpack(out.subarray(at + 4, at + 4 + len));
-      at += 4 + len;
-    }
-  },
-);
+add(bench, 'decode 1024 drained', 'walk frames + the msgpack codec (what messages() does)', () => {
+  let at = 0;
+  for (let i = 0; i < N; i++) {
+    const len = out.readUInt32LE(at);
+    codecDecodeAt(out, at + 4, at + 4 + len);
+    at += 4 + len;
+  }
+});
 add(bench, 'decode 1024 drained', 'walk frames + Buffer.from(view) copy (raw codec before)', () => {
   let at = 0;
   for (let i = 0; i < N; i++) {
@@ -127,6 +125,18 @@ add(bench, 'codec', 'msgpackr pack', () => {
 });
 add(bench, 'codec', 'msgpackr unpack', () => {
   for (let i = 0; i < N; i++) unpackr.unpack(encoded[i]);
+});
+// msgpack records (DESIGN §8, not built): what shared structures would save. One Packr and
+// one Unpackr share a structures array up front, as a segment-held copy would let them.
+const shared = [];
+const recPackr = new Packr({ useRecords: true, structures: shared });
+const recUnpackr = new Unpackr({ useRecords: true, structures: shared });
+const recEncoded = quotes.map((q) => Buffer.from(recPackr.pack(q)));
+add(bench, 'codec', `msgpackr pack, records (${recEncoded[0].length} B; not used, see §8)`, () => {
+  for (let i = 0; i < N; i++) recPackr.pack(quotes[i]);
+});
+add(bench, 'codec', 'msgpackr unpack, records (not used, see DESIGN §8)', () => {
+  for (let i = 0; i < N; i++) recUnpackr.unpack(recEncoded[i]);
 });
 add(bench, 'codec', 'JS baseline: JSON.stringify', () => {
   for (let i = 0; i < N; i++) JSON.stringify(quotes[i]);
@@ -157,7 +167,16 @@ async function decodeChoices() {
     range.end = end;
     return unpackr.unpack(buf, range);
   };
-  add(choices, 'decode choice, 40 B', 'msgpackr unpack(view) (now)', () => walk(out, viaView));
+  const scratch = Buffer.allocUnsafe(140);
+  const viaScratch = (buf, start, end) => {
+    const n = end - start;
+    for (let i = 0; i < n; i++) scratch[i] = buf[start + i];
+    return unpackr.unpack(scratch, n);
+  };
+  add(choices, 'decode choice, 40 B', 'msgpackr unpack(view)', () => walk(out, viaView));
+  add(choices, 'decode choice, 40 B', 'msgpackr unpack(scratch copy) (now)', () =>
+    walk(out, viaScratch),
+  );
   add(choices, 'decode choice, 40 B', 'msgpackr unpack(buf, { start, end })', () =>
     walk(out, viaRange),
   );

@@ -134,6 +134,23 @@ export function targets(report) {
   return out;
 }
 
+/**
+ * The msg/s no transport can beat with the default msgpack codec: one message per
+ * max(pack, decode) ns, from this run's micro-benchmarks. Undefined without them.
+ */
+export function codecCeiling(report) {
+  const ns = (group, task) =>
+    (report.micro ?? []).find((r) => r.group === group && r.task === task)?.nsPerMessage;
+  const packNs = ns('codec', 'msgpackr pack');
+  const decodeNs = ns(
+    'decode 1024 drained',
+    'walk frames + the msgpack codec (what messages() does)',
+  );
+  if (!(packNs > 0 && decodeNs > 0)) return undefined;
+  const msgPerSec = 1e9 / Math.max(packNs, decodeNs);
+  return { packNs, decodeNs, msgPerSec, peer: bestPeer(report.results, 'obj') };
+}
+
 /** The whole report as markdown. */
 export function markdown(report) {
   const { machine: m, results, rust, micro, skipped } = report;
@@ -291,6 +308,19 @@ export function markdown(report) {
       `| ${t.target} | ${t.figure} | ${t.met === undefined ? '–' : t.met ? 'yes' : '**no**'} |`,
     );
   }
+  const ceiling = codecCeiling(report);
+  if (ceiling) {
+    L.push('');
+    L.push(
+      `The codec's own ceiling for 40-byte objects, from the micro-benchmarks of this run: ` +
+        `msgpackr packs one in ${fmt(ceiling.packNs, 0)} ns and messages() decodes one from a ` +
+        `drained batch in ${fmt(ceiling.decodeNs, 0)} ns, so no transport can carry more than ` +
+        `${fmtInt(ceiling.msgPerSec)} msg/s with producer and consumer each on a core of their own` +
+        (ceiling.peer
+          ? ` (${fmt(ceiling.msgPerSec / ceiling.peer.msgPerSec, 1)}× the best peer, ${ceiling.peer.transport}).`
+          : '.'),
+    );
+  }
   if (skipped.length) {
     L.push('');
     L.push('Skipped:');
@@ -307,6 +337,7 @@ const COLORS = {
   shmring: '#d62728',
   'shmring-many': '#e377c2',
   'shmring-recv': '#bcbd22',
+  'shmring-view': '#8b0000',
   'shmring-sem': '#ff7f0e',
   pipe: '#1f77b4',
   uds: '#2ca02c',

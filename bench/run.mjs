@@ -251,6 +251,14 @@ const TRANSPORTS = [
     launch: separate('shmring.mjs'),
   },
   {
+    id: 'shmring-view',
+    label: 'shmring lock-free, rawView',
+    sync: 'lockfree',
+    view: true,
+    rawOnly: true, // rawView() is a codec for bytes
+    launch: separate('shmring.mjs'),
+  },
+  {
     id: 'shmring-sem',
     label: 'shmring semaphore',
     sync: 'semaphore',
@@ -336,6 +344,7 @@ function cellConfig(t, p, n) {
     // Batches only for small payloads: 64 large values gain nothing and hold 64× the memory.
     batch: t.batch !== undefined && p.bytes <= 4096 ? t.batch : 1,
     receive: t.receive,
+    view: t.view === true,
   };
 }
 
@@ -524,8 +533,9 @@ async function main() {
   const withWakeup = !flag('no-wakeup');
   const withMicro = !smoke && !flag('no-micro');
   const withRust = !smoke && !flag('no-rust');
+  const runs = (t) => chosen.filter((p) => !t.rawOnly || p.kind === 'raw');
   progress.total =
-    transports.length * chosen.length +
+    transports.reduce((n, t) => n + runs(t).length, 0) +
     (withWakeup ? 1 : 0) +
     (withMicro ? 1 : 0) +
     (withRust ? 1 : 0);
@@ -538,6 +548,7 @@ async function main() {
   const results = [];
   for (const p of chosen) {
     for (const t of transports) {
+      if (!runs(t).includes(p)) continue;
       progress.step(`${t.label} · ${p.label}`);
       const r = await runCell(t, p);
       results.push(r);

@@ -3,12 +3,13 @@
  * message (falling back to `await send` when the ring is full, as the README shows) or
  * `publishMany` of `batch` values at a time; the consumer takes `messages()` (an RxJS
  * subscription, woken by the native waiter thread) or, with `receive: 'sync'`, loops on
- * `receiveSync` (blocking its thread in a futex wait). Raw cells use the `raw` codec.
+ * `receiveSync` (blocking its thread in a futex wait). Raw cells use the `raw` codec, or with
+ * `view` the `rawView` codec (a view of the frame buffer per message instead of a copy).
  *
  * `node bench/peers/shmring.mjs producer|consumer` with `BENCH_CFG` = { channel, sync,
- * capacity, maxMessageSize, kind, bytes, seconds, latencyCount, gapUs, batch, receive }.
+ * capacity, maxMessageSize, kind, bytes, seconds, latencyCount, gapUs, batch, receive, view }.
  */
-import { open } from '../../dist/index.js';
+import { open, rawView } from '../../dist/index.js';
 import { config, control, NO_TS, produce, quote, rawMessage, receiver } from '../lib.mjs';
 
 const role = process.argv[2];
@@ -19,7 +20,7 @@ const ch = open(cfg.channel, {
   sync: cfg.sync,
   capacity: cfg.capacity,
   maxMessageSize: cfg.maxMessageSize,
-  ...(cfg.kind === 'raw' ? { codec: 'raw' } : {}),
+  ...(cfg.kind === 'raw' ? { codec: cfg.view ? rawView() : 'raw' } : {}),
 });
 
 if (role === 'consumer' && cfg.receive === 'sync') {

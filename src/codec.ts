@@ -14,7 +14,7 @@
  * const ch = open<string>('shouts', { create: true, codec: upper });
  * ```
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr, RESET_BUFFER_MODE, Unpackr } from 'msgpackr';
 import { makeError } from './errors.js';
 
 /**
@@ -81,6 +81,7 @@ const MSGPACKR_SMALL_SOURCE = 140;
 
 /**
  * msgpack via msgpackr: plain maps, no record extension; binary fields are copied out.
+ * `encode` returns a view of one reused buffer, valid until its next call.
  *
  * @example
  * ```ts
@@ -95,7 +96,10 @@ export function msgpack<T = unknown>(): Codec<T> {
   // are new values, so nothing decoded refers to it afterwards.
   const scratch = Buffer.allocUnsafe(MSGPACKR_SMALL_SOURCE);
   const codec: FrameCodec<T> = {
-    encode: (value) => packr.pack(value),
+    // RESET_BUFFER_MODE: the next pack writes over this one (Codec.encode's contract allows
+    // it), so packing reuses one region instead of a fresh 8 KiB buffer every ~150 quotes:
+    // ~5% faster, and no garbage.
+    encode: (value) => packr.pack(value, RESET_BUFFER_MODE),
     decode: (bytes) => unpackr.unpack(bytes) as T,
     [decodeAt]: (buffer, start, end) => {
       const n = end - start;

@@ -7,20 +7,31 @@
  *
  * The producer paces messages `gapUs` apart (so the subscriber has gone back to waiting:
  * longer than the ~50 µs an `adaptive` wait spins), stamps each with CLOCK_MONOTONIC just
- * before `publish`, and the consumer subtracts on delivery. Like the Rust benchmark's paced
- * producer it sleeps until 80 µs before each send and spins the rest, so that what is
- * measured is the consumer's wake-up, not the producer's own (a thread just back from a
- * sleep runs its first microseconds slowly: several µs more at p50 here). The first
- * tenth of the samples warms the path up and is not counted. Consumer CPU is its process's
- * user + system time over the measurement ÷ wall time (1.0 = one core busy): the price of
- * each strategy while it waits.
+ * before `publish`, and the consumer subtracts on delivery (after decoding): a one-way
+ * latency between two processes, `publish`'s own cost (encoding, the copy, the futex wake
+ * when the subscriber sleeps) included. Like the Rust benchmark's paced producer it sleeps
+ * until 80 µs before each send and spins the rest, so that the stamp and `publish` run on an
+ * awake CPU; the spin allocates nothing (see `producer`). The producer also reports how long
+ * its `publish` calls took (stamp to return, `publishP50us`): on this 2-vCPU VM a call that
+ * has not run for a millisecond finds its code and data out of the caches, and with a
+ * sleeping subscriber it includes the futex wake-up. The first tenth of the samples warms
+ * the path up and is not counted. Consumer CPU is its process's user + system time over the
+ * measurement ÷ wall time (1.0 = one core busy): the price of each strategy while it waits.
+ *
+ * Method caveat (2 vCPUs): a `spin` consumer holds one core and the producer's last 80 µs
+ * the other, so anything else that runs (this harness, V8 helper threads, kernel threads
+ * such as kdamond, other users) queues behind one of them; with a 4 ms scheduler tick
+ * (CONFIG_HZ=250) such a wait shows up as p99 / p99.9 samples of 1 to 4 ms. p50 is not
+ * affected by that; the tails on a busy 2-vCPU machine are the machine's.
  *
  *   node bench/wakeup.mjs [--quick | --smoke] [--prefix=bench-<pid>-] [--gap-us=1000]
+ *                         [--only=receiveSync:spin,messages:block]
  *
  * prints one JSON line per case on stdout:
- * { receive, wait, n, gapUs, p50us, p99us, p999us, maxus, consumerCores } (or { receive,
- * wait, error }). The roles run as `node bench/wakeup.mjs consumer|producer` with the case
- * in `WAKE_CFG`. Children are killed and reaped, and channels removed, whatever happens.
+ * { receive, wait, n, gapUs, p50us, p99us, p999us, maxus, consumerCores, publishP50us,
+ * publishP99us } (or { receive, wait, error }). The roles run as
+ * `node bench/wakeup.mjs consumer|producer` with the case in `WAKE_CFG`. Children are
+ * killed and reaped, and channels removed, whatever happens.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -28,6 +39,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { open, unlink } from '../dist/index.js';
 import { cpuSince, latencySummary, nowNs, quote } from './lib.mjs';
+
+/** Where the spin loops leave their arithmetic, so that it is not optimised away. */
+const spinSink = { value: 0 };
 
 const role = process.argv[2];
 if (role === 'consumer') await consumer(JSON.parse(process.env.WAKE_CFG ?? '{}'));
@@ -81,21 +95,57 @@ async function consumer(cfg) {
   }
 }
 
-/** Publishes `skip + count` stamped quotes `gapUs` apart, then the end marker. */
+/**
+ * Publishes `skip + count` stamped quotes `gapUs` apart, then the end marker, and reports how
+ * long its own `publish` calls took (stamp to return).
+ *
+ * The pacing wait allocates nothing per turn: `nowNs()` makes a BigInt, and reading it in a
+ * tight loop for 80 µs of every gap filled the young generation every few milliseconds. Each
+ * scavenge woke V8 helper threads, which on 2 vCPUs (the consumer spinning on the other)
+ * preempted this thread for 0.5 to 2.5 ms, sometimes between the stamp and `publish`
+ * (`perf sched`: the producer switched out in state R for a `node` thread of its own pid
+ * right after the stamp): a p99 of milliseconds that was the producer's garbage, not the
+ * transport. So the spin reads the clock only every ~2 µs of arithmetic.
+ */
 function producer(cfg) {
   const ch = open(cfg.channel);
   const cell = new Int32Array(new SharedArrayBuffer(4));
   const SPIN_NS = 80_000;
+  const turns = spinTurnsPer(2_000);
+  const pub = new Float64Array(cfg.count);
+  let sink = 0;
   let next = nowNs();
   for (let seq = 0; seq < cfg.skip + cfg.count; seq++) {
     next += cfg.gapUs * 1000;
     const left = next - nowNs();
     if (left > SPIN_NS) Atomics.wait(cell, 0, 0, (left - SPIN_NS) / 1e6);
-    while (nowNs() < next) {} // the last 80 µs: spin, so the stamp and publish run warm
-    ch.publish(quote(seq, nowNs()));
+    // The last 80 µs: spin, so the stamp and publish run on an awake CPU.
+    while (nowNs() < next) for (let i = 0; i < turns; i++) sink = (sink + i) | 0;
+    const ts = nowNs();
+    ch.publish(quote(seq, ts));
+    if (seq >= cfg.skip) pub[seq - cfg.skip] = nowNs() - ts;
   }
   ch.publish(quote(-1, nowNs()));
   ch.close();
+  const { p50us, p99us } = latencySummary(pub);
+  spinSink.value = sink;
+  console.log(JSON.stringify({ event: 'published', publishP50us: p50us, publishP99us: p99us }));
+}
+
+/** How many turns of the spin loop's arithmetic take about `ns` here. */
+function spinTurnsPer(ns) {
+  let sink = 0;
+  let turns = 1000;
+  for (;;) {
+    const t0 = nowNs();
+    for (let i = 0; i < turns; i++) sink = (sink + i) | 0;
+    const took = nowNs() - t0;
+    if (took >= 200_000 || turns >= 2 ** 30) {
+      spinSink.value = sink;
+      return Math.max(1, Math.round((turns * ns) / Math.max(took, 1)));
+    }
+    turns *= 4;
+  }
 }
 
 async function main() {
@@ -104,6 +154,12 @@ async function main() {
   const prefix = argv.find((a) => a.startsWith('--prefix='))?.slice(9) ?? `bench-${process.pid}-`;
   const count = { full: 3000, quick: 500, smoke: 40 }[mode];
   const gapUs = Number(argv.find((a) => a.startsWith('--gap-us='))?.slice(9) ?? 1000);
+  // `--only=receiveSync:spin,messages:block`: just those cases.
+  const only = argv
+    .find((a) => a.startsWith('--only='))
+    ?.slice(7)
+    .split(',')
+    .filter(Boolean);
   const self = fileURLToPath(import.meta.url);
   const live = new Set();
   const names = new Set();
@@ -165,6 +221,7 @@ async function main() {
   let i = 0;
   for (const receive of ['messages', 'receiveSync']) {
     for (const wait of ['adaptive', 'spin', 'block']) {
+      if (only !== undefined && !only.includes(`${receive}:${wait}`)) continue;
       const cfg = {
         channel: `${prefix}wake-${i++}`,
         receive,
@@ -180,11 +237,13 @@ async function main() {
         const c = start('consumer', cfg);
         procs.push(c);
         await c.next('ready', 15_000);
-        procs.push(start('producer', cfg));
+        const p = start('producer', cfg);
+        procs.push(p);
         const budget = 15_000 + ((cfg.skip + count) * gapUs * 3) / 1000;
         const r = await c.next('result', budget);
         const { event: _, ...figures } = r;
-        console.log(JSON.stringify({ receive, wait, gapUs, ...figures }));
+        const { event: __, ...published } = await p.next('published', 15_000);
+        console.log(JSON.stringify({ receive, wait, gapUs, ...figures, ...published }));
       } catch (e) {
         console.log(JSON.stringify({ receive, wait, error: e.message }));
       } finally {

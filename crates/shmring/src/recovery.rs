@@ -1,7 +1,9 @@
 //! Recovery from participants that died mid-operation (DESIGN §5).
 //!
-//! - **Dead lock-free producer.** A reader that finds no committed record at its position
-//!   while `tail` is beyond it is looking at a claim in progress. If no *live* producer holds
+//! - **Dead producer** (either sync mode: semaphore-mode producers publish their claim in
+//!   their slot too, since topic subscribers read without the mutex). A reader that finds no
+//!   committed record at its position while `tail` is beyond it is looking at a claim in
+//!   progress. If no *live* producer holds
 //!   that claim (producers publish the tail they claim at in their slot before their CAS, and
 //!   clear it after committing; liveness is pid + start time), the claim is dead: the reader
 //!   rewrites it as padding and/or an *abandoned* record, which every reader skips, and

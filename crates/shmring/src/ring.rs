@@ -558,6 +558,12 @@ impl Producer {
             .store(start, Ordering::Relaxed);
         seg.u64_at(layout::PENDING_LEN_OFFSET)
             .store(total, Ordering::Release);
+        // Our claim in our slot too, as lock-free producers do, so that a topic subscriber
+        // (which reads without the mutex) stuck at it can tell we are alive
+        // (`recovery::claim_is_live`) instead of taking a claim that is merely slow. Published
+        // by the Release store of `tail` below, which readers load with Acquire.
+        let claim = seg.u64_at(slot_field(seg, self.slot, slot::CLAIM));
+        claim.store(tail, Ordering::Relaxed);
         // Release: producers that reuse space hold the mutex after us or load it with Acquire.
         tail_word.store(tail + total, Ordering::Release);
         fill_claim(
@@ -569,6 +575,8 @@ impl Producer {
             start,
             payload,
         );
+        // Release: the claim is over (as in `write_lockfree`).
+        claim.store(slot::NO_CLAIM, Ordering::Release);
         seg.u64_at(layout::PENDING_LEN_OFFSET)
             .store(0, Ordering::Release);
         Ok(true)
@@ -763,8 +771,9 @@ pub struct Subscriber {
     /// Overwrite policy: the next message number expected from each producer slot.
     expected: Vec<u64>,
     strategy: WaitStrategy,
-    /// A claim in progress we wait at: its position, and when we next check its owner.
-    stuck: Option<(u64, Instant)>,
+    /// A position we found nothing committed at: the position, and when we next check for a
+    /// dead claim there (CLOCK_MONOTONIC, ns).
+    stuck: Option<(u64, u64)>,
     /// `try_recv`'s frame buffer (empty until the first call).
     scratch: Vec<u8>,
     /// How long a claim in progress is waited for before its owner is checked, and how often
@@ -961,7 +970,7 @@ impl Subscriber {
                 }
                 Next::Skip(next) => pos = next,
                 Next::Empty => {
-                    if self.recover_at(pos)? {
+                    if self.recover_at(pos, d.count > 0)? {
                         continue;
                     }
                     break;
@@ -973,21 +982,35 @@ impl Subscriber {
 
     /// At `pos` nothing is committed. If a claim there has been in progress for a while,
     /// checks its owner and, if dead, recovers it (see `recovery`). Returns whether `pos` is
-    /// readable now.
-    fn recover_at(&mut self, pos: u64) -> Result<bool> {
-        if self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) <= pos {
-            self.stuck = None;
-            return Ok(false); // simply nothing published yet
-        }
-        let now = Instant::now();
+    /// readable now. `progressed`: this drain copied records before it reached `pos`.
+    ///
+    /// Cheap when a reader merely caught up with its producers (the end of nearly every busy
+    /// drain): one coarse clock read, and `tail` is not loaded (that line is the producers';
+    /// loading it at the end of each drain made it bounce between the cores) until `pos` has
+    /// been waited at for a recovery poll interval.
+    fn recover_at(&mut self, pos: u64, progressed: bool) -> Result<bool> {
+        let poll = self.recovery_poll.as_nanos() as u64;
         match self.stuck {
-            Some((at, check)) if at == pos && now >= check => {
-                self.stuck = Some((pos, now + self.recovery_poll));
+            Some((at, check)) if at == pos => {
+                if progressed {
+                    return Ok(false);
+                }
+                let now = process::monotonic_ns(false);
+                if now < check {
+                    return Ok(false);
+                }
+                self.stuck = Some((pos, now + poll));
+                if self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) <= pos {
+                    return Ok(false); // simply nothing published yet
+                }
                 recovery::recover_dead_claim(&self.seg, &self.geo.ring(), pos)
             }
-            Some((at, _)) if at == pos => Ok(false),
             _ => {
-                self.stuck = Some((pos, now + self.recovery_poll));
+                // The coarse clock is never ahead of the precise one, so the check can only
+                // come early (by a tick at most), which is harmless: the owner's liveness
+                // decides, and a live producer's claim is never taken.
+                let now = process::monotonic_ns(progressed);
+                self.stuck = Some((pos, now + poll));
                 Ok(false)
             }
         }

@@ -8,7 +8,8 @@
 //! - Throughput: producers publish `count` messages as fast as the ring takes them
 //!   (`try_publish`, or `try_publish_many` in batches); when the ring is full they spin a
 //!   little, then yield, then sleep in `wait_for_space`. The consumer `drain_into`s a 1 MiB
-//!   buffer, spinning a little and then sleeping on the futex when the ring is empty.
+//!   buffer, spinning a little and then sleeping on the futex when the ring is empty. It
+//!   counts every message and checks each producer's numbering and the size.
 //!   Rate = messages ÷ (consumer's last message − earliest producer start), both on
 //!   CLOCK_MONOTONIC, which every process on the host shares.
 //! - Latency: paced messages stamped with CLOCK_MONOTONIC just before publishing; the
@@ -84,13 +85,23 @@ fn open_channel(name: &str, size: usize) -> Res<Channel> {
     )?)
 }
 
-/// `shm-pub <name> <count> <size> <batch> <gap_ns>`: gap 0 = flood, else paced and stamped.
+/// Bits of a message's first word that hold its number; the producer's index is above them.
+const SEQ_BITS: u32 = 48;
+
+/// `shm-pub <name> <count> <size> <batch> <gap_ns> <id>`: gap 0 = flood, else paced and
+/// stamped. Every message starts with `id << SEQ_BITS | number` (numbers 0, 1, 2, ...), which
+/// the consumer checks.
 fn shm_pub(args: &[String]) -> Res<()> {
-    let [name, count, size, batch, gap] = args else {
-        return Err("shm-pub <name> <count> <size> <batch> <gap_ns>".into());
+    let [name, count, size, batch, gap, id] = args else {
+        return Err("shm-pub <name> <count> <size> <batch> <gap_ns> <id>".into());
     };
-    let (count, size, batch, gap): (u64, usize, usize, u64) =
-        (count.parse()?, size.parse()?, batch.parse()?, gap.parse()?);
+    let (count, size, batch, gap, id): (u64, usize, usize, u64, u64) = (
+        count.parse()?,
+        size.parse()?,
+        batch.parse()?,
+        gap.parse()?,
+        id.parse()?,
+    );
     let ch = open_channel(name, size)?;
     let mut producer = ch.producer()?;
     let mut msgs = vec![0u8; size * batch];
@@ -101,7 +112,7 @@ fn shm_pub(args: &[String]) -> Res<()> {
     while i < count {
         let n = batch.min((count - i) as usize);
         for (k, m) in msgs.chunks_exact_mut(size).take(n).enumerate() {
-            m[..8].copy_from_slice(&(i + k as u64).to_le_bytes());
+            m[..8].copy_from_slice(&(id << SEQ_BITS | (i + k as u64)).to_le_bytes());
         }
         if gap > 0 {
             next += gap;
@@ -140,7 +151,26 @@ fn shm_pub(args: &[String]) -> Res<()> {
     Ok(())
 }
 
-/// `shm-sub <name> <total> <size> <mode>`: mode `flood`, `spin` or `block`.
+/// Checks that a message is the next one of its producer (each producer's messages arrive in
+/// its order, with none missing or repeated) and has the expected size.
+fn check_next(msg: &[u8], size: usize, expected: &mut [u64]) -> Res<()> {
+    let word = u64::from_le_bytes(msg.get(..8).ok_or("short message")?.try_into()?);
+    let (id, seq) = ((word >> SEQ_BITS) as usize, word & ((1 << SEQ_BITS) - 1));
+    let next = expected.get_mut(id).ok_or("bad producer id")?;
+    if msg.len() != size || seq != *next {
+        return Err(format!(
+            "producer {id}: got message {seq} of {} bytes, expected {} of {size}",
+            msg.len(),
+            *next
+        )
+        .into());
+    }
+    *next += 1;
+    Ok(())
+}
+
+/// `shm-sub <name> <total> <size> <mode>`: mode `flood`, `spin` or `block`. Every message is
+/// counted and checked ([`check_next`]).
 fn shm_sub(args: &[String]) -> Res<()> {
     let [name, total, size, mode] = args else {
         return Err("shm-sub <name> <total> <size> <mode>".into());
@@ -152,12 +182,20 @@ fn shm_sub(args: &[String]) -> Res<()> {
     let cpu0 = cpu_sec();
     let mut received = 0u64;
     let mut end = 0;
+    let mut expected = vec![0u64; 64];
     if mode == "flood" {
         let mut buf = vec![0u8; 1 << 20];
         let mut idle = 0u32;
         while received < total {
             let d = sub.drain_into(&mut buf, usize::MAX)?;
             if d.count > 0 {
+                // Walk the frames `[len u32 LE][payload]`.
+                let mut at = 0;
+                for _ in 0..d.count {
+                    let len = u32::from_le_bytes(buf[at..at + 4].try_into()?) as usize;
+                    check_next(&buf[at + 4..at + 4 + len], size, &mut expected)?;
+                    at += 4 + len;
+                }
                 received += d.count as u64;
                 idle = 0;
                 continue;
@@ -191,6 +229,7 @@ fn shm_sub(args: &[String]) -> Res<()> {
         };
         if got {
             let t = now_ns();
+            check_next(&out, size, &mut expected)?;
             let sent = u64::from_le_bytes(out[8..16].try_into()?);
             lat.push(t - sent);
             received += 1;
@@ -343,6 +382,9 @@ impl Case {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok((i, l)) if i == id && l.starts_with(prefix) => break Ok(l),
+                // A child that failed (a lost, repeated or damaged message included) fails
+                // the case at once.
+                Ok((i, l)) if l.starts_with("ERROR") => break Err(format!("child {i}: {l}")),
                 Ok((i, l)) if l.starts_with("READY") || l.starts_with("RESULT") => {
                     other.push((i, l))
                 }
@@ -438,7 +480,7 @@ fn run_case(n: usize, s: &Spec) -> Res<String> {
         let sub = case.spawn(c)?;
         case.expect(sub, "READY", timeout)?;
         let mut pubs = Vec::new();
-        for _ in 0..s.producers {
+        for id in 0..s.producers {
             let mut p = me("shm-pub")?;
             p.args([
                 name.clone(),
@@ -446,6 +488,7 @@ fn run_case(n: usize, s: &Spec) -> Res<String> {
                 s.size.to_string(),
                 s.batch.to_string(),
                 s.gap_ns.to_string(),
+                id.to_string(),
             ]);
             pubs.push(case.spawn(p)?);
         }

@@ -1,7 +1,9 @@
 //! Recovery from participants that died mid-operation (DESIGN §5).
 //!
-//! - **Dead lock-free producer.** A reader that finds no committed record at its position
-//!   while `tail` is beyond it is looking at a claim in progress. If no *live* producer holds
+//! - **Dead producer** (either sync mode: semaphore-mode producers publish their claim in
+//!   their slot too, since topic subscribers read without the mutex). A reader that finds no
+//!   committed record at its position while `tail` is beyond it is looking at a claim in
+//!   progress. If no *live* producer holds
 //!   that claim (producers publish the tail they claim at in their slot before their CAS, and
 //!   clear it after committing; liveness is pid + start time), the claim is dead: the reader
 //!   rewrites it as padding and/or an *abandoned* record, which every reader skips, and
@@ -51,9 +53,31 @@ impl Ring {
     }
 }
 
-/// Whether a live producer holds the claim that covers `pos`: a claim made at `pos`, or (at
-/// the start of a lap) one made earlier that padded to it.
+/// The producer slot named by the record header at `pos`, if that header is CLAIMED for
+/// exactly `pos`.
+fn claimed_by(seg: &Segment, ring: &Ring, pos: u64) -> Option<u32> {
+    // Acquire: pairs with the producer's Release store of CLAIMED, made after its claim store
+    // and its CAS: whoever reads CLAIMED here also sees that producer's `claim`.
+    let seq = seg.u64_at(ring.at(pos)).load(Ordering::Acquire) ^ ring.key;
+    if seq != pos | record::CLAIMED {
+        return None;
+    }
+    let mut producer = [0u8; 2];
+    seg.read_bytes(ring.at(pos) + record::PRODUCER, &mut producer);
+    Some(u16::from_le_bytes(producer) as u32)
+}
+
+/// Whether a live producer holds the claim that covers `pos`: a claim made at `pos`; (at
+/// the start of a lap) one made earlier that padded to it; or one made earlier in a batch
+/// (`Producer::try_publish_many` claims several records with one CAS and writes all their
+/// headers before any commit), when the header at `pos` is CLAIMED by that producer's slot.
+///
+/// The last case cannot mistake an old claim for a live one: a producer's `claim` is
+/// `NO_CLAIM` between its claims, and a new owner of a slot claims only at positions beyond
+/// the `tail` it saw when it joined, so a slot whose `claim` is below `pos` while the header
+/// at `pos` names it is in the middle of the very claim that wrote that header.
 pub(crate) fn claim_is_live(seg: &Segment, ring: &Ring, pos: u64) -> bool {
+    let owner = claimed_by(seg, ring, pos);
     for i in 0..ring.max_participants {
         let state = seg
             .u32_at(slot_field(seg, i, slot::STATE))
@@ -71,7 +95,9 @@ pub(crate) fn claim_is_live(seg: &Segment, ring: &Ring, pos: u64) -> bool {
         let c = seg
             .u64_at(slot_field(seg, i, slot::CLAIM))
             .load(Ordering::Acquire);
-        let covers = c == pos || (pos & ring.mask == 0 && c < pos && ring.lap_end(c) == pos);
+        let covers = c == pos
+            || (pos & ring.mask == 0 && c < pos && ring.lap_end(c) == pos)
+            || (c < pos && owner == Some(i));
         if covers {
             let pid = seg
                 .u32_at(slot_field(seg, i, slot::PID))
@@ -112,6 +138,7 @@ pub(crate) fn recover_dead_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result
                     return Err(corrupt(format!("claimed record at {pos} of {need} bytes")));
                 }
                 abandon(seg, ring, pos, need);
+                abandon_rest_of_batch(seg, ring, pos + need, tail);
                 return Ok(true);
             }
             // Committed or recovered by someone else meanwhile.
@@ -159,6 +186,23 @@ pub(crate) fn recover_dead_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result
         abandon(seg, ring, pos, next - pos);
     }
     Ok(true)
+}
+
+/// After a dead claim's record was abandoned, the records after it that the same claim
+/// covered (a batch: every header written, CLAIMED) are abandoned at once too, instead of one
+/// recovery poll each. Stops at the first record that is not CLAIMED, that `claim_is_live`
+/// says a live producer holds, or whose length does not check out (left to the usual path).
+fn abandon_rest_of_batch(seg: &Segment, ring: &Ring, mut pos: u64, tail: u64) {
+    while pos < tail && claimed_by(seg, ring, pos).is_some() && !claim_is_live(seg, ring, pos) {
+        let mut len = [0u8; 4];
+        seg.read_bytes(ring.at(pos) + record::LEN, &mut len);
+        let need = record::record_len(u32::from_le_bytes(len) as usize + ring.extra) as u64;
+        if need > ring.max_record || need > ring.lap_end(pos) - pos {
+            return;
+        }
+        abandon(seg, ring, pos, need);
+        pos += need;
+    }
 }
 
 /// Turns the uncommitted record of `need` bytes at `start` into an abandoned one (readers

@@ -58,6 +58,10 @@ use crate::wait::WaitStrategy;
 /// How often a waiting producer re-checks the participant table for dead subscribers.
 const RECLAIM_EVERY: Duration = Duration::from_millis(50);
 
+/// Most payloads `try_publish_many` takes from its iterator at a time (the records of one
+/// claim are a prefix of them).
+const BATCH: usize = 64;
+
 /// How many times one drain under `overwrite` resumes at `latest` after being lapped.
 const MAX_RESUMES: u32 = 1024;
 
@@ -387,19 +391,26 @@ impl Producer {
 
     /// Publishes messages in order until one does not fit; returns how many went in. Wakes
     /// subscribers once for the whole batch.
+    ///
+    /// Lock-free channels without the `overwrite` policy claim room for several records with
+    /// one CAS (see [`Producer::write_batch`]); the others claim each record on its own.
     pub fn try_publish_many<'a>(
         &mut self,
         payloads: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<usize> {
         let mut n = 0;
         let mut result = Ok(());
-        for p in payloads {
-            match self.write(p) {
-                Ok(true) => n += 1,
-                Ok(false) => break,
-                Err(e) => {
-                    result = Err(e);
-                    break;
+        if self.geo.sync == SyncMode::LockFree && self.geo.policy != Policy::Overwrite {
+            result = self.write_batches(payloads.into_iter(), &mut n);
+        } else {
+            for p in payloads {
+                match self.write(p) {
+                    Ok(true) => n += 1,
+                    Ok(false) => break,
+                    Err(e) => {
+                        result = Err(e);
+                        break;
+                    }
                 }
             }
         }
@@ -468,21 +479,146 @@ impl Producer {
         self.seg.check_publish(&mut self.checks)?;
         let geo = self.geo;
         if payload.len() > geo.max_message_size as usize {
-            return Err(Error::new(
-                ErrorCode::MessageTooLarge,
-                format!(
-                    "message of {} bytes exceeds maxMessageSize {} of channel {:?}",
-                    payload.len(),
-                    geo.max_message_size,
-                    self.seg.name()
-                ),
-            ));
+            return Err(self.too_large(payload.len()));
         }
         let need = geo.need(payload.len());
         match geo.sync {
             SyncMode::LockFree => self.write_lockfree(payload, need),
             SyncMode::Semaphore => self.write_locked(payload, need),
         }
+    }
+
+    fn too_large(&self, len: usize) -> Error {
+        Error::new(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "message of {len} bytes exceeds maxMessageSize {} of channel {:?}",
+                self.geo.max_message_size,
+                self.seg.name()
+            ),
+        )
+    }
+
+    /// `try_publish_many` for lock-free channels without `overwrite`: takes up to
+    /// [`BATCH`] payloads at a time from `payloads` and publishes them with as few claims as
+    /// fit ([`Producer::write_batch`]), counting them in `n`. Stops when the ring is full
+    /// (`Ok`), or with the error of an oversize payload once every payload before it went in.
+    fn write_batches<'a>(
+        &mut self,
+        mut payloads: impl Iterator<Item = &'a [u8]>,
+        n: &mut usize,
+    ) -> Result<()> {
+        let max = self.geo.max_message_size as usize;
+        let mut pending: [&[u8]; BATCH] = [&[]; BATCH];
+        // `pending[from..to]` are taken from `payloads` and not yet published.
+        let (mut from, mut to) = (0, 0);
+        let mut oversize = None;
+        let mut exhausted = false;
+        loop {
+            pending.copy_within(from..to, 0);
+            to -= from;
+            from = 0;
+            while to < BATCH && !exhausted && oversize.is_none() {
+                match payloads.next() {
+                    None => exhausted = true,
+                    Some(p) if p.len() > max => oversize = Some(self.too_large(p.len())),
+                    Some(p) => {
+                        pending[to] = p;
+                        to += 1;
+                    }
+                }
+            }
+            if from == to {
+                break;
+            }
+            let k = self.write_batch(&pending[from..to])?;
+            if k == 0 {
+                return Ok(()); // full: the oversize payload, if any, was not reached
+            }
+            from += k;
+            *n += k;
+        }
+        oversize.map_or(Ok(()), Err)
+    }
+
+    /// Claims room for the first records of `batch` with one CAS (as many as fit before the
+    /// end of the data area, within the room producers may use, and in at most as many bytes
+    /// as the largest record takes, so that a dead claim stays within the extent recovery
+    /// scans), writes every record's header (CLAIMED) and then each payload and commit.
+    /// Returns how many records went in; 0 if not even the first fits (policy `block`).
+    ///
+    /// Writing all the headers first is what lets recovery tell a live batch from a dead one:
+    /// a reader waits only at the first uncommitted record of a claim, and finds it CLAIMED by
+    /// this producer's slot, whose `claim` (the claim's start) is at or before it (see
+    /// `recovery::claim_is_live`).
+    fn write_batch(&mut self, batch: &[&[u8]]) -> Result<usize> {
+        self.seg.check_publish(&mut self.checks)?;
+        let geo = self.geo;
+        let seg = &*self.seg;
+        let tail_word = seg.u64_at(layout::TAIL_OFFSET);
+        let claim = seg.u64_at(slot_field(seg, self.slot, slot::CLAIM));
+        let limit = geo.need(geo.max_message_size as usize);
+        // Relaxed: the CAS below validates the value; nothing is read through it before.
+        let mut tail = tail_word.load(Ordering::Relaxed);
+        let (tail, start, count) = loop {
+            if let Err(e) = seg.check_position("tail", tail) {
+                claim.store(slot::NO_CLAIM, Ordering::Release);
+                return Err(e);
+            }
+            let first = geo.need(batch[0].len());
+            let (start, _) = geo.claim_size(tail, first);
+            // Bytes left in this lap from `start`: records never cross the end of the data
+            // area (a padding record runs to it first).
+            let lap = geo.capacity - (start & geo.mask);
+            let room = |head: u64| head.saturating_add(geo.capacity).saturating_sub(start);
+            if first > room(self.head) {
+                // As in `write_lockfree`: withdraw a claim left from a failed CAS first.
+                claim.store(slot::NO_CLAIM, Ordering::Release);
+                self.head = refresh_head(seg, &geo);
+                if first > room(self.head) {
+                    return self.full().map(|_| 0);
+                }
+            }
+            let most = lap.min(room(self.head)).min(limit);
+            let (mut count, mut bytes) = (1, first);
+            while let Some(p) = batch.get(count) {
+                let need = geo.need(p.len());
+                if bytes + need > most {
+                    break;
+                }
+                bytes += need;
+                count += 1;
+            }
+            // Published before the CAS, which releases it (see `lowest_needed`).
+            claim.store(tail, Ordering::Relaxed);
+            // SYNC POINT: AcqRel, as in `write_lockfree`.
+            match tail_word.compare_exchange_weak(
+                tail,
+                start + bytes,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break (tail, start, count),
+                Err(now) => tail = now,
+            }
+        };
+        hook!("after_claim");
+        pad(seg, &geo, tail, start);
+        let batch = &batch[..count];
+        let mut pos = start;
+        for p in batch {
+            write_header(seg, &geo, self.slot, pos, p.len());
+            pos += geo.need(p.len());
+        }
+        let mut pos = start;
+        for p in batch {
+            write_body_and_commit(seg, &geo, pos, p);
+            pos += geo.need(p.len());
+        }
+        self.published += count as u64;
+        // Release: the claim is over; the space may be reused once readers are past it.
+        claim.store(slot::NO_CLAIM, Ordering::Release);
+        Ok(count)
     }
 
     #[inline]
@@ -558,6 +694,12 @@ impl Producer {
             .store(start, Ordering::Relaxed);
         seg.u64_at(layout::PENDING_LEN_OFFSET)
             .store(total, Ordering::Release);
+        // Our claim in our slot too, as lock-free producers do, so that a topic subscriber
+        // (which reads without the mutex) stuck at it can tell we are alive
+        // (`recovery::claim_is_live`) instead of taking a claim that is merely slow. Published
+        // by the Release store of `tail` below, which readers load with Acquire.
+        let claim = seg.u64_at(slot_field(seg, self.slot, slot::CLAIM));
+        claim.store(tail, Ordering::Relaxed);
         // Release: producers that reuse space hold the mutex after us or load it with Acquire.
         tail_word.store(tail + total, Ordering::Release);
         fill_claim(
@@ -569,6 +711,8 @@ impl Producer {
             start,
             payload,
         );
+        // Release: the claim is over (as in `write_lockfree`).
+        claim.store(slot::NO_CLAIM, Ordering::Release);
         seg.u64_at(layout::PENDING_LEN_OFFSET)
             .store(0, Ordering::Release);
         Ok(true)
@@ -620,6 +764,18 @@ fn has_room(seg: &Segment, geo: &Geo, head: &mut u64, tail: u64, total: u64) -> 
 /// producer's message number (stored under `overwrite`).
 #[inline]
 fn fill(seg: &Segment, geo: &Geo, producer: u32, pseq: u64, tail: u64, start: u64, payload: &[u8]) {
+    pad(seg, geo, tail, start);
+    write_header(seg, geo, producer, start, payload.len());
+    if geo.extra > 0 {
+        seg.write_bytes(geo.at(start) + record::PSEQ, &pseq.to_le_bytes());
+    }
+    write_body_and_commit(seg, geo, start, payload);
+}
+
+/// A claim made at `tail` whose record starts at `start`: if they differ, writes the padding
+/// record that runs from `tail` to the end of the data area.
+#[inline]
+fn pad(seg: &Segment, geo: &Geo, tail: u64, start: u64) {
     if start != tail {
         // Padding to the end of the data area; it carries nothing, so commit it at once.
         // SYNC POINT: Release pairs with the reader's Acquire load of `seq`.
@@ -628,21 +784,28 @@ fn fill(seg: &Segment, geo: &Geo, producer: u32, pseq: u64, tail: u64, start: u6
             Ordering::Release,
         );
     }
+}
+
+/// Writes the header of the claimed record at `start`: length, producer, and `seq` CLAIMED.
+#[inline]
+fn write_header(seg: &Segment, geo: &Geo, producer: u32, start: u64, len: usize) {
     let at = geo.at(start);
     let mut head = [0u8; 8];
-    head[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    head[0..4].copy_from_slice(&(len as u32).to_le_bytes());
     head[4..6].copy_from_slice(&(producer as u16).to_le_bytes());
     seg.write_bytes(at + record::LEN, &head);
-    let seq = seg.u64_at(at + record::SEQ);
     // Claimed: recovery can tell whose record this is if we die before committing.
     // Release: the length and producer written above are visible with it.
-    seq.store(
+    seg.u64_at(at + record::SEQ).store(
         record::encode_seq(start, record::CLAIMED, geo.key),
         Ordering::Release,
     );
-    if geo.extra > 0 {
-        seg.write_bytes(at + record::PSEQ, &pseq.to_le_bytes());
-    }
+}
+
+/// Copies the payload of the record at `start` (its header written) and commits it.
+#[inline]
+fn write_body_and_commit(seg: &Segment, geo: &Geo, start: u64, payload: &[u8]) {
+    let at = geo.at(start);
     let body = at + record::HEADER_LEN + geo.extra;
     #[cfg(feature = "test-hooks")]
     {
@@ -656,7 +819,7 @@ fn fill(seg: &Segment, geo: &Geo, producer: u32, pseq: u64, tail: u64, start: u6
     hook!("before_commit");
     // SYNC POINT (commit): Release pairs with the reader's Acquire load of `seq`; the
     // payload copied above is visible to whoever sees MESSAGE.
-    seq.store(
+    seg.u64_at(at + record::SEQ).store(
         record::encode_seq(start, record::MESSAGE, geo.key),
         Ordering::Release,
     );
@@ -763,8 +926,9 @@ pub struct Subscriber {
     /// Overwrite policy: the next message number expected from each producer slot.
     expected: Vec<u64>,
     strategy: WaitStrategy,
-    /// A claim in progress we wait at: its position, and when we next check its owner.
-    stuck: Option<(u64, Instant)>,
+    /// A position we found nothing committed at: the position, and when we next check for a
+    /// dead claim there (CLOCK_MONOTONIC, ns).
+    stuck: Option<(u64, u64)>,
     /// `try_recv`'s frame buffer (empty until the first call).
     scratch: Vec<u8>,
     /// How long a claim in progress is waited for before its owner is checked, and how often
@@ -961,7 +1125,7 @@ impl Subscriber {
                 }
                 Next::Skip(next) => pos = next,
                 Next::Empty => {
-                    if self.recover_at(pos)? {
+                    if self.recover_at(pos, d.count > 0)? {
                         continue;
                     }
                     break;
@@ -973,21 +1137,35 @@ impl Subscriber {
 
     /// At `pos` nothing is committed. If a claim there has been in progress for a while,
     /// checks its owner and, if dead, recovers it (see `recovery`). Returns whether `pos` is
-    /// readable now.
-    fn recover_at(&mut self, pos: u64) -> Result<bool> {
-        if self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) <= pos {
-            self.stuck = None;
-            return Ok(false); // simply nothing published yet
-        }
-        let now = Instant::now();
+    /// readable now. `progressed`: this drain copied records before it reached `pos`.
+    ///
+    /// Cheap when a reader merely caught up with its producers (the end of nearly every busy
+    /// drain): one coarse clock read, and `tail` is not loaded (that line is the producers';
+    /// loading it at the end of each drain made it bounce between the cores) until `pos` has
+    /// been waited at for a recovery poll interval.
+    fn recover_at(&mut self, pos: u64, progressed: bool) -> Result<bool> {
+        let poll = self.recovery_poll.as_nanos() as u64;
         match self.stuck {
-            Some((at, check)) if at == pos && now >= check => {
-                self.stuck = Some((pos, now + self.recovery_poll));
+            Some((at, check)) if at == pos => {
+                if progressed {
+                    return Ok(false);
+                }
+                let now = process::monotonic_ns(false);
+                if now < check {
+                    return Ok(false);
+                }
+                self.stuck = Some((pos, now + poll));
+                if self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) <= pos {
+                    return Ok(false); // simply nothing published yet
+                }
                 recovery::recover_dead_claim(&self.seg, &self.geo.ring(), pos)
             }
-            Some((at, _)) if at == pos => Ok(false),
             _ => {
-                self.stuck = Some((pos, now + self.recovery_poll));
+                // The coarse clock is never ahead of the precise one, so the check can only
+                // come early (by a tick at most), which is harmless: the owner's liveness
+                // decides, and a live producer's claim is never taken.
+                let now = process::monotonic_ns(progressed);
+                self.stuck = Some((pos, now + poll));
                 Ok(false)
             }
         }

@@ -53,6 +53,26 @@ fn child_hooked_producer() {
     }
 }
 
+/// Child: publishes tagged messages 0.. as producer 1 in batches of 4 (`try_publish_many`,
+/// which claims a batch with one CAS) until its hook stops it.
+#[test]
+fn child_hooked_batch_producer() {
+    let Some(name) = child_role("hooked-batch-producer") else {
+        return;
+    };
+    let ch = Channel::open(&name, &OpenOptions::default()).unwrap();
+    let mut p = ch.producer().unwrap();
+    for first in (0..u32::MAX - 4).step_by(4) {
+        let batch: Vec<Vec<u8>> = (first..first + 4).map(|s| tagged(1, s, 64)).collect();
+        let mut done = 0;
+        while done < batch.len() {
+            done += p
+                .try_publish_many(batch[done..].iter().map(|m| &m[..]))
+                .unwrap();
+        }
+    }
+}
+
 /// Child: subscribes and reads until its hook stops it.
 #[test]
 fn child_hooked_reader() {
@@ -208,5 +228,83 @@ fn wait_for(path: &str) {
     while !std::path::Path::new(path).exists() {
         assert!(Instant::now() < deadline, "{path} never appeared");
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn batch_producer_killed_mid_batch_never_wedges() {
+    // Batches of 4 records, each claimed with one CAS, every header written before the first
+    // payload. (point, nth pass, messages committed before the stop)
+    let points: &[(&str, u32, u32)] = &[
+        ("after_claim", 2, 4),   // second batch claimed, nothing of it written
+        ("mid_payload", 6, 5), // second batch: record 4 committed, 5 half written, 6 and 7 claimed
+        ("before_commit", 8, 7), // second batch: its last record written, not committed
+    ];
+    for kind in [Kind::Topic, Kind::Queue] {
+        for &(point, nth, committed) in points {
+            for resume in [true, false] {
+                let what = format!("{kind:?} batch {point}:{nth}, resumed: {resume}");
+                let n = unique("bkill");
+                let _g = Unlink::new(&n);
+                let ch = Channel::open(&n, &opts(kind, SyncMode::LockFree)).unwrap();
+                let mut sub = ch.subscribe().unwrap();
+                let mut child = spawn_child(
+                    "child_hooked_batch_producer",
+                    "hooked-batch-producer",
+                    &n,
+                    &[("SHMRING_HOOK", format!("{point}:{nth}"))],
+                );
+                wait_stopped(child.id());
+                // Stopped, not dead: its claim is waited for, never taken.
+                let mut msg = Vec::new();
+                let mut early = Vec::new();
+                while sub
+                    .recv_timeout(&mut msg, Some(Duration::from_millis(30)))
+                    .unwrap()
+                {
+                    early.push(untag(&msg));
+                }
+                assert_eq!(
+                    early.len(),
+                    committed as usize,
+                    "{what}: a stopped producer's claim"
+                );
+                if resume {
+                    // Its claim was left alone: it finishes the batch and goes on, in order.
+                    // SAFETY: plain kill(2) on our own child.
+                    unsafe { libc::kill(child.id() as i32, libc::SIGCONT) };
+                    let mut got = early;
+                    got.extend(receive(&mut sub, 16));
+                    let mine: Vec<_> = got.iter().map(|m| m.1).collect();
+                    assert_eq!(mine, (0..committed + 16).collect::<Vec<_>>(), "{what}");
+                    child.kill();
+                    continue;
+                }
+                child.kill();
+                let mut p = ch.producer().unwrap();
+                for seq in 0..10 {
+                    p.publish_timeout(&tagged(2, seq, 64), Some(Duration::from_secs(30)))
+                        .unwrap_or_else(|e| panic!("{what}: publisher wedged: {e}"));
+                }
+                let mut got = early;
+                got.extend(receive(&mut sub, 10));
+                let mine: Vec<_> = got.iter().filter(|m| m.0 == 1).map(|m| m.1).collect();
+                let theirs: Vec<_> = got.iter().filter(|m| m.0 == 2).map(|m| m.1).collect();
+                assert_eq!(
+                    mine,
+                    (0..committed).collect::<Vec<_>>(),
+                    "{what}: committed ones, once"
+                );
+                assert_eq!(
+                    theirs,
+                    (0..10).collect::<Vec<_>>(),
+                    "{what}: the survivor's"
+                );
+                assert!(
+                    !sub.try_recv(&mut msg).unwrap(),
+                    "{what}: nothing else (no half message)"
+                );
+            }
+        }
     }
 }

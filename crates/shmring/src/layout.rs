@@ -36,7 +36,7 @@
 /// `"SHMRING\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Version of this layout. Any change to an offset or a protocol rule bumps it.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Size of one cache line as used for padding hot fields apart.
 pub const CACHE_LINE: usize = 128;

@@ -4,6 +4,15 @@
 //! `cargo run --release --features test-hooks --example torture -- [--kills N] [--seed S]`
 //! (`npm run torture`; `npm test` runs a short form). Producers log each message id after
 //! `publish` returned (so "committed" is known from outside); readers log each id they got.
+//! About half the producers (chosen by the seeded RNG, kills at named points included)
+//! publish with `try_publish_many` in batches of 1..=64 and log exactly the ids it reports
+//! as gone in; half the rounds use a `max_message_size` large enough that one lock-free
+//! claim (bounded by the largest record) covers dozens of records.
+//!
+//! Besides the kills there are pauses: a fresh producer stops itself at a named point, stays
+//! stopped for a few recovery polls (readers wait at its claim and check its owner), then is
+//! resumed and runs on. A reader that took the claim of a live producer (say one stopped in
+//! the middle of a batch) would lose the messages it then commits: the audit counts them.
 //! It prints kills, committed, delivered, lost, duplicated, wedges and the recovery times,
 //! and exits non-zero if anything was lost, duplicated or wedged.
 //!
@@ -43,13 +52,18 @@ fn parse(msg: &[u8]) -> (u32, u32) {
     (p, s)
 }
 
-/// Child role: a producer that publishes `(id, 0..)` until the stop file appears.
+/// Child role: a producer that publishes `(id, 0..)` until the stop file appears; one by
+/// one, or (`T_BATCH` nonzero: the seed of its batch sizes) with `try_publish_many`.
 fn producer() {
     let ch = Channel::open(&env("T_CHANNEL"), &OpenOptions::default()).unwrap();
     let id: u32 = env("T_ID").parse().unwrap();
     let stop = env("T_STOP");
     let mut log = std::io::BufWriter::new(std::fs::File::create(env("T_LOG")).unwrap());
     let mut p = ch.producer().unwrap();
+    let batch_seed: u64 = env("T_BATCH").parse().unwrap();
+    if batch_seed != 0 {
+        return batch_producer(&ch, &mut p, id, &stop, &mut log, Rng(batch_seed | 1));
+    }
     for seq in 0.. {
         if seq % 64 == 0 && std::path::Path::new(&stop).exists() {
             break;
@@ -70,6 +84,53 @@ fn producer() {
         if seq % 16 == 0 {
             log.flush().unwrap();
         }
+    }
+    log.flush().unwrap();
+}
+
+/// The batch form of `producer`: batches of 1..=64 messages; each `try_publish_many` call
+/// reports how many of them went in (committed when it returns): exactly those are logged,
+/// the rest are offered again, after waiting for room if none went in.
+fn batch_producer(
+    ch: &Channel,
+    p: &mut shmring::Producer,
+    id: u32,
+    stop: &str,
+    log: &mut impl Write,
+    mut rng: Rng,
+) {
+    let stopped = || std::path::Path::new(stop).exists();
+    let mut seq = 0u32;
+    while !stopped() {
+        let n = 1 + rng.below(64) as u32;
+        let batch: Vec<Vec<u8>> = (seq..seq + n).map(|s| payload(id, s)).collect();
+        let mut done = 0usize;
+        while done < batch.len() {
+            let k = p
+                .try_publish_many(batch[done..].iter().map(Vec::as_slice))
+                .unwrap_or_else(|e| panic!("producer {id} (batches): {e}"));
+            assert!(
+                k <= batch.len() - done,
+                "producer {id}: {k} reported in, of {} offered",
+                batch.len() - done
+            );
+            for s in seq + done as u32..seq + (done + k) as u32 {
+                writeln!(log, "{id} {s}").unwrap();
+            }
+            done += k;
+            if k == 0 {
+                // Full: wait for room for the first one, as `publish_timeout` does.
+                log.flush().unwrap();
+                while !ch.wait_for_space(batch[done].len(), Some(Duration::from_secs(1))) {
+                    if stopped() {
+                        log.flush().unwrap();
+                        return;
+                    }
+                }
+            }
+        }
+        log.flush().unwrap();
+        seq += n;
     }
     log.flush().unwrap();
 }
@@ -118,6 +179,7 @@ impl Rng {
 struct Proc {
     child: Child,
     role: &'static str,
+    batch: bool,
 }
 
 impl Drop for Proc {
@@ -134,10 +196,39 @@ fn is_stopped(pid: u32) -> bool {
         == Some("T")
 }
 
+/// Waits (up to 20 s) until the process stopped itself at its hook point.
+fn wait_stopped(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !is_stopped(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    is_stopped(pid)
+}
+
+/// A named point where a producer can be stopped in this sync mode.
+fn producer_point(rng: &mut Rng, sync: SyncMode) -> &'static str {
+    let mut pts: Vec<&'static str> = PRODUCER_POINTS.to_vec();
+    if sync == SyncMode::Semaphore {
+        pts.push("holding_mutex");
+    }
+    pts[rng.below(pts.len() as u64) as usize]
+}
+
 #[derive(Default)]
 struct Totals {
     kills: u64,
     point_kills: u64,
+    /// Point kills whose victim was a batch producer.
+    batch_point_kills: u64,
+    producers: u64,
+    batch_producers: u64,
+    /// Committed messages logged by batch producers.
+    batch_committed: u64,
+    /// Rounds with a `max_message_size` that lets one claim cover dozens of records.
+    big_claim_rounds: u64,
+    /// Producers stopped at a named point and resumed (not killed); of them, batch ones.
+    pauses: u64,
+    batch_pauses: u64,
     committed: u64,
     delivered: u64,
     lost: u64,
@@ -154,7 +245,10 @@ struct Round<'a> {
     stop: String,
     kind: Kind,
     next_log: u32,
-    logs: Vec<(&'static str, String)>,
+    /// Role, log path, and whether a batch producer wrote it.
+    logs: Vec<(&'static str, String, bool)>,
+    producers: u64,
+    batch_producers: u64,
     procs: Vec<Proc>,
     rng: &'a mut Rng,
 }
@@ -179,6 +273,16 @@ impl Round<'_> {
         if let Some(h) = hook {
             cmd.env("SHMRING_HOOK", h);
         }
+        // Half the producers publish in batches; the seed of their batch sizes is drawn here.
+        let batch = role == "producer" && self.rng.below(2) == 0;
+        cmd.env(
+            "T_BATCH",
+            if batch { self.rng.next() | 1 } else { 0 }.to_string(),
+        );
+        if role == "producer" {
+            self.producers += 1;
+            self.batch_producers += batch as u64;
+        }
         let child = cmd.spawn().expect("spawn child");
         if role == "reader" {
             let ready = format!("{log}.ready");
@@ -187,8 +291,8 @@ impl Round<'_> {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        self.logs.push((role, log));
-        self.procs.push(Proc { child, role });
+        self.logs.push((role, log, batch));
+        self.procs.push(Proc { child, role, batch });
         self.procs.len() - 1
     }
 }
@@ -287,6 +391,14 @@ fn main() {
         t.kills - t.point_kills
     );
     println!("committed:  {}", t.committed);
+    println!(
+        "batches:    {} of {} producers used try_publish_many (1..=64 a call), {} of the committed, {} of the point kills; {} of {round} rounds with claims of dozens of records",
+        t.batch_producers, t.producers, t.batch_committed, t.batch_point_kills, t.big_claim_rounds
+    );
+    println!(
+        "pauses:     {} producers stopped at named points and resumed ({} of them batch producers)",
+        t.pauses, t.batch_pauses
+    );
     println!("delivered:  {}", t.delivered);
     println!("lost:       {}", t.lost);
     println!("duplicated: {}", t.duplicated);
@@ -312,6 +424,10 @@ fn run_round(t: &mut Totals, rng: &mut Rng, round: usize, sync: SyncMode, kind: 
     let name = format!("torture-{}-{round}", std::process::id());
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).unwrap();
+    // A lock-free batch claim takes at most the bytes of the largest record: with 256 it
+    // covers a few of our records (16..=195 bytes), with 4096 dozens of them.
+    let big_claims = rng.below(2) == 0;
+    t.big_claim_rounds += big_claims as u64;
     let ch = Channel::open(
         &name,
         &OpenOptions {
@@ -319,7 +435,7 @@ fn run_round(t: &mut Totals, rng: &mut Rng, round: usize, sync: SyncMode, kind: 
             sync: Some(sync),
             policy: Some(Policy::Block),
             capacity: Some(1 << 15),
-            max_message_size: Some(256),
+            max_message_size: Some(if big_claims { 4096 } else { 256 }),
             max_participants: Some(64),
             ..OpenOptions::create()
         },
@@ -334,6 +450,8 @@ fn run_round(t: &mut Totals, rng: &mut Rng, round: usize, sync: SyncMode, kind: 
         next_log: 0,
         logs: Vec::new(),
         procs: Vec::new(),
+        producers: 0,
+        batch_producers: 0,
         rng,
     };
     let witness = r.spawn("reader", 0, None);
@@ -348,6 +466,27 @@ fn run_round(t: &mut Totals, rng: &mut Rng, round: usize, sync: SyncMode, kind: 
     let mut marker = ch.producer().unwrap();
     let mut random_consumer_kills = 0u64;
     for k in 0..kills {
+        if r.rng.below(4) == 0 {
+            // A pause: a live claim left unfinished for a while must be waited for.
+            let point = producer_point(r.rng, sync);
+            let nth = 1 + r.rng.below(40);
+            let id = next_id;
+            next_id += 1;
+            let i = r.spawn("producer", id, Some(format!("{point}:{nth}")));
+            let pid = r.procs[i].child.id();
+            if wait_stopped(pid) {
+                let polls = 2 + r.rng.below(8) as u32;
+                std::thread::sleep(shmring::RECOVERY_POLL * polls);
+                // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our child,
+                // not yet waited for.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
+                t.pauses += 1;
+                t.batch_pauses += r.procs[i].batch as u64;
+            } else {
+                eprintln!("round {round}: paused producer never reached {point}:{nth}");
+                t.wedges += 1;
+            }
+        }
         let at_point = r.rng.below(2) == 0;
         let role = if r.rng.below(3) == 0 {
             "reader"
@@ -359,26 +498,19 @@ fn run_round(t: &mut Totals, rng: &mut Rng, round: usize, sync: SyncMode, kind: 
             let point = if role == "reader" {
                 "mid_read"
             } else {
-                let mut pts: Vec<&str> = PRODUCER_POINTS.to_vec();
-                if sync == SyncMode::Semaphore {
-                    pts.push("holding_mutex");
-                }
-                pts[r.rng.below(pts.len() as u64) as usize]
+                producer_point(r.rng, sync)
             };
             let nth = 1 + r.rng.below(40);
             let id = next_id;
             next_id += 1;
             let i = r.spawn(role, id, Some(format!("{point}:{nth}")));
             let pid = r.procs[i].child.id();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !is_stopped(pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_micros(300));
-            }
-            if !is_stopped(pid) {
+            if !wait_stopped(pid) {
                 eprintln!("round {round}: {role} never reached {point}:{nth}");
                 t.wedges += 1;
             }
             t.point_kills += 1;
+            t.batch_point_kills += r.procs[i].batch as u64;
             i
         } else {
             // A running participant (never the witness), at a random instant.
@@ -443,11 +575,17 @@ fn run_round(t: &mut Totals, rng: &mut Rng, round: usize, sync: SyncMode, kind: 
     drop(marker);
     // Audit.
     let mut committed: HashSet<(u32, u32)> = HashSet::new();
-    for (role, log) in &r.logs {
+    for (role, log, batch) in &r.logs {
         if *role == "producer" {
-            committed.extend(read_log(log));
+            let ids = read_log(log);
+            if *batch {
+                t.batch_committed += ids.len() as u64;
+            }
+            committed.extend(ids);
         }
     }
+    t.producers += r.producers;
+    t.batch_producers += r.batch_producers;
     let markers = (0..kills).map(|k| (0u32, (round as u32) << 16 | k as u32));
     committed.extend(markers);
     let witness_log = &r.logs[witness].1;
@@ -456,8 +594,8 @@ fn run_round(t: &mut Totals, rng: &mut Rng, round: usize, sync: SyncMode, kind: 
     } else {
         r.logs
             .iter()
-            .filter(|(role, _)| *role == "reader")
-            .flat_map(|(_, l)| read_log(l))
+            .filter(|(role, _, _)| *role == "reader")
+            .flat_map(|(_, l, _)| read_log(l))
             .collect()
     };
     let mut seen: HashSet<(u32, u32)> = HashSet::new();

@@ -260,7 +260,10 @@ export function markdown(report) {
         '`wait_for_space` when full; the consumer `drain_into`s a 1 MiB buffer, spinning ' +
         'briefly then sleeping on the futex when empty. pipe: `pipe(2)` between the two ' +
         'children, `[len u32][payload]` frames through a 64 KiB `BufWriter`/`BufReader`. Latency rows: one-way, ' +
-        'CLOCK_MONOTONIC stamped in the payload, paced sends, consumer spinning (`spin`) or sleeping (`blocking`).',
+        'CLOCK_MONOTONIC stamped in the payload, paced sends, consumer spinning (`spin`) or sleeping (`blocking`). ' +
+        'Cases with one producer (shmring and pipe alike) pin the consumer and the producer to a CPU each ' +
+        '(`sched_setaffinity`; "pinned" in the JSON), so that the scheduler cannot run both on one CPU; ' +
+        'the 4-producer cases are left to the scheduler.',
     );
     L.push('');
     L.push('| case | payload | msg/s | MB/s | p50 µs | p99 µs | p99.9 µs | CPU s |');

@@ -12,6 +12,9 @@
 //!   counts every message and checks each producer's numbering and the size.
 //!   Rate = messages ÷ (consumer's last message − earliest producer start), both on
 //!   CLOCK_MONOTONIC, which every process on the host shares.
+//! - Pinning: with one producer (shmring and pipe alike), the consumer and the producer each
+//!   get a CPU of their own (`sched_setaffinity`, `BENCH_CPU` in the child's environment)
+//!   when two are available; 4-producer cases are left to the scheduler.
 //! - Latency: paced messages stamped with CLOCK_MONOTONIC just before publishing; the
 //!   consumer subtracts on receipt, either spinning on `try_recv` or sleeping on the futex
 //!   (`WaitStrategy::Block` + `recv_timeout`).
@@ -425,6 +428,42 @@ fn me(role: &str) -> Res<Command> {
     Ok(c)
 }
 
+/// The CPUs this process may run on, in order (empty if that cannot be read).
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: an all-zero cpu_set_t is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` < CPU_SETSIZE, the bound of `set`.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+/// Pins this process to `cpu` (a child's first act when the case pins it: `BENCH_CPU`).
+fn pin_to(cpu: usize) -> Res<()> {
+    // SAFETY: an all-zero cpu_set_t is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(format!("no CPU {cpu}").into());
+    }
+    // SAFETY: `cpu` < CPU_SETSIZE, the bound of `set` (checked above).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; 0 names this thread.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if r != 0 {
+        return Err(format!(
+            "sched_setaffinity({cpu}): {}",
+            std::io::Error::last_os_error()
+        )
+        .into());
+    }
+    Ok(())
+}
+
 struct Spec<'a> {
     case: &'a str,
     transport: &'a str,
@@ -444,8 +483,19 @@ fn run_case(n: usize, s: &Spec) -> Res<String> {
     let mut case = Case::new((!pipe).then(|| name.clone()));
     let per = s.count / s.producers;
     let total = per * s.producers;
+    // One producer and one consumer: each on a CPU of its own when there are two, so the
+    // scheduler cannot put both on one (which made unpinned runs of the same binary vary
+    // 5-fold here). Pipe cases are pinned alike. Several producers are left to the scheduler.
+    let cpus = allowed_cpus();
+    let pinned = s.producers == 1 && cpus.len() >= 2;
+    let pin = |c: &mut Command, i: usize| {
+        if pinned {
+            c.env("BENCH_CPU", cpus[i].to_string());
+        }
+    };
     let (sub, pubs) = if pipe {
         let mut p = me("pipe-pub")?;
+        pin(&mut p, 1);
         p.args([per.to_string(), s.size.to_string(), s.gap_ns.to_string()])
             .stdout(Stdio::piped());
         let mut child = p.stderr(Stdio::piped()).spawn()?;
@@ -462,6 +512,7 @@ fn run_case(n: usize, s: &Spec) -> Res<String> {
         });
         case.children.push(child);
         let mut c = me("pipe-sub")?;
+        pin(&mut c, 0);
         c.args([total.to_string(), s.size.to_string(), s.mode.to_string()])
             .stdin(Stdio::from(out))
             .stdout(Stdio::null());
@@ -471,6 +522,7 @@ fn run_case(n: usize, s: &Spec) -> Res<String> {
         let ch = open_channel(&name, s.size)?;
         drop(ch);
         let mut c = me("shm-sub")?;
+        pin(&mut c, 0);
         c.args([
             name.clone(),
             total.to_string(),
@@ -482,6 +534,7 @@ fn run_case(n: usize, s: &Spec) -> Res<String> {
         let mut pubs = Vec::new();
         for id in 0..s.producers {
             let mut p = me("shm-pub")?;
+            pin(&mut p, 1);
             p.args([
                 name.clone(),
                 per.to_string(),
@@ -544,7 +597,7 @@ fn run_case(n: usize, s: &Spec) -> Res<String> {
         }
     };
     Ok(format!(
-        "{{\"transport\":\"{label}\",\"transportId\":\"rust-{}\",\"case\":\"{}\",\"payload\":\"{payload}\",\"payloadId\":\"{id}\",\"bytes\":{},\"producers\":{},\"batch\":{},\"latency\":{},\"messages\":{},\"msgPerSec\":{},\"mbPerSec\":{},\"p50us\":{},\"p99us\":{},\"p999us\":{},\"cpuSec\":{}}}",
+        "{{\"transport\":\"{label}\",\"transportId\":\"rust-{}\",\"case\":\"{}\",\"payload\":\"{payload}\",\"payloadId\":\"{id}\",\"bytes\":{},\"producers\":{},\"batch\":{},\"latency\":{},\"messages\":{},\"msgPerSec\":{},\"mbPerSec\":{},\"p50us\":{},\"p99us\":{},\"p999us\":{},\"cpuSec\":{},\"pinned\":{pinned}}}",
         s.transport,
         s.case,
         s.size,
@@ -569,6 +622,9 @@ fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("child") {
         let rest = &args[2..];
+        if let Ok(cpu) = std::env::var("BENCH_CPU") {
+            pin_to(cpu.parse()?)?;
+        }
         let r = match args.get(1).map(String::as_str) {
             Some("shm-pub") => shm_pub(rest),
             Some("shm-sub") => shm_sub(rest),

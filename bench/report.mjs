@@ -91,16 +91,25 @@ export function targets(report) {
   );
   // Node latencies come from the wake-up benchmark where it ran (a waiting subscriber, each
   // strategy), else from the paced phase of the 40-byte object cells.
-  const wake = (receive, wait) => {
+  const wake = (receive, wait, payload = 'quote') => {
     const w = (report.wakeup ?? []).find(
-      (x) => x.receive === receive && x.wait === wait && !x.error,
+      (x) =>
+        x.receive === receive && x.wait === wait && (x.payload ?? 'quote') === payload && !x.error,
     );
-    return w && { ...w, transport: `wake-up, ${receive} · wait '${wait}'` };
+    const what = payload === 'quote' ? '' : `, ${payload} 64 B`;
+    return w && { ...w, transport: `wake-up, ${receive} · wait '${wait}'${what}` };
   };
   const recv = wake('receiveSync', 'spin') ?? cell(results, 'shmring-recv', 'obj');
   want(
     "one-way latency p50 ≤ 5 µs, Node `receiveSync` (`wait: 'spin'`)",
     recv,
+    (r) => lat(r),
+    (r) => r.p50us <= 5,
+  );
+  const recvRaw = wake('receiveSync', 'spin', 'raw');
+  want(
+    "one-way latency p50 ≤ 5 µs, Node `receiveSync` (`wait: 'spin'`), raw 64 B: no msgpack",
+    recvRaw,
     (r) => lat(r),
     (r) => r.p50us <= 5,
   );
@@ -125,7 +134,7 @@ export function targets(report) {
     (r) => lat(r),
     (r) => r.p50us <= 50,
   );
-  const all = [spin, recv, blockRust, blockJs, blockSync].filter(Boolean);
+  const all = [spin, recv, recvRaw, blockRust, blockJs, blockSync].filter(Boolean);
   out.push({
     target: 'p99 ≤ 4× p50 (each latency above)',
     figure: all.map((r) => `${fmt(r.p99us / r.p50us, 1)}×`).join(', ') || 'not measured',
@@ -232,21 +241,27 @@ export function markdown(report) {
         'waits with the strategy and wakes the event loop; `receiveSync`: the JS thread itself ' +
         'waits in the call. `adaptive` polls ~50 µs then sleeps on the futex, `spin` never ' +
         'sleeps, `block` sleeps at once. Consumer cores: its CPU time ÷ wall time while ' +
-        'measuring (1.00 = one core busy). The first tenth of the samples is not counted.',
+        "measuring (1.00 = one core busy). Publish p50: how long the producer's `publish` call took " +
+        '(stamp to return; with a sleeping consumer it includes the futex wake). The last row sends ' +
+        'a raw 64-byte Buffer instead of the quote: the latency without msgpack. The first tenth ' +
+        'of the samples is not counted.',
     );
     L.push('');
-    L.push('| receive path | wait | p50 µs | p99 µs | p99.9 µs | consumer cores | samples |');
-    L.push('|---|---|--:|--:|--:|--:|--:|');
+    L.push(
+      '| receive path | wait | payload | p50 µs | p99 µs | p99.9 µs | consumer cores | publish p50 µs | samples |',
+    );
+    L.push('|---|---|---|--:|--:|--:|--:|--:|--:|');
     for (const w of wakeup) {
       if (w.error) {
         L.push(
-          `| \`${w.receive}\` | \`${w.wait}\` | failed: ${w.error.replaceAll('|', '/')} |||| |`,
+          `| \`${w.receive}\` | \`${w.wait}\` | ${w.payload ?? 'quote'} | failed: ${w.error.replaceAll('|', '/')} ||||| |`,
         );
         continue;
       }
       L.push(
-        `| \`${w.receive}\` | \`${w.wait}\` | ${fmt(w.p50us)} | ${fmt(w.p99us)} | ` +
-          `${fmt(w.p999us)} | ${fmt(w.consumerCores, 2)} | ${fmtInt(w.n)} |`,
+        `| \`${w.receive}\` | \`${w.wait}\` | ${w.payload === 'raw' ? 'raw 64 B' : 'quote'} | ` +
+          `${fmt(w.p50us)} | ${fmt(w.p99us)} | ${fmt(w.p999us)} | ${fmt(w.consumerCores, 2)} | ` +
+          `${fmt(w.publishP50us)} | ${fmtInt(w.n)} |`,
       );
     }
   }

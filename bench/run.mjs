@@ -660,7 +660,7 @@ function checkShape(file) {
   if (!Array.isArray(cells) || cells.length === 0) return ['latest.json has no cells'];
   if (typeof data.machine?.cpu !== 'string') problems.push('machine info missing');
   const wakeup = data.wakeup ?? [];
-  if (wakeup.length !== 6) problems.push(`${wakeup.length} wake-up rows, not 6`);
+  if (wakeup.length !== 7) problems.push(`${wakeup.length} wake-up rows, not 7`);
   for (const w of wakeup) {
     if (w.error) problems.push(`wake-up ${w.receive} · ${w.wait}: ${w.error}`);
     else if (![w.p50us, w.p99us, w.consumerCores].every(Number.isFinite) || !(w.n > 0))

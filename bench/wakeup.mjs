@@ -25,11 +25,12 @@
  * affected by that; the tails on a busy 2-vCPU machine are the machine's.
  *
  *   node bench/wakeup.mjs [--quick | --smoke] [--prefix=bench-<pid>-] [--gap-us=1000]
- *                         [--only=receiveSync:spin,messages:block]
+ *                         [--only=receiveSync:spin,messages:block,receiveSync:spin:raw]
  *
  * prints one JSON line per case on stdout:
- * { receive, wait, n, gapUs, p50us, p99us, p999us, maxus, consumerCores, publishP50us,
- * publishP99us } (or { receive, wait, error }). The roles run as
+ * { receive, wait, payload, n, gapUs, p50us, p99us, p999us, maxus, consumerCores, publishP50us,
+ * publishP99us } (or { receive, wait, payload, error }); payload is `quote` (msgpack) or `raw`
+ * (a 64-byte Buffer, `receiveSync` with `spin` only). The roles run as
  * `node bench/wakeup.mjs consumer|producer` with the case in `WAKE_CFG`. Children are
  * killed and reaped, and channels removed, whatever happens.
  */
@@ -38,7 +39,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { open, unlink } from '../dist/index.js';
-import { cpuSince, latencySummary, nowNs, quote } from './lib.mjs';
+import { cpuSince, latencySummary, nowNs, quote, rawMessage, seqOf, tsOf } from './lib.mjs';
 
 /** Where the spin loops leave their arithmetic, so that it is not optimised away. */
 const spinSink = { value: 0 };
@@ -50,18 +51,19 @@ else await main();
 
 /** Joins, says `ready`, collects latencies until the end marker, prints them and exits. */
 async function consumer(cfg) {
-  const ch = open(cfg.channel, { create: true, wait: cfg.wait });
+  const ch = open(cfg.channel, { create: true, wait: cfg.wait, ...codecOf(cfg) });
   const lat = new Float64Array(cfg.count);
   let n = 0;
   let cpu;
   let start;
   const take = (v) => {
-    if (v.seq < 0) return true;
-    if (v.seq === cfg.skip) {
+    const seq = seqOf(v);
+    if (seq < 0) return true;
+    if (seq === cfg.skip) {
       cpu = process.cpuUsage();
       start = nowNs();
     }
-    if (v.seq >= cfg.skip && n < lat.length) lat[n++] = nowNs() - v.ts;
+    if (seq >= cfg.skip && n < lat.length) lat[n++] = nowNs() - tsOf(v);
     return false;
   };
   const report = () => {
@@ -108,7 +110,15 @@ async function consumer(cfg) {
  * transport. So the spin reads the clock only every ~2 µs of arithmetic.
  */
 function producer(cfg) {
-  const ch = open(cfg.channel);
+  const ch = open(cfg.channel, codecOf(cfg));
+  // Raw cases: one 64-byte template, seq and stamp written in (publish copies it at once).
+  const raw = cfg.payload === 'raw' ? rawMessage(64, 0, 0) : undefined;
+  const make = (seq, ts) => {
+    if (raw === undefined) return quote(seq, ts);
+    raw.writeDoubleLE(seq, 0);
+    raw.writeDoubleLE(ts, 8);
+    return raw;
+  };
   const cell = new Int32Array(new SharedArrayBuffer(4));
   const SPIN_NS = 80_000;
   const turns = spinTurnsPer(2_000);
@@ -122,14 +132,19 @@ function producer(cfg) {
     // The last 80 µs: spin, so the stamp and publish run on an awake CPU.
     while (nowNs() < next) for (let i = 0; i < turns; i++) sink = (sink + i) | 0;
     const ts = nowNs();
-    ch.publish(quote(seq, ts));
+    ch.publish(make(seq, ts));
     if (seq >= cfg.skip) pub[seq - cfg.skip] = nowNs() - ts;
   }
-  ch.publish(quote(-1, nowNs()));
+  ch.publish(make(-1, nowNs()));
   ch.close();
   const { p50us, p99us } = latencySummary(pub);
   spinSink.value = sink;
   console.log(JSON.stringify({ event: 'published', publishP50us: p50us, publishP99us: p99us }));
+}
+
+/** The `open` options of a case's payload: msgpack quotes (the default) or raw Buffers. */
+function codecOf(cfg) {
+  return cfg.payload === 'raw' ? { codec: 'raw' } : {};
 }
 
 /** How many turns of the spin loop's arithmetic take about `ns` here. */
@@ -218,39 +233,47 @@ async function main() {
     return { child, exited, next };
   };
 
-  let i = 0;
+  // Every receive path and strategy with the quote; then the spinning receiveSync with a raw
+  // 64-byte Buffer, which leaves msgpack out: the transport's own latency in Node.
+  const cases = [];
   for (const receive of ['messages', 'receiveSync']) {
-    for (const wait of ['adaptive', 'spin', 'block']) {
-      if (only !== undefined && !only.includes(`${receive}:${wait}`)) continue;
-      const cfg = {
-        channel: `${prefix}wake-${i++}`,
-        receive,
-        wait,
-        count,
-        skip: Math.max(5, Math.ceil(count / 10)),
-        gapUs,
-      };
-      names.add(cfg.channel);
-      process.stderr.write(`${receive} · wait ${wait}\n`);
-      const procs = [];
-      try {
-        const c = start('consumer', cfg);
-        procs.push(c);
-        await c.next('ready', 15_000);
-        const p = start('producer', cfg);
-        procs.push(p);
-        const budget = 15_000 + ((cfg.skip + count) * gapUs * 3) / 1000;
-        const r = await c.next('result', budget);
-        const { event: _, ...figures } = r;
-        const { event: __, ...published } = await p.next('published', 15_000);
-        console.log(JSON.stringify({ receive, wait, gapUs, ...figures, ...published }));
-      } catch (e) {
-        console.log(JSON.stringify({ receive, wait, error: e.message }));
-      } finally {
-        for (const p of procs) p.child.kill('SIGKILL');
-        await Promise.all(procs.map((p) => p.exited));
-        cleanup();
-      }
+    for (const wait of ['adaptive', 'spin', 'block'])
+      cases.push({ receive, wait, payload: 'quote' });
+  }
+  cases.push({ receive: 'receiveSync', wait: 'spin', payload: 'raw' });
+  let i = 0;
+  for (const { receive, wait, payload } of cases) {
+    const id = `${receive}:${wait}${payload === 'raw' ? ':raw' : ''}`;
+    if (only !== undefined && !only.includes(id)) continue;
+    const cfg = {
+      channel: `${prefix}wake-${i++}`,
+      receive,
+      wait,
+      payload,
+      count,
+      skip: Math.max(5, Math.ceil(count / 10)),
+      gapUs,
+    };
+    names.add(cfg.channel);
+    process.stderr.write(`${receive} · wait ${wait} · ${payload}\n`);
+    const procs = [];
+    try {
+      const c = start('consumer', cfg);
+      procs.push(c);
+      await c.next('ready', 15_000);
+      const p = start('producer', cfg);
+      procs.push(p);
+      const budget = 15_000 + ((cfg.skip + count) * gapUs * 3) / 1000;
+      const r = await c.next('result', budget);
+      const { event: _, ...figures } = r;
+      const { event: __, ...published } = await p.next('published', 15_000);
+      console.log(JSON.stringify({ receive, wait, payload, gapUs, ...figures, ...published }));
+    } catch (e) {
+      console.log(JSON.stringify({ receive, wait, payload, error: e.message }));
+    } finally {
+      for (const p of procs) p.child.kill('SIGKILL');
+      await Promise.all(procs.map((p) => p.exited));
+      cleanup();
     }
   }
 }

@@ -8,8 +8,9 @@
 //!   clear it after committing; liveness is pid + start time), the claim is dead: the reader
 //!   rewrites it as padding and/or an *abandoned* record, which every reader skips, and
 //!   goes on. Its extent comes from the claimed header if the producer got that far, else from
-//!   the next header that decodes to its own position (a bounded scan: at most two records),
-//!   else from `tail`.
+//!   the next header that decodes to its own position (a bounded scan: at most two records)
+//!   or the lowest claim start a producer slot holds after it (a later claim with nothing
+//!   written yet), else from `tail`.
 //! - **Dead semaphore-mode producer holding the mutex**: `ring::repair_pending` on
 //!   `EOWNERDEAD`.
 //! - **Dead subscribers and producers' slots**: `registry::reclaim_dead`, called by producers
@@ -145,8 +146,14 @@ pub(crate) fn recover_dead_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result
             _ => return Ok(true),
         }
     }
-    // Nothing written at `pos`: find where the next claim starts.
-    let limit = tail.min(pos + 2 * ring.max_record);
+    // Nothing written at `pos`: find where the next claim starts. A claim made after the dead
+    // one may have nothing written yet either (its producer stalled between its CAS and its
+    // headers): no header would mark it, and taking everything up to `tail` would abandon a
+    // live producer's record. Its producer's slot `claim`, stored before that CAS (so visible
+    // now that we have seen `tail` beyond it), marks where it starts: the dead claim ends
+    // there at the latest.
+    let bound = next_claim_after(seg, ring, pos).map_or(tail, |c| c.min(tail));
+    let limit = bound.min(pos + 2 * ring.max_record);
     let mut next = None;
     let mut q = pos + record::HEADER_LEN as u64;
     while q < limit {
@@ -159,7 +166,7 @@ pub(crate) fn recover_dead_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result
     }
     let next = match next {
         Some(n) => n,
-        None if tail <= pos + 2 * ring.max_record => tail,
+        None if bound <= pos + 2 * ring.max_record => bound,
         None => {
             return Err(corrupt(format!(
                 "no record boundary within {} bytes after a dead claim at {pos}",
@@ -170,7 +177,7 @@ pub(crate) fn recover_dead_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result
     let lap_end = ring.lap_end(pos);
     if next > lap_end {
         // The dead claim padded to the end of the lap and put its record after it.
-        if next - lap_end < record::HEADER_LEN as u64 {
+        if next - lap_end < (record::HEADER_LEN + ring.extra) as u64 {
             return Err(corrupt(format!("dead claim {pos}..{next} splits a header")));
         }
         seg.u64_at(ring.at(pos)).store(
@@ -180,12 +187,45 @@ pub(crate) fn recover_dead_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result
         abandon(seg, ring, lap_end, next - lap_end);
     } else {
         // `next` may be `tail`, read from shared memory: no honest claim is under 16 bytes.
-        if next - pos < record::HEADER_LEN as u64 {
+        if next - pos < (record::HEADER_LEN + ring.extra) as u64 {
             return Err(corrupt(format!("dead claim {pos}..{next} splits a header")));
         }
         abandon(seg, ring, pos, next - pos);
     }
     Ok(true)
+}
+
+/// The lowest claim start after `pos` that a producer's slot holds, if any: any claim made
+/// after the one at `pos` starts at or after its end.
+fn next_claim_after(seg: &Segment, ring: &Ring, pos: u64) -> Option<u64> {
+    (0..ring.max_participants)
+        .filter(|&i| {
+            let state = seg
+                .u32_at(slot_field(seg, i, slot::STATE))
+                .load(Ordering::Acquire);
+            state & slot::STATE_BITS == slot::ACTIVE
+                && seg
+                    .u32_at(slot_field(seg, i, slot::ROLE))
+                    .load(Ordering::Relaxed)
+                    == slot::ROLE_PRODUCER
+        })
+        // Acquire: as in `claim_is_live` (the claim was stored before the CAS we saw).
+        .map(|i| {
+            seg.u64_at(slot_field(seg, i, slot::CLAIM))
+                .load(Ordering::Acquire)
+        })
+        .filter(|&c| c != slot::NO_CLAIM && c > pos)
+        .min()
+}
+
+/// Clears any producer slot's `claim` that is exactly `pos` (a dead mutex holder's, see
+/// `ring::repair_pending`).
+pub(crate) fn withdraw_claim_at(seg: &Segment, ring: &Ring, pos: u64) {
+    for i in 0..ring.max_participants {
+        let claim = seg.u64_at(slot_field(seg, i, slot::CLAIM));
+        // Release: as every claim store; AcqRel on success orders it after what we read.
+        let _ = claim.compare_exchange(pos, slot::NO_CLAIM, Ordering::AcqRel, Ordering::Relaxed);
+    }
 }
 
 /// After a dead claim's record was abandoned, the records after it that the same claim
@@ -207,13 +247,18 @@ fn abandon_rest_of_batch(seg: &Segment, ring: &Ring, mut pos: u64, tail: u64) {
 
 /// Turns the uncommitted record of `need` bytes at `start` into an abandoned one (readers
 /// skip it), unless it was committed after all.
+///
+/// The `len` it writes counts as a message's (`record_len(len + extra)` is `need`), so that a
+/// second reader recovering the same claim at the same time, which may read this `len` while
+/// `seq` still says CLAIMED, computes the same extent from it as from the producer's.
 pub(crate) fn abandon(seg: &Segment, ring: &Ring, start: u64, need: u64) {
     let seq = seg.u64_at(ring.at(start) + record::SEQ);
     if seq.load(Ordering::Acquire) == record::encode_seq(start, record::MESSAGE, ring.key) {
         return;
     }
-    // A claim is at least a header; a smaller extent can only come from damaged words.
-    let Some(skip) = (need as usize).checked_sub(record::HEADER_LEN) else {
+    // A claim is at least a header (and the overwrite word); a smaller extent can only come
+    // from damaged words.
+    let Some(skip) = (need as usize).checked_sub(record::HEADER_LEN + ring.extra) else {
         return;
     };
     let skip = skip as u32;

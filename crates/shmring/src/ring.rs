@@ -25,8 +25,8 @@
 //!   producer (lock-free)                    topic subscriber
 //!   --------------------                    ----------------
 //!   t = tail; check t+len <= head+cap       s = seq[cursor]                  (Acquire)
-//!   slot.claim = t                (SeqCst)  if s == enc(cursor, MESSAGE):
-//!   CAS tail t -> t+len           (SeqCst)    check len; copy payload out
+//!   slot.claim = t               (Release)  if s == enc(cursor, MESSAGE):
+//!   CAS tail t -> t+len           (AcqRel)    check len; copy payload out
 //!   write len, producer                       cursor += record_len
 //!   seq[t] = enc(t, CLAIMED)      (Release) store cursor (Release, once per batch)
 //!   write payload                           fence(SeqCst); wake producers if any wait
@@ -337,6 +337,11 @@ fn repair_pending(seg: &Segment) {
         }
         recovery::abandon(seg, &geo.ring(), start, tail - start);
     }
+    // The dead holder may have published its claim in its slot too (before or after its
+    // `tail` store): withdraw it, or it would hold back reuse of the space (`lowest_needed`)
+    // until its slot is reclaimed, which under policy `fail` nothing may trigger. Only the
+    // mutex holder claims in this mode, and we hold the mutex now: no live claim is `pos`.
+    recovery::withdraw_claim_at(seg, &geo.ring(), pos);
     seg.u64_at(layout::PENDING_LEN_OFFSET)
         .store(0, Ordering::Release);
     ring_doorbell(seg, layout::DATA_SEQ_OFFSET, layout::DATA_WAITERS_OFFSET);
@@ -589,8 +594,10 @@ impl Producer {
                 bytes += need;
                 count += 1;
             }
-            // Published before the CAS, which releases it (see `lowest_needed`).
-            claim.store(tail, Ordering::Relaxed);
+            // Published before the CAS, which releases it (see `lowest_needed`). Release: a
+            // reader that sees this claim (`recovery::claim_is_live` loads it with Acquire)
+            // also sees the commit of our previous claim, so it never takes that for dead.
+            claim.store(tail, Ordering::Release);
             // SYNC POINT: AcqRel, as in `write_lockfree`.
             match tail_word.compare_exchange_weak(
                 tail,
@@ -644,8 +651,10 @@ impl Producer {
                     return self.full();
                 }
             }
-            // Published before the CAS, which releases it (see `lowest_needed`).
-            claim.store(tail, Ordering::Relaxed);
+            // Published before the CAS, which releases it (see `lowest_needed`). Release: a
+            // reader that sees this claim (`recovery::claim_is_live` loads it with Acquire)
+            // also sees the commit of our previous claim, so it never takes that for dead.
+            claim.store(tail, Ordering::Release);
             // SYNC POINT: AcqRel. Acquire: the cursor stores we saw via `head` happen-before
             // our writes into the freed space. Release: a scanner whose Acquire load of
             // `tail` sees this CAS (or a later RMW in its release sequence) sees our claim.
@@ -697,9 +706,10 @@ impl Producer {
         // Our claim in our slot too, as lock-free producers do, so that a topic subscriber
         // (which reads without the mutex) stuck at it can tell we are alive
         // (`recovery::claim_is_live`) instead of taking a claim that is merely slow. Published
-        // by the Release store of `tail` below, which readers load with Acquire.
+        // by the Release store of `tail` below, which readers load with Acquire. Release: as in
+        // `write_lockfree`, whoever sees this claim sees our previous commit too.
         let claim = seg.u64_at(slot_field(seg, self.slot, slot::CLAIM));
-        claim.store(tail, Ordering::Relaxed);
+        claim.store(tail, Ordering::Release);
         // Release: producers that reuse space hold the mutex after us or load it with Acquire.
         tail_word.store(tail + total, Ordering::Release);
         fill_claim(
@@ -862,13 +872,8 @@ fn next_at(seg: &Segment, geo: &Geo, pos: u64) -> Result<Next> {
             seg.read_bytes(at + record::LEN, &mut len);
             let len = u32::from_le_bytes(len) as usize;
             let room = geo.capacity - (pos & geo.mask);
-            let total = record::record_len(
-                len + if state == record::MESSAGE {
-                    geo.extra
-                } else {
-                    0
-                },
-            );
+            // An abandoned record's `len` counts as a message's would (see `recovery::abandon`).
+            let total = record::record_len(len + geo.extra);
             let limit = if state == record::MESSAGE {
                 geo.max_message_size as usize
             } else {

@@ -53,6 +53,20 @@ fn child_hooked_producer() {
     }
 }
 
+/// Child: publishes tagged messages 0.. as producer 3 until its hook stops it.
+#[test]
+fn child_hooked_producer_3() {
+    let Some(name) = child_role("hooked-producer-3") else {
+        return;
+    };
+    let ch = Channel::open(&name, &OpenOptions::default()).unwrap();
+    let mut p = ch.producer().unwrap();
+    for seq in 0..u32::MAX {
+        p.publish_timeout(&tagged(3, seq, 64), Some(Duration::from_secs(60)))
+            .unwrap();
+    }
+}
+
 /// Child: publishes tagged messages 0.. as producer 1 in batches of 4 (`try_publish_many`,
 /// which claims a batch with one CAS) until its hook stops it.
 #[test]
@@ -307,4 +321,113 @@ fn batch_producer_killed_mid_batch_never_wedges() {
             }
         }
     }
+}
+
+/// A dead claim with nothing written, followed by a *live* claim with nothing written yet
+/// (its producer stopped between its CAS and its header): recovery abandons the dead claim
+/// only, up to where the live producer's slot says its claim starts, and the live producer's
+/// messages all arrive once it goes on. (Abandoning up to `tail` would swallow its first.)
+#[test]
+fn dead_claim_before_a_stalled_live_claim_takes_only_its_own_bytes() {
+    for kind in [Kind::Topic, Kind::Queue] {
+        let what = format!("{kind:?}");
+        let n = unique("stall");
+        let _g = Unlink::new(&n);
+        let ch = Channel::open(&n, &opts(kind, SyncMode::LockFree)).unwrap();
+        let mut sub = ch.subscribe().unwrap();
+        sub.set_recovery_poll(Duration::from_millis(1));
+        // A: messages 0..3 committed, its 5th claim made and nothing of it written.
+        let mut dead = spawn_child(
+            "child_hooked_producer",
+            "hooked-producer",
+            &n,
+            &[("SHMRING_HOOK", "after_claim:5".to_string())],
+        );
+        wait_stopped(dead.id());
+        // B: its first claim, right after A's, made and nothing of it written.
+        let mut live = spawn_child(
+            "child_hooked_producer_3",
+            "hooked-producer-3",
+            &n,
+            &[("SHMRING_HOOK", "after_claim:1".to_string())],
+        );
+        wait_stopped(live.id());
+        dead.kill();
+        let mut got = receive(&mut sub, 4);
+        // The reader now waits at A's dead claim, recovers it and waits at B's live one.
+        let mut msg = Vec::new();
+        assert!(
+            !sub.recv_timeout(&mut msg, Some(Duration::from_millis(200)))
+                .unwrap(),
+            "{what}: nothing committed while B is stopped"
+        );
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(live.id() as i32, libc::SIGCONT) };
+        got.extend(receive(&mut sub, 3));
+        live.kill();
+        let a: Vec<_> = got.iter().filter(|m| m.0 == 1).map(|m| m.1).collect();
+        let b: Vec<_> = got.iter().filter(|m| m.0 == 3).map(|m| m.1).collect();
+        assert_eq!(a, vec![0, 1, 2, 3], "{what}: A's committed ones");
+        assert_eq!(b, vec![0, 1, 2], "{what}: B's, its first included");
+    }
+}
+
+/// Semaphore mode, policy `fail`: a producer killed holding the mutex leaves its claim in its
+/// slot too. The next mutex holder repairs the record *and* withdraws that claim, so the
+/// space behind it can be reused again: publishing goes on, lap after lap, without a
+/// `RingFull` that no waiting publisher would ever clear (under `fail` nobody waits).
+#[test]
+fn semaphore_holder_killed_under_policy_fail_does_not_pin_the_ring() {
+    let n = unique("semfail");
+    let _g = Unlink::new(&n);
+    let ch = Channel::open(
+        &n,
+        &OpenOptions {
+            policy: Some(Policy::Fail),
+            ..opts(Kind::Topic, SyncMode::Semaphore)
+        },
+    )
+    .unwrap();
+    let mut sub = ch.subscribe().unwrap();
+    let mut child = spawn_child(
+        "child_hooked_producer",
+        "hooked-producer",
+        &n,
+        &[("SHMRING_HOOK", "mid_payload:5".to_string())],
+    );
+    wait_stopped(child.id());
+    child.kill();
+    let first = receive(&mut sub, 4);
+    assert_eq!(
+        first.iter().map(|m| m.1).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+    // 2,000 messages of 64 bytes: about ten laps of the 16 KiB ring, read as they go.
+    let mut p = ch.producer().unwrap();
+    let mut msg = Vec::new();
+    let mut got = Vec::new();
+    for seq in 0..2000 {
+        let m = tagged(2, seq, 64);
+        let mut tries = 0;
+        loop {
+            match p.try_publish(&m) {
+                Ok(true) => break,
+                Err(e) if e.code() == shmring::ErrorCode::RingFull && tries < 2 => {
+                    // The subscriber catches up; then there must be room again.
+                    while sub.try_recv(&mut msg).unwrap() {
+                        got.push(untag(&msg));
+                    }
+                    tries += 1;
+                }
+                other => panic!("message {seq}: {other:?} after the subscriber caught up"),
+            }
+        }
+    }
+    while sub.try_recv(&mut msg).unwrap() {
+        got.push(untag(&msg));
+    }
+    assert_eq!(
+        got.iter().map(|m| m.1).collect::<Vec<_>>(),
+        (0..2000).collect::<Vec<_>>()
+    );
 }

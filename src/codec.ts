@@ -174,7 +174,9 @@ export function raw(): Codec<Buffer> {
  * `raw` message costs a copy plus an allocation that the garbage collector must later
  * reclaim). The view is valid only until the handler returns: until `next` returns for
  * {@link Channel.messages}, until the next `next()` of an async iterator, until the next
- * `receiveSync`. Copy what you keep (`Buffer.from(view)`).
+ * `receiveSync`. Copy what you keep (`Buffer.from(view)`), and copy before anything that
+ * defers a value (RxJS `delay`, `bufferCount`, `observeOn`; two iterator `next()` calls in
+ * flight at once).
  *
  * @example
  * ```ts

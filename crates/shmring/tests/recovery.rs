@@ -39,32 +39,29 @@ fn wait_stopped(pid: u32) {
     }
 }
 
-/// Child: publishes tagged messages 0.. as producer 1 until its hook stops it.
-#[test]
-fn child_hooked_producer() {
-    let Some(name) = child_role("hooked-producer") else {
+/// Child role `role`: publishes tagged messages 0.. as producer `id` until its hook stops it.
+fn hooked_producer(role: &str, id: u32) {
+    let Some(name) = child_role(role) else {
         return;
     };
     let ch = Channel::open(&name, &OpenOptions::default()).unwrap();
     let mut p = ch.producer().unwrap();
     for seq in 0..u32::MAX {
-        p.publish_timeout(&tagged(1, seq, 64), Some(Duration::from_secs(60)))
+        p.publish_timeout(&tagged(id, seq, 64), Some(Duration::from_secs(60)))
             .unwrap();
     }
 }
 
-/// Child: publishes tagged messages 0.. as producer 3 until its hook stops it.
+/// Child: producer 1 (see `hooked_producer`).
+#[test]
+fn child_hooked_producer() {
+    hooked_producer("hooked-producer", 1);
+}
+
+/// Child: producer 3 (see `hooked_producer`).
 #[test]
 fn child_hooked_producer_3() {
-    let Some(name) = child_role("hooked-producer-3") else {
-        return;
-    };
-    let ch = Channel::open(&name, &OpenOptions::default()).unwrap();
-    let mut p = ch.producer().unwrap();
-    for seq in 0..u32::MAX {
-        p.publish_timeout(&tagged(3, seq, 64), Some(Duration::from_secs(60)))
-            .unwrap();
-    }
+    hooked_producer("hooked-producer-3", 3);
 }
 
 /// Child: publishes tagged messages 0.. as producer 1 in batches of 4 (`try_publish_many`,

@@ -1,5 +1,5 @@
 import { Observable } from 'rxjs';
-import { type Codec, type CodecName, frameDecoder, resolveCodec } from './codec.js';
+import { asBuffer, type Codec, type CodecName, frameDecoder, resolveCodec } from './codec.js';
 import {
   ClosedError,
   call,
@@ -899,12 +899,6 @@ function untilAborted<R>(p: Promise<R>, signal: AbortSignal): Promise<R> {
 function reportLost(total: number, seen: number, onLost: LostCallback | undefined): number {
   if (total > seen) onLost?.(total - seen, total);
   return total;
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes)
-    ? bytes
-    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 function participantOf(p: NativeParticipant, tail: number): Participant {

@@ -188,13 +188,14 @@ export function raw(): Codec<Buffer> {
 export function rawView(): Codec<Buffer> {
   const codec: FrameCodec<Buffer> = {
     encode: raw().encode,
-    decode: (bytes) => asView(bytes),
+    decode: asBuffer,
     [decodeAt]: (buffer, start, end) => buffer.subarray(start, end),
   };
   return codec;
 }
 
-function asView(bytes: Uint8Array): Buffer {
+/** `bytes` as a `Buffer` over the same memory (no copy). @internal */
+export function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes)
     ? bytes
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);

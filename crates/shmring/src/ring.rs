@@ -49,13 +49,14 @@ use crate::layout::{self, record, slot};
 use crate::mutex;
 use crate::options::{Kind, Policy, SyncMode};
 use crate::process;
-use crate::recovery::{self, RECOVERY_POLL};
+use crate::recovery::{self, RECOVERY_POLL, Verdict};
 use crate::registry::{self, Role, slot_field};
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
 use crate::wait::WaitStrategy;
 
-/// How often a waiting producer re-checks the participant table for dead subscribers.
+/// How often a waiting producer, or one that finds the ring full, re-checks the participant
+/// table for dead owners.
 const RECLAIM_EVERY: Duration = Duration::from_millis(50);
 
 /// Most payloads `try_publish_many` takes from its iterator at a time (the records of one
@@ -357,6 +358,9 @@ pub struct Producer {
     published: u64,
     /// Publishes so far, for the segment file checks (`Segment::check_publish`).
     checks: u32,
+    /// When this producer may next sweep the participant table for dead owners on finding
+    /// the ring full (CLOCK_MONOTONIC_COARSE, ns; see [`room_after_refresh`]).
+    next_reclaim: u64,
 }
 
 impl Producer {
@@ -374,6 +378,7 @@ impl Producer {
             seg,
             published: 0,
             checks: 0,
+            next_reclaim: 0,
         })
     }
 
@@ -579,8 +584,9 @@ impl Producer {
             if first > room(self.head) {
                 // As in `write_lockfree`: withdraw a claim left from a failed CAS first.
                 claim.store(slot::NO_CLAIM, Ordering::Release);
-                self.head = refresh_head(seg, &geo);
-                if first > room(self.head) {
+                if !room_after_refresh(seg, &geo, &mut self.head, &mut self.next_reclaim, |h| {
+                    first <= room(h)
+                }) {
                     return self.full().map(|_| 0);
                 }
             }
@@ -646,8 +652,9 @@ impl Producer {
                 // A claim left from a failed CAS would hold back the head we are about to
                 // compute, and with it ourselves: withdraw it first.
                 claim.store(slot::NO_CLAIM, Ordering::Release);
-                self.head = refresh_head(seg, &geo);
-                if tail + total > self.head.saturating_add(geo.capacity) {
+                if !room_after_refresh(seg, &geo, &mut self.head, &mut self.next_reclaim, |h| {
+                    tail + total <= h.saturating_add(geo.capacity)
+                }) {
                     return self.full();
                 }
             }
@@ -692,7 +699,11 @@ impl Producer {
         let tail = tail_word.load(Ordering::Relaxed);
         seg.check_position("tail", tail)?;
         let (start, total) = geo.claim_size(tail, need);
-        if !has_room(seg, &geo, &mut self.head, tail, total) {
+        if tail + total > self.head.saturating_add(geo.capacity)
+            && !room_after_refresh(seg, &geo, &mut self.head, &mut self.next_reclaim, |h| {
+                tail + total <= h.saturating_add(geo.capacity)
+            })
+        {
             return self.full();
         }
         // Record the claim for `repair_pending` before making it: a successor repairs exactly
@@ -759,15 +770,37 @@ fn fill_claim(
     *published += 1;
 }
 
-/// Whether a claim of `total` bytes at `tail` fits below `*head + capacity`, refreshing
-/// `*head` (a producer's cached lowest needed position) when the cached value says no.
-#[inline]
-fn has_room(seg: &Segment, geo: &Geo, head: &mut u64, tail: u64, total: u64) -> bool {
-    if tail + total <= head.saturating_add(geo.capacity) {
+/// The cached `*head` (a producer's lowest needed position) says a claim does not fit:
+/// refreshes it, and if `fits(head)` still fails, sweeps the participant table for dead
+/// owners (at most every [`RECLAIM_EVERY`] per producer, tracked in `*next_reclaim`) and, if
+/// it freed any, refreshes once more. Returns `fits(head)`.
+///
+/// The sweep is here, on the ring-full path itself, because a dead subscriber's cursor or a
+/// dead producer's claim can hold the ring full for ever, and under policy `fail`, or for a
+/// caller that only ever calls `try_publish`, nobody waits (the other sweep is in
+/// [`wait_for_space`]).
+#[cold]
+fn room_after_refresh(
+    seg: &Segment,
+    geo: &Geo,
+    head: &mut u64,
+    next_reclaim: &mut u64,
+    fits: impl Fn(u64) -> bool,
+) -> bool {
+    *head = refresh_head(seg, geo);
+    if fits(*head) {
         return true;
     }
+    let now = process::monotonic_ns(true);
+    if now < *next_reclaim {
+        return false;
+    }
+    *next_reclaim = now.saturating_add(RECLAIM_EVERY.as_nanos() as u64);
+    if registry::reclaim_dead(seg) == 0 {
+        return false;
+    }
     *head = refresh_head(seg, geo);
-    tail + total <= head.saturating_add(geo.capacity)
+    fits(*head)
 }
 
 /// Writes a claimed record (and the padding before it, if any) and commits it. `pseq` is the
@@ -1129,41 +1162,46 @@ impl Subscriber {
                     pos = next;
                 }
                 Next::Skip(next) => pos = next,
-                Next::Empty => {
-                    if self.recover_at(pos, d.count > 0)? {
-                        continue;
+                Next::Empty => match self.recover_at(pos, d.count > 0)? {
+                    Verdict::Wait => break,
+                    Verdict::Reread => continue,
+                    // Under `overwrite` the extent may have been judged from bytes that
+                    // producers were rewriting: lapped, it is discarded (resume at latest).
+                    Verdict::SkipTo(_) if overwrite && self.lapped(pos) => continue,
+                    Verdict::SkipTo(next) => {
+                        debug_assert!(next > pos, "a dead extent ends beyond its start");
+                        pos = next;
                     }
-                    break;
-                }
+                },
             }
         }
         Ok((d, pos))
     }
 
     /// At `pos` nothing is committed. If a claim there has been in progress for a while,
-    /// checks its owner and, if dead, recovers it (see `recovery`). Returns whether `pos` is
-    /// readable now. `progressed`: this drain copied records before it reached `pos`.
+    /// checks its owner and, if dead, says where to go on (see `recovery`); the caller moves
+    /// only its own position. `progressed`: this drain copied records before it reached `pos`.
     ///
     /// Cheap when a reader merely caught up with its producers (the end of nearly every busy
     /// drain): one coarse clock read, and `tail` is not loaded (that line is the producers';
     /// loading it at the end of each drain made it bounce between the cores) until `pos` has
     /// been waited at for a recovery poll interval.
-    fn recover_at(&mut self, pos: u64, progressed: bool) -> Result<bool> {
+    fn recover_at(&mut self, pos: u64, progressed: bool) -> Result<Verdict> {
         let poll = self.recovery_poll.as_nanos() as u64;
         match self.stuck {
             Some((at, check)) if at == pos => {
                 if progressed {
-                    return Ok(false);
+                    return Ok(Verdict::Wait);
                 }
                 let now = process::monotonic_ns(false);
                 if now < check {
-                    return Ok(false);
+                    return Ok(Verdict::Wait);
                 }
                 self.stuck = Some((pos, now + poll));
                 if self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) <= pos {
-                    return Ok(false); // simply nothing published yet
+                    return Ok(Verdict::Wait); // simply nothing published yet
                 }
-                recovery::recover_dead_claim(&self.seg, &self.geo.ring(), pos)
+                recovery::judge_claim(&self.seg, &self.geo.ring(), pos)
             }
             _ => {
                 // The coarse clock is never ahead of the precise one, so the check can only
@@ -1171,7 +1209,7 @@ impl Subscriber {
                 // decides, and a live producer's claim is never taken.
                 let now = process::monotonic_ns(progressed);
                 self.stuck = Some((pos, now + poll));
-                Ok(false)
+                Ok(Verdict::Wait)
             }
         }
     }

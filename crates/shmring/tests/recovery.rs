@@ -428,3 +428,436 @@ fn semaphore_holder_killed_under_policy_fail_does_not_pin_the_ring() {
         (0..2000).collect::<Vec<_>>()
     );
 }
+
+/// Publishes `msg` with `try_publish` alone (no waiting call), retrying for up to 3 s while
+/// `drain` reads; panics if the ring stays full that long: a wedge.
+fn publish_retrying(p: &mut shmring::Producer, msg: &[u8], what: &str, mut drain: impl FnMut()) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match p.try_publish(msg) {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) if e.code() == shmring::ErrorCode::RingFull => {}
+            Err(e) => panic!("{what}: {e}"),
+        }
+        drain();
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the ring stayed full for 3 s though every live reader kept up (wedged)"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// A topic subscriber SIGKILLed while a live one keeps reading everything: under policy
+/// `fail` (and for a `try_publish`-only caller under `block`), nobody waits for room, so the
+/// dead subscriber's slot must be reclaimed on the ring-full path itself, or its cursor holds
+/// the ring full for ever. Both sync modes; 2,000 64-byte messages through a 4 KiB ring.
+#[test]
+fn dead_subscriber_never_wedges_callers_that_do_not_wait() {
+    for sync in [SyncMode::LockFree, SyncMode::Semaphore] {
+        for policy in [Policy::Fail, Policy::Block] {
+            let what = format!("{sync:?} {policy:?}");
+            let n = unique("deadsub");
+            let _g = Unlink::new(&n);
+            let ch = Channel::open(
+                &n,
+                &OpenOptions {
+                    policy: Some(policy),
+                    capacity: Some(4096),
+                    max_message_size: Some(64),
+                    ..opts(Kind::Topic, sync)
+                },
+            )
+            .unwrap();
+            let mut sub = ch.subscribe().unwrap();
+            let out = std::env::temp_dir()
+                .join(format!("{n}.ready"))
+                .to_string_lossy()
+                .into_owned();
+            let mut child = spawn_child(
+                "child_hooked_reader",
+                "hooked-reader",
+                &n,
+                &[("SHMRING_OUT", out.clone())],
+            );
+            wait_for(&out);
+            let _ = std::fs::remove_file(&out);
+            child.kill();
+            let mut p = ch.producer().unwrap();
+            let mut got = Vec::new();
+            let mut msg = Vec::new();
+            for seq in 0..2000 {
+                publish_retrying(
+                    &mut p,
+                    &tagged(1, seq, 64),
+                    &format!("{what} #{seq}"),
+                    || {
+                        while sub.try_recv(&mut msg).unwrap() {
+                            got.push(untag(&msg).1);
+                        }
+                    },
+                );
+            }
+            while sub.try_recv(&mut msg).unwrap() {
+                got.push(untag(&msg).1);
+            }
+            assert_eq!(got, (0..2000).collect::<Vec<_>>(), "{what}");
+        }
+    }
+}
+
+/// A lock-free producer killed mid-claim under policy `fail`: the reader recovers its
+/// record, and the dead slot's `claim` must not keep holding back the reuse of space (it is
+/// withdrawn with the recovery, and the slot is reclaimed when the ring is full), or every
+/// publish is `RingFull` a lap later. Killed at each point, with nothing, half or all of its
+/// record written.
+#[test]
+fn dead_producer_claim_never_pins_a_ring_nobody_waits_on() {
+    for point in ["after_claim", "mid_payload", "before_commit"] {
+        for kind in [Kind::Topic, Kind::Queue] {
+            let what = format!("{kind:?} {point}");
+            let n = unique("deadclaim");
+            let _g = Unlink::new(&n);
+            let ch = Channel::open(
+                &n,
+                &OpenOptions {
+                    policy: Some(Policy::Fail),
+                    capacity: Some(4096),
+                    max_message_size: Some(64),
+                    ..opts(kind, SyncMode::LockFree)
+                },
+            )
+            .unwrap();
+            let mut sub = ch.subscribe().unwrap();
+            sub.set_recovery_poll(Duration::from_millis(1));
+            let mut child = spawn_child(
+                "child_hooked_producer",
+                "hooked-producer",
+                &n,
+                &[("SHMRING_HOOK", format!("{point}:5"))],
+            );
+            wait_stopped(child.id());
+            child.kill();
+            let mut got = receive(&mut sub, 4);
+            let mut p = ch.producer().unwrap();
+            let mut msg = Vec::new();
+            for seq in 0..2000 {
+                publish_retrying(
+                    &mut p,
+                    &tagged(2, seq, 64),
+                    &format!("{what} #{seq}"),
+                    || {
+                        while sub.try_recv(&mut msg).unwrap() {
+                            got.push(untag(&msg));
+                        }
+                    },
+                );
+            }
+            while got.len() < 2004
+                && sub
+                    .recv_timeout(&mut msg, Some(Duration::from_secs(10)))
+                    .unwrap()
+            {
+                got.push(untag(&msg));
+            }
+            let mine: Vec<_> = got.iter().filter(|m| m.0 == 1).map(|m| m.1).collect();
+            let theirs: Vec<_> = got.iter().filter(|m| m.0 == 2).map(|m| m.1).collect();
+            assert_eq!(
+                mine,
+                vec![0, 1, 2, 3],
+                "{what}: the dead producer's committed ones"
+            );
+            assert_eq!(
+                theirs,
+                (0..2000).collect::<Vec<_>>(),
+                "{what}: every one, once"
+            );
+        }
+    }
+}
+
+/// Two producers killed right after adjacent claims, nothing of either written, and both
+/// slots reclaimed before a reader gets there (the normal order under back-pressure; here a
+/// full participant table makes the next join sweep them): the reader cannot tell where one
+/// dead claim ends and the other begins, and need not: it skips both as one extent, however
+/// long, and every message after them arrives.
+#[test]
+fn adjacent_dead_claims_are_skipped_as_one() {
+    for kind in [Kind::Topic, Kind::Queue] {
+        for dead in [2u32, 3] {
+            let what = format!("{kind:?}, {dead} adjacent dead claims");
+            let n = unique("adjacent");
+            let _g = Unlink::new(&n);
+            let ch = Channel::open(
+                &n,
+                &OpenOptions {
+                    max_message_size: Some(64),
+                    max_participants: Some(dead + 1),
+                    ..opts(kind, SyncMode::LockFree)
+                },
+            )
+            .unwrap();
+            let mut sub = ch.subscribe().unwrap();
+            sub.set_recovery_poll(Duration::from_millis(1));
+            let roles = ["hooked-producer", "hooked-producer-3", "hooked-producer"];
+            let tests = [
+                "child_hooked_producer",
+                "child_hooked_producer_3",
+                "child_hooked_producer",
+            ];
+            let mut children: Vec<_> = (0..dead as usize)
+                .map(|k| {
+                    let c = spawn_child(
+                        tests[k],
+                        roles[k],
+                        &n,
+                        &[("SHMRING_HOOK", "after_claim:1".to_string())],
+                    );
+                    wait_stopped(c.id());
+                    c
+                })
+                .collect();
+            for c in &mut children {
+                c.kill();
+            }
+            // The table is full (the subscriber and the dead producers): this join sweeps
+            // the dead slots and takes one of them.
+            let mut p = ch.producer().unwrap();
+            for seq in 0..20 {
+                p.publish_timeout(&tagged(2, seq, 64), Some(Duration::from_secs(30)))
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+            }
+            let got = receive(&mut sub, 20);
+            assert_eq!(
+                got,
+                (0..20).map(|s| (2, s)).collect::<Vec<_>>(),
+                "{what}: every message after the dead claims"
+            );
+        }
+    }
+}
+
+/// Child: a reader (topic subscriber or queue consumer) that writes what it received to
+/// `SHMRING_OUT`, one `producer seq ok` line per message (`ok`: the payload is whole), and
+/// `error <message>` if a receive failed. It stops once nothing arrived for 3 s.
+#[test]
+fn child_recording_reader() {
+    let Some(name) = child_role("recording-reader") else {
+        return;
+    };
+    let ch = Channel::open(&name, &OpenOptions::default()).unwrap();
+    let mut sub = ch.subscribe().unwrap();
+    sub.set_recovery_poll(Duration::from_millis(1));
+    let out = std::env::var("SHMRING_OUT").unwrap();
+    std::fs::write(format!("{out}.ready"), "ready").unwrap();
+    let mut lines = String::new();
+    let mut msg = Vec::new();
+    loop {
+        match sub.recv_timeout(&mut msg, Some(Duration::from_secs(3))) {
+            Ok(true) => {
+                let producer = u32::from_le_bytes(msg[0..4].try_into().unwrap());
+                let seq = u32::from_le_bytes(msg[4..8].try_into().unwrap());
+                let ok = msg == tagged(producer, seq, msg.len());
+                lines.push_str(&format!("{producer} {seq} {ok}\n"));
+            }
+            Ok(false) => break,
+            Err(e) => {
+                lines.push_str(&format!("error {e}\n"));
+                break;
+            }
+        }
+    }
+    std::fs::write(&out, lines).unwrap();
+}
+
+/// Reads a [`child_recording_reader`]'s record: its messages, or panics with its error or a
+/// damaged message.
+fn recorded(path: &str, what: &str) -> Vec<(u32, u32)> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{what}: {path}: {e}"));
+    let _ = std::fs::remove_file(path);
+    text.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            assert_ne!(f[0], "error", "{what}: the paused recoverer failed: {l}");
+            assert_eq!(
+                f[2], "true",
+                "{what}: the paused recoverer got a torn message: {l}"
+            );
+            (f[0].parse().unwrap(), f[1].parse().unwrap())
+        })
+        .collect()
+}
+
+/// Two queue consumers recover the same dead claim, one of them paused between judging it
+/// dead and acting on it (the `judged_dead` test point): the other skips it, takes past it,
+/// and producers reuse its bytes on the next lap before the paused one goes on. A recoverer
+/// that then wrote over the dead claim would destroy a committed message of the new lap;
+/// one that moves only the queue head, with a CAS from the position it judged, changes
+/// nothing. Every committed message is delivered exactly once, whole.
+#[test]
+fn paused_queue_recoverer_loses_nothing_when_the_space_is_reused() {
+    let n = unique("qrace");
+    let _g = Unlink::new(&n);
+    let ch = Channel::open(
+        &n,
+        &OpenOptions {
+            capacity: Some(4096),
+            max_message_size: Some(64),
+            ..opts(Kind::Queue, SyncMode::LockFree)
+        },
+    )
+    .unwrap();
+    // A dead producer: messages 0..=3 committed at 0, 80, 160, 240; its claim at 320 is dead.
+    let mut dead = spawn_child(
+        "child_hooked_producer",
+        "hooked-producer",
+        &n,
+        &[("SHMRING_HOOK", "after_claim:5".to_string())],
+    );
+    wait_stopped(dead.id());
+    dead.kill();
+    // The first consumer takes what is committed, judges the claim at 320 dead and stops.
+    let out = std::env::temp_dir()
+        .join(format!("{n}.c1"))
+        .to_string_lossy()
+        .into_owned();
+    let c1 = spawn_child(
+        "child_recording_reader",
+        "recording-reader",
+        &n,
+        &[
+            ("SHMRING_HOOK", "judged_dead:1".to_string()),
+            ("SHMRING_OUT", out.clone()),
+        ],
+    );
+    wait_stopped(c1.id());
+    let _ = std::fs::remove_file(format!("{out}.ready"));
+    // The second consumer recovers the same claim and takes past it; a producer then fills
+    // this lap (messages at 400 + 80k up to 4080, padding to 4096) and the next one up to
+    // position 4096 + 320, the dead claim's offset, and beyond: those last records stay
+    // unread while the first consumer goes on.
+    let mut c2 = ch.subscribe().unwrap();
+    c2.set_recovery_poll(Duration::from_millis(1));
+    let mut p = ch.producer().unwrap();
+    let mut got = Vec::new();
+    let mut msg = Vec::new();
+    for seq in 0..54u32 {
+        p.publish_timeout(&tagged(2, seq, 64), Some(Duration::from_secs(30)))
+            .unwrap();
+        if seq < 50 {
+            assert!(
+                c2.recv_timeout(&mut msg, Some(Duration::from_secs(30)))
+                    .unwrap(),
+                "the live consumer got past the dead claim"
+            );
+            got.push(untag(&msg));
+        }
+    }
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(c1.id() as i32, libc::SIGCONT) };
+    while c2
+        .recv_timeout(&mut msg, Some(Duration::from_secs(4)))
+        .unwrap()
+    {
+        got.push(untag(&msg));
+    }
+    c1.finish(Duration::from_secs(60));
+    got.extend(recorded(&out, "queue"));
+    got.sort_unstable();
+    let mut want: Vec<_> = (0..4)
+        .map(|s| (1, s))
+        .chain((0..54).map(|s| (2, s)))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(got, want, "every committed message exactly once");
+}
+
+/// A dead claim with nothing written, 16 bytes before the end of the lap in an `overwrite`
+/// channel (too short for a record: the claim padded to the end and put its record at the
+/// start of the next lap). Two subscribers recover it, one paused between reading the
+/// header and scanning for the claim's end while the other recovers it and reads on. The
+/// paused one must go on with no error (a recoverer that wrote padding and an abandoned
+/// record made the other's scan find a record 16 bytes after the claim: "splits a
+/// header", `CorruptSegment` for ever). The same with 8 bytes left in a `block` channel.
+#[test]
+fn two_recoverers_of_a_padded_empty_claim_agree() {
+    // (policy, bytes of filler messages before the dead claim, so that it starts 16 or 8
+    // bytes before the end of the 4 KiB lap)
+    let cases: &[(Policy, &[usize])] = &[
+        // records of 88 bytes (64 + the overwrite word), one of 120: 45 * 88 + 120 = 4080
+        (Policy::Overwrite, &[64; 45]),
+        // records of 80 bytes, one of 88: 50 * 80 + 88 = 4088
+        (Policy::Block, &[64; 50]),
+    ];
+    for &(policy, filler) in cases {
+        let last = if policy == Policy::Overwrite { 96 } else { 72 };
+        let what = format!("{policy:?}");
+        let n = unique("padrace");
+        let _g = Unlink::new(&n);
+        let ch = Channel::open(
+            &n,
+            &OpenOptions {
+                policy: Some(policy),
+                capacity: Some(4096),
+                max_message_size: Some(128),
+                ..opts(Kind::Topic, SyncMode::LockFree)
+            },
+        )
+        .unwrap();
+        let mut r1 = ch.subscribe().unwrap();
+        r1.set_recovery_poll(Duration::from_millis(1));
+        let out = std::env::temp_dir()
+            .join(format!("{n}.r2"))
+            .to_string_lossy()
+            .into_owned();
+        let r2 = spawn_child(
+            "child_recording_reader",
+            "recording-reader",
+            &n,
+            &[
+                ("SHMRING_HOOK", "judged_dead:1".to_string()),
+                ("SHMRING_OUT", out.clone()),
+            ],
+        );
+        wait_for(&format!("{out}.ready"));
+        let _ = std::fs::remove_file(format!("{out}.ready"));
+        let mut p = ch.producer().unwrap();
+        let mut count = 0u32;
+        for &len in filler.iter().chain(&[last]) {
+            p.publish_timeout(&tagged(2, count, len), Some(Duration::from_secs(30)))
+                .unwrap();
+            count += 1;
+        }
+        // Both readers get to the end of the filler before the claim is made (the ring has
+        // room for it then, and an overwrite reader is not lapped).
+        let mut got = receive(&mut r1, count as usize);
+        let mut dead = spawn_child(
+            "child_hooked_producer",
+            "hooked-producer",
+            &n,
+            &[("SHMRING_HOOK", "after_claim:1".to_string())],
+        );
+        wait_stopped(dead.id());
+        dead.kill();
+        wait_stopped(r2.id());
+        for seq in count..count + 10 {
+            p.publish_timeout(&tagged(2, seq, 64), Some(Duration::from_secs(30)))
+                .unwrap();
+        }
+        got.extend(receive(&mut r1, 10));
+        assert_eq!(
+            got,
+            (0..count + 10).map(|s| (2, s)).collect::<Vec<_>>(),
+            "{what}: the first recoverer"
+        );
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(r2.id() as i32, libc::SIGCONT) };
+        r2.finish(Duration::from_secs(60));
+        assert_eq!(
+            recorded(&out, &what),
+            (0..count + 10).map(|s| (2, s)).collect::<Vec<_>>(),
+            "{what}: the paused recoverer"
+        );
+    }
+}

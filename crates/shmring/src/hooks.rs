@@ -11,6 +11,7 @@
 //! | `before_commit` | a producer wrote the whole payload, not yet the commit              |
 //! | `holding_mutex` | semaphore mode: a producer holds the robust mutex, claimed nothing  |
 //! | `mid_read`      | a reader copied records out but has not yet moved its cursor/head  |
+//! | `judged_dead`   | a reader judged a claim dead and has not yet skipped it            |
 //!
 //! Without the feature, `hook!` expands to nothing: zero cost.
 

@@ -286,7 +286,7 @@ pub(crate) fn wait_for_space(seg: &Segment, payload_len: usize, timeout: Option<
         let (_, total) = geo.claim_size(tail, need);
         tail + total <= refresh_head(seg, &geo).saturating_add(geo.capacity)
     };
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         if sleep_until(
             seg,
@@ -445,7 +445,7 @@ impl Producer {
 
     /// Publishes, waiting up to `timeout` (`None`: forever) for room. `Timeout` if none came.
     pub fn publish_timeout(&mut self, payload: &[u8], timeout: Option<Duration>) -> Result<()> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if self.try_publish(payload)? {
                 return Ok(());
@@ -636,13 +636,38 @@ impl Producer {
 
     #[inline]
     fn write_lockfree(&mut self, payload: &[u8], need: u64) -> Result<bool> {
+        let Some((tail, start)) = self.claim_lockfree(need)? else {
+            return Ok(false);
+        };
+        let geo = self.geo;
+        let seg = &*self.seg;
+        fill_claim(
+            seg,
+            &geo,
+            self.slot,
+            &mut self.published,
+            tail,
+            start,
+            payload,
+        );
+        // Release: the claim is over; the space may be reused once readers are past it.
+        seg.u64_at(slot_field(seg, self.slot, slot::CLAIM))
+            .store(slot::NO_CLAIM, Ordering::Release);
+        Ok(true)
+    }
+
+    /// Claims `need` bytes for one record (lock-free): returns the tail claimed at and where
+    /// the record starts (after padding to the end of the data area, if any); `None` if it
+    /// does not fit (policy `block`; `fail` reports `RingFull`). Our slot's `claim` is set.
+    #[inline]
+    fn claim_lockfree(&mut self, need: u64) -> Result<Option<(u64, u64)>> {
         let geo = self.geo;
         let seg = &*self.seg;
         let tail_word = seg.u64_at(layout::TAIL_OFFSET);
         let claim = seg.u64_at(slot_field(seg, self.slot, slot::CLAIM));
         // Relaxed: the CAS below validates the value; nothing is read through it before.
         let mut tail = tail_word.load(Ordering::Relaxed);
-        let (tail, start) = loop {
+        loop {
             if let Err(e) = seg.check_position("tail", tail) {
                 claim.store(slot::NO_CLAIM, Ordering::Release);
                 return Err(e);
@@ -655,7 +680,7 @@ impl Producer {
                 if !room_after_refresh(seg, &geo, &mut self.head, &mut self.next_reclaim, |h| {
                     tail + total <= h.saturating_add(geo.capacity)
                 }) {
-                    return self.full();
+                    return self.full().map(|_| None);
                 }
             }
             // Published before the CAS, which releases it (see `lowest_needed`). Release: a
@@ -671,22 +696,26 @@ impl Producer {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => break (tail, start),
+                Ok(_) => return Ok(Some((tail, start))),
                 Err(now) => tail = now,
             }
-        };
-        fill_claim(
-            seg,
-            &geo,
-            self.slot,
-            &mut self.published,
-            tail,
-            start,
-            payload,
-        );
-        // Release: the claim is over; the space may be reused once readers are past it.
-        claim.store(slot::NO_CLAIM, Ordering::Release);
-        Ok(true)
+        }
+    }
+
+    /// A loom model's dead producer: claims room for a `payload_len`-byte record exactly as a
+    /// publish does, writes nothing, and "dies" there: its slot stays `ACTIVE` with the claim
+    /// in it and an owner that is not alive (pid 0), as after a SIGKILL at `after_claim`.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn claim_and_die(mut self, payload_len: usize) -> bool {
+        let need = self.geo.need(payload_len);
+        let claimed = matches!(self.claim_lockfree(need), Ok(Some(_)));
+        self.seg
+            .u32_at(slot_field(&self.seg, self.slot, slot::PID))
+            .store(0, Ordering::Relaxed);
+        // The owner is gone: nothing releases its slot but recovery.
+        std::mem::forget(self);
+        claimed
     }
 
     fn write_locked(&mut self, payload: &[u8], need: u64) -> Result<bool> {
@@ -1031,7 +1060,13 @@ impl Subscriber {
     /// claim and commit (default [`RECOVERY_POLL`], 5 ms). Shorter costs more `/proc` reads
     /// while a live producer is slow; the check never takes a live producer's claim.
     pub fn set_recovery_poll(&mut self, every: Duration) {
-        self.recovery_poll = every.max(Duration::from_micros(100));
+        // A loom model may judge at once (its clock stands still, see `process::monotonic_ns`).
+        let least = if cfg!(loom) {
+            Duration::ZERO
+        } else {
+            Duration::from_micros(100)
+        };
+        self.recovery_poll = every.max(least);
     }
 
     /// How [`Subscriber::recv_timeout`] and [`Subscriber::wait`] wait.
@@ -1059,7 +1094,7 @@ impl Subscriber {
 
     /// Receives one message, waiting up to `timeout` (`None`: forever). `Ok(false)` on timeout.
     pub fn recv_timeout(&mut self, out: &mut Vec<u8>, timeout: Option<Duration>) -> Result<bool> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             if self.try_recv(out)? {
                 return Ok(true);
@@ -1162,13 +1197,16 @@ impl Subscriber {
                     pos = next;
                 }
                 Next::Skip(next) => pos = next,
-                Next::Empty => match self.recover_at(pos, d.count > 0)? {
-                    Verdict::Wait => break,
-                    Verdict::Reread => continue,
-                    // Under `overwrite` the extent may have been judged from bytes that
-                    // producers were rewriting: lapped, it is discarded (resume at latest).
-                    Verdict::SkipTo(_) if overwrite && self.lapped(pos) => continue,
-                    Verdict::SkipTo(next) => {
+                Next::Empty => match self.recover_at(pos, d.count > 0) {
+                    // Under `overwrite` the claim may have been judged from bytes producers
+                    // were rewriting (a header that now reads as nonsense, an extent that
+                    // ends anywhere): lapped, the verdict and any error are discarded and we
+                    // resume at the newest record.
+                    Ok(Verdict::Wait) => break,
+                    _ if overwrite && self.lapped(pos) => continue,
+                    Err(e) => return Err(e),
+                    Ok(Verdict::Reread) => continue,
+                    Ok(Verdict::SkipTo(next)) => {
                         debug_assert!(next > pos, "a dead extent ends beyond its start");
                         pos = next;
                     }
@@ -1427,7 +1465,7 @@ impl Waiter {
     /// [`Subscriber::set_recovery_poll`]) to check the claim's owner,
     /// and reports data once that owner is dead (the subscriber then recovers the claim).
     pub fn wait_with(&self, strategy: WaitStrategy, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             let pos = self.position();
             let pending = self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) > pos;

@@ -1325,7 +1325,7 @@ impl Segment {
         if cfg!(loom) {
             return self.mem.futex_wait(self.u32_at(offset), expected, timeout);
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
             let nap = match deadline {
                 Some(d) => d

@@ -10,7 +10,15 @@ use shmring::{Channel, Kind, OpenOptions, Policy, WaitStrategy};
 /// preemptions per execution: the usual bound that keeps a model of this size tractable
 /// while still covering the races that need one or two untimely context switches.
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_with(1_000, f);
+}
+
+/// As [`model`], allowing `branches` scheduling points per execution (loom's default is
+/// 1,000): the recovery models run readers that poll a dead claim, judge it and skip it,
+/// which takes more atomic steps per execution than a plain hand-off.
+fn model_with(branches: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
+    b.max_branches = branches;
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(2);
     }
@@ -169,5 +177,138 @@ fn queue_consumers_take_each_message_once() {
         }
         all.sort();
         assert_eq!(all, vec![msg(1, 0).to_vec(), msg(1, 1).to_vec()]);
+    });
+}
+
+/// `tiny` with room for a dead producer, a live one and two readers.
+fn tiny4(kind: Kind, policy: Policy) -> OpenOptions {
+    OpenOptions {
+        policy: Some(policy),
+        max_participants: Some(4),
+        ..tiny(kind)
+    }
+}
+
+/// Two queue consumers recover the same dead claim (at 0, nothing written; both have waited
+/// at it once, so their next look judges it) while a producer publishes a message that reuses
+/// the dead claim's bytes (position 64, offset 0) once the queue head is past them. In every
+/// interleaving, including a consumer preempted between judging the claim dead and acting on
+/// it, each message is taken exactly once and whole, and no byte is read while it is written.
+#[test]
+fn queue_recoverers_race_while_the_space_is_reused() {
+    model_with(5_000, || {
+        let ch = Channel::model("m", &tiny4(Kind::Queue, Policy::Block)).unwrap();
+        assert!(ch.producer().unwrap().claim_and_die(8));
+        let mut prod = ch.producer().unwrap();
+        assert!(prod.try_publish(&msg(2, 0)).unwrap()); // at 24
+        let mut out = Vec::new();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut c = ch.subscribe().unwrap();
+                c.set_recovery_poll(std::time::Duration::ZERO);
+                assert!(
+                    !c.try_recv(&mut out).unwrap(),
+                    "waits at the dead claim once"
+                );
+                c
+            })
+            .collect();
+        let threads: Vec<_> = consumers
+            .into_iter()
+            .enumerate()
+            .map(|(k, mut c)| {
+                let mut prod =
+                    (k == 1).then(|| std::mem::replace(&mut prod, ch.producer().unwrap()));
+                loom::thread::spawn(move || {
+                    let mut out = Vec::new();
+                    let mut mine = Vec::new();
+                    if c.try_recv(&mut out).unwrap() {
+                        mine.push(out.clone());
+                    }
+                    // Padding 48..64, the record at 64: the dead claim's offset.
+                    let sent = prod
+                        .as_mut()
+                        .is_some_and(|p| p.try_publish(&msg(2, 1)).unwrap());
+                    (mine, sent)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        let mut sent = 1;
+        for t in threads {
+            let (mine, s) = t.join().unwrap();
+            all.extend(mine);
+            sent += s as usize;
+        }
+        let mut c = ch.subscribe().unwrap();
+        c.set_recovery_poll(std::time::Duration::ZERO);
+        for _ in 0..4 {
+            if c.try_recv(&mut out).unwrap() {
+                all.push(out.clone());
+            }
+        }
+        all.sort();
+        let want: Vec<Vec<u8>> = (0..sent as u8).map(|s| msg(2, s).to_vec()).collect();
+        assert_eq!(all, want);
+    });
+}
+
+/// Overwrite policy: a dead claim with nothing written 16 bytes before the end of the lap
+/// (too short for a record, so it padded and put its record at the next lap's start), two
+/// subscribers recovering it at once (both have waited at it once) while a producer
+/// publishes after it (its record at 96..128 laps position 48: a reader that gets there late
+/// resumes at the newest record, which is that message). Both get the message, whole, with
+/// no error and nothing counted lost, in every interleaving (recoverers that wrote padding
+/// and an abandoned record could make each other see a record that "splits a header").
+#[test]
+fn two_subscribers_recover_a_padded_empty_claim() {
+    model_with(5_000, || {
+        let ch = Channel::model("m", &tiny4(Kind::Topic, Policy::Overwrite)).unwrap();
+        let mut subs: Vec<_> = (0..2).map(|_| ch.subscribe().unwrap()).collect();
+        let mut out = Vec::new();
+        {
+            // Two empty messages of 24 bytes each (header and the overwrite word): 0..48.
+            let mut filler = ch.producer().unwrap();
+            assert!(filler.try_publish(&[]).unwrap());
+            assert!(filler.try_publish(&[]).unwrap());
+        }
+        for s in &mut subs {
+            s.set_recovery_poll(std::time::Duration::ZERO);
+            for k in 0..2 {
+                assert!(s.try_recv(&mut out).unwrap(), "filler {k}");
+                assert!(out.is_empty());
+            }
+        }
+        // 32 bytes do not fit in the 16 left: padding 48..64, the record at 64..96.
+        assert!(ch.producer().unwrap().claim_and_die(8));
+        for s in &mut subs {
+            assert!(
+                !s.try_recv(&mut out).unwrap(),
+                "waits at the dead claim once"
+            );
+        }
+        let mut prod = ch.producer().unwrap();
+        let readers: Vec<_> = subs
+            .into_iter()
+            .map(|mut s| {
+                loom::thread::spawn(move || {
+                    let mut out = Vec::new();
+                    let got = s.try_recv(&mut out).unwrap().then_some(out);
+                    (s, got)
+                })
+            })
+            .collect();
+        assert!(prod.try_publish(&msg(3, 0)).unwrap());
+        for r in readers {
+            let (mut s, mut got) = r.join().unwrap();
+            for _ in 0..4 {
+                if got.is_none() {
+                    let mut out = Vec::new();
+                    got = s.try_recv(&mut out).unwrap().then_some(out);
+                }
+            }
+            assert_eq!(got, Some(msg(3, 0).to_vec()));
+            assert_eq!(s.lost(), 0);
+        }
     });
 }

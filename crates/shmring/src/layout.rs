@@ -36,7 +36,7 @@
 /// `"SHMRING\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Version of this layout. Any change to an offset or a protocol rule bumps it.
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Size of one cache line as used for padding hot fields apart.
 pub const CACHE_LINE: usize = 128;
@@ -157,7 +157,8 @@ pub mod slot {
     pub const STATE: usize = 0;
     /// `u32` — [`ROLE_PRODUCER`] or [`ROLE_SUBSCRIBER`].
     pub const ROLE: usize = 4;
-    /// `u32` — pid of the owner.
+    /// `u32` — pid of the owner, in its own PID namespace: information only (the slot's lock
+    /// tells whether the owner lives; see `Segment::slot_owner_alive`).
     pub const PID: usize = 8;
     /// `u32` atomic — flag bits; [`JOINED`] once a participant is fully joined.
     pub const FLAGS: usize = 12;

@@ -23,6 +23,9 @@ pub fn self_start_time() -> u64 {
 
 /// Whether the process `pid` that started at `start` is still running. A pid that now
 /// belongs to a process with another start time counts as dead; zombies count as dead.
+/// Participants are not judged this way (their slot locks tell, in any PID namespace; see
+/// `Segment::slot_owner_alive`): only a segment's creator, for messages and as a second
+/// opinion behind the segment file's `flock`, and a slot whose lock cannot be asked about.
 pub fn is_alive(pid: u32, start: u64) -> bool {
     if pid == 0 {
         return false;
@@ -35,9 +38,13 @@ pub fn is_alive(pid: u32, start: u64) -> bool {
                 == Some("Z");
             !zombie && parse_start_time(&stat) == Some(start)
         }
-        // No /proc entry: the process is gone, or /proc is hidden from us; ask kill(2).
-        // SAFETY: signal 0 only checks for existence and permission.
-        Err(_) => (unsafe { libc::kill(pid as libc::pid_t, 0) }) == 0,
+        // No /proc entry: the process is gone, or /proc is hidden from us (`hidepid`); ask
+        // kill(2). EPERM means it exists but is not ours to signal: alive.
+        Err(_) => {
+            // SAFETY: signal 0 only checks for existence and permission.
+            let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+            rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        }
     }
 }
 

@@ -35,7 +35,6 @@
 use crate::error::{Error, ErrorCode, Result};
 use crate::hooks::hook;
 use crate::layout::{self, record, slot};
-use crate::process;
 use crate::registry::slot_field;
 use crate::segment::Segment;
 use crate::sync::Ordering;
@@ -94,15 +93,9 @@ fn claimed_by(seg: &Segment, ring: &Ring, pos: u64) -> Option<u32> {
     Some(u16::from_le_bytes(producer) as u32)
 }
 
-/// Whether the owner of producer slot `i` is alive.
+/// Whether the owner of producer slot `i` is alive (holds the slot's lock).
 fn owner_alive(seg: &Segment, i: u32) -> bool {
-    let pid = seg
-        .u32_at(slot_field(seg, i, slot::PID))
-        .load(Ordering::Relaxed);
-    let start = seg
-        .u64_at(slot_field(seg, i, slot::START_TIME))
-        .load(Ordering::Relaxed);
-    process::is_alive(pid, start)
+    seg.slot_owner_alive(i)
 }
 
 /// The active producer slots and the claim each holds (Acquire: as in `claim_is_live`).

@@ -64,62 +64,121 @@ pub(crate) fn slot_field(seg: &Segment, index: u32, field: usize) -> usize {
     seg.descriptor().geometry.slot_offset(index) + field
 }
 
-/// Grabs a free slot for `role` and leaves it `JOINING`; the caller fills in its role-specific
-/// fields and then calls [`activate`]. A full table is first swept for slots of dead owners.
+/// Grabs a slot for `role` and leaves it `JOINING`; the caller fills in its role-specific
+/// fields and then calls [`activate`]. Free slots are tried first, then slots whose owner
+/// died (at any point, a join included): see docs/LAYOUT.md, "Participant slots".
+///
+/// The slot's lock is taken *before* its state word changes and dropped only after it is
+/// `FREE` again, so a slot that is not free and whose lock nobody holds belongs to a dead
+/// process, whatever instant it died at.
 pub(crate) fn grab(seg: &Segment, role: Role) -> Result<u32> {
     let n = seg.descriptor().geometry.max_participants;
-    for attempt in 0..2 {
+    for free_pass in [true, false] {
         for i in 0..n {
             let state = seg.u32_at(slot_field(seg, i, slot::STATE));
-            let seen = state.load(Ordering::Relaxed);
-            if seen & slot::STATE_BITS != slot::FREE {
+            // Relaxed: only picks candidates; `take` re-reads under the lock.
+            let free = state.load(Ordering::Relaxed) & slot::STATE_BITS == slot::FREE;
+            if free != free_pass || !seg.lock_slot(i)? {
                 continue;
             }
-            // AcqRel: Acquire takes over whatever the previous owner released; Release lets a
-            // reclaimer that sees JOINING see the fields as they were before us.
-            if state
-                .compare_exchange(
-                    seen,
-                    slot::next_generation(seen) | slot::JOINING,
-                    Ordering::AcqRel,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-            {
-                let now = process::now_ns();
-                let w64 = |f: usize, v: u64| {
-                    seg.u64_at(slot_field(seg, i, f))
-                        .store(v, Ordering::Relaxed)
-                };
-                let w32 = |f: usize, v: u32| {
-                    seg.u32_at(slot_field(seg, i, f))
-                        .store(v, Ordering::Relaxed)
-                };
-                w32(slot::ROLE, role.code());
-                w32(slot::PID, std::process::id());
-                w32(slot::FLAGS, 0);
-                w64(slot::START_TIME, process::self_start_time());
-                w64(slot::JOINED_AT, now);
-                w64(slot::HEARTBEAT, now);
-                w64(slot::CURSOR, 0);
-                w64(slot::MESSAGES, 0);
-                w64(slot::LOST, 0);
-                w64(slot::CLAIM, slot::NO_CLAIM);
+            if take(seg, i, role) {
                 return Ok(i);
             }
-        }
-        if attempt == 0 && reclaim_dead(seg) == 0 {
-            break;
+            seg.unlock_slot(i);
         }
     }
-    Err(Error::new(
+    Err(table_full(seg))
+}
+
+/// With slot `i`'s lock held: moves its state to `JOINING` of a new generation (from `FREE`,
+/// or from a dead owner's `JOINING`/`ACTIVE`) and fills in our fields. Only a reclaimer
+/// freeing a dead owner's slot can change the word meanwhile (nobody else owns it while we
+/// hold its lock), so a few attempts always suffice.
+fn take(seg: &Segment, i: u32, role: Role) -> bool {
+    let state = seg.u32_at(slot_field(seg, i, slot::STATE));
+    for _ in 0..4 {
+        // AcqRel: Acquire takes over whatever the previous owner (or its reclaimer) released;
+        // Release lets anyone who sees JOINING see the fields as they were before us.
+        let seen = state.load(Ordering::Acquire);
+        if state
+            .compare_exchange(
+                seen,
+                slot::next_generation(seen) | slot::JOINING,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            continue;
+        }
+        let now = process::now_ns();
+        let w64 = |f: usize, v: u64| {
+            seg.u64_at(slot_field(seg, i, f))
+                .store(v, Ordering::Relaxed)
+        };
+        let w32 = |f: usize, v: u32| {
+            seg.u32_at(slot_field(seg, i, f))
+                .store(v, Ordering::Relaxed)
+        };
+        w32(slot::ROLE, role.code());
+        w32(slot::PID, std::process::id());
+        w32(slot::FLAGS, 0);
+        w64(slot::START_TIME, process::self_start_time());
+        w64(slot::JOINED_AT, now);
+        w64(slot::HEARTBEAT, now);
+        w64(slot::CURSOR, 0);
+        w64(slot::MESSAGES, 0);
+        w64(slot::LOST, 0);
+        w64(slot::CLAIM, slot::NO_CLAIM);
+        return true;
+    }
+    false
+}
+
+/// The error of a table with no slot to take, naming what holds the slots.
+fn table_full(seg: &Segment) -> Error {
+    let n = seg.descriptor().geometry.max_participants;
+    let mut counts = [0u32; 4]; // producers, subscribers, consumers, joining
+    let mut others = 0;
+    for p in participants(seg) {
+        if !p.alive {
+            others += 1; // died an instant ago; the next attempt takes it
+            continue;
+        }
+        let k = match p.role {
+            Some(Role::Producer) => 0,
+            Some(Role::Subscriber) => 1,
+            Some(Role::Consumer) => 2,
+            None => 3,
+        };
+        counts[k] += 1;
+    }
+    let names = ["producer", "subscriber", "consumer", "joining"];
+    let held: Vec<String> = counts
+        .iter()
+        .zip(names)
+        .filter(|(c, _)| **c > 0)
+        .map(|(c, name)| match (*c, name) {
+            (1, _) | (_, "joining") => format!("{c} {name}"),
+            _ => format!("{c} {name}s"),
+        })
+        .collect();
+    let mut what = if held.is_empty() {
+        "none held".to_owned()
+    } else {
+        format!("held by live processes: {}", held.join(", "))
+    };
+    if others > 0 {
+        what.push_str(&format!("; {others} freed while we looked (try again)"));
+    }
+    Error::new(
         ErrorCode::InvalidArgument,
         format!(
-            "channel {:?} has all {n} participant slots in use by live processes; close \
-             unused handles or create the channel with a larger maxParticipants",
+            "channel {:?} has no free participant slot (all {n} {what}); close unused \
+             handles or create the channel with a larger maxParticipants",
             seg.name()
         ),
-    ))
+    )
 }
 
 /// Publishes a grabbed slot. SeqCst: a producer scanning for the lowest cursor either sees
@@ -138,13 +197,13 @@ pub(crate) fn mark_joined(seg: &Segment, index: u32) {
         .fetch_or(slot::JOINED, Ordering::Release);
 }
 
-/// Frees our own slot, unless recovery already took it from us (then it may belong to
-/// someone else by now and is left alone). Release: everything the owner wrote
-/// happens-before the next owner's grab.
+/// Frees our own slot and drops its lock. Release: everything the owner wrote
+/// happens-before the next owner's grab. The word is read and swapped whole: nobody else
+/// changes it while we hold the lock, so the CAS fails only on a damaged segment.
 pub(crate) fn release(seg: &Segment, index: u32) {
     let state = seg.u32_at(slot_field(seg, index, slot::STATE));
     let seen = state.load(Ordering::Relaxed);
-    if seen & slot::STATE_BITS == slot::ACTIVE && slot_is_ours(seg, index) {
+    if seen & slot::STATE_BITS != slot::FREE {
         let _ = state.compare_exchange(
             seen,
             (seen & !slot::STATE_BITS) | slot::FREE,
@@ -152,23 +211,19 @@ pub(crate) fn release(seg: &Segment, index: u32) {
             Ordering::Relaxed,
         );
     }
+    seg.unlock_slot(index);
 }
 
-fn slot_is_ours(seg: &Segment, index: u32) -> bool {
-    seg.u32_at(slot_field(seg, index, slot::PID))
-        .load(Ordering::Relaxed)
-        == std::process::id()
-}
-
-/// Frees the slots whose owners are dead; returns how many. A pid is judged together with
-/// its start time, so a reused pid does not keep a dead owner's slot alive.
+/// Frees the slots (joining or active) whose owners are dead; returns how many. An owner is
+/// alive while a process holds its slot's lock ([`Segment::slot_owner_alive`]): a dead
+/// process's locks are dropped by the kernel, in any PID namespace.
 pub(crate) fn reclaim_dead(seg: &Segment) -> u32 {
     let mut freed = 0;
     for p in participants(seg) {
-        // Only ACTIVE slots: a JOINING one may be mid-grab, its pid not yet written. The CAS
-        // on the whole word (generation included) fails if the slot changed hands since
-        // `participants` read it, so a new owner is never evicted for an old one's death.
-        if !p.alive && p.state & slot::STATE_BITS == slot::ACTIVE {
+        // The CAS on the whole word (generation included) fails if the slot changed hands
+        // since `participants` read it, so a new owner is never evicted for an old one's
+        // death: a new owner takes the lock before it changes the word.
+        if !p.alive {
             let state = seg.u32_at(slot_field(seg, p.slot, slot::STATE));
             let free = (p.state & !slot::STATE_BITS) | slot::FREE;
             if state
@@ -196,7 +251,6 @@ pub fn participants(seg: &Segment) -> Vec<ParticipantInfo> {
         let r64 = |f: usize| seg.u64_at(slot_field(seg, i, f)).load(Ordering::Acquire);
         let r32 = |f: usize| seg.u32_at(slot_field(seg, i, f)).load(Ordering::Acquire);
         let pid = r32(slot::PID);
-        let start = r64(slot::START_TIME);
         out.push(ParticipantInfo {
             slot: i,
             state,
@@ -208,7 +262,7 @@ pub fn participants(seg: &Segment) -> Vec<ParticipantInfo> {
                 None
             },
             pid,
-            alive: process::is_alive(pid, start),
+            alive: seg.slot_owner_alive(i),
             cursor: r64(slot::CURSOR),
             messages: r64(slot::MESSAGES),
             lost: r64(slot::LOST),

@@ -704,17 +704,20 @@ impl Producer {
 
     /// A loom model's dead producer: claims room for a `payload_len`-byte record exactly as a
     /// publish does, writes nothing, and "dies" there: its slot stays `ACTIVE` with the claim
-    /// in it and an owner that is not alive (pid 0), as after a SIGKILL at `after_claim`.
+    /// in it and its lock dropped (its owner is not alive), as after a SIGKILL at
+    /// `after_claim`.
     #[cfg(loom)]
     #[doc(hidden)]
     pub fn claim_and_die(mut self, payload_len: usize) -> bool {
         let need = self.geo.need(payload_len);
         let claimed = matches!(self.claim_lockfree(need), Ok(Some(_)));
-        self.seg
-            .u32_at(slot_field(&self.seg, self.slot, slot::PID))
-            .store(0, Ordering::Relaxed);
-        // The owner is gone: nothing releases its slot but recovery.
-        std::mem::forget(self);
+        // The kernel drops a dead owner's slot lock; nothing releases its slot but recovery.
+        self.seg.unlock_slot(self.slot);
+        // Skip `Drop` (it would release the slot) but not the segment's reference count: a
+        // model runs millions of executions, each with a segment of its own.
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never used or dropped again, so moving its `Arc` out drops it once.
+        drop(unsafe { std::ptr::read(&me.seg) });
         claimed
     }
 

@@ -38,7 +38,7 @@
 //! and shmring never does.
 
 use std::ffi::CString;
-use std::sync::atomic::{AtomicU8, AtomicU64 as LocalU64};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64 as LocalU64};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
@@ -248,6 +248,12 @@ pub struct Segment {
     local: AtomicU8,
     /// When the file was last checked (monotonic coarse clock, ms), for throttled checks.
     last_check_ms: LocalU64,
+    /// Which participant slots this mapping's descriptor holds the lock of (see
+    /// [`Segment::lock_slot`]); private to this process. A lock held through our own open
+    /// file description is invisible to `F_OFD_GETLK` from it, so our own slots are told
+    /// apart here; setting the flag first also keeps two participants of this process from
+    /// taking one slot. In a loom model (no descriptor) these flags are the locks.
+    held: Box<[AtomicBool]>,
 }
 
 struct Fd(libc::c_int);
@@ -307,6 +313,36 @@ impl Fd {
         unsafe { libc::flock(self.0, libc::LOCK_UN) };
     }
 
+    /// `fcntl(cmd, struct flock)` for an open-file-description lock on the one byte at
+    /// `offset` (`F_OFD_SETLK` with `F_WRLCK` or `F_UNLCK`, or `F_OFD_GETLK`); returns the
+    /// `flock` as the kernel left it. `Ok(None)`: `F_OFD_SETLK` found the byte locked by
+    /// another open file description.
+    fn ofd_lock(
+        &self,
+        cmd: libc::c_int,
+        l_type: libc::c_int,
+        offset: usize,
+    ) -> Result<Option<libc::flock>> {
+        // SAFETY: a zeroed `flock` is a valid value (l_pid must be 0 for OFD commands).
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = l_type as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        fl.l_start = offset as libc::off_t;
+        fl.l_len = 1;
+        loop {
+            // SAFETY: the descriptor is open; `fl` is a valid, writable `struct flock`.
+            if unsafe { libc::fcntl(self.0, cmd, &mut fl) } == 0 {
+                return Ok(Some(fl));
+            }
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EAGAIN | libc::EACCES) if cmd == libc::F_OFD_SETLK => return Ok(None),
+                Some(libc::EINTR) => continue,
+                _ => return Err(Error::os("fcntl(F_OFD_*)", err)),
+            }
+        }
+    }
+
     /// A second descriptor of the same open file (and so of the same lock).
     fn dup(&self) -> Result<Fd> {
         // SAFETY: the descriptor is open; F_DUPFD_CLOEXEC returns a new one or -1.
@@ -316,6 +352,11 @@ impl Fd {
         }
         Ok(Fd(fd))
     }
+}
+
+/// One "we hold this slot's lock" flag per participant slot, all clear.
+fn slot_flags(slots: u32) -> Box<[AtomicBool]> {
+    (0..slots).map(|_| AtomicBool::new(false)).collect()
 }
 
 fn last_os(what: &str) -> Error {
@@ -660,6 +701,7 @@ impl Segment {
             fd,
             local: AtomicU8::new(0),
             last_check_ms: LocalU64::new(coarse_ms()),
+            held: slot_flags(desc.geometry.max_participants),
         }
     }
 
@@ -1061,7 +1103,78 @@ impl Segment {
             created_at_ns: seg.read_u64(layout::CREATED_AT_OFFSET),
             seq_key: seg.read_u64(layout::SEQ_KEY_OFFSET),
         };
+        seg.held = slot_flags(geometry.max_participants);
         Ok(seg)
+    }
+
+    /// Takes the lock of participant slot `i` (see docs/LAYOUT.md, "Participant slots"):
+    /// an open-file-description write lock on the slot's first byte of the segment file,
+    /// which the kernel drops when the owner dies, whatever its PID namespace or user.
+    /// `Ok(false)`: a live participant holds it (one of ours, or another process's).
+    pub(crate) fn lock_slot(&self, i: u32) -> Result<bool> {
+        let held = &self.held[i as usize];
+        // Acquire/Release: orders our flag with the previous holder's unlock in this process.
+        if held
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return Ok(false);
+        }
+        let Some(fd) = &self.fd else {
+            return Ok(true); // a loom model: the flag is the lock
+        };
+        let offset = self.desc.geometry.slot_offset(i);
+        match fd.ofd_lock(libc::F_OFD_SETLK, libc::F_WRLCK, offset) {
+            Ok(Some(_)) => Ok(true),
+            other => {
+                held.store(false, Ordering::Release);
+                other.map(|_| false)
+            }
+        }
+    }
+
+    /// Drops the lock of participant slot `i`, taken with [`Segment::lock_slot`]. The slot's
+    /// state must already be `FREE` (or someone else's) when this is called: a slot that is
+    /// not free and not locked is a dead owner's.
+    pub(crate) fn unlock_slot(&self, i: u32) {
+        let held = &self.held[i as usize];
+        if !held.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(fd) = &self.fd {
+            let offset = self.desc.geometry.slot_offset(i);
+            // Unlocking a byte we hold cannot fail in a way we could act on; a failure leaves
+            // the slot looking alive until this process exits (never taken from a live one).
+            let _ = fd.ofd_lock(libc::F_OFD_SETLK, libc::F_UNLCK, offset);
+        }
+        // After the unlock: a participant of ours that grabs the slot next takes the lock anew.
+        held.store(false, Ordering::Release);
+    }
+
+    /// Whether a live process holds the lock of participant slot `i` (this one included).
+    /// If the lock cannot be asked about (never on tmpfs), the slot's pid and start time
+    /// decide, as a fallback.
+    pub(crate) fn slot_owner_alive(&self, i: u32) -> bool {
+        if self.held[i as usize].load(Ordering::Acquire) {
+            return true;
+        }
+        let Some(fd) = &self.fd else {
+            return false; // a loom model: only the flags lock
+        };
+        let offset = self.desc.geometry.slot_offset(i);
+        match fd.ofd_lock(libc::F_OFD_GETLK, libc::F_WRLCK, offset) {
+            Ok(Some(fl)) => fl.l_type != libc::F_UNLCK as libc::c_short,
+            _ => {
+                let field = |f: usize| self.desc.geometry.slot_offset(i) + f;
+                let pid = self
+                    .u32_at(field(layout::slot::PID))
+                    .load(Ordering::Relaxed);
+                let start = self
+                    .u64_at(field(layout::slot::START_TIME))
+                    .load(Ordering::Relaxed);
+                process::is_alive(pid, start)
+            }
+        }
     }
 
     /// The channel name.

@@ -260,7 +260,12 @@ fn dead_producer_slot_is_reclaimed_when_the_table_is_full() {
             Ok(_) => panic!("a third participant in a table of 2"),
             Err(e) => e.to_string(),
         };
-        assert!(msg.contains("all 2 participant slots"), "{msg}");
+        assert!(
+            msg.contains(
+                "no free participant slot (all 2 held by live processes: 1 producer, 1 subscriber)"
+            ),
+            "{msg}"
+        );
         child.kill();
         let mut p = ch
             .producer()

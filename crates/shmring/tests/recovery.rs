@@ -861,3 +861,50 @@ fn two_recoverers_of_a_padded_empty_claim_agree() {
         );
     }
 }
+
+/// A producer in a PID namespace of its own (its pid means nothing here), stopped between
+/// its claim and its commit for 60 times the recovery poll: readers here never take its
+/// claim (they would have after one poll, by pid); once it goes on, every message arrives,
+/// the stopped one included.
+#[test]
+fn stopped_producer_in_another_pid_namespace_is_never_judged_dead() {
+    if !can_unshare("stopped_producer_in_another_pid_namespace_is_never_judged_dead") {
+        return;
+    }
+    for kind in [Kind::Topic, Kind::Queue] {
+        let what = format!("{kind:?}");
+        let n = unique("nsprod");
+        let _g = Unlink::new(&n);
+        let ch = Channel::open(&n, &opts(kind, SyncMode::LockFree)).unwrap();
+        let mut sub = ch.subscribe().unwrap();
+        sub.set_recovery_poll(Duration::from_millis(5));
+        let mut child = spawn_child_under(
+            &IN_PID_NAMESPACE,
+            None,
+            "child_hooked_producer",
+            "hooked-producer",
+            &n,
+            &[("SHMRING_HOOK", "mid_payload:5".to_string())],
+        );
+        let pid = find_stopped_child(&n);
+        let mut got = receive(&mut sub, 4);
+        let mut msg = Vec::new();
+        assert!(
+            !sub.recv_timeout(&mut msg, Some(Duration::from_millis(300)))
+                .unwrap(),
+            "{what}: nothing committed while the producer is stopped"
+        );
+        // SAFETY: plain kill(2) on our own grandchild.
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        got.extend(receive(&mut sub, 3));
+        // SAFETY: as above. It goes first, so that it is gone before the name is unlinked.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        child.kill();
+        let seqs: Vec<_> = got.iter().map(|m| m.1).collect();
+        assert_eq!(
+            seqs,
+            (0..7).collect::<Vec<_>>(),
+            "{what}: every message, once"
+        );
+    }
+}

@@ -112,8 +112,31 @@ pub fn spawn_child(
     channel: &str,
     env: &[(&str, String)],
 ) -> ChildGuard {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut cmd = Command::new(exe);
+    spawn_child_under(&[], None, test_name, role, channel, env)
+}
+
+/// As [`spawn_child`], run through the command `wrapper` (e.g. `unshare --pid --fork`), which
+/// is given the test binary (`exe`, default this one) and its arguments after its own.
+pub fn spawn_child_under(
+    wrapper: &[&str],
+    exe: Option<&std::path::Path>,
+    test_name: &str,
+    role: &str,
+    channel: &str,
+    env: &[(&str, String)],
+) -> ChildGuard {
+    let exe = exe.map_or_else(
+        || std::env::current_exe().expect("current_exe"),
+        |e| e.to_owned(),
+    );
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     cmd.args(["--exact", test_name, "--nocapture", "--test-threads=1"])
         .env(ROLE_VAR, role)
         .env(CHANNEL_VAR, channel)
@@ -127,6 +150,32 @@ pub fn spawn_child(
     ChildGuard {
         child: Some(child),
         what: format!("child {role} (test {test_name}) on {channel}"),
+    }
+}
+
+/// A copy of this test binary that any user may run (for children run as another user: the
+/// build directory may not be theirs to enter), removed when dropped.
+pub struct ExeCopy(pub std::path::PathBuf);
+
+impl ExeCopy {
+    /// Copies the running test binary into a fresh directory under `/tmp`.
+    pub fn new() -> ExeCopy {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(unique("exe"));
+        std::fs::create_dir(&dir).expect("create exe dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exe = dir.join("test");
+        std::fs::copy(std::env::current_exe().expect("current_exe"), &exe).expect("copy exe");
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        ExeCopy(exe)
+    }
+}
+
+impl Drop for ExeCopy {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -293,5 +342,64 @@ pub fn wait_for_file(name: &str, child: &mut ChildGuard, timeout: Duration) {
         assert!(!child.exited(), "the child exited before making {name}");
         assert!(Instant::now() < deadline, "{name} never appeared");
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Whether this process may create PID namespaces (root). CI runs as root; elsewhere the
+/// namespace tests say loudly that they did not run.
+pub fn can_unshare(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test} needs root (unshare --pid) and CI runs as root"
+        );
+        eprintln!("NOT RUN: {test} needs root for `unshare --pid`");
+    }
+    root
+}
+
+/// The wrapper that runs a child in a PID namespace of its own, under a shell that is that
+/// namespace's init (so the child is an ordinary process there, one that can stop itself at
+/// a hook). Killing the wrapper kills the namespace.
+pub const IN_PID_NAMESPACE: [&str; 8] = [
+    "unshare",
+    "--pid",
+    "--fork",
+    "--mount-proc",
+    "--kill-child",
+    "sh",
+    "-c",
+    "\"$0\" \"$@\"; exit $?",
+];
+
+/// The pid (here) of a stopped child working on `channel`, found through its environment:
+/// a child in another PID namespace does not know its pid in ours.
+pub fn find_stopped_child(channel: &str) -> u32 {
+    let want = format!("{CHANNEL_VAR}={channel}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for e in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            if !env.split(|b| *b == 0).any(|v| v == want.as_bytes()) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next());
+            if state == Some("T") {
+                return pid;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no child on {channel} reached its hook"
+        );
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

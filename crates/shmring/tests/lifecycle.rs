@@ -573,7 +573,7 @@ fn child_half_creator() {
         let fd = libc::shm_open(
             path.as_ptr(),
             libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-            0o600,
+            0o600 | libc::S_ISVTX, // with the creation mark, as a creator makes it
         );
         assert!(fd >= 0);
         assert_eq!(libc::flock(fd, libc::LOCK_EX), 0);

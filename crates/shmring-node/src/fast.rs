@@ -556,7 +556,8 @@ unsafe extern "C" fn recv(env: sys::napi_env, info: sys::napi_callback_info) -> 
     unsafe {
         run(env, info, |mut c| {
             let r = reader_or_closed(c.number(0, "handle")?)?;
-            let deadline = deadline_of(timeout_of("timeoutMs", c.optional_number(2, "timeoutMs")?)?);
+            let deadline =
+                deadline_of(timeout_of("timeoutMs", c.optional_number(2, "timeoutMs")?)?);
             let buf = c.bytes_mut(1, "buf")?;
             let mut sub = r
                 .sub

@@ -5,6 +5,7 @@
  * still arrives after it, and the bad call published nothing.
  */
 import test, { type ExecutionContext } from 'ava';
+import { unpack } from 'msgpackr';
 import { isObservable, type Observable } from 'rxjs';
 import { type Channel, type ErrorCode, open, ShmringError, unlink, unlinkIfStale } from 'shmring';
 import { channelName } from './helpers.js';
@@ -277,6 +278,12 @@ test('every bad call is a ShmringError with its code, and loses nothing committe
     if (extra !== undefined)
       wrong.push(`${row.what}: published ${JSON.stringify(String(extra.value))}`);
   }
+  // The codecs work as before after refusing values (msgpackr's buffer is not left broken).
+  const after = { after: [1, 'two', { three: 3 }] };
+  h.mp.publish(after);
+  h.js.publish(after);
+  t.deepEqual(unpack(h.rx.receiveSync(5000)?.value as Buffer), after);
+  t.deepEqual(JSON.parse(String(h.rx.receiveSync(5000)?.value)), after);
   t.deepEqual(wrong, [], `${wrong.length} of ${table.length} bad calls misbehaved`);
   t.log(`${table.length} bad calls, ${wrong.length} wrong`);
 });

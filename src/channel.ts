@@ -245,7 +245,11 @@ export interface ChannelListing {
  * ```
  */
 export interface SendOptions {
-  /** Give up after this many milliseconds with {@link TimeoutError} (default: wait forever). */
+  /**
+   * Give up after this many milliseconds with {@link TimeoutError} (default: wait forever). A
+   * number >= 0; `Infinity`, or anything from about 100 years up, waits forever; `NaN`, a
+   * negative number or a non-number is an {@link InvalidArgumentError}.
+   */
   timeoutMs?: number;
   /** Give up when this signal aborts; the send rejects with `signal.reason`. */
   signal?: AbortSignal;
@@ -439,7 +443,7 @@ export class Channel<T = unknown> {
         `the codec's encode returned ${shown(bytes)}, not a Uint8Array`,
       );
     }
-    if (isDetached(bytes)) {
+    if (bytes.byteLength === 0 && isDetached(bytes)) {
       throw makeError(
         'InvalidArgument',
         'the message is a view of a detached (transferred) ArrayBuffer: its bytes are gone',
@@ -904,7 +908,8 @@ export class Channel<T = unknown> {
 
   /**
    * Receives the next message synchronously, **blocking the calling thread** for up to
-   * `timeoutMs` milliseconds (forever if omitted): meant for latency-critical code in a
+   * `timeoutMs` milliseconds (forever if omitted, `Infinity`, or from about 100 years up; `NaN`
+   * or a negative number is an {@link InvalidArgumentError}): meant for latency-critical code in a
    * worker thread, never for the main thread of a server. Returns `{ value }`, or
    * `undefined` if nothing came in time (like `receiveMessageOnPort`).
    *

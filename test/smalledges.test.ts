@@ -396,27 +396,35 @@ test('timeouts too large for the clock wait forever; none can panic or abort', a
 
 test("publishMany's ends array is read once: another thread changing it is a typed error or a publish, never a panic", async (t) => {
   const name = channelName(t, 'ends-race');
-  const ch = native.NativeChannel.open(name, {
-    create: true,
-    capacity: 1 << 16,
-    policy: 'overwrite',
+  // A full ring (a subscriber that reads nothing): each call then publishes nothing and
+  // returns at once, after reading the first frame's end, however long `ends` is.
+  const ch = native.NativeChannel.open(name, { create: true, capacity: 4096 });
+  const sub = ch.subscribeSync();
+  t.teardown(() => {
+    sub.close();
+    ch.close();
   });
-  t.teardown(() => ch.close());
+  while (native.publish(ch.handle(), Buffer.alloc(100))) {}
   // Long, so that validating it takes a while: the old two passes read ends[0] far apart.
-  const sab = new SharedArrayBuffer(4 * 1024);
+  const sab = new SharedArrayBuffer(4 * 65_536);
   const ends = new Uint32Array(sab);
-  const flip = new Int32Array(new SharedArrayBuffer(4));
+  const flags = new Int32Array(new SharedArrayBuffer(8)); // [stop, started]
   const worker = new Worker(
     `const { workerData } = require('node:worker_threads');
      const ends = new Uint32Array(workerData.sab);
-     const flip = new Int32Array(workerData.flip);
-     while (Atomics.load(flip, 0) === 0) { Atomics.store(ends, 0, 4); Atomics.store(ends, 0, 1 << 30); }`,
-    { eval: true, workerData: { sab, flip: flip.buffer } },
+     const flags = new Int32Array(workerData.flags);
+     Atomics.store(flags, 1, 1);
+     // Each value held for a few microseconds, about as long as a validation pass takes.
+     for (let v = 4; Atomics.load(flags, 0) === 0; v = v === 4 ? 1 << 30 : 4) {
+       for (let k = 0; k < 500; k++) Atomics.store(ends, 0, v);
+     }`,
+    { eval: true, workerData: { sab, flags: flags.buffer } },
   );
   t.teardown(async () => {
-    Atomics.store(flip, 0, 1);
+    Atomics.store(flags, 0, 1);
     await worker.terminate();
   });
+  while (Atomics.load(flags, 1) === 0) await sleep(5);
   const buf = Buffer.alloc(8, 1);
   ends.fill(8, 1);
   const codes = new Map<string, number>();

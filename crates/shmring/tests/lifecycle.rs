@@ -695,7 +695,11 @@ fn recover_replaces_only_what_shmring_made() {
         let msg = expect_code(Channel::open(n, &recover()), ErrorCode::IncompatibleSegment);
         assert!(msg.contains("creation mark"), "{n}: {msg}");
         expect_code(shmring::unlink_if_stale(n), ErrorCode::IncompatibleSegment);
-        assert_eq!(std::fs::metadata(shm_file(n)).unwrap().ino(), ino, "{n} left alone");
+        assert_eq!(
+            std::fs::metadata(shm_file(n)).unwrap().ino(),
+            ino,
+            "{n} left alone"
+        );
     }
     // The same zero-filled file with the mark is a creator's that died before writing the
     // header: dead.
@@ -715,9 +719,15 @@ fn recover_replaces_only_what_shmring_made() {
             let msg = expect_code(Channel::open(n, &opts), ErrorCode::IncompatibleSegment);
             assert!(msg.contains(kind), "{n}: {msg}");
         }
-        assert!(std::fs::symlink_metadata(shm_file(n)).is_ok(), "{n} left alone");
+        assert!(
+            std::fs::symlink_metadata(shm_file(n)).is_ok(),
+            "{n} left alone"
+        );
         shmring::unlink(n).unwrap();
-        assert!(std::fs::symlink_metadata(shm_file(n)).is_err(), "{n} removed");
+        assert!(
+            std::fs::symlink_metadata(shm_file(n)).is_err(),
+            "{n} removed"
+        );
     }
 }
 

@@ -524,9 +524,16 @@ export class Channel<T = unknown> {
     let batch = this.#batch ?? Buffer.allocUnsafe(64 * 1024);
     let ends = this.#ends ?? new Uint32Array(1024);
     const flush = (): boolean => {
+      const batchBytes = used;
+      const batchCount = count;
+      // Taken out of the batch before the call: whatever it does, never published twice.
+      used = 0;
+      count = 0;
       let n: number;
       try {
-        n = call(() => native.publishMany(h, batch.subarray(0, used), ends.subarray(0, count)));
+        n = call(() =>
+          native.publishMany(h, batch.subarray(0, batchBytes), ends.subarray(0, batchCount)),
+        );
       } catch (e) {
         // A native call that failed part-way (policy `fail`: `RingFull`) published as many
         // messages as its message says (the wording of the engine's `try_publish_many`).
@@ -537,10 +544,7 @@ export class Channel<T = unknown> {
         throw e;
       }
       published += n;
-      const all = n === count;
-      used = 0;
-      count = 0;
-      return all;
+      return n === batchCount;
     };
     try {
       for (const value of values) {
@@ -556,7 +560,8 @@ export class Channel<T = unknown> {
         } catch (e) {
           // Values before this one go in first, as they would have without it.
           if (count > 0) flush();
-          if (e instanceof ShmringError && published > 0) {
+          // (An error of a native call already says how many of its batch went in.)
+          if (e instanceof ShmringError && e.published === undefined && published > 0) {
             e.message += ` (after ${published} messages of the batch were published)`;
           }
           throw e;

@@ -346,6 +346,25 @@ test('a codec throwing mid-publishMany: the error says how many went in, and the
   t.deepEqual(ch.receiveSync(0), { value: 4 });
 });
 
+test('policy fail: a RingFull part-way through publishMany says how many went in, and they did', (t) => {
+  const ch = open<string>(channelName(t, 'many-full'), {
+    create: true,
+    policy: 'fail',
+    capacity: 4096,
+    maxMessageSize: 200,
+  });
+  t.teardown(() => ch.close());
+  ch.receiveSync(0);
+  const values = Array.from({ length: 100 }, (_, i) => `${i}`.padEnd(50, '.'));
+  const e = t.throws(() => ch.publishMany(values));
+  t.is((e as ShmringError | undefined)?.code, 'RingFull');
+  const published = (e as ShmringError | undefined)?.published;
+  t.true(published !== undefined && published > 0 && published < 100, String(published));
+  const got: string[] = [];
+  for (let m = ch.receiveSync(0); m !== undefined; m = ch.receiveSync(0)) got.push(m.value);
+  t.deepEqual(got, values.slice(0, published));
+});
+
 test('rawView: each subscription has its own zero-filled backing store holding only its frames', async (t) => {
   const name = channelName(t, 'rawview-store');
   const ch = open<Buffer>(name, {

@@ -316,6 +316,11 @@ test('a detached buffer is refused with InvalidArgument; an empty one is a messa
   }
   const e = await t.throwsAsync(ch.send(detached()));
   t.is((e as ShmringError | undefined)?.code, 'InvalidArgument');
+  // The native publish refuses it too (a detached view reads as length 0 there).
+  const nat = native.NativeChannel.open(ch.name);
+  t.teardown(() => nat.close());
+  const direct = t.throws(() => native.publish(nat.handle(), detached()));
+  t.is((direct as { code?: string } | undefined)?.code, 'InvalidArgument');
   t.is(ch.receiveSync(0), undefined, 'nothing was published');
   t.true(ch.publish(Buffer.alloc(0)));
   t.is(ch.receiveSync(0)?.value.length, 0, 'a real empty message goes through');

@@ -344,10 +344,42 @@ impl Call {
         Ok((data.cast(), len))
     }
 
-    /// A `Buffer` argument's bytes, read-only, for this call.
+    /// Whether argument `i`, a typed array of length 0, views a detached ArrayBuffer (whose
+    /// bytes are gone: not an empty message). Anything else is taken as not detached.
+    fn detached(&self, i: usize) -> bool {
+        let mut ab = ptr::null_mut();
+        // SAFETY: a live value of this callback; the out pointers we do not want may be null,
+        // and a value that is not a typed array is refused with a status.
+        let s = unsafe {
+            sys::napi_get_typedarray_info(
+                self.env,
+                self.args[i],
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                &mut ab,
+                ptr::null_mut(),
+            )
+        };
+        let mut detached = false;
+        // SAFETY: `ab` is the array's live ArrayBuffer; `detached` a valid out pointer.
+        s == sys::Status::napi_ok
+            && !ab.is_null()
+            && unsafe { sys::napi_is_detached_arraybuffer(self.env, ab, &mut detached) }
+                == sys::Status::napi_ok
+            && detached
+    }
+
+    /// A `Buffer` argument's bytes, read-only, for this call. A view of a detached buffer is
+    /// refused (`InvalidArgument`): it would otherwise pass for an empty message.
     fn bytes(&self, i: usize, what: &str) -> Result<&[u8], Fail> {
         let (data, len) = self.buffer_raw(i, what)?;
         if len == 0 || data.is_null() {
+            if len == 0 && self.detached(i) {
+                return Err(invalid(format!(
+                    "{what} is a view of a detached (transferred) ArrayBuffer: its bytes are gone"
+                )));
+            }
             return Ok(&[]);
         }
         // SAFETY: `data..data+len` is the Buffer's memory, which V8 keeps alive and in place

@@ -119,10 +119,13 @@ fn entry_kind(file: &std::ffi::CStr) -> Option<libc::mode_t> {
 }
 
 /// The error of an `shm_open` of `name` that failed with `err`: a symbolic link (`ELOOP`:
-/// shm_open never follows one) or a socket (`ENXIO`) is `IncompatibleSegment`.
+/// shm_open never follows one), a socket (`ENXIO`) or a directory (`EISDIR`) is
+/// `IncompatibleSegment`.
 fn open_error(name: &str, paths: &Paths, what: &str, err: std::io::Error) -> Error {
-    if matches!(err.raw_os_error(), Some(libc::ELOOP | libc::ENXIO))
-        && let Some(mode) = entry_kind(&paths.file)
+    if matches!(
+        err.raw_os_error(),
+        Some(libc::ELOOP | libc::ENXIO | libc::EISDIR)
+    ) && let Some(mode) = entry_kind(&paths.file)
         && mode & libc::S_IFMT != libc::S_IFREG
     {
         return not_a_segment(name, file_kind(mode));

@@ -1,13 +1,6 @@
 import { Observable } from 'rxjs';
 import { asBuffer, type Codec, type CodecName, frameDecoder, resolveCodec } from './codec.js';
-import {
-  ClosedError,
-  call,
-  fromNative,
-  makeError,
-  type ShmringError,
-  TimeoutError,
-} from './errors.js';
+import { ClosedError, call, fromNative, makeError, ShmringError, TimeoutError } from './errors.js';
 import {
   type NativeChannel,
   type NativeParticipant,
@@ -16,6 +9,15 @@ import {
   type NativeSyncSubscription,
   native,
 } from './native.js';
+import {
+  checkName,
+  checkOpenOptions,
+  checkSignal,
+  checkSubscribeOptions,
+  checkTimeout,
+  optionsOf,
+  shown,
+} from './validate.js';
 
 /**
  * How messages are delivered: fan-out to every subscriber (`topic`), or each message to
@@ -67,8 +69,6 @@ export type Policy = 'block' | 'fail' | 'overwrite';
  * ```
  */
 export type WaitStrategy = 'adaptive' | 'spin' | 'block';
-
-const WAIT_STRATEGIES: readonly string[] = ['adaptive', 'spin', 'block'];
 
 /**
  * Options of {@link open}. Attaching to an existing channel adopts its settings; the
@@ -245,7 +245,11 @@ export interface ChannelListing {
  * ```
  */
 export interface SendOptions {
-  /** Give up after this many milliseconds with {@link TimeoutError} (default: wait forever). */
+  /**
+   * Give up after this many milliseconds with {@link TimeoutError} (default: wait forever). A
+   * number >= 0; `Infinity`, or anything from about 100 years up, waits forever; `NaN`, a
+   * negative number or a non-number is an {@link InvalidArgumentError}.
+   */
   timeoutMs?: number;
   /** Give up when this signal aborts; the send rejects with `signal.reason`. */
   signal?: AbortSignal;
@@ -322,9 +326,26 @@ const BATCHES_PER_TURN = 16;
 /** A waiting `send` waits for room in slices this long, so a wait can be given up quickly. */
 const SEND_SLICE_MS = 100;
 
-/** A frame buffer for draining: a batch of frames, or at least one message of any size. */
+/**
+ * A frame buffer for draining: a batch of frames, or at least one message of any size. Each
+ * subscription has its own, zero-filled (`Buffer.alloc`, never from Node's shared pool), so
+ * a `rawView` view's `buffer` holds only this subscription's frames.
+ */
 const frameBuffer = (maxMessageSize: number): Buffer =>
-  Buffer.allocUnsafe(Math.max(256 * 1024, maxMessageSize + 4));
+  Buffer.alloc(Math.max(256 * 1024, maxMessageSize + 4));
+
+/** Whether `bytes` is a view of a detached (transferred) ArrayBuffer. */
+function isDetached(bytes: Uint8Array): boolean {
+  if (bytes.byteLength !== 0) return false;
+  const ab = bytes.buffer as ArrayBuffer & { detached?: boolean };
+  if (typeof ab.detached === 'boolean') return ab.detached;
+  try {
+    new Uint8Array(ab); // Node 20 has no `detached`: constructing a view throws if it is
+    return false;
+  } catch {
+    return true;
+  }
+}
 
 /**
  * A channel: publish values, and subscribe to them as an RxJS Observable or an async
@@ -381,12 +402,54 @@ export class Channel<T = unknown> {
     this.#native = nativeChannel;
     this.#handle = nativeChannel.handle();
     this.#codec = codec;
-    this.#decode = frameDecoder(codec);
+    const decode = frameDecoder(codec);
+    this.#decode = (buffer, start, end) => {
+      try {
+        return decode(buffer, start, end);
+      } catch (e) {
+        throw makeError(
+          'CorruptSegment',
+          `channel ${JSON.stringify(name)}: a ${end - start}-byte message this codec cannot decode (the publisher used another codec, or a process wrote garbage): ${e instanceof Error ? e.message : String(e)}`,
+          e,
+        );
+      }
+    };
     this.#wait = wait;
     const info = nativeChannel.info();
     this.#maxMessageSize = info.maxMessageSize;
     this.#capacity = info.capacity;
     this.#overwrite = info.policy === 'overwrite';
+  }
+
+  /**
+   * `value` encoded: an `InvalidArgument` if the codec cannot encode it (whatever the codec
+   * threw is its `cause`), or returns something other than bytes, or a detached buffer.
+   */
+  #encode(value: T): Uint8Array {
+    let bytes: Uint8Array;
+    try {
+      bytes = this.#codec.encode(value);
+    } catch (e) {
+      if (e instanceof ShmringError) throw e;
+      throw makeError(
+        'InvalidArgument',
+        `the codec cannot encode ${shown(value)}: ${e instanceof Error ? e.message : String(e)}`,
+        e,
+      );
+    }
+    if (!(bytes instanceof Uint8Array)) {
+      throw makeError(
+        'InvalidArgument',
+        `the codec's encode returned ${shown(bytes)}, not a Uint8Array`,
+      );
+    }
+    if (bytes.byteLength === 0 && isDetached(bytes)) {
+      throw makeError(
+        'InvalidArgument',
+        'the message is a view of a detached (transferred) ArrayBuffer: its bytes are gone',
+      );
+    }
+    return bytes;
   }
 
   #open(): NativeChannel {
@@ -423,7 +486,7 @@ export class Channel<T = unknown> {
   publish(value: T): boolean {
     this.#open();
     if (this.#pendingSends > 0) return false;
-    const bytes = this.#codec.encode(value);
+    const bytes = this.#encode(value);
     return call(() => native.publish(this.#handle, asBuffer(bytes)));
   }
 
@@ -431,8 +494,9 @@ export class Channel<T = unknown> {
    * Publishes `values` in order, as many as the ring has room for now, with one native call
    * per ring-full of data (values are encoded back to back into one reused buffer, and
    * subscribers are woken once). Returns how many were published: publish the rest later,
-   * e.g. with {@link send}. Never blocks the event loop. Throws like {@link publish}
-   * (a `MessageTooLarge` after some values went in says how many did).
+   * e.g. with {@link send}. Never blocks the event loop. Throws like {@link publish}; the
+   * error's {@link ShmringError.published} says how many values went in before it (the
+   * values before the failing one are published first), so a retry does not duplicate them.
    *
    * @example
    * ```ts
@@ -442,6 +506,16 @@ export class Channel<T = unknown> {
    */
   publishMany(values: readonly T[]): number {
     this.#open();
+    if (
+      values === null ||
+      typeof values !== 'object' ||
+      typeof (values as Iterable<T>)[Symbol.iterator] !== 'function'
+    ) {
+      throw makeError(
+        'InvalidArgument',
+        `publishMany takes an array of values, not ${shown(values)}`,
+      );
+    }
     const h = this.#handle;
     if (this.#pendingSends > 0) return 0;
     let published = 0;
@@ -450,16 +524,48 @@ export class Channel<T = unknown> {
     let batch = this.#batch ?? Buffer.allocUnsafe(64 * 1024);
     let ends = this.#ends ?? new Uint32Array(1024);
     const flush = (): boolean => {
-      const n = call(() => native.publishMany(h, batch.subarray(0, used), ends.subarray(0, count)));
-      published += n;
-      const all = n === count;
+      const batchBytes = used;
+      const batchCount = count;
+      // Taken out of the batch before the call: whatever it does, never published twice.
       used = 0;
       count = 0;
-      return all;
+      let n: number;
+      try {
+        n = call(() =>
+          native.publishMany(h, batch.subarray(0, batchBytes), ends.subarray(0, batchCount)),
+        );
+      } catch (e) {
+        // A native call that failed part-way (policy `fail`: `RingFull`) published as many
+        // messages as its message says (the wording of the engine's `try_publish_many`).
+        if (e instanceof ShmringError) {
+          const inCall = /\(after (\d+) messages of the batch were published\)$/.exec(e.message);
+          e.published = published + Number(inCall?.[1] ?? 0);
+        }
+        throw e;
+      }
+      published += n;
+      return n === batchCount;
     };
     try {
       for (const value of values) {
-        const bytes = this.#codec.encode(value);
+        let bytes: Uint8Array;
+        try {
+          bytes = this.#encode(value);
+          // Refused here, not in the native call, so that the count of the values before
+          // it is known; `publish` gives the error (and message) it would.
+          if (bytes.length > this.#maxMessageSize) {
+            if (count > 0 && !flush()) return published;
+            call(() => native.publish(h, asBuffer(bytes)));
+          }
+        } catch (e) {
+          // Values before this one go in first, as they would have without it.
+          if (count > 0) flush();
+          // (An error of a native call already says how many of its batch went in.)
+          if (e instanceof ShmringError && e.published === undefined && published > 0) {
+            e.message += ` (after ${published} messages of the batch were published)`;
+          }
+          throw e;
+        }
         if (used + bytes.length > batch.length) {
           // A ring-full per native call is as much as can go in at once anyway.
           if (used > 0 && used + bytes.length > this.#capacity && !flush()) return published;
@@ -480,6 +586,12 @@ export class Channel<T = unknown> {
       }
       if (count > 0) flush();
       return published;
+    } catch (e) {
+      const typed = fromNative(e);
+      if (typed instanceof ShmringError && typed.published === undefined) {
+        typed.published = published;
+      }
+      throw typed;
     } finally {
       this.#batch = batch;
       this.#ends = ends;
@@ -497,14 +609,20 @@ export class Channel<T = unknown> {
    * for (const v of values) await ch.send(v, { signal: AbortSignal.timeout(5000) });
    * ```
    */
-  send(value: T, options: SendOptions = {}): Promise<void> {
-    const { timeoutMs, signal } = options;
+  send(value: T, options?: SendOptions | null): Promise<void> {
+    let timeoutMs: number | undefined;
+    let signal: AbortSignal | undefined;
     let bytes: Buffer;
     try {
+      const o = optionsOf<SendOptions>('send', options);
+      timeoutMs = o.timeoutMs;
+      signal = o.signal;
+      checkTimeout('send option timeoutMs', timeoutMs);
+      checkSignal('send', signal);
       this.#open();
       signal?.throwIfAborted();
       // Copied: the codec may reuse its buffer before this send gets its turn.
-      bytes = Buffer.from(this.#codec.encode(value));
+      bytes = Buffer.from(this.#encode(value));
       if (bytes.length > this.#maxMessageSize) {
         // Same error (and message) publish would give, without waiting for a turn.
         this.#open();
@@ -513,13 +631,16 @@ export class Channel<T = unknown> {
     } catch (e) {
       return Promise.reject(fromNative(e));
     }
-    const stop =
-      signal === undefined ? this.#closing.signal : AbortSignal.any([signal, this.#closing.signal]);
+    // Not `AbortSignal.any`: each would add a listener to the channel's closing signal, and
+    // 11 concurrent sends would print MaxListenersExceededWarning. `untilAborted` keeps one
+    // listener per signal for all the sends that wait on it.
+    const stop: AbortSignal[] =
+      signal === undefined ? [this.#closing.signal] : [signal, this.#closing.signal];
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     this.#pendingSends++;
     const run = this.#sending.then(async () => {
       for (;;) {
-        stop.throwIfAborted();
+        for (const s of stop) s.throwIfAborted();
         const nat = this.#open();
         if (call(() => native.publish(this.#handle, bytes))) return;
         const left = deadline - Date.now();
@@ -562,10 +683,23 @@ export class Channel<T = unknown> {
    * telemetry.messages({ onLost: (n, total) => console.warn(`lost ${n}, ${total} in all`) });
    * ```
    */
-  messages(options: SubscribeOptions = {}): Observable<T> {
-    const { wait = this.#wait, onLost } = options;
+  messages(options?: SubscribeOptions | null): Observable<T> {
+    // A bad option is the stream's error, like every other reason it cannot start.
+    let bad: { error: unknown } | undefined;
+    let o: SubscribeOptions = {};
+    try {
+      o = optionsOf<SubscribeOptions>('messages', options);
+      checkSubscribeOptions('messages', o);
+    } catch (error) {
+      bad = { error };
+    }
+    const { wait = this.#wait, onLost } = o;
     const overwrite = this.#overwrite;
     return new Observable<T>((subscriber) => {
+      if (bad !== undefined) {
+        subscriber.error(bad.error);
+        return;
+      }
       let nat: NativeChannel;
       try {
         nat = this.#open();
@@ -648,8 +782,19 @@ export class Channel<T = unknown> {
    * }
    * ```
    */
-  iterate(options: IterateOptions = {}): AsyncIterableIterator<T> {
-    const { signal, wait = this.#wait, onLost } = options;
+  iterate(options?: IterateOptions | null): AsyncIterableIterator<T> {
+    // A bad option is the first `next()`'s error, like every other reason it cannot start.
+    let bad: { error: unknown } | undefined;
+    let o: IterateOptions = {};
+    try {
+      o = optionsOf<IterateOptions>('iterate', options);
+      checkSubscribeOptions('iterate', o);
+      checkSignal('iterate', o.signal);
+    } catch (error) {
+      bad = { error };
+      o = {};
+    }
+    const { signal, wait = this.#wait, onLost } = o;
     const overwrite = this.#overwrite;
     let lost = 0;
     const decode = this.#decode;
@@ -684,6 +829,7 @@ export class Channel<T = unknown> {
     const start = (): void => {
       started = true;
       try {
+        if (bad !== undefined) throw bad.error;
         signal?.throwIfAborted();
         const nat = this.#open();
         buf = frameBuffer(this.#maxMessageSize);
@@ -767,7 +913,8 @@ export class Channel<T = unknown> {
 
   /**
    * Receives the next message synchronously, **blocking the calling thread** for up to
-   * `timeoutMs` milliseconds (forever if omitted): meant for latency-critical code in a
+   * `timeoutMs` milliseconds (forever if omitted, `Infinity`, or from about 100 years up; `NaN`
+   * or a negative number is an {@link InvalidArgumentError}): meant for latency-critical code in a
    * worker thread, never for the main thread of a server. Returns `{ value }`, or
    * `undefined` if nothing came in time (like `receiveMessageOnPort`).
    *
@@ -787,18 +934,12 @@ export class Channel<T = unknown> {
    * }
    * ```
    */
-  receiveSync(timeoutMs?: number, options: ReceiveOptions = {}): { value: T } | undefined {
+  receiveSync(timeoutMs?: number, options?: ReceiveOptions | null): { value: T } | undefined {
     const nat = this.#open();
-    if (
-      timeoutMs !== undefined &&
-      (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0)
-    ) {
-      throw makeError(
-        'InvalidArgument',
-        `timeoutMs must be a number >= 0, not ${String(timeoutMs)}`,
-      );
-    }
-    const wait = options.wait ?? this.#wait ?? 'adaptive';
+    checkTimeout('receiveSync timeoutMs', timeoutMs);
+    const o = optionsOf<ReceiveOptions>('receiveSync', options);
+    checkSubscribeOptions('receiveSync', o);
+    const wait = o.wait ?? this.#wait ?? 'adaptive';
     if (this.#syncSub === undefined) {
       this.#syncSub = call(() => nat.subscribeSync(wait));
       this.#syncHandle = this.#syncSub.handle();
@@ -810,11 +951,12 @@ export class Channel<T = unknown> {
       this.#syncWait = wait;
     }
     if (this.#syncBuf === undefined) {
-      this.#syncBuf = Buffer.allocUnsafe(this.#maxMessageSize + 4); // one frame
+      // One frame; zero-filled and never from the shared pool (see `frameBuffer`).
+      this.#syncBuf = Buffer.alloc(this.#maxMessageSize + 4);
     }
     const buf = this.#syncBuf;
     const len = call(() => native.recv(this.#syncHandle, buf, timeoutMs));
-    if (this.#overwrite) this.#syncLost = reportLost(sub.lost(), this.#syncLost, options.onLost);
+    if (this.#overwrite) this.#syncLost = reportLost(sub.lost(), this.#syncLost, o.onLost);
     if (len < 0) return undefined;
     return { value: this.#decode(buf, 4, 4 + len) };
   }
@@ -885,13 +1027,41 @@ export class Channel<T = unknown> {
   }
 }
 
-/** Resolves or rejects like `p`, or rejects with `signal.reason` once it aborts. */
-function untilAborted<R>(p: Promise<R>, signal: AbortSignal): Promise<R> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+/**
+ * What waits on each signal: one `abort` listener per signal runs them all, however many
+ * sends wait on it (a listener each would print MaxListenersExceededWarning past 10).
+ */
+const abortWaiters = new WeakMap<AbortSignal, Set<(reason: unknown) => void>>();
+
+/** Calls `f(signal.reason)` when `signal` aborts; returns what stops that. */
+function onAbort(signal: AbortSignal, f: (reason: unknown) => void): () => void {
+  let waiters = abortWaiters.get(signal);
+  if (waiters === undefined) {
+    const set = new Set<(reason: unknown) => void>();
+    waiters = set;
+    abortWaiters.set(signal, set);
+    signal.addEventListener(
+      'abort',
+      () => {
+        abortWaiters.delete(signal);
+        for (const w of set) w(signal.reason);
+      },
+      { once: true },
+    );
+  }
+  const set = waiters;
+  set.add(f);
+  return () => set.delete(f);
+}
+
+/** Resolves or rejects like `p`, or rejects with the reason of the first of `signals` to abort. */
+function untilAborted<R>(p: Promise<R>, signals: readonly AbortSignal[]): Promise<R> {
+  for (const s of signals) if (s.aborted) return Promise.reject(s.reason);
   return new Promise<R>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    const offs = signals.map((s) => onAbort(s, reject));
+    p.then(resolve, reject).finally(() => {
+      for (const off of offs) off();
+    });
   });
 }
 
@@ -925,17 +1095,11 @@ function summaryOf(s: NativeSummary): ChannelSummary {
  * ch.publish({ sym: 'ACME', px: 101.5 });
  * ```
  */
-export function open<T = unknown>(name: string, options: OpenOptions<T> = {}): Channel<T> {
-  const { codec, wait, ...rest } = options;
-  if (typeof name !== 'string') {
-    throw makeError('InvalidName', `channel name must be a string, not ${typeof name}`);
-  }
-  if (wait !== undefined && !WAIT_STRATEGIES.includes(wait)) {
-    throw makeError(
-      'InvalidArgument',
-      `wait ${JSON.stringify(wait)} is not one of ${WAIT_STRATEGIES.join(', ')}`,
-    );
-  }
+export function open<T = unknown>(name: string, options?: OpenOptions<T> | null): Channel<T> {
+  checkName(name);
+  const o = optionsOf<OpenOptions<T>>('open', options);
+  checkOpenOptions(o);
+  const { codec, wait, ...rest } = o;
   const resolved = resolveCodec<T>(codec);
   const nat = call(() => native.NativeChannel.open(name, rest));
   return new Channel<T>(name, nat, resolved, wait);
@@ -953,6 +1117,7 @@ export function open<T = unknown>(name: string, options: OpenOptions<T> = {}): C
  * ```
  */
 export function unlink(name: string): void {
+  checkName(name);
   call(() => native.unlink(name));
 }
 
@@ -993,5 +1158,6 @@ export function list(): ChannelListing[] {
  * ```
  */
 export function unlinkIfStale(name: string): boolean {
+  checkName(name);
   return call(() => native.unlinkIfStale(name));
 }

@@ -15,7 +15,27 @@
  * ```
  */
 import { Packr, RESET_BUFFER_MODE, Unpackr } from 'msgpackr';
-import { makeError } from './errors.js';
+import { makeError, ShmringError } from './errors.js';
+import { shown } from './validate.js';
+
+/**
+ * `e`, thrown by `codec` encoding `value`, as an `InvalidArgument` naming the value (a
+ * ShmringError passes as it is). @internal
+ */
+export function encodeError(codec: string, value: unknown, e: unknown): ShmringError {
+  if (e instanceof ShmringError) return e;
+  const why =
+    e instanceof RangeError && /call stack/.test(e.message)
+      ? 'it is circular or nested too deeply'
+      : e instanceof Error
+        ? e.message
+        : String(e);
+  return makeError(
+    'InvalidArgument',
+    `the ${codec} codec cannot encode ${shown(value)}: ${why}`,
+    e,
+  );
+}
 
 /**
  * Encodes values of `T` to bytes and decodes them back.
@@ -81,7 +101,10 @@ const MSGPACKR_SMALL_SOURCE = 140;
 
 /**
  * msgpack via msgpackr: plain maps, no record extension; binary fields are copied out.
- * `encode` returns a view of one reused buffer, valid until its next call.
+ * `encode` returns a view of one reused buffer, valid until its next call. A value msgpack
+ * cannot represent is an {@link InvalidArgumentError} naming it: a function anywhere in it
+ * (msgpackr would drop it silently: `{ f() {} }` would arrive as `{}`), a Symbol, a BigInt
+ * outside 64 bits, a circular structure.
  *
  * @example
  * ```ts
@@ -89,7 +112,12 @@ const MSGPACKR_SMALL_SOURCE = 140;
  * ```
  */
 export function msgpack<T = unknown>(): Codec<T> {
-  const packr = new Packr({ useRecords: false });
+  const packr = new Packr({
+    useRecords: false,
+    writeFunction: () => {
+      throw makeError('InvalidArgument', 'a function cannot be sent');
+    },
+  });
   const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
   const range = { start: 0, end: 0 }; // read by unpack at once: safe to reuse
   // Reused for every small message: `copyBuffers` makes binary fields copies, and strings
@@ -99,7 +127,13 @@ export function msgpack<T = unknown>(): Codec<T> {
     // RESET_BUFFER_MODE: the next pack writes over this one (Codec.encode's contract allows
     // it), so packing reuses one region instead of a fresh 8 KiB buffer every ~150 quotes:
     // ~5% faster, and no garbage.
-    encode: (value) => packr.pack(value, RESET_BUFFER_MODE),
+    encode: (value) => {
+      try {
+        return packr.pack(value, RESET_BUFFER_MODE);
+      } catch (e) {
+        throw encodeError('msgpack', value, e);
+      }
+    },
     decode: (bytes) => unpackr.unpack(bytes) as T,
     [decodeAt]: (buffer, start, end) => {
       const n = end - start;
@@ -118,7 +152,8 @@ export function msgpack<T = unknown>(): Codec<T> {
 
 /**
  * UTF-8 JSON text: readable by anything, slower and larger than msgpack. A value JSON
- * cannot represent (`undefined`, a function) is an {@link InvalidArgumentError}.
+ * cannot represent (`undefined`, a function, a BigInt, a circular structure) is an
+ * {@link InvalidArgumentError}.
  *
  * @example
  * ```ts
@@ -129,9 +164,14 @@ export function json<T = unknown>(): Codec<T> {
   const decoder = new TextDecoder();
   return {
     encode(value) {
-      const text = JSON.stringify(value);
+      let text: string | undefined;
+      try {
+        text = JSON.stringify(value);
+      } catch (e) {
+        throw encodeError('json', value, e);
+      }
       if (text === undefined) {
-        throw makeError('InvalidArgument', `the json codec cannot encode ${typeof value}`);
+        throw makeError('InvalidArgument', `the json codec cannot encode ${shown(value)}`);
       }
       return Buffer.from(text);
     },

@@ -50,6 +50,17 @@ export type ErrorCode =
 export class ShmringError extends Error {
   /** The stable code; switch on this rather than on the message. */
   readonly code: ErrorCode;
+  /**
+   * Set on an error thrown by `Channel.publishMany`: how many of its values were published
+   * before the error. They are in the channel, so a retry starts at `values.slice(published)`
+   * (whose first value is the one that failed).
+   *
+   * @example
+   * ```ts
+   * try { ch.publishMany(values); } catch (e) { if (e instanceof ShmringError) done = e.published ?? 0; }
+   * ```
+   */
+  published?: number;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;

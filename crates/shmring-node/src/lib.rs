@@ -301,12 +301,13 @@ impl NativeChannel {
         len: u32,
         timeout_ms: Option<f64>,
     ) -> Result<AsyncTask<WaitForSpace>, Code> {
+        // Checked here, on the JS thread: `compute` runs on a libuv thread, where a panic
+        // would abort the process.
+        let timeout = fast::timeout_of("timeoutMs", timeout_ms).map_err(from_fast)?;
         Ok(AsyncTask::new(WaitForSpace {
             ch: self.ch()?.clone(),
             len: len as usize,
-            timeout: timeout_ms
-                .filter(|t| t.is_finite() && *t >= 0.0)
-                .map(|t| Duration::from_secs_f64(t / 1000.0)),
+            timeout,
         }))
     }
 

@@ -19,6 +19,12 @@
 //!   segment: the losers attach to it. A process that opened the old file just before it was
 //!   replaced finds its link count 0 once it has the shared lock, and opens the name again.
 //!
+//! **The creation mark.** A creator makes the file with the sticky bit (`S_ISVTX`) in its mode
+//! and clears it once the segment is ready; shmring never sets it otherwise. `recover` (and
+//! `unlink_if_stale`) replace a segment that never became ready only if it carries the mark:
+//! an empty or zero-filled file someone else made is not shmring's to replace, nor is a FIFO,
+//! a socket or a symbolic link (those are refused by every `open`, `IncompatibleSegment`).
+//!
 //! **Removal while attached.** [`unlink`] sets [`layout::FLAG_UNLINKED`] in the header and
 //! rings both doorbells before `shm_unlink`: participants still attached see it (one load per
 //! publish and per drain) and report `Closed`, readers after draining what is left. A segment
@@ -77,6 +83,64 @@ const LOCAL_REMOVED: u8 = 2;
 
 /// Longest channel name.
 pub const MAX_NAME_LEN: usize = 200;
+
+/// The mode bit that marks a segment under creation (see the module docs).
+const CREATING_MARK: libc::mode_t = libc::S_ISVTX;
+
+/// What kind of file `mode` says it is, for messages about entries that are not segments.
+fn file_kind(mode: libc::mode_t) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => "a regular file",
+        libc::S_IFIFO => "a FIFO (named pipe)",
+        libc::S_IFSOCK => "a Unix socket",
+        libc::S_IFLNK => "a symbolic link",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFCHR | libc::S_IFBLK => "a device",
+        _ => "not a regular file",
+    }
+}
+
+/// `IncompatibleSegment` for a `/dev/shm` entry of `name` that is no file at all.
+fn not_a_segment(name: &str, kind: &str) -> Error {
+    Error::new(
+        ErrorCode::IncompatibleSegment,
+        format!(
+            "channel {name:?} is {kind}, not a shmring segment (remove it with unlink or `shmring rm`)"
+        ),
+    )
+}
+
+/// The kind of the `/dev/shm` entry at `file` (not following a symbolic link), if any.
+fn entry_kind(file: &std::ffi::CStr) -> Option<libc::mode_t> {
+    // SAFETY: zeroed `stat` is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid C string and out-pointer.
+    (unsafe { libc::lstat(file.as_ptr(), &mut st) } == 0).then_some(st.st_mode)
+}
+
+/// The error of an `shm_open` of `name` that failed with `err`: a symbolic link (`ELOOP`:
+/// shm_open never follows one), a socket (`ENXIO`) or a directory (`EISDIR`) is
+/// `IncompatibleSegment`.
+fn open_error(name: &str, paths: &Paths, what: &str, err: std::io::Error) -> Error {
+    if matches!(
+        err.raw_os_error(),
+        Some(libc::ELOOP | libc::ENXIO | libc::EISDIR)
+    ) && let Some(mode) = entry_kind(&paths.file)
+        && mode & libc::S_IFMT != libc::S_IFREG
+    {
+        return not_a_segment(name, file_kind(mode));
+    }
+    Error::os(&format!("{what} channel {name:?}"), err)
+}
+
+/// `IncompatibleSegment` unless `st` is a regular file.
+fn check_regular(name: &str, st: &libc::stat) -> Result<()> {
+    if st.st_mode & libc::S_IFMT == libc::S_IFREG {
+        Ok(())
+    } else {
+        Err(not_a_segment(name, file_kind(st.st_mode)))
+    }
+}
 
 /// Checks a channel name: `[A-Za-z0-9._-]{1,200}`.
 pub fn validate_name(name: &str) -> Result<()> {
@@ -174,6 +238,20 @@ pub fn unlink(name: &str) -> Result<()> {
             // Not ours to open (another user's, mode 0600): remove the name only; the OS
             // decides whether we may.
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => return unlink_name("unlink"),
+            // A symbolic link or a socket (which shm_open cannot open) under the name: remove
+            // the entry itself (unlink(2) never follows a link).
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENXIO))
+                    && entry_kind(&paths.file)
+                        .is_some_and(|m| m & libc::S_IFMT != libc::S_IFREG) =>
+            {
+                // SAFETY: valid C string.
+                if unsafe { libc::unlink(paths.file.as_ptr()) } != 0 {
+                    let err = std::io::Error::last_os_error();
+                    return Err(Error::os(&format!("unlink channel {name:?}"), err));
+                }
+                return Ok(());
+            }
             Err(e) => return Err(Error::os(&format!("unlink channel {name:?}"), e)),
         };
         let st = fd.stat()?;
@@ -461,6 +539,18 @@ enum Judged {
     InUse,
     /// It is damaged or foreign, so it cannot be judged: left alone (attaching reports why).
     Damaged(Error),
+    /// It never became ready and lacks the creation mark: not provably shmring's, left alone.
+    Unmarked(Error),
+}
+
+/// What `is_dead` found.
+enum Dead {
+    Yes,
+    No,
+    /// Damaged or foreign: cannot be judged.
+    Damaged(Error),
+    /// Never ready and without the creation mark: not provably ours.
+    Unmarked(Error),
 }
 
 /// Why a segment failed validation.
@@ -516,14 +606,16 @@ impl Segment {
                         format!("no channel named {name:?} (open it with create: true to make it)"),
                     ));
                 }
-                Err(e) => return Err(Error::os(&format!("open channel {name:?}"), e)),
+                Err(e) => return Err(open_error(name, &paths, "open", e)),
             };
             let st = fd.stat()?;
+            check_regular(name, &st)?;
             check_owner(name, &st, opts)?;
             if opts.recover {
                 match Self::replace_if_dead(name, &paths, &fd)? {
                     Judged::Replaced | Judged::Retry => continue,
                     Judged::InUse | Judged::Damaged(_) => {}
+                    Judged::Unmarked(e) => return Err(e),
                 }
             }
             match Self::attach(name, fd, opts) {
@@ -591,7 +683,7 @@ impl Segment {
             libc::shm_open(
                 paths.shm.as_ptr(),
                 libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-                opts.mode as libc::mode_t,
+                opts.mode as libc::mode_t | CREATING_MARK,
             )
         };
         if fd < 0 {
@@ -633,8 +725,9 @@ impl Segment {
             let _ = paths.remove(st);
             e
         };
-        // SAFETY: fd is open; fchmod applies the exact mode regardless of the umask.
-        if unsafe { libc::fchmod(fd.0, opts.mode as libc::mode_t) } != 0 {
+        // The exact mode regardless of the umask, with the creation mark until ready.
+        // SAFETY: fd is open.
+        if unsafe { libc::fchmod(fd.0, opts.mode as libc::mode_t | CREATING_MARK) } != 0 {
             return Err(undo(last_os("fchmod")));
         }
         // SAFETY: fd is open and writable.
@@ -683,6 +776,13 @@ impl Segment {
         // field written above is visible to whoever sees READY.
         seg.u32_at(layout::READY_OFFSET)
             .store(layout::READY, Ordering::Release);
+        // Ready: the creation mark goes (a recoverer judges a ready segment by its header).
+        if let Some(fd) = &seg.fd {
+            // SAFETY: fd is open.
+            if unsafe { libc::fchmod(fd.0, opts.mode as libc::mode_t) } != 0 {
+                return Err(undo(last_os("fchmod")));
+            }
+        }
         // Ready: from "being created" to "in use". Not atomic (the lock is dropped, then
         // taken shared), but whoever gets the exclusive lock in between finds the segment
         // ready, its creator alive, and leaves it alone.
@@ -807,9 +907,10 @@ impl Segment {
                 return Ok(Judged::Retry);
             }
             match Self::is_dead(name, fd, &st)? {
-                Ok(false) => return Ok(Judged::InUse),
-                Err(e) => return Ok(Judged::Damaged(e)),
-                Ok(true) => {}
+                Dead::No => return Ok(Judged::InUse),
+                Dead::Damaged(e) => return Ok(Judged::Damaged(e)),
+                Dead::Unmarked(e) => return Ok(Judged::Unmarked(e)),
+                Dead::Yes => {}
             }
             mark_unlinked(fd, st.st_size as u64);
             Ok(if paths.remove(&st)? {
@@ -824,20 +925,39 @@ impl Segment {
 
     /// Whether the segment open as `fd` (exclusively locked by us) is dead: flagged unlinked,
     /// stale (creator and every participant dead, by pid and start time), or never ready with
-    /// its creator dead. A damaged or foreign segment is not judged dead.
-    fn is_dead(name: &str, fd: &Fd, st: &libc::stat) -> Result<Result<bool>> {
+    /// its creator dead and the creation mark on it. A damaged or foreign segment, or a
+    /// never-ready file without the mark (someone else's), is not judged dead.
+    fn is_dead(name: &str, fd: &Fd, st: &libc::stat) -> Result<Dead> {
+        let unmarked = || {
+            Dead::Unmarked(Error::new(
+                ErrorCode::IncompatibleSegment,
+                format!(
+                    "channel {name:?} is a {}-byte file that never became a ready segment and                      lacks shmring's creation mark, so shmring did not make it (or an older                      version did): recover does not replace it; remove it with unlink if it is                      not needed",
+                    st.st_size
+                ),
+            ))
+        };
+        if st.st_mode & CREATING_MARK == 0 && st.st_size < layout::HEADER_LEN as i64 {
+            return Ok(unmarked());
+        }
         if st.st_size == 0 {
             // Never sized, and no creator holds the lock: it died before sizing it, or it is
             // between its O_EXCL open and its lock. Give a young file the benefit of the
             // doubt (attaching waits for it). Replacing it anyway would still be safe (such a
             // creator finds its file unlinked once it has the lock, and starts over), but
             // concurrent recoverers would keep replacing each other's new files.
-            return Ok(Ok(file_age(st) >= INIT_WAIT));
+            return Ok(if file_age(st) >= INIT_WAIT {
+                Dead::Yes
+            } else {
+                Dead::No
+            });
         }
+        let yes = |dead: bool| if dead { Dead::Yes } else { Dead::No };
         Ok(match Self::validate(name, fd.dup()?, st) {
-            Ok(seg) => Ok(seg.unlinked() || seg.stale()),
-            Err(Invalid::NeverReady(_, pid, start)) => Ok(!process::is_alive(pid, start)),
-            Err(Invalid::Other(e)) => Err(e),
+            Ok(seg) => yes(seg.unlinked() || seg.stale()),
+            Err(Invalid::NeverReady(..)) if st.st_mode & CREATING_MARK == 0 => unmarked(),
+            Err(Invalid::NeverReady(_, pid, start)) => yes(!process::is_alive(pid, start)),
+            Err(Invalid::Other(e)) => Dead::Damaged(e),
         })
     }
 
@@ -856,14 +976,16 @@ impl Segment {
                         format!("no channel named {name:?}"),
                     ));
                 }
-                Err(e) => return Err(Error::os(&format!("open channel {name:?}"), e)),
+                Err(e) => return Err(open_error(name, &paths, "open", e)),
             };
-            check_owner(name, &fd.stat()?, &OpenOptions::default())?;
+            let st = fd.stat()?;
+            check_regular(name, &st)?;
+            check_owner(name, &st, &OpenOptions::default())?;
             match Self::replace_if_dead(name, &paths, &fd)? {
                 Judged::Replaced => return Ok(true),
                 Judged::Retry => {}
                 Judged::InUse => return Ok(false),
-                Judged::Damaged(e) => return Err(e),
+                Judged::Damaged(e) | Judged::Unmarked(e) => return Err(e),
             }
         }
         Err(Error::new(

@@ -573,7 +573,7 @@ fn child_half_creator() {
         let fd = libc::shm_open(
             path.as_ptr(),
             libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-            0o600,
+            0o600 | libc::S_ISVTX, // with the creation mark, as a creator makes it
         );
         assert!(fd >= 0);
         assert_eq!(libc::flock(fd, libc::LOCK_EX), 0);
@@ -666,6 +666,68 @@ fn creator_killed_while_creating_is_recovered() {
         }
         assert!(shmring::unlink_if_stale(&n).unwrap(), "{stage}");
         assert!(std::fs::metadata(shm_file(&n)).is_err());
+    }
+}
+
+/// `recover` and `unlink_if_stale` replace a never-ready file only if it carries the creation
+/// mark (`S_ISVTX`, which a creator sets until the segment is ready): an empty or zero-filled
+/// file someone else made stays, however old; FIFOs and symbolic links are refused by every
+/// open and removed by `unlink`. A ready segment carries no mark.
+#[test]
+fn recover_replaces_only_what_shmring_made() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let ready = unique("marked-ready");
+    let mut g = Unlink::new(&ready);
+    drop(Channel::open(&ready, &OpenOptions::create()).unwrap());
+    let mode = std::fs::metadata(shm_file(&ready)).unwrap().mode();
+    assert_eq!(mode & 0o7777, 0o600, "a ready segment has no creation mark");
+
+    let empty = unique("foreign-empty");
+    let zeros = unique("foreign-zeros");
+    g.add(&empty);
+    g.add(&zeros);
+    std::fs::write(shm_file(&empty), []).unwrap();
+    std::fs::write(shm_file(&zeros), vec![0u8; 64 * 1024]).unwrap();
+    // Older than the second a creator's empty file is given.
+    std::thread::sleep(Duration::from_millis(1100));
+    for n in [&empty, &zeros] {
+        let ino = std::fs::metadata(shm_file(n)).unwrap().ino();
+        let msg = expect_code(Channel::open(n, &recover()), ErrorCode::IncompatibleSegment);
+        assert!(msg.contains("creation mark"), "{n}: {msg}");
+        expect_code(shmring::unlink_if_stale(n), ErrorCode::IncompatibleSegment);
+        assert_eq!(
+            std::fs::metadata(shm_file(n)).unwrap().ino(),
+            ino,
+            "{n} left alone"
+        );
+    }
+    // The same zero-filled file with the mark is a creator's that died before writing the
+    // header: dead.
+    std::fs::set_permissions(shm_file(&zeros), std::fs::Permissions::from_mode(0o1600)).unwrap();
+    assert!(Channel::open(&zeros, &recover()).unwrap().created());
+
+    let fifo = unique("fifo");
+    g.add(&fifo);
+    let path = CString::new(shm_file(&fifo)).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let link = unique("symlink");
+    g.add(&link);
+    std::os::unix::fs::symlink("/nonexistent/target", shm_file(&link)).unwrap();
+    for (n, kind) in [(&fifo, "FIFO"), (&link, "symbolic link")] {
+        for opts in [OpenOptions::default(), recover(), OpenOptions::create()] {
+            let msg = expect_code(Channel::open(n, &opts), ErrorCode::IncompatibleSegment);
+            assert!(msg.contains(kind), "{n}: {msg}");
+        }
+        assert!(
+            std::fs::symlink_metadata(shm_file(n)).is_ok(),
+            "{n} left alone"
+        );
+        shmring::unlink(n).unwrap();
+        assert!(
+            std::fs::symlink_metadata(shm_file(n)).is_err(),
+            "{n} removed"
+        );
     }
 }
 

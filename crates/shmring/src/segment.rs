@@ -929,10 +929,14 @@ impl Segment {
     /// never-ready file without the mark (someone else's), is not judged dead.
     fn is_dead(name: &str, fd: &Fd, st: &libc::stat) -> Result<Dead> {
         let unmarked = || {
+            // CorruptSegment, as attaching says of a file that never became ready.
             Dead::Unmarked(Error::new(
-                ErrorCode::IncompatibleSegment,
+                ErrorCode::CorruptSegment,
                 format!(
-                    "channel {name:?} is a {}-byte file that never became a ready segment and                      lacks shmring's creation mark, so shmring did not make it (or an older                      version did): recover does not replace it; remove it with unlink if it is                      not needed",
+                    "channel {name:?} is a {}-byte file that never became a ready segment and \
+                     lacks shmring's creation mark, so shmring did not make it (or an older \
+                     version did): recover does not replace it; remove it with unlink if it \
+                     is not needed",
                     st.st_size
                 ),
             ))

@@ -756,19 +756,20 @@ fn main() {
     // One cycle: every flavour over the modes and kinds it applies to, interleaved so that a
     // short run (`--kills 60`, about one cycle) sees each of them.
     let schedule: &[(Flavor, SyncMode, Kind, u64)] = &[
-        (Classic, LockFree, Topic, 4),
+        (Classic, LockFree, Topic, 3),
         (FailTry, LockFree, Topic, 4),
         (CoRecover, LockFree, Queue, 4),
         (Overwrite, LockFree, Topic, 4),
         (MultiKill, LockFree, Topic, 4),
-        (Classic, Semaphore, Topic, 4),
+        (Classic, Semaphore, Topic, 3),
         (FailTry, Semaphore, Queue, 4),
         (MultiKill, Semaphore, Queue, 4),
         (Overwrite, Semaphore, Topic, 4),
-        (Classic, LockFree, Queue, 4),
+        (Classic, LockFree, Queue, 3),
         (FailTry, LockFree, Queue, 4),
+        (CoRecover, LockFree, Queue, 4),
         (MultiKill, LockFree, Queue, 4),
-        (Classic, Semaphore, Queue, 4),
+        (Classic, Semaphore, Queue, 3),
         (FailTry, Semaphore, Topic, 4),
         (MultiKill, Semaphore, Topic, 4),
     ];
@@ -778,7 +779,15 @@ fn main() {
     while t.kills < want_kills {
         let (flavor, sync, kind, quota) = schedule[round % schedule.len()];
         let kills_this_round = (want_kills - t.kills).min(quota);
-        run_round(&mut t, &mut rng, round, flavor, sync, kind, kills_this_round);
+        run_round(
+            &mut t,
+            &mut rng,
+            round,
+            flavor,
+            sync,
+            kind,
+            kills_this_round,
+        );
         round += 1;
     }
     t.recovery.sort();
@@ -876,7 +885,11 @@ fn classic_kill(r: &mut Round, t: &mut Totals, round: usize) -> u64 {
         // A pause: a live claim left unfinished for a while must be waited for.
         let point = producer_point(r.rng, sync);
         let nth = 1 + r.rng.below(40);
-        let i = r.spawn("producer", Some(format!("{point}:{nth}")), SpawnOpts::default());
+        let i = r.spawn(
+            "producer",
+            Some(format!("{point}:{nth}")),
+            SpawnOpts::default(),
+        );
         let pid = r.procs[i].pid();
         if wait_stopped(pid) {
             let polls = 2 + r.rng.below(8) as u32;
@@ -945,17 +958,17 @@ fn corecover_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) 
     let n_rec = 2 + (r.rng.below(3) == 0) as usize;
     let recs: Vec<u32> = (0..n_rec)
         .map(|_| {
-            let i = r.spawn(
-                "reader",
-                Some("judged_dead:1".into()),
-                SpawnOpts::default(),
-            );
+            let i = r.spawn("reader", Some("judged_dead:1".into()), SpawnOpts::default());
             r.procs[i].pid()
         })
         .collect();
     let point = PRODUCER_POINTS[r.rng.below(3) as usize];
     let nth = 1 + r.rng.below(20);
-    let i = r.spawn("producer", Some(format!("{point}:{nth}")), SpawnOpts::default());
+    let i = r.spawn(
+        "producer",
+        Some(format!("{point}:{nth}")),
+        SpawnOpts::default(),
+    );
     let dead = r.procs[i].pid();
     if !wait_stopped(dead) {
         eprintln!("round {round}: co-recovery producer never reached {point}:{nth}");
@@ -980,7 +993,7 @@ fn corecover_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) 
         return kills;
     }
     t.corecover_staged += 1;
-    match r.rng.below(3) {
+    match r.rng.below(4) {
         0 => {
             // All at once: they race to skip the same claim.
             t.corecover_at_once += 1;
@@ -996,7 +1009,7 @@ fn corecover_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) 
             wait_until(Duration::from_secs(5), || {
                 shmring::summarize(ch).tail >= from + 2 * cap
             });
-            if v == 1 {
+            if v < 3 {
                 t.corecover_held += 1;
                 resume_all(&recs[..1]);
             } else {
@@ -1020,11 +1033,7 @@ fn overwrite_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) 
             let n_rec = 1 + r.rng.below(2) as usize;
             let recs: Vec<u32> = (0..n_rec)
                 .map(|_| {
-                    let i = r.spawn(
-                        "reader",
-                        Some("judged_dead:1".into()),
-                        SpawnOpts::default(),
-                    );
+                    let i = r.spawn("reader", Some("judged_dead:1".into()), SpawnOpts::default());
                     r.procs[i].pid()
                 })
                 .collect();
@@ -1422,7 +1431,10 @@ fn run_round(
 
 /// Checks the round's logs (see the module docs) and adds up the totals.
 fn audit(r: &Round, t: &mut Totals, round: usize, label: &str, policy: Policy) {
-    let what = format!("round {round} ({label} {:?} {:?} {policy:?})", r.sync, r.kind);
+    let what = format!(
+        "round {round} ({label} {:?} {:?} {policy:?})",
+        r.sync, r.kind
+    );
     // Errors a child reported, or a failed exit.
     for (base, status) in &r.ended {
         let err = std::fs::read_to_string(format!("{base}.err")).unwrap_or_default();

@@ -1,7 +1,8 @@
 //! The torture suite: random SIGKILLs of producers and readers, at random instants and at
 //! every named test point, in both sync modes, for topics and queues; then an audit.
 //!
-//! `cargo run --release --features test-hooks --example torture -- [--kills N] [--seed S]`
+//! `cargo run --release --features test-hooks --example torture -- [--kills N] [--seed S]
+//! [--only classic|fail|corecover|overwrite|multikill]`
 //! (`npm run torture`; `npm test` runs a short form). Producers log each message id after
 //! it was published (so "committed" is known from outside); readers log each id they got
 //! and check that every message is whole (its bytes are a function of its id). The rounds
@@ -422,6 +423,19 @@ enum Flavor {
     MultiKill,
 }
 
+impl Flavor {
+    /// The name printed and taken by `--only`.
+    fn label(self) -> &'static str {
+        match self {
+            Flavor::Classic => "classic",
+            Flavor::FailTry => "fail",
+            Flavor::CoRecover => "corecover",
+            Flavor::Overwrite => "overwrite",
+            Flavor::MultiKill => "multikill",
+        }
+    }
+}
+
 #[derive(Default)]
 struct Totals {
     kills: u64,
@@ -749,6 +763,12 @@ fn main() {
     };
     let want_kills = arg("--kills", 1000);
     let seed = arg("--seed", 0x5eed_1234);
+    // `--only <flavour>`: run the rounds of one flavour (to reproduce a failure).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let mut rng = Rng(seed | 1);
     use Flavor::*;
     use Kind::*;
@@ -773,6 +793,15 @@ fn main() {
         (FailTry, Semaphore, Topic, 4),
         (MultiKill, Semaphore, Topic, 4),
     ];
+    let schedule: Vec<_> = schedule
+        .iter()
+        .copied()
+        .filter(|s| only.as_deref().is_none_or(|o| o == s.0.label()))
+        .collect();
+    assert!(
+        !schedule.is_empty(),
+        "--only takes one of classic, fail, corecover, overwrite, multikill"
+    );
     let mut t = Totals::default();
     let started = Instant::now();
     let mut round = 0usize;
@@ -1261,13 +1290,7 @@ fn run_round(
     let name = format!("torture-{}-{round}", std::process::id());
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).unwrap();
-    let label = match flavor {
-        Flavor::Classic => "classic",
-        Flavor::FailTry => "fail",
-        Flavor::CoRecover => "corecover",
-        Flavor::Overwrite => "overwrite",
-        Flavor::MultiKill => "multikill",
-    };
+    let label = flavor.label();
     *t.rounds.entry(label).or_default() += 1;
     let policy = match flavor {
         Flavor::FailTry if rng.below(3) == 0 => Policy::Block,

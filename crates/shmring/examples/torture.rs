@@ -476,6 +476,9 @@ struct Totals {
     multi_killed: u64,
     adjacent_events: u64,
     adjacent_swept: u64,
+    /// Adjacent-claim events given up (the readers never caught up with the stopped
+    /// producers; a random-instant multi-kill instead).
+    unheld: u64,
     threaded_events: u64,
     committed: u64,
     delivered: u64,
@@ -868,8 +871,13 @@ fn main() {
         t.lapped_recoverers, t.lapped_unstaged, t.ow_received, t.ow_lost, t.uncounted
     );
     println!(
-        "multi-kill: {} events killing {} producers at once ({} with adjacent claims at named points, {} of them with the readers held until the dead slots were swept; {} multi-threaded processes)",
-        t.multi_events, t.multi_killed, t.adjacent_events, t.adjacent_swept, t.threaded_events
+        "multi-kill: {} events killing {} producers at once ({} with adjacent claims at named points, {} of them with the readers held until the dead slots were swept, {} given up; {} multi-threaded processes)",
+        t.multi_events,
+        t.multi_killed,
+        t.adjacent_events,
+        t.adjacent_swept,
+        t.unheld,
+        t.threaded_events
     );
     println!("delivered:  {}", t.delivered);
     println!("lost:       {}", t.lost);
@@ -1165,12 +1173,27 @@ fn overwrite_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) 
 fn multikill_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 {
     t.multi_events += 1;
     if r.sync == SyncMode::LockFree && r.rng.below(3) != 0 {
-        // Adjacent dead claims: nobody else claims while the victims make theirs.
-        t.adjacent_events += 1;
+        // Adjacent dead claims: nobody else claims while the victims make theirs. The live
+        // producers are stopped where the readers can catch up with them (not in a claim), so
+        // that the victims find room: tried a few times.
         let producers = r.pids("producer", &[]);
-        stop_all(&producers);
+        let held = (0..5).any(|_| {
+            stop_all(&producers);
+            if wait_until(Duration::from_secs(1), || caught_up(ch)) {
+                return true;
+            }
+            resume_all(&producers);
+            std::thread::sleep(Duration::from_millis(5));
+            false
+        });
+        if !held {
+            eprintln!("round {round}: readers never caught up with stopped producers");
+            t.unheld += 1;
+            return multikill_at_random(r, t, round);
+        }
+        t.adjacent_events += 1;
         let mut readers = Vec::new();
-        if r.rng.below(4) != 0 && wait_until(Duration::from_secs(2), || caught_up(ch)) {
+        if r.rng.below(4) != 0 {
             // Readers held too, so that the producers fill the ring and sweep the dead slots
             // before any reader gets to the dead claims.
             readers = r.pids("reader", &[]);
@@ -1226,6 +1249,11 @@ fn multikill_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) 
         }
         return k;
     }
+    multikill_at_random(r, t, round)
+}
+
+/// Several producers die at once at random instants (see `multikill_episode`).
+fn multikill_at_random(r: &mut Round, t: &mut Totals, round: usize) -> u64 {
     if r.rng.below(2) == 0 {
         // A process group of free-running producers, killed at a random instant.
         let k = 2 + r.rng.below(3);

@@ -1468,6 +1468,7 @@ fn run_round(
                 }
                 None if Instant::now() > deadline => {
                     eprintln!("round {round} ({label}): a {} did not finish", p.role);
+                    diagnose(&ch, p.pid());
                     t.wedges += 1;
                     break;
                 }
@@ -1482,6 +1483,54 @@ fn run_round(
     drop(ch);
     let _ = shmring::unlink(&name);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// For a report: where a process that did not finish is (each thread's state and wait
+/// channel), and the channel's positions, participants and mutex words.
+fn diagnose(ch: &Channel, pid: u32) {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for task in tasks {
+        let dir = task.path();
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .unwrap_or("?")
+            .to_owned();
+        let wchan = std::fs::read_to_string(dir.join("wchan")).unwrap_or_default();
+        let syscall = std::fs::read_to_string(dir.join("syscall")).unwrap_or_default();
+        eprintln!(
+            "  pid {pid} task {:?}: state {state}, wchan {wchan}, syscall {}",
+            task.file_name(),
+            syscall.trim()
+        );
+    }
+    let s = shmring::summarize(ch);
+    eprintln!("  tail {}, bytes used {}", s.tail, s.bytes_used);
+    for p in &s.participants {
+        eprintln!(
+            "  slot {} {:?} pid {} alive {} cursor {} messages {}",
+            p.slot, p.role, p.pid, p.alive, p.cursor, p.messages
+        );
+    }
+    if let Ok(bytes) = std::fs::read(shmring::shm_path(ch.name())) {
+        let word = |off: usize| {
+            bytes
+                .get(off..off + 8)
+                .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
+        };
+        let m = shmring::layout::MUTEX_OFFSET;
+        eprintln!(
+            "  mutex words {:#x} {:#x}, pending pos {} len {} start {}",
+            word(m),
+            word(m + 8),
+            word(shmring::layout::PENDING_POS_OFFSET),
+            word(shmring::layout::PENDING_LEN_OFFSET),
+            word(shmring::layout::PENDING_START_OFFSET)
+        );
+    }
 }
 
 /// Checks the round's logs (see the module docs) and adds up the totals.

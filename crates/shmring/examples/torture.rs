@@ -1515,7 +1515,11 @@ fn diagnose(ch: &Channel, pid: u32) {
             p.slot, p.role, p.pid, p.alive, p.cursor, p.messages
         );
     }
-    if let Ok(bytes) = std::fs::read(shmring::shm_path(ch.name())) {
+    if let Ok(bytes) = std::fs::read(format!(
+        "{}{}",
+        shmring::SHM_DIR,
+        shmring::shm_path(ch.name())
+    )) {
         let word = |off: usize| {
             bytes
                 .get(off..off + 8)

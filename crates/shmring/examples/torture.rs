@@ -1,39 +1,79 @@
 //! The torture suite: random SIGKILLs of producers and readers, at random instants and at
 //! every named test point, in both sync modes, for topics and queues; then an audit.
 //!
-//! `cargo run --release --features test-hooks --example torture -- [--kills N] [--seed S]`
+//! `cargo run --release --features test-hooks --example torture -- [--kills N] [--seed S]
+//! [--only classic|fail|corecover|overwrite|multikill]`
 //! (`npm run torture`; `npm test` runs a short form). Producers log each message id after
-//! `publish` returned (so "committed" is known from outside); readers log each id they got.
-//! About half the producers (chosen by the seeded RNG, kills at named points included)
-//! publish with `try_publish_many` in batches of 1..=64 and log exactly the ids it reports
-//! as gone in; half the rounds use a `max_message_size` large enough that one lock-free
-//! claim (bounded by the largest record) covers dozens of records.
+//! it was published (so "committed" is known from outside); readers log each id they got
+//! and check that every message is whole (its bytes are a function of its id). The rounds
+//! cycle through five flavours, each over the sync modes and kinds it applies to, and take
+//! kills in proportion to `--kills`:
 //!
-//! Besides the kills there are pauses: a fresh producer stops itself at a named point, stays
-//! stopped for a few recovery polls (readers wait at its claim and check its owner), then is
-//! resumed and runs on. A reader that took the claim of a live producer (say one stopped in
-//! the middle of a batch) would lose the messages it then commits: the audit counts them.
-//! It prints kills, committed, delivered, lost, duplicated, wedges and the recovery times,
-//! and exits non-zero if anything was lost, duplicated or wedged.
+//! - **classic** (policy `block`, callers that wait): about half the producers publish with
+//!   `try_publish_many` in batches of 1..=64 and log exactly the ids it reports as gone in;
+//!   half the rounds use a `max_message_size` large enough that one lock-free claim covers
+//!   dozens of records. Besides the kills there are pauses: a fresh producer stops itself at
+//!   a named point, stays stopped for a few recovery polls, then is resumed and runs on (a
+//!   reader that took a live producer's claim would lose what it then commits).
+//! - **fail / try-only**: a small ring under policy `fail` (a third of these rounds: `block`),
+//!   where every producer, the parent's marker included, only ever calls `try_publish` (or,
+//!   under `block`, `try_publish_many`) and retries: nobody waits, so nothing but the
+//!   ring-full path itself can reclaim a dead subscriber's cursor or a dead producer's claim.
+//! - **queue co-recovery** (lock-free queue; a semaphore-mode queue recovers under its mutex,
+//!   one consumer at a time): a producer is stopped at `after_claim`/`mid_payload`/
+//!   `before_commit` and killed there while two or three fresh consumers wait at its claim,
+//!   the others stopped; each recoverer stops itself at `judged_dead`, so all of them judged
+//!   the same claim dead. Then they are resumed at once, or one is held while the others take
+//!   past the claim and producers reuse its bytes a lap or two later (then resumed, or killed).
+//! - **overwrite** (topic): readers may lose messages (lapped), but each surviving reader's
+//!   audit holds: every message whole, each producer's ids strictly increasing, `received()`
+//!   equal to what it logged, and `lost()` at least the gaps it saw between two messages of
+//!   one producer (and not more than those plus what it cannot have seen). Readers are stopped
+//!   at `judged_dead` at a dead claim and resumed after being lapped twice; a slow reader is
+//!   lapped all the time.
+//! - **multi-kill**: several producers die at the same instant. Lock-free: the live producers
+//!   are stopped, two to four fresh ones each stop at a named point of their first claim, one
+//!   after another (adjacent claims), all in one process group, and `killpg` kills them at
+//!   once; sometimes the readers are stopped too until the producers have filled the ring and
+//!   swept the dead slots (then no slot says where one dead claim ends). Both modes: a process
+//!   group of free-running producers killed at a random instant, or a multi-threaded producer
+//!   process killed while one thread is at a named point (the others wherever they were).
 //!
-//! Accounting: a topic has a witness subscriber that is never killed: every committed
-//! message must reach it exactly once, in each producer's order. A queue's consumers are
-//! killed too: every committed message must reach exactly one of them, except that a
-//! consumer SIGKILLed at a random instant may take one message (it reads one at a time) and
-//! die before logging it — such gaps are counted apart (`taken by killed consumers`, at most
-//! one per such kill) and are not counted as lost.
+//! After each kill the parent publishes a marker and checks that every live reader gets past
+//! it within 10 s (else a wedge); under `fail`/try-only and `overwrite` the marker too is
+//! published with `try_publish` retried. The audit: a topic has a witness subscriber that is
+//! never killed and must get every committed message exactly once in each producer's order;
+//! every other topic reader that survived must get, from each producer, every committed
+//! message after the first one it got from that producer. A queue's consumers are killed too:
+//! every committed message must reach exactly one of them, except that a consumer SIGKILLed at
+//! a random instant may take one message (it reads one at a time) and die before logging it —
+//! such gaps are counted apart (`taken by killed consumers`, at most one per such kill) and are
+//! not counted as lost. Any error a child reports (an `Error` from the library, a damaged
+//! message, a failed exit) counts as an error.
+//!
+//! The last line is a summary (`torture summary: kills ..., errors ...`); the exit status is
+//! non-zero if anything was lost, duplicated, out of order, wedged, miscounted or failed.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use shmring::{Channel, Kind, OpenOptions, Policy, Role, SyncMode};
+use shmring::{Channel, ErrorCode, Kind, OpenOptions, Policy, Role, SyncMode};
 
 const PRODUCER_POINTS: &[&str] = &["after_claim", "mid_payload", "before_commit"];
 
+/// How long the parent waits for a live channel to get a marker through (else: a wedge).
+const WEDGE_DEADLINE: Duration = Duration::from_secs(10);
+
 fn env(key: &str) -> String {
     std::env::var(key).unwrap_or_else(|_| panic!("{key} not set"))
+}
+
+fn env_flag(key: &str) -> bool {
+    std::env::var(key).is_ok_and(|v| v == "1")
 }
 
 fn payload(p: u32, s: u32) -> Vec<u8> {
@@ -45,44 +85,133 @@ fn payload(p: u32, s: u32) -> Vec<u8> {
     v
 }
 
-fn parse(msg: &[u8]) -> (u32, u32) {
-    let p = u32::from_le_bytes(msg[0..4].try_into().unwrap());
-    let s = u32::from_le_bytes(msg[4..8].try_into().unwrap());
-    assert_eq!(msg, &payload(p, s)[..], "damaged message {p}/{s}");
-    (p, s)
+/// The id of a message, if it is whole (its bytes are exactly those of `payload(id)`).
+fn parse(msg: &[u8]) -> Option<(u32, u32)> {
+    let p = u32::from_le_bytes(msg.get(0..4)?.try_into().ok()?);
+    let s = u32::from_le_bytes(msg.get(4..8)?.try_into().ok()?);
+    (msg == &payload(p, s)[..]).then_some((p, s))
+}
+
+/// Child: records `msg` in `<T_LOG>.err`, where the parent's audit finds it.
+fn record_error(msg: &str) {
+    if let Ok(log) = std::env::var("T_LOG")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{log}.err"))
+    {
+        let _ = writeln!(f, "{msg}");
+    }
+    eprintln!("torture child {}: {msg}", std::process::id());
+}
+
+/// Child: records the error and exits with status 3.
+fn child_fail(msg: &str) -> ! {
+    record_error(msg);
+    std::process::exit(3);
+}
+
+/// Child: a panic (an `unwrap` on a library error, say) is recorded as an error too.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        record_error(&format!("panic: {info}"));
+        default(info);
+    }));
 }
 
 /// Child role: a producer that publishes `(id, 0..)` until the stop file appears; one by
 /// one, or (`T_BATCH` nonzero: the seed of its batch sizes) with `try_publish_many`.
+/// `T_TRY=1`: it never waits (no `publish_timeout`, no `wait_for_space`), it retries the
+/// `try_` call. `T_PACE=1`: it sleeps 1 ms every 4 messages (policy `overwrite` never makes
+/// it wait). `T_THREADS=n`: n threads, thread t publishing as producer `id + t` and logging
+/// to `<T_LOG>.<t>`.
 fn producer() {
-    let ch = Channel::open(&env("T_CHANNEL"), &OpenOptions::default()).unwrap();
+    install_panic_hook();
+    let ch = Channel::open(&env("T_CHANNEL"), &OpenOptions::default())
+        .unwrap_or_else(|e| child_fail(&format!("open: {e}")));
+    let cfg = ProducerCfg {
+        try_only: env_flag("T_TRY"),
+        pace: env_flag("T_PACE"),
+        stop: env("T_STOP"),
+    };
     let id: u32 = env("T_ID").parse().unwrap();
-    let stop = env("T_STOP");
-    let mut log = std::io::BufWriter::new(std::fs::File::create(env("T_LOG")).unwrap());
-    let mut p = ch.producer().unwrap();
+    let log = env("T_LOG");
     let batch_seed: u64 = env("T_BATCH").parse().unwrap();
+    let threads: u32 = std::env::var("T_THREADS").map_or(1, |v| v.parse().unwrap());
+    if threads <= 1 {
+        return run_producer(&ch, id, &log, batch_seed, &cfg);
+    }
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (ch, cfg, log) = (&ch, &cfg, format!("{log}.{t}"));
+            let seed = if batch_seed == 0 {
+                0
+            } else {
+                Rng(batch_seed ^ (u64::from(t) + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15)).next() | 1
+            };
+            s.spawn(move || run_producer(ch, id + t, &log, seed, cfg));
+        }
+    });
+}
+
+struct ProducerCfg {
+    try_only: bool,
+    pace: bool,
+    stop: String,
+}
+
+impl ProducerCfg {
+    fn stopped(&self) -> bool {
+        Path::new(&self.stop).exists()
+    }
+}
+
+fn run_producer(ch: &Channel, id: u32, log: &str, batch_seed: u64, cfg: &ProducerCfg) {
+    let mut log = std::io::BufWriter::new(std::fs::File::create(log).unwrap());
+    let mut p = ch
+        .producer()
+        .unwrap_or_else(|e| child_fail(&format!("producer {id}: {e}")));
     if batch_seed != 0 {
-        return batch_producer(&ch, &mut p, id, &stop, &mut log, Rng(batch_seed | 1));
+        return batch_producer(ch, &mut p, id, cfg, &mut log, Rng(batch_seed | 1));
     }
     for seq in 0.. {
-        if seq % 64 == 0 && std::path::Path::new(&stop).exists() {
+        if seq % 64 == 0 && cfg.stopped() {
             break;
         }
+        let msg = payload(id, seq);
         loop {
-            match p.publish_timeout(&payload(id, seq), Some(Duration::from_secs(1))) {
+            if cfg.try_only {
+                match p.try_publish(&msg) {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) if e.code() == ErrorCode::RingFull => {}
+                    Err(e) => child_fail(&format!("producer {id} (try_publish): {e}")),
+                }
+                if cfg.stopped() {
+                    log.flush().unwrap();
+                    return;
+                }
+                std::thread::sleep(Duration::from_micros(100));
+                continue;
+            }
+            match p.publish_timeout(&msg, Some(Duration::from_secs(1))) {
                 Ok(()) => break,
-                Err(e) if e.code() == shmring::ErrorCode::Timeout => {
-                    if std::path::Path::new(&stop).exists() {
+                Err(e) if e.code() == ErrorCode::Timeout => {
+                    if cfg.stopped() {
                         log.flush().unwrap();
                         return;
                     }
                 }
-                Err(e) => panic!("producer {id}: {e}"),
+                Err(e) => child_fail(&format!("producer {id}: {e}")),
             }
         }
         writeln!(log, "{id} {seq}").unwrap();
         if seq % 16 == 0 {
             log.flush().unwrap();
+        }
+        if cfg.pace && seq % 4 == 3 {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
     log.flush().unwrap();
@@ -90,40 +219,48 @@ fn producer() {
 
 /// The batch form of `producer`: batches of 1..=64 messages; each `try_publish_many` call
 /// reports how many of them went in (committed when it returns): exactly those are logged,
-/// the rest are offered again, after waiting for room if none went in.
+/// the rest are offered again, after waiting for room if none went in (try-only: after a
+/// short sleep). Not used under policy `fail`, where a batch that only partly went in is an
+/// error that gives the count in its message only.
 fn batch_producer(
     ch: &Channel,
     p: &mut shmring::Producer,
     id: u32,
-    stop: &str,
+    cfg: &ProducerCfg,
     log: &mut impl Write,
     mut rng: Rng,
 ) {
-    let stopped = || std::path::Path::new(stop).exists();
     let mut seq = 0u32;
-    while !stopped() {
+    while !cfg.stopped() {
         let n = 1 + rng.below(64) as u32;
         let batch: Vec<Vec<u8>> = (seq..seq + n).map(|s| payload(id, s)).collect();
         let mut done = 0usize;
         while done < batch.len() {
             let k = p
                 .try_publish_many(batch[done..].iter().map(Vec::as_slice))
-                .unwrap_or_else(|e| panic!("producer {id} (batches): {e}"));
-            assert!(
-                k <= batch.len() - done,
-                "producer {id}: {k} reported in, of {} offered",
-                batch.len() - done
-            );
+                .unwrap_or_else(|e| child_fail(&format!("producer {id} (batches): {e}")));
+            if k > batch.len() - done {
+                child_fail(&format!(
+                    "producer {id}: {k} reported in, of {} offered",
+                    batch.len() - done
+                ));
+            }
             for s in seq + done as u32..seq + (done + k) as u32 {
                 writeln!(log, "{id} {s}").unwrap();
             }
             done += k;
             if k == 0 {
-                // Full: wait for room for the first one, as `publish_timeout` does.
                 log.flush().unwrap();
+                if cfg.try_only {
+                    if cfg.stopped() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_micros(100));
+                    continue;
+                }
+                // Full: wait for room for the first one, as `publish_timeout` does.
                 while !ch.wait_for_space(batch[done].len(), Some(Duration::from_secs(1))) {
-                    if stopped() {
-                        log.flush().unwrap();
+                    if cfg.stopped() {
                         return;
                     }
                 }
@@ -131,36 +268,63 @@ fn batch_producer(
         }
         log.flush().unwrap();
         seq += n;
+        if cfg.pace {
+            std::thread::sleep(Duration::from_millis(u64::from(n).div_ceil(4)));
+        }
     }
     log.flush().unwrap();
 }
 
 /// Child role: a reader that takes one message at a time and logs it at once, until the
-/// stop file appears and nothing is left.
+/// stop file appears and nothing is left; then writes `received() lost()` to
+/// `<T_LOG>.stats`. `T_SLOW=1`: it sleeps 2 ms after each message.
 fn reader() {
-    let ch = Channel::open(&env("T_CHANNEL"), &OpenOptions::default()).unwrap();
+    install_panic_hook();
+    let ch = Channel::open(&env("T_CHANNEL"), &OpenOptions::default())
+        .unwrap_or_else(|e| child_fail(&format!("open: {e}")));
     let stop = env("T_STOP");
-    let mut log = std::fs::File::create(env("T_LOG")).unwrap();
-    let mut sub = ch.subscribe().unwrap();
-    std::fs::write(format!("{}.ready", env("T_LOG")), "").unwrap();
-    let mut buf = vec![0u8; 4096];
+    let log_path = env("T_LOG");
+    let slow = env_flag("T_SLOW");
+    let mut log = std::fs::File::create(&log_path).unwrap();
+    let mut sub = ch
+        .subscribe()
+        .unwrap_or_else(|e| child_fail(&format!("subscribe: {e}")));
+    std::fs::write(format!("{log_path}.ready"), "").unwrap();
+    let mut buf = vec![0u8; 8192];
     let mut idle = 0;
     loop {
-        let d = sub.drain_into(&mut buf, 1).unwrap();
+        let d = sub
+            .drain_into(&mut buf, 1)
+            .unwrap_or_else(|e| child_fail(&format!("reader: {e} ({:?})", e.code())));
         if d.count == 0 {
-            if std::path::Path::new(&stop).exists() {
+            if Path::new(&stop).exists() {
                 idle += 1;
                 if idle > 20 {
-                    return;
+                    break;
                 }
             }
             sub.wait(Some(Duration::from_millis(20)));
             continue;
         }
         idle = 0;
-        let (p, s) = parse(&buf[4..d.bytes]);
+        let msg = &buf[4..d.bytes];
+        let Some((p, s)) = parse(msg) else {
+            child_fail(&format!(
+                "reader: damaged message of {} bytes, starting {:?}",
+                msg.len(),
+                &msg[..msg.len().min(16)]
+            ))
+        };
         log.write_all(format!("{p} {s}\n").as_bytes()).unwrap();
+        if slow {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
+    std::fs::write(
+        format!("{log_path}.stats"),
+        format!("{} {}\n", sub.received(), sub.lost()),
+    )
+    .unwrap();
 }
 
 struct Rng(u64);
@@ -180,6 +344,16 @@ struct Proc {
     child: Child,
     role: &'static str,
     batch: bool,
+    /// `T_LOG`: where its error file (`.err`) and reader stats (`.stats`) are.
+    base: String,
+    /// Its entries in `Round::logs`.
+    logs: Vec<usize>,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Proc {
@@ -189,6 +363,12 @@ impl Drop for Proc {
     }
 }
 
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions; `pid` is a child of ours not yet
+    // waited for (a `Proc` waits for it only when dropped).
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
+}
+
 fn is_stopped(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat.rfind(')')
@@ -196,13 +376,32 @@ fn is_stopped(pid: u32) -> bool {
         == Some("T")
 }
 
-/// Waits (up to 20 s) until the process stopped itself at its hook point.
-fn wait_stopped(pid: u32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// Waits (up to `limit`) until the process is stopped (at its hook point, or by SIGSTOP).
+fn wait_stopped_for(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
     while !is_stopped(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_micros(300));
     }
     is_stopped(pid)
+}
+
+/// Waits (up to 20 s) until the process stopped itself at its hook point.
+fn wait_stopped(pid: u32) -> bool {
+    wait_stopped_for(pid, Duration::from_secs(20))
+}
+
+/// Waits until `cond` holds, up to `limit`; returns whether it did.
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
 }
 
 /// A named point where a producer can be stopped in this sync mode.
@@ -212,6 +411,29 @@ fn producer_point(rng: &mut Rng, sync: SyncMode) -> &'static str {
         pts.push("holding_mutex");
     }
     pts[rng.below(pts.len() as u64) as usize]
+}
+
+/// Kinds of round (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flavor {
+    Classic,
+    FailTry,
+    CoRecover,
+    Overwrite,
+    MultiKill,
+}
+
+impl Flavor {
+    /// The name printed and taken by `--only`.
+    fn label(self) -> &'static str {
+        match self {
+            Flavor::Classic => "classic",
+            Flavor::FailTry => "fail",
+            Flavor::CoRecover => "corecover",
+            Flavor::Overwrite => "overwrite",
+            Flavor::MultiKill => "multikill",
+        }
+    }
 }
 
 #[derive(Default)]
@@ -229,6 +451,35 @@ struct Totals {
     /// Producers stopped at a named point and resumed (not killed); of them, batch ones.
     pauses: u64,
     batch_pauses: u64,
+    /// Rounds per flavour, and of the fail/try-only ones those under policy `fail`.
+    rounds: HashMap<&'static str, u64>,
+    fail_rounds: u64,
+    /// Queue co-recoveries: episodes where two or more consumers stopped at `judged_dead` on
+    /// the same dead claim; of them, resumed at once / one held over the reuse of the space
+    /// and then resumed / held and killed; episodes not staged (fewer than two got there).
+    corecover_staged: u64,
+    corecover_at_once: u64,
+    corecover_held: u64,
+    corecover_held_killed: u64,
+    corecover_unstaged: u64,
+    /// Overwrite: readers stopped at `judged_dead` and resumed after being lapped (and those
+    /// that never got there), messages received and lost (counted by `lost()`) by surviving
+    /// readers, losses seen but not counted by `lost()` (a violation).
+    lapped_recoverers: u64,
+    lapped_unstaged: u64,
+    ow_received: u64,
+    ow_lost: u64,
+    uncounted: u64,
+    /// Multi-kills: events, processes killed by them, of them adjacent-claim events (and
+    /// those with the readers held until the dead slots were swept), multi-threaded ones.
+    multi_events: u64,
+    multi_killed: u64,
+    adjacent_events: u64,
+    adjacent_swept: u64,
+    /// Adjacent-claim events given up (the readers never caught up with the stopped
+    /// producers; a random-instant multi-kill instead).
+    unheld: u64,
+    threaded_events: u64,
     committed: u64,
     delivered: u64,
     lost: u64,
@@ -236,7 +487,29 @@ struct Totals {
     duplicated: u64,
     disorder: u64,
     wedges: u64,
+    errors: u64,
     recovery: Vec<Duration>,
+}
+
+struct LogFile {
+    role: &'static str,
+    path: String,
+    batch: bool,
+    /// The process exited by itself, successfully (a reader: its log is complete).
+    survived: bool,
+    witness: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+struct SpawnOpts {
+    /// Producer threads (0 or 1: one).
+    threads: u32,
+    /// Put the child in this process group (0: a new one, with its pid as id).
+    pgroup: Option<i32>,
+    /// A reader that sleeps after each message.
+    slow: bool,
+    /// Never a batch producer.
+    no_batch: bool,
 }
 
 struct Round<'a> {
@@ -244,56 +517,159 @@ struct Round<'a> {
     dir: std::path::PathBuf,
     stop: String,
     kind: Kind,
+    sync: SyncMode,
+    /// Producers (and the marker) never wait: they retry `try_` calls.
+    try_only: bool,
+    /// Producers may publish in batches (not under policy `fail`).
+    batches: bool,
+    /// Producers pace themselves (policy `overwrite`).
+    pace: bool,
     next_log: u32,
-    /// Role, log path, and whether a batch producer wrote it.
-    logs: Vec<(&'static str, String, bool)>,
+    next_id: u32,
+    logs: Vec<LogFile>,
     producers: u64,
     batch_producers: u64,
     procs: Vec<Proc>,
+    /// Processes gone: `T_LOG`, and how they exited (`None`: killed by us).
+    ended: Vec<(String, Option<ExitStatus>)>,
+    /// Markers published (their seq).
+    markers: Vec<u32>,
+    /// Consumers SIGKILLed at random instants (each may take one message unlogged).
+    random_consumer_kills: u64,
     rng: &'a mut Rng,
 }
 
 impl Round<'_> {
-    fn spawn(&mut self, role: &'static str, id: u32, hook: Option<String>) -> usize {
-        let log = self
+    fn spawn(&mut self, role: &'static str, hook: Option<String>, o: SpawnOpts) -> usize {
+        let base = self
             .dir
             .join(format!("{role}.{}.log", self.next_log))
             .to_string_lossy()
             .into_owned();
         self.next_log += 1;
+        let threads = o.threads.max(1);
+        let id = if role == "producer" { self.next_id } else { 0 };
+        if role == "producer" {
+            self.next_id += threads;
+        }
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.env("T_ROLE", role)
             .env("T_CHANNEL", &self.name)
             .env("T_ID", id.to_string())
             .env("T_STOP", &self.stop)
-            .env("T_LOG", &log)
+            .env("T_LOG", &base)
+            .env("T_TRY", if self.try_only { "1" } else { "0" })
+            .env("T_PACE", if self.pace { "1" } else { "0" })
+            .env("T_SLOW", if o.slow { "1" } else { "0" })
+            .env("T_THREADS", threads.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         if let Some(h) = hook {
             cmd.env("SHMRING_HOOK", h);
         }
+        if let Some(g) = o.pgroup {
+            cmd.process_group(g);
+        }
         // Half the producers publish in batches; the seed of their batch sizes is drawn here.
-        let batch = role == "producer" && self.rng.below(2) == 0;
+        let batch = role == "producer" && self.batches && !o.no_batch && self.rng.below(2) == 0;
         cmd.env(
             "T_BATCH",
             if batch { self.rng.next() | 1 } else { 0 }.to_string(),
         );
         if role == "producer" {
-            self.producers += 1;
-            self.batch_producers += batch as u64;
+            self.producers += u64::from(threads);
+            self.batch_producers += u64::from(threads) * batch as u64;
         }
         let child = cmd.spawn().expect("spawn child");
         if role == "reader" {
-            let ready = format!("{log}.ready");
+            let ready = format!("{base}.ready");
             let deadline = Instant::now() + Duration::from_secs(30);
-            while !std::path::Path::new(&ready).exists() && Instant::now() < deadline {
+            while !Path::new(&ready).exists() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
-        self.logs.push((role, log, batch));
-        self.procs.push(Proc { child, role, batch });
+        let paths: Vec<String> = if role == "producer" && threads > 1 {
+            (0..threads).map(|t| format!("{base}.{t}")).collect()
+        } else {
+            vec![base.clone()]
+        };
+        let mut logs = Vec::new();
+        for path in paths {
+            logs.push(self.logs.len());
+            self.logs.push(LogFile {
+                role,
+                path,
+                batch,
+                survived: false,
+                witness: false,
+            });
+        }
+        self.procs.push(Proc {
+            child,
+            role,
+            batch,
+            base,
+            logs,
+        });
         self.procs.len() - 1
+    }
+
+    fn spawn_producer(&mut self) -> usize {
+        self.spawn("producer", None, SpawnOpts::default())
+    }
+
+    fn spawn_reader(&mut self) -> usize {
+        self.spawn("reader", None, SpawnOpts::default())
+    }
+
+    fn index_of(&self, pid: u32) -> Option<usize> {
+        self.procs.iter().position(|p| p.pid() == pid)
+    }
+
+    /// SIGKILLs the process with this pid (if it is still ours) and reaps it.
+    fn kill(&mut self, pid: u32) {
+        if let Some(i) = self.index_of(pid) {
+            let mut p = self.procs.remove(i);
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+            self.ended.push((p.base.clone(), None));
+        }
+    }
+
+    /// Reaps the processes of a process group killed with `killpg`.
+    fn reap(&mut self, pids: &[u32]) {
+        for &pid in pids {
+            self.kill(pid);
+        }
+    }
+
+    fn pids(&self, role: &str, except: &[u32]) -> Vec<u32> {
+        self.procs
+            .iter()
+            .filter(|p| p.role == role && !except.contains(&p.pid()))
+            .map(Proc::pid)
+            .collect()
+    }
+
+    fn count(&self, role: &str) -> usize {
+        self.procs.iter().filter(|p| p.role == role).count()
+    }
+}
+
+/// SIGSTOPs the processes and waits until they are stopped.
+fn stop_all(pids: &[u32]) {
+    for &pid in pids {
+        signal(pid, libc::SIGSTOP);
+    }
+    for &pid in pids {
+        wait_stopped_for(pid, Duration::from_secs(5));
+    }
+}
+
+fn resume_all(pids: &[u32]) {
+    for &pid in pids {
+        signal(pid, libc::SIGCONT);
     }
 }
 
@@ -308,16 +684,49 @@ fn read_log(path: &str) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// Whether every live reader got everything published so far.
+fn caught_up(ch: &Channel) -> bool {
+    let s = shmring::summarize(ch);
+    if s.descriptor.kind == Kind::Queue {
+        return s.bytes_used == 0;
+    }
+    s.participants
+        .iter()
+        .filter(|p| p.alive && p.role == Some(Role::Subscriber))
+        .all(|p| p.cursor >= s.tail)
+}
+
 /// Publishes a marker and waits until every reader position passed it: the time the channel
-/// needs to get going again after a kill. `None`: it never did (a wedge).
-fn recover_time(ch: &Channel, marker: &mut shmring::Producer, n: u32) -> Option<Duration> {
+/// needs to get going again after a kill. `Ok(None)`: it never did (a wedge). `try_only`:
+/// the marker is published with `try_publish` alone, retried.
+fn recover_time(
+    ch: &Channel,
+    marker: &mut shmring::Producer,
+    n: u32,
+    try_only: bool,
+) -> Result<Option<Duration>, String> {
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(10);
+    let deadline = started + WEDGE_DEADLINE;
+    let msg = payload(0, n);
     loop {
-        match marker.publish_timeout(&payload(0, n), Some(Duration::from_millis(100))) {
+        if try_only {
+            match marker.try_publish(&msg) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) if e.code() == ErrorCode::RingFull => {}
+                Err(e) => return Err(format!("marker (try_publish): {e}")),
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_micros(200));
+            continue;
+        }
+        match marker.publish_timeout(&msg, Some(Duration::from_millis(100))) {
             Ok(()) => break,
+            Err(e) if e.code() != ErrorCode::Timeout => return Err(format!("marker: {e}")),
             Err(_) if Instant::now() < deadline => continue,
-            Err(_) => return None,
+            Err(_) => return Ok(None),
         }
     }
     let target = shmring::summarize(ch).tail;
@@ -333,10 +742,10 @@ fn recover_time(ch: &Channel, marker: &mut shmring::Producer, n: u32) -> Option<
                 .all(|p| p.cursor >= target)
         };
         if passed {
-            return Some(started.elapsed());
+            return Ok(Some(started.elapsed()));
         }
         if Instant::now() > deadline {
-            return None;
+            return Ok(None);
         }
         std::thread::sleep(Duration::from_micros(200));
     }
@@ -357,20 +766,60 @@ fn main() {
     };
     let want_kills = arg("--kills", 1000);
     let seed = arg("--seed", 0x5eed_1234);
+    // `--only <flavour>`: run the rounds of one flavour (to reproduce a failure).
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let mut rng = Rng(seed | 1);
-    let configs = [
-        (SyncMode::LockFree, Kind::Topic),
-        (SyncMode::Semaphore, Kind::Topic),
-        (SyncMode::LockFree, Kind::Queue),
-        (SyncMode::Semaphore, Kind::Queue),
+    use Flavor::*;
+    use Kind::*;
+    use SyncMode::*;
+    // One cycle: every flavour over the modes and kinds it applies to, interleaved so that a
+    // short run (`--kills 60`, about one cycle) sees each of them.
+    let schedule: &[(Flavor, SyncMode, Kind, u64)] = &[
+        (Classic, LockFree, Topic, 3),
+        (FailTry, LockFree, Topic, 4),
+        (CoRecover, LockFree, Queue, 4),
+        (Overwrite, LockFree, Topic, 4),
+        (MultiKill, LockFree, Topic, 4),
+        (Classic, Semaphore, Topic, 3),
+        (FailTry, Semaphore, Queue, 4),
+        (MultiKill, Semaphore, Queue, 4),
+        (Overwrite, Semaphore, Topic, 4),
+        (Classic, LockFree, Queue, 3),
+        (FailTry, LockFree, Queue, 4),
+        (CoRecover, LockFree, Queue, 4),
+        (MultiKill, LockFree, Queue, 4),
+        (Classic, Semaphore, Queue, 3),
+        (FailTry, Semaphore, Topic, 4),
+        (MultiKill, Semaphore, Topic, 4),
     ];
+    let schedule: Vec<_> = schedule
+        .iter()
+        .copied()
+        .filter(|s| only.as_deref().is_none_or(|o| o == s.0.label()))
+        .collect();
+    assert!(
+        !schedule.is_empty(),
+        "--only takes one of classic, fail, corecover, overwrite, multikill"
+    );
     let mut t = Totals::default();
     let started = Instant::now();
     let mut round = 0usize;
     while t.kills < want_kills {
-        let (sync, kind) = configs[round % configs.len()];
-        let kills_this_round = (want_kills - t.kills).min(10);
-        run_round(&mut t, &mut rng, round, sync, kind, kills_this_round);
+        let (flavor, sync, kind, quota) = schedule[round % schedule.len()];
+        let kills_this_round = (want_kills - t.kills).min(quota);
+        run_round(
+            &mut t,
+            &mut rng,
+            round,
+            flavor,
+            sync,
+            kind,
+            kills_this_round,
+        );
         round += 1;
     }
     t.recovery.sort();
@@ -380,8 +829,13 @@ fn main() {
             .copied()
             .unwrap_or_default()
     };
+    let flavours = ["classic", "fail", "corecover", "overwrite", "multikill"]
+        .iter()
+        .map(|f| format!("{f} {}", t.rounds.get(f).copied().unwrap_or(0)))
+        .collect::<Vec<_>>()
+        .join(", ");
     println!(
-        "torture: {round} rounds over lockfree/semaphore x topic/queue, seed {seed:#x}, {:.1} s",
+        "torture: {round} rounds ({flavours}) over lockfree/semaphore x topic/queue, seed {seed:#x}, {:.1} s",
         started.elapsed().as_secs_f64()
     );
     println!(
@@ -399,11 +853,38 @@ fn main() {
         "pauses:     {} producers stopped at named points and resumed ({} of them batch producers)",
         t.pauses, t.batch_pauses
     );
+    println!(
+        "try-only:   {} rounds where no producer ever waits ({} under policy fail, the rest block)",
+        t.rounds.get("fail").copied().unwrap_or(0),
+        t.fail_rounds
+    );
+    println!(
+        "co-recovery (queue): {} dead claims judged dead by 2-3 consumers at once ({} resumed together, {} one held while the space was reused then resumed, {} held then killed); {} not staged",
+        t.corecover_staged,
+        t.corecover_at_once,
+        t.corecover_held,
+        t.corecover_held_killed,
+        t.corecover_unstaged
+    );
+    println!(
+        "overwrite:  {} readers stopped at judged_dead and lapped before resuming ({} not staged); surviving readers received {}, lost {} (counted by lost()), {} losses not counted",
+        t.lapped_recoverers, t.lapped_unstaged, t.ow_received, t.ow_lost, t.uncounted
+    );
+    println!(
+        "multi-kill: {} events killing {} producers at once ({} with adjacent claims at named points, {} of them with the readers held until the dead slots were swept, {} given up; {} multi-threaded processes)",
+        t.multi_events,
+        t.multi_killed,
+        t.adjacent_events,
+        t.adjacent_swept,
+        t.unheld,
+        t.threaded_events
+    );
     println!("delivered:  {}", t.delivered);
     println!("lost:       {}", t.lost);
     println!("duplicated: {}", t.duplicated);
     println!("disorder:   {}", t.disorder);
     println!("wedges:     {}", t.wedges);
+    println!("errors:     {}", t.errors);
     println!(
         "taken by killed consumers (queue, at most one per random kill): {}",
         t.taken_by_killed
@@ -415,17 +896,447 @@ fn main() {
         t.recovery.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         t.recovery.len()
     );
-    if t.lost + t.duplicated + t.disorder + t.wedges > 0 {
+    println!(
+        "torture summary: kills {}, messages {}, lost {}, duplicated {}, disorder {}, wedges {}, errors {}, uncounted overwrite losses {}, {:.1} s",
+        t.kills,
+        t.committed,
+        t.lost,
+        t.duplicated,
+        t.disorder,
+        t.wedges,
+        t.errors,
+        t.uncounted,
+        started.elapsed().as_secs_f64()
+    );
+    if t.lost + t.duplicated + t.disorder + t.wedges + t.errors + t.uncounted > 0 {
         std::process::exit(1);
     }
 }
 
-fn run_round(t: &mut Totals, rng: &mut Rng, round: usize, sync: SyncMode, kind: Kind, kills: u64) {
+/// One kill of the classic kind (and, one time in four, a pause before it): a fresh producer
+/// or reader stopped at a named point, or a running one at a random instant. Returns the
+/// processes killed.
+fn classic_kill(r: &mut Round, t: &mut Totals, round: usize) -> u64 {
+    let sync = r.sync;
+    if r.rng.below(4) == 0 {
+        // A pause: a live claim left unfinished for a while must be waited for.
+        let point = producer_point(r.rng, sync);
+        let nth = 1 + r.rng.below(40);
+        let i = r.spawn(
+            "producer",
+            Some(format!("{point}:{nth}")),
+            SpawnOpts::default(),
+        );
+        let pid = r.procs[i].pid();
+        if wait_stopped(pid) {
+            let polls = 2 + r.rng.below(8) as u32;
+            std::thread::sleep(shmring::RECOVERY_POLL * polls);
+            signal(pid, libc::SIGCONT);
+            t.pauses += 1;
+            t.batch_pauses += r.procs[i].batch as u64;
+        } else {
+            eprintln!("round {round}: paused producer never reached {point}:{nth}");
+            t.wedges += 1;
+        }
+    }
+    let at_point = r.rng.below(2) == 0;
+    let role = if r.rng.below(3) == 0 {
+        "reader"
+    } else {
+        "producer"
+    };
+    let victim = if at_point {
+        // A fresh participant told to stop itself at a named point; killed there.
+        let point = if role == "reader" {
+            "mid_read"
+        } else {
+            producer_point(r.rng, sync)
+        };
+        let nth = 1 + r.rng.below(40);
+        let i = r.spawn(role, Some(format!("{point}:{nth}")), SpawnOpts::default());
+        let pid = r.procs[i].pid();
+        if !wait_stopped(pid) {
+            eprintln!("round {round}: {role} never reached {point}:{nth}");
+            t.wedges += 1;
+        }
+        t.point_kills += 1;
+        t.batch_point_kills += r.procs[i].batch as u64;
+        pid
+    } else {
+        // A running participant (never the witness), at a random instant.
+        let witness = witness_pid(r);
+        if r.pids(role, &witness).is_empty() {
+            r.spawn(role, None, SpawnOpts::default());
+        }
+        let k = r.pids(role, &witness);
+        let pid = k[r.rng.below(k.len() as u64) as usize];
+        std::thread::sleep(Duration::from_micros(r.rng.below(20_000)));
+        if role == "reader" && r.kind == Kind::Queue {
+            r.random_consumer_kills += 1;
+        }
+        pid
+    };
+    r.kill(victim);
+    1
+}
+
+/// The witness subscriber's pid (a topic's first reader, never killed), if any.
+fn witness_pid(r: &Round) -> Vec<u32> {
+    r.procs
+        .iter()
+        .filter(|p| p.logs.iter().any(|&l| r.logs[l].witness))
+        .map(Proc::pid)
+        .collect()
+}
+
+/// Queue co-recovery (see the module docs). Returns the processes killed.
+fn corecover_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 {
+    // The recoverers first: fresh consumers that stop at their first `judged_dead`.
+    let n_rec = 2 + (r.rng.below(3) == 0) as usize;
+    let recs: Vec<u32> = (0..n_rec)
+        .map(|_| {
+            let i = r.spawn("reader", Some("judged_dead:1".into()), SpawnOpts::default());
+            r.procs[i].pid()
+        })
+        .collect();
+    let point = PRODUCER_POINTS[r.rng.below(3) as usize];
+    let nth = 1 + r.rng.below(20);
+    let i = r.spawn(
+        "producer",
+        Some(format!("{point}:{nth}")),
+        SpawnOpts::default(),
+    );
+    let dead = r.procs[i].pid();
+    if !wait_stopped(dead) {
+        eprintln!("round {round}: co-recovery producer never reached {point}:{nth}");
+        t.wedges += 1;
+    }
+    t.point_kills += 1;
+    t.batch_point_kills += r.procs[i].batch as u64;
+    // The other consumers wait at the claim too (its owner lives); stop them so that the
+    // recoverers are the ones to judge it.
+    let others = r.pids("reader", &recs);
+    stop_all(&others);
+    r.kill(dead);
+    let mut kills = 1;
+    let staged = recs
+        .iter()
+        .filter(|&&pid| wait_stopped_for(pid, Duration::from_secs(3)))
+        .count();
+    if staged < 2 {
+        t.corecover_unstaged += 1;
+        resume_all(&recs);
+        resume_all(&others);
+        return kills;
+    }
+    t.corecover_staged += 1;
+    match r.rng.below(4) {
+        0 => {
+            // All at once: they race to skip the same claim.
+            t.corecover_at_once += 1;
+            resume_all(&recs);
+            resume_all(&others);
+        }
+        v => {
+            // One held while the others take past the claim and producers reuse its bytes.
+            resume_all(&recs[1..]);
+            resume_all(&others);
+            let from = shmring::summarize(ch).tail;
+            let cap = ch.descriptor().geometry.capacity;
+            wait_until(Duration::from_secs(5), || {
+                shmring::summarize(ch).tail >= from + 2 * cap
+            });
+            if v < 3 {
+                t.corecover_held += 1;
+                resume_all(&recs[..1]);
+            } else {
+                t.corecover_held_killed += 1;
+                t.point_kills += 1;
+                r.kill(recs[0]);
+                kills += 1;
+            }
+        }
+    }
+    kills
+}
+
+/// Overwrite: one of a reader stopped at `judged_dead` at a dead claim and lapped, a
+/// producer killed at a named point, a reader killed at `mid_read` or at a random instant.
+fn overwrite_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 {
+    match r.rng.below(3) {
+        0 => {
+            // Readers join first (a subscription starts at the tail), then the producer that
+            // dies in its claim.
+            let n_rec = 1 + r.rng.below(2) as usize;
+            let recs: Vec<u32> = (0..n_rec)
+                .map(|_| {
+                    let i = r.spawn("reader", Some("judged_dead:1".into()), SpawnOpts::default());
+                    r.procs[i].pid()
+                })
+                .collect();
+            let point = PRODUCER_POINTS[r.rng.below(3) as usize];
+            let nth = 1 + r.rng.below(20);
+            let i = r.spawn(
+                "producer",
+                Some(format!("{point}:{nth}")),
+                SpawnOpts::default(),
+            );
+            let dead = r.procs[i].pid();
+            let reached = wait_stopped(dead);
+            // Hold the other producers so that the claim is not lapped before it is judged.
+            let producers = r.pids("producer", &[dead]);
+            stop_all(&producers);
+            if !reached {
+                eprintln!("round {round}: overwrite producer never reached {point}:{nth}");
+                t.wedges += 1;
+            }
+            r.kill(dead);
+            t.point_kills += 1;
+            let staged: Vec<u32> = recs
+                .iter()
+                .copied()
+                .filter(|&pid| wait_stopped_for(pid, Duration::from_secs(3)))
+                .collect();
+            t.lapped_unstaged += (recs.len() - staged.len()) as u64;
+            for &pid in &recs {
+                if !staged.contains(&pid) {
+                    signal(pid, libc::SIGCONT);
+                }
+            }
+            resume_all(&producers);
+            if !staged.is_empty() {
+                // Lapped twice while stopped: what they judged is long overwritten.
+                let from = shmring::summarize(ch).tail;
+                let cap = ch.descriptor().geometry.capacity;
+                wait_until(Duration::from_secs(5), || {
+                    shmring::summarize(ch).tail >= from + 2 * cap
+                });
+                t.lapped_recoverers += staged.len() as u64;
+                resume_all(&staged);
+            }
+            1
+        }
+        1 => {
+            let point = PRODUCER_POINTS[r.rng.below(3) as usize];
+            let nth = 1 + r.rng.below(40);
+            let i = r.spawn(
+                "producer",
+                Some(format!("{point}:{nth}")),
+                SpawnOpts::default(),
+            );
+            let pid = r.procs[i].pid();
+            if !wait_stopped(pid) {
+                eprintln!("round {round}: producer never reached {point}:{nth}");
+                t.wedges += 1;
+            }
+            r.kill(pid);
+            t.point_kills += 1;
+            1
+        }
+        _ => {
+            if r.rng.below(2) == 0 {
+                let nth = 1 + r.rng.below(40);
+                let i = r.spawn(
+                    "reader",
+                    Some(format!("mid_read:{nth}")),
+                    SpawnOpts::default(),
+                );
+                let pid = r.procs[i].pid();
+                if !wait_stopped(pid) {
+                    eprintln!("round {round}: reader never reached mid_read:{nth}");
+                    t.wedges += 1;
+                }
+                t.point_kills += 1;
+                r.kill(pid);
+            } else {
+                let witness = witness_pid(r);
+                let role = if r.rng.below(2) == 0 {
+                    "reader"
+                } else {
+                    "producer"
+                };
+                if r.pids(role, &witness).is_empty() {
+                    r.spawn(role, None, SpawnOpts::default());
+                }
+                let k = r.pids(role, &witness);
+                let pid = k[r.rng.below(k.len() as u64) as usize];
+                std::thread::sleep(Duration::from_micros(r.rng.below(20_000)));
+                r.kill(pid);
+            }
+            1
+        }
+    }
+}
+
+/// Several producers die at the same instant (see the module docs). Returns the processes
+/// killed.
+fn multikill_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 {
+    t.multi_events += 1;
+    if r.sync == SyncMode::LockFree && r.rng.below(3) != 0 {
+        // Adjacent dead claims: nobody else claims while the victims make theirs. The live
+        // producers are stopped where the readers can catch up with them (not in a claim), so
+        // that the victims find room: tried a few times.
+        let producers = r.pids("producer", &[]);
+        let held = (0..5).any(|_| {
+            stop_all(&producers);
+            if wait_until(Duration::from_secs(1), || caught_up(ch)) {
+                return true;
+            }
+            resume_all(&producers);
+            std::thread::sleep(Duration::from_millis(5));
+            false
+        });
+        if !held {
+            eprintln!("round {round}: readers never caught up with stopped producers");
+            t.unheld += 1;
+            return multikill_at_random(r, t, round);
+        }
+        t.adjacent_events += 1;
+        let mut readers = Vec::new();
+        if r.rng.below(4) != 0 {
+            // Readers held too, so that the producers fill the ring and sweep the dead slots
+            // before any reader gets to the dead claims.
+            readers = r.pids("reader", &[]);
+            stop_all(&readers);
+        }
+        let k = 2 + r.rng.below(3);
+        // Half the time every victim dies with nothing written: then no header says where
+        // one dead claim ends and the next begins.
+        let empty = r.rng.below(2) == 0;
+        let mut group = 0i32;
+        let mut victims = Vec::new();
+        for _ in 0..k {
+            let point = match r.rng.below(4) {
+                _ if empty => "after_claim",
+                0 | 1 => "after_claim",
+                2 => "mid_payload",
+                _ => "before_commit",
+            };
+            let i = r.spawn(
+                "producer",
+                Some(format!("{point}:1")),
+                SpawnOpts {
+                    pgroup: Some(group),
+                    ..SpawnOpts::default()
+                },
+            );
+            let pid = r.procs[i].pid();
+            if group == 0 {
+                group = pid as i32;
+            }
+            if !wait_stopped(pid) {
+                eprintln!("round {round}: multi-kill producer never reached {point}:1");
+                t.wedges += 1;
+            }
+            t.batch_point_kills += r.procs[i].batch as u64;
+            victims.push(pid);
+        }
+        // SAFETY: killpg(2) has no memory-safety preconditions; `group` is the process group
+        // made for our own children, not yet reaped.
+        unsafe { libc::killpg(group, libc::SIGKILL) };
+        r.reap(&victims);
+        t.point_kills += k;
+        t.multi_killed += k;
+        resume_all(&producers);
+        if !readers.is_empty() {
+            let swept = wait_until(Duration::from_secs(3), || {
+                !ch.participants()
+                    .iter()
+                    .any(|p| p.role == Some(Role::Producer) && !p.alive)
+            });
+            t.adjacent_swept += swept as u64;
+            resume_all(&readers);
+        }
+        return k;
+    }
+    multikill_at_random(r, t, round)
+}
+
+/// Several producers die at once at random instants (see `multikill_episode`).
+fn multikill_at_random(r: &mut Round, t: &mut Totals, round: usize) -> u64 {
+    if r.rng.below(2) == 0 {
+        // A process group of free-running producers, killed at a random instant.
+        let k = 2 + r.rng.below(3);
+        let mut group = 0i32;
+        let mut victims = Vec::new();
+        for _ in 0..k {
+            let i = r.spawn(
+                "producer",
+                None,
+                SpawnOpts {
+                    pgroup: Some(group),
+                    ..SpawnOpts::default()
+                },
+            );
+            let pid = r.procs[i].pid();
+            if group == 0 {
+                group = pid as i32;
+            }
+            victims.push(pid);
+        }
+        std::thread::sleep(Duration::from_micros(5_000 + r.rng.below(30_000)));
+        // SAFETY: as above.
+        unsafe { libc::killpg(group, libc::SIGKILL) };
+        r.reap(&victims);
+        t.multi_killed += k;
+        k
+    } else {
+        // A multi-threaded producer stopped (all its threads) when one is at a named point.
+        t.threaded_events += 1;
+        let threads = 3 + r.rng.below(2) as u32;
+        let point = producer_point(r.rng, r.sync);
+        let nth = 1 + r.rng.below(60);
+        let i = r.spawn(
+            "producer",
+            Some(format!("{point}:{nth}")),
+            SpawnOpts {
+                threads,
+                ..SpawnOpts::default()
+            },
+        );
+        let pid = r.procs[i].pid();
+        if !wait_stopped(pid) {
+            eprintln!("round {round}: threaded producer never reached {point}:{nth}");
+            t.wedges += 1;
+        }
+        t.point_kills += 1;
+        r.kill(pid);
+        t.multi_killed += 1;
+        1
+    }
+}
+
+fn run_round(
+    t: &mut Totals,
+    rng: &mut Rng,
+    round: usize,
+    flavor: Flavor,
+    sync: SyncMode,
+    kind: Kind,
+    kills: u64,
+) {
     let name = format!("torture-{}-{round}", std::process::id());
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).unwrap();
+    let label = flavor.label();
+    *t.rounds.entry(label).or_default() += 1;
+    let policy = match flavor {
+        Flavor::FailTry if rng.below(3) == 0 => Policy::Block,
+        Flavor::FailTry => Policy::Fail,
+        Flavor::Overwrite => Policy::Overwrite,
+        _ => Policy::Block,
+    };
+    t.fail_rounds += (policy == Policy::Fail) as u64;
+    // Small rings where the flavour needs the ring full (try-only) or lapped often.
+    let capacity: u64 = match flavor {
+        Flavor::Classic | Flavor::MultiKill => 1 << 15,
+        Flavor::FailTry => 1 << 13,
+        Flavor::CoRecover => 1 << 12,
+        Flavor::Overwrite => 1 << 14,
+    };
     // A lock-free batch claim takes at most the bytes of the largest record: with 256 it
     // covers a few of our records (16..=195 bytes), with 4096 dozens of them.
+    // (One record must fit in half the ring: the small rings take up to 1024.)
     let big_claims = rng.below(2) == 0;
     t.big_claim_rounds += big_claims as u64;
     let ch = Channel::open(
@@ -433,138 +1344,131 @@ fn run_round(t: &mut Totals, rng: &mut Rng, round: usize, sync: SyncMode, kind: 
         &OpenOptions {
             kind: Some(kind),
             sync: Some(sync),
-            policy: Some(Policy::Block),
-            capacity: Some(1 << 15),
-            max_message_size: Some(if big_claims { 4096 } else { 256 }),
+            policy: Some(policy),
+            capacity: Some(capacity),
+            max_message_size: Some(if big_claims {
+                4096.min(capacity as u32 / 4)
+            } else {
+                256
+            }),
             max_participants: Some(64),
             ..OpenOptions::create()
         },
     )
     .unwrap();
+    let try_only = matches!(flavor, Flavor::FailTry | Flavor::Overwrite);
     let stop = dir.join("stop").to_string_lossy().into_owned();
     let mut r = Round {
         name: name.clone(),
         dir: dir.clone(),
         stop: stop.clone(),
         kind,
+        sync,
+        try_only,
+        batches: policy != Policy::Fail,
+        pace: policy == Policy::Overwrite,
         next_log: 0,
+        next_id: 1,
         logs: Vec::new(),
         procs: Vec::new(),
+        ended: Vec::new(),
+        markers: Vec::new(),
+        random_consumer_kills: 0,
         producers: 0,
         batch_producers: 0,
         rng,
     };
-    let witness = r.spawn("reader", 0, None);
-    if r.kind == Kind::Queue {
-        r.spawn("reader", 0, None);
+    let w = r.spawn_reader();
+    if kind == Kind::Topic {
+        let l = r.procs[w].logs[0];
+        r.logs[l].witness = true;
     }
-    let mut next_id = 1u32;
+    // Queue: two consumers. Topics (but the classic rounds): a killable reader besides the
+    // witness, whose log is audited too if it survives; under `overwrite` a slow one.
+    if kind == Kind::Queue || flavor != Flavor::Classic {
+        r.spawn(
+            "reader",
+            None,
+            SpawnOpts {
+                slow: flavor == Flavor::Overwrite,
+                ..SpawnOpts::default()
+            },
+        );
+    }
     for _ in 0..2 {
-        r.spawn("producer", next_id, None);
-        next_id += 1;
+        r.spawn_producer();
     }
     let mut marker = ch.producer().unwrap();
-    let mut random_consumer_kills = 0u64;
-    for k in 0..kills {
-        if r.rng.below(4) == 0 {
-            // A pause: a live claim left unfinished for a while must be waited for.
-            let point = producer_point(r.rng, sync);
-            let nth = 1 + r.rng.below(40);
-            let id = next_id;
-            next_id += 1;
-            let i = r.spawn("producer", id, Some(format!("{point}:{nth}")));
-            let pid = r.procs[i].child.id();
-            if wait_stopped(pid) {
-                let polls = 2 + r.rng.below(8) as u32;
-                std::thread::sleep(shmring::RECOVERY_POLL * polls);
-                // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our child,
-                // not yet waited for.
-                unsafe { libc::kill(pid as libc::pid_t, libc::SIGCONT) };
-                t.pauses += 1;
-                t.batch_pauses += r.procs[i].batch as u64;
-            } else {
-                eprintln!("round {round}: paused producer never reached {point}:{nth}");
-                t.wedges += 1;
-            }
-        }
-        let at_point = r.rng.below(2) == 0;
-        let role = if r.rng.below(3) == 0 {
-            "reader"
-        } else {
-            "producer"
+    let mut done = 0u64;
+    let mut k = 0u32;
+    while done < kills {
+        done += match flavor {
+            Flavor::Classic | Flavor::FailTry => classic_kill(&mut r, t, round),
+            Flavor::CoRecover if r.rng.below(4) == 0 => classic_kill(&mut r, t, round),
+            Flavor::CoRecover => corecover_episode(&mut r, t, &ch, round),
+            Flavor::Overwrite => overwrite_episode(&mut r, t, &ch, round),
+            Flavor::MultiKill if r.rng.below(4) == 0 => classic_kill(&mut r, t, round),
+            Flavor::MultiKill => multikill_episode(&mut r, t, &ch, round),
         };
-        let victim = if at_point {
-            // A fresh participant told to stop itself at a named point; killed there.
-            let point = if role == "reader" {
-                "mid_read"
-            } else {
-                producer_point(r.rng, sync)
-            };
-            let nth = 1 + r.rng.below(40);
-            let id = next_id;
-            next_id += 1;
-            let i = r.spawn(role, id, Some(format!("{point}:{nth}")));
-            let pid = r.procs[i].child.id();
-            if !wait_stopped(pid) {
-                eprintln!("round {round}: {role} never reached {point}:{nth}");
-                t.wedges += 1;
-            }
-            t.point_kills += 1;
-            t.batch_point_kills += r.procs[i].batch as u64;
-            i
-        } else {
-            // A running participant (never the witness), at a random instant.
-            let killable = |r: &Round| -> Vec<usize> {
-                (0..r.procs.len())
-                    .filter(|&i| i != witness && r.procs[i].role == role)
-                    .collect()
-            };
-            if killable(&r).is_empty() {
-                let id = next_id;
-                next_id += 1;
-                r.spawn(role, id, None);
-            }
-            let k = killable(&r);
-            let i = k[r.rng.below(k.len() as u64) as usize];
-            std::thread::sleep(Duration::from_micros(r.rng.below(20_000)));
-            if role == "reader" && r.kind == Kind::Queue {
-                random_consumer_kills += 1;
-            }
-            i
-        };
-        assert!(victim != witness);
-        let mut p = r.procs.remove(victim);
-        let _ = p.child.kill();
-        let _ = p.child.wait();
-        drop(p);
-        t.kills += 1;
-        // Keep two producers and (queue) two consumers going.
-        let producers = r.procs.iter().filter(|p| p.role == "producer").count();
-        if producers < 2 {
-            let id = next_id;
-            next_id += 1;
-            r.spawn("producer", id, None);
+        // Keep two producers and (queue) two consumers going, and (topic) a killable reader.
+        while r.count("producer") < 2 {
+            r.spawn_producer();
         }
-        if r.kind == Kind::Queue && r.procs.iter().filter(|p| p.role == "reader").count() < 2 {
-            r.spawn("reader", 0, None);
+        if kind == Kind::Queue {
+            while r.count("reader") < 2 {
+                r.spawn_reader();
+            }
+        } else if flavor != Flavor::Classic && r.count("reader") < 2 {
+            r.spawn_reader();
         }
-        match recover_time(&ch, &mut marker, (round as u32) << 16 | k as u32) {
-            Some(d) => t.recovery.push(d),
-            None => {
-                eprintln!("round {round} ({sync:?} {kind:?}): no progress 10 s after kill {k}");
+        let n = (round as u32) << 16 | k;
+        k += 1;
+        match recover_time(&ch, &mut marker, n, try_only) {
+            Ok(Some(d)) => {
+                r.markers.push(n);
+                t.recovery.push(d);
+            }
+            Ok(None) => {
+                eprintln!(
+                    "round {round} ({label} {sync:?} {kind:?} {policy:?}): no progress {WEDGE_DEADLINE:?} after kill {}",
+                    k - 1
+                );
                 t.wedges += 1;
+                if flavor != Flavor::Classic {
+                    break; // the rest of this round would only time out again
+                }
+            }
+            Err(e) => {
+                eprintln!("round {round} ({label} {sync:?} {kind:?} {policy:?}): {e}");
+                t.errors += 1;
+                break;
             }
         }
     }
+    t.kills += done;
     // Wind down: producers stop, readers drain what is left and stop.
     std::fs::write(&stop, "").unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     for p in &mut r.procs {
+        // Nothing of ours is stopped now; a SIGCONT is harmless if so.
+        signal(p.pid(), libc::SIGCONT);
+    }
+    let mut procs = std::mem::take(&mut r.procs);
+    for p in &mut procs {
         loop {
             match p.child.try_wait().unwrap() {
-                Some(_) => break,
+                Some(status) => {
+                    if status.success() {
+                        for &l in &p.logs {
+                            r.logs[l].survived = true;
+                        }
+                    }
+                    r.ended.push((p.base.clone(), Some(status)));
+                    break;
+                }
                 None if Instant::now() > deadline => {
-                    eprintln!("round {round}: a {} did not finish", p.role);
+                    eprintln!("round {round} ({label}): a {} did not finish", p.role);
+                    diagnose(&ch, p.pid());
                     t.wedges += 1;
                     break;
                 }
@@ -572,59 +1476,252 @@ fn run_round(t: &mut Totals, rng: &mut Rng, round: usize, sync: SyncMode, kind: 
             }
         }
     }
+    drop(procs);
     drop(marker);
-    // Audit.
-    let mut committed: HashSet<(u32, u32)> = HashSet::new();
-    for (role, log, batch) in &r.logs {
-        if *role == "producer" {
-            let ids = read_log(log);
-            if *batch {
-                t.batch_committed += ids.len() as u64;
-            }
-            committed.extend(ids);
-        }
-    }
-    t.producers += r.producers;
-    t.batch_producers += r.batch_producers;
-    let markers = (0..kills).map(|k| (0u32, (round as u32) << 16 | k as u32));
-    committed.extend(markers);
-    let witness_log = &r.logs[witness].1;
-    let delivered: Vec<(u32, u32)> = if kind == Kind::Topic {
-        read_log(witness_log)
-    } else {
-        r.logs
-            .iter()
-            .filter(|(role, _, _)| *role == "reader")
-            .flat_map(|(_, l, _)| read_log(l))
-            .collect()
-    };
-    let mut seen: HashSet<(u32, u32)> = HashSet::new();
-    let mut last: HashMap<u32, u32> = HashMap::new();
-    for &(p, s) in &delivered {
-        if !seen.insert((p, s)) {
-            t.duplicated += 1;
-        }
-        if kind == Kind::Topic && p != 0 {
-            if let Some(&l) = last.get(&p)
-                && s <= l
-            {
-                t.disorder += 1;
-            }
-            last.insert(p, s);
-        }
-    }
-    let missing = committed.iter().filter(|m| !seen.contains(m)).count() as u64;
-    let excused = if kind == Kind::Queue {
-        missing.min(random_consumer_kills)
-    } else {
-        0
-    };
-    t.taken_by_killed += excused;
-    t.lost += missing - excused;
-    t.committed += committed.len() as u64;
-    t.delivered += seen.len() as u64;
+    audit(&r, t, round, label, policy);
     drop(r);
     drop(ch);
     let _ = shmring::unlink(&name);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// For a report: where a process that did not finish is (each thread's state and wait
+/// channel), and the channel's positions, participants and mutex words.
+fn diagnose(ch: &Channel, pid: u32) {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.filter_map(|e| e.ok()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for task in tasks {
+        let dir = task.path();
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .unwrap_or("?")
+            .to_owned();
+        let wchan = std::fs::read_to_string(dir.join("wchan")).unwrap_or_default();
+        let syscall = std::fs::read_to_string(dir.join("syscall")).unwrap_or_default();
+        eprintln!(
+            "  pid {pid} task {:?}: state {state}, wchan {wchan}, syscall {}",
+            task.file_name(),
+            syscall.trim()
+        );
+    }
+    let s = shmring::summarize(ch);
+    eprintln!("  tail {}, bytes used {}", s.tail, s.bytes_used);
+    for p in &s.participants {
+        eprintln!(
+            "  slot {} {:?} pid {} alive {} cursor {} messages {}",
+            p.slot, p.role, p.pid, p.alive, p.cursor, p.messages
+        );
+    }
+    if let Ok(bytes) = std::fs::read(format!(
+        "{}{}",
+        shmring::SHM_DIR,
+        shmring::shm_path(ch.name())
+    )) {
+        let word = |off: usize| {
+            bytes
+                .get(off..off + 8)
+                .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
+        };
+        let m = shmring::layout::MUTEX_OFFSET;
+        eprintln!(
+            "  mutex words {:#x} {:#x}, pending pos {} len {} start {}",
+            word(m),
+            word(m + 8),
+            word(shmring::layout::PENDING_POS_OFFSET),
+            word(shmring::layout::PENDING_LEN_OFFSET),
+            word(shmring::layout::PENDING_START_OFFSET)
+        );
+    }
+}
+
+/// Checks the round's logs (see the module docs) and adds up the totals.
+fn audit(r: &Round, t: &mut Totals, round: usize, label: &str, policy: Policy) {
+    let what = format!(
+        "round {round} ({label} {:?} {:?} {policy:?})",
+        r.sync, r.kind
+    );
+    // Errors a child reported, or a failed exit.
+    for (base, status) in &r.ended {
+        let err = std::fs::read_to_string(format!("{base}.err")).unwrap_or_default();
+        if let Some(first) = err.lines().next() {
+            eprintln!("{what}: {base}: {first}");
+            t.errors += 1;
+        } else if let Some(s) = status
+            && !s.success()
+        {
+            eprintln!("{what}: {base} exited with {s}");
+            t.errors += 1;
+        }
+    }
+    let mut committed: HashSet<(u32, u32)> = HashSet::new();
+    for log in r.logs.iter().filter(|l| l.role == "producer") {
+        let ids = read_log(&log.path);
+        if log.batch {
+            t.batch_committed += ids.len() as u64;
+        }
+        committed.extend(ids);
+    }
+    t.producers += r.producers;
+    t.batch_producers += r.batch_producers;
+    committed.extend(r.markers.iter().map(|&m| (0u32, m)));
+    t.committed += committed.len() as u64;
+    // Each producer's committed seqs, in order.
+    let mut by_producer: HashMap<u32, Vec<u32>> = HashMap::new();
+    for &(p, s) in &committed {
+        by_producer.entry(p).or_default().push(s);
+    }
+    for v in by_producer.values_mut() {
+        v.sort_unstable();
+    }
+    let readers: Vec<&LogFile> = r.logs.iter().filter(|l| l.role == "reader").collect();
+    if policy == Policy::Overwrite {
+        let witness = readers.iter().find(|l| l.witness);
+        t.delivered += witness.map_or(0, |l| read_log(&l.path).len() as u64);
+        for log in readers.iter().filter(|l| l.survived) {
+            overwrite_audit(log, t, &what, r.markers.len() as u64);
+        }
+        return;
+    }
+    if r.kind == Kind::Topic {
+        for log in readers.iter().filter(|l| l.witness || l.survived) {
+            let got = read_log(&log.path);
+            let mut seen: HashSet<(u32, u32)> = HashSet::new();
+            let mut last: HashMap<u32, u32> = HashMap::new();
+            for &(p, s) in &got {
+                if !seen.insert((p, s)) {
+                    t.duplicated += 1;
+                    eprintln!("{what}: {} got {p}/{s} twice", log.path);
+                }
+                if let Some(&l) = last.get(&p)
+                    && s <= l
+                {
+                    t.disorder += 1;
+                    eprintln!("{what}: {} got {p}/{s} after {p}/{l}", log.path);
+                }
+                last.insert(p, s);
+            }
+            let missing: Vec<(u32, u32)> = if log.witness {
+                t.delivered += seen.len() as u64;
+                committed
+                    .iter()
+                    .filter(|m| !seen.contains(m))
+                    .copied()
+                    .collect()
+            } else {
+                // From each producer, everything committed after the first one it got.
+                let mut first: HashMap<u32, u32> = HashMap::new();
+                for &(p, s) in &got {
+                    first.entry(p).or_insert(s);
+                }
+                first
+                    .iter()
+                    .flat_map(|(&p, &f)| {
+                        by_producer
+                            .get(&p)
+                            .into_iter()
+                            .flatten()
+                            .filter(move |&&s| s > f)
+                            .map(move |&s| (p, s))
+                    })
+                    .filter(|m| !seen.contains(m))
+                    .collect()
+            };
+            if let Some(m) = missing.first() {
+                eprintln!(
+                    "{what}: {} is missing {} committed messages, e.g. {}/{}",
+                    log.path,
+                    missing.len(),
+                    m.0,
+                    m.1
+                );
+            }
+            t.lost += missing.len() as u64;
+        }
+        return;
+    }
+    // Queue: every committed message reached exactly one consumer.
+    let delivered: Vec<(u32, u32)> = readers.iter().flat_map(|l| read_log(&l.path)).collect();
+    let mut seen: HashSet<(u32, u32)> = HashSet::new();
+    for &(p, s) in &delivered {
+        if !seen.insert((p, s)) {
+            t.duplicated += 1;
+            eprintln!("{what}: {p}/{s} taken twice");
+        }
+    }
+    let missing: Vec<&(u32, u32)> = committed.iter().filter(|m| !seen.contains(m)).collect();
+    let excused = (missing.len() as u64).min(r.random_consumer_kills);
+    t.taken_by_killed += excused;
+    if missing.len() as u64 > excused {
+        eprintln!(
+            "{what}: {} committed messages taken by nobody ({excused} excused), e.g. {}/{}",
+            missing.len(),
+            missing[0].0,
+            missing[0].1
+        );
+    }
+    t.lost += missing.len() as u64 - excused;
+    t.delivered += seen.len() as u64;
+}
+
+/// Overwrite: one surviving reader's log and its `received() lost()`.
+fn overwrite_audit(log: &LogFile, t: &mut Totals, what: &str, markers: u64) {
+    let got = read_log(&log.path);
+    let stats = std::fs::read_to_string(format!("{}.stats", log.path)).unwrap_or_default();
+    let mut it = stats.split_whitespace().map(|v| v.parse::<u64>().ok());
+    let (Some(Some(received)), Some(Some(lost))) = (it.next(), it.next()) else {
+        eprintln!("{what}: {} wrote no stats", log.path);
+        t.errors += 1;
+        return;
+    };
+    if received != got.len() as u64 {
+        eprintln!(
+            "{what}: {} logged {} messages but received() says {received}",
+            log.path,
+            got.len()
+        );
+        t.errors += 1;
+    }
+    // Losses it saw: gaps between two messages of one producer (the parent's markers, id 0,
+    // are numbered apart from the producer's own message count, and left out). Each is
+    // counted by `lost()`; `lost()` may count more only for what came before a producer's
+    // first message it got, and for markers.
+    let mut last: HashMap<u32, u32> = HashMap::new();
+    let (mut gaps, mut before_first) = (0u64, 0u64);
+    for &(p, s) in &got {
+        match last.get(&p) {
+            Some(&l) if s <= l => {
+                if s == l {
+                    t.duplicated += 1;
+                } else {
+                    t.disorder += 1;
+                }
+                eprintln!("{what}: {} got {p}/{s} after {p}/{l}", log.path);
+            }
+            Some(&l) if p != 0 => gaps += u64::from(s - l - 1),
+            Some(_) => {}
+            None if p != 0 => before_first += u64::from(s),
+            None => {}
+        }
+        if last.get(&p).is_none_or(|&l| s > l) {
+            last.insert(p, s);
+        }
+    }
+    if lost < gaps {
+        eprintln!(
+            "{what}: {} missed {gaps} messages between ones it got, lost() says {lost}",
+            log.path
+        );
+        t.uncounted += gaps - lost;
+    } else if lost > gaps + before_first + markers {
+        eprintln!(
+            "{what}: {} lost() says {lost}, more than the {gaps} it missed plus {before_first} before first messages and {markers} markers",
+            log.path
+        );
+        t.errors += 1;
+    }
+    t.ow_received += received;
+    t.ow_lost += lost;
 }

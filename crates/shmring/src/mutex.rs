@@ -81,8 +81,20 @@ impl Drop for Guard<'_> {
 /// marking the mutex consistent.
 pub(crate) fn lock<'a>(seg: &'a Segment, repair: impl FnOnce(&Segment)) -> Result<Guard<'a>> {
     let m = seg.mutex_ptr();
-    // SAFETY: `m` points to a mutex initialised by the creator before `ready`.
-    let rc = unsafe { libc::pthread_mutex_lock(m) };
+    let rc = loop {
+        // In slices, never an untimed wait: a holder killed inside `pthread_mutex_unlock`,
+        // after it released the word and before it woke the sleepers, leaves them asleep on
+        // a free mutex for good (the kernel's robust-list cleanup sees a word that is no
+        // longer the dead thread's and wakes nobody). A sleeper that times out tries again,
+        // and takes the free mutex.
+        let deadline = realtime_after(LOCK_SLICE);
+        // SAFETY: `m` points to a mutex initialised by the creator before `ready`; the
+        // deadline is a valid timespec.
+        let rc = unsafe { libc::pthread_mutex_timedlock(m, &deadline) };
+        if rc != libc::ETIMEDOUT {
+            break rc;
+        }
+    };
     match rc {
         0 => Ok(Guard { seg }),
         libc::EOWNERDEAD => {
@@ -104,6 +116,26 @@ pub(crate) fn lock<'a>(seg: &'a Segment, repair: impl FnOnce(&Segment)) -> Resul
             "lock the channel mutex",
             std::io::Error::from_raw_os_error(other),
         )),
+    }
+}
+
+/// How long a locker sleeps on the mutex before it tries again (see [`lock`]).
+#[cfg(not(loom))]
+const LOCK_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// CLOCK_REALTIME (the clock `pthread_mutex_timedlock` measures by) `d` from now.
+#[cfg(not(loom))]
+fn realtime_after(d: std::time::Duration) -> libc::timespec {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; CLOCK_REALTIME always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    let nanos = ts.tv_nsec as u64 + d.subsec_nanos() as u64;
+    libc::timespec {
+        tv_sec: ts.tv_sec + d.as_secs() as libc::time_t + (nanos / 1_000_000_000) as libc::time_t,
+        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
     }
 }
 

@@ -908,3 +908,53 @@ fn stopped_producer_in_another_pid_namespace_is_never_judged_dead() {
         );
     }
 }
+
+/// Semaphore mode: a mutex holder killed inside its unlock, after it released the lock word
+/// and before it woke the sleepers (simulated: the holder is stopped holding the mutex while
+/// a publisher here sleeps on it; the word is then cleared through the file and the holder
+/// killed, so the kernel's robust-list cleanup finds nothing to do and wakes nobody). The
+/// sleeper is not left asleep on a free mutex: it takes it within a lock slice and publishes.
+#[test]
+fn semaphore_sleeper_survives_a_holder_killed_inside_its_unlock() {
+    let n = unique("semwake");
+    let _g = Unlink::new(&n);
+    let ch = Channel::open(&n, &opts(Kind::Topic, SyncMode::Semaphore)).unwrap();
+    let mut sub = ch.subscribe().unwrap();
+    let mut child = spawn_child(
+        "child_hooked_producer",
+        "hooked-producer",
+        &n,
+        &[("SHMRING_HOOK", "holding_mutex:5".to_string())],
+    );
+    wait_stopped(child.id());
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let publisher = {
+        let (ch, done) = (ch.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut p = ch.producer().unwrap();
+            p.publish_timeout(&tagged(2, 0, 64), Some(Duration::from_secs(60)))
+                .unwrap();
+            done.store(true, std::sync::atomic::Ordering::Release);
+        })
+    };
+    // Long enough for the publisher to be asleep on the mutex (its waiter bit set).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !done.load(std::sync::atomic::Ordering::Acquire),
+        "published past a held mutex"
+    );
+    patch(&n, shmring::layout::MUTEX_OFFSET, &0u32.to_ne_bytes());
+    child.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done.load(std::sync::atomic::Ordering::Acquire) {
+        assert!(
+            Instant::now() < deadline,
+            "the publisher sleeps on a free mutex (a lost wake-up)"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    publisher.join().unwrap();
+    let got = receive(&mut sub, 5);
+    let mine: Vec<_> = got.iter().filter(|m| m.0 == 2).collect();
+    assert_eq!(mine, vec![&(2, 0)], "{got:?}");
+}

@@ -1465,8 +1465,47 @@ impl Waiter {
     /// [`Subscriber::set_recovery_poll`]) to check the claim's owner,
     /// and reports data once that owner is dead (the subscriber then recovers the claim).
     pub fn wait_with(&self, strategy: WaitStrategy, timeout: Option<Duration>) -> bool {
+        self.wait_inner(strategy, timeout, &|| false)
+    }
+
+    /// As [`Waiter::wait`], but also ends as soon as `cancelled()` holds; returns whether
+    /// data is there (false once cancelled). `cancelled` is checked wherever the wait checks
+    /// for data: between spins, and before and after each futex sleep.
+    ///
+    /// A thread that sets what `cancelled` reads and then calls [`Waiter::interrupt`] never
+    /// leaves this wait asleep: the sleeper reads the doorbell, then checks `cancelled`, then
+    /// sleeps only if the doorbell still holds the value it read. If the interrupt's bump
+    /// came before that read, the Acquire read of the doorbell makes the cancellation
+    /// (written before the bump) visible to the check; if after, the futex sleep returns at
+    /// once. So a cancelling thread need not wait for the waiting one: it signals and goes.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// # fn demo(sub: &shmring::Subscriber) {
+    /// let stop = Arc::new(AtomicBool::new(false));
+    /// let (waiter, flag) = (sub.waiter(), stop.clone());
+    /// let t = std::thread::spawn(move || waiter.wait_unless(None, || flag.load(Ordering::Acquire)));
+    /// stop.store(true, Ordering::Release); // the bump in `interrupt` publishes it
+    /// sub.waiter().interrupt();
+    /// assert!(!t.join().unwrap());
+    /// # }
+    /// ```
+    pub fn wait_unless(&self, timeout: Option<Duration>, cancelled: impl Fn() -> bool) -> bool {
+        self.wait_inner(self.strategy, timeout, &cancelled)
+    }
+
+    fn wait_inner(
+        &self,
+        strategy: WaitStrategy,
+        timeout: Option<Duration>,
+        cancelled: &dyn Fn() -> bool,
+    ) -> bool {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
+            if cancelled() {
+                return false;
+            }
             let pos = self.position();
             let pending = self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) > pos;
             if sleep_until(
@@ -1476,11 +1515,12 @@ impl Waiter {
                 deadline,
                 pending.then_some(self.recovery_poll),
                 strategy,
-                || self.has_data(),
+                || cancelled() || self.has_data(),
             ) {
-                return true;
+                return !cancelled();
             }
             if pending
+                && !cancelled()
                 && self.position() == pos
                 && !recovery::claim_is_live(&self.seg, &self.geo.ring(), pos)
                 && !self.has_data()

@@ -53,7 +53,7 @@ use crate::recovery::{self, RECOVERY_POLL, Verdict};
 use crate::registry::{self, Role, slot_field};
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
-use crate::wait::WaitStrategy;
+use crate::wait::{self, WaitStrategy};
 
 /// How often a waiting producer, or one that finds the ring full, re-checks the participant
 /// table for dead owners.
@@ -216,11 +216,15 @@ fn ring_doorbell(seg: &Segment, seq_off: usize, waiters_off: usize) {
 }
 
 /// Sleeps on a doorbell until `ready()` holds or `deadline` passes, spinning first as
-/// `strategy` says. Returns `ready()`.
+/// `strategy` says. Returns `ready()`. `bits` are the sleeper's wake bits: every ring of the
+/// doorbell wakes it, and an interrupt (`futex_wake_bits`) only if the bits meet
+/// ([`wait::WAKE_ANY`] for all).
+#[allow(clippy::too_many_arguments)] // one doorbell's words, the wait's bounds, and the check
 fn sleep_until(
     seg: &Segment,
     seq_off: usize,
     waiters_off: usize,
+    bits: u32,
     deadline: Option<Instant>,
     slice: Option<Duration>,
     strategy: WaitStrategy,
@@ -257,7 +261,7 @@ fn sleep_until(
             (l, s) => l.or(s),
         };
         if nap != Some(Duration::ZERO) {
-            seg.futex_wait(seq_off, seen, nap);
+            seg.futex_wait_bits(seq_off, seen, nap, bits);
             // The file may have shrunk while we slept: look (one fstat, next to the futex
             // system call) before `ready` touches the mapping again.
             let _ = seg.check_file();
@@ -292,6 +296,7 @@ pub(crate) fn wait_for_space(seg: &Segment, payload_len: usize, timeout: Option<
             seg,
             layout::SPACE_SEQ_OFFSET,
             layout::SPACE_WAITERS_OFFSET,
+            wait::WAKE_ANY,
             deadline,
             Some(RECLAIM_EVERY),
             WaitStrategy::Block,
@@ -1512,6 +1517,7 @@ impl Waiter {
                 &self.seg,
                 layout::DATA_SEQ_OFFSET,
                 layout::DATA_WAITERS_OFFSET,
+                self.wake_bits(),
                 deadline,
                 pending.then_some(self.recovery_poll),
                 strategy,
@@ -1533,12 +1539,28 @@ impl Waiter {
         }
     }
 
-    /// Wakes every thread sleeping in [`Waiter::wait`] on this channel (in any process; the
-    /// others find nothing new and sleep again). Used to stop a waiting thread.
+    /// Wakes every thread sleeping in [`Waiter::wait`] for this subscription, to stop it
+    /// (see [`Waiter::wait_unless`]).
+    ///
+    /// Only those sleepers, give or take: each wait sleeps with the wake bit of its
+    /// subscription's slot (slot mod 32, [`Waiter::wake_bits`]), and this wakes that bit
+    /// alone (`FUTEX_WAKE_BITSET`); sleepers of the other 31 bits, in any process, stay
+    /// asleep, so stopping one of many subscriptions is one cheap system call, not a
+    /// thundering herd. Data still wakes every sleeper (a plain `FUTEX_WAKE` meets all bits).
+    /// It also bumps the doorbell, so a waiter about to sleep does not (the few others in
+    /// that window re-check and sleep again).
     pub fn interrupt(&self) {
+        // Release: a waiter that reads the bumped value sees what we wrote before (the
+        // cancellation `wait_unless` checks).
         self.seg
             .u32_at(layout::DATA_SEQ_OFFSET)
             .fetch_add(1, Ordering::Release);
-        self.seg.futex_wake_all(layout::DATA_SEQ_OFFSET);
+        self.seg
+            .futex_wake_bits(layout::DATA_SEQ_OFFSET, self.wake_bits());
+    }
+
+    /// The wake bit this subscription's waits sleep with: `1 << (slot % 32)`.
+    pub fn wake_bits(&self) -> u32 {
+        1 << (self.slot % 32)
     }
 }

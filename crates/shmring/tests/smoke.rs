@@ -261,14 +261,21 @@ fn wait_unless_ends_on_one_interrupt() {
     let _g = Unlink::new(&n);
     let ch = Channel::open(&n, &OpenOptions::create()).unwrap();
     let mut sub = ch.subscribe().unwrap();
-    assert!(!sub.waiter().wait_unless(None, || true), "cancelled before: no wait");
+    assert!(
+        !sub.waiter().wait_unless(None, || true),
+        "cancelled before: no wait"
+    );
     for strategy in [
         shmring::WaitStrategy::Adaptive,
         shmring::WaitStrategy::Block,
         shmring::WaitStrategy::Spin,
     ] {
         sub.set_wait_strategy(strategy);
-        let rounds = if strategy == shmring::WaitStrategy::Spin { 50 } else { 300 };
+        let rounds = if strategy == shmring::WaitStrategy::Spin {
+            50
+        } else {
+            300
+        };
         for round in 0..rounds {
             let stop = Arc::new(AtomicBool::new(false));
             let (waiter, flag) = (sub.waiter(), stop.clone());
@@ -292,7 +299,10 @@ fn wait_unless_ends_on_one_interrupt() {
                 sub.waiter().interrupt(); // free the thread before failing
                 std::thread::sleep(Duration::from_millis(5));
             }
-            assert!(ended, "{strategy:?} round {round}: one interrupt did not end the wait");
+            assert!(
+                ended,
+                "{strategy:?} round {round}: one interrupt did not end the wait"
+            );
             assert!(!t.join().unwrap(), "a cancelled wait reports no data");
         }
     }
@@ -303,7 +313,10 @@ fn wait_unless_ends_on_one_interrupt() {
         std::thread::sleep(Duration::from_millis(20));
         ch2.producer().unwrap().try_publish(b"x").unwrap()
     });
-    assert!(sub.waiter().wait_unless(Some(Duration::from_secs(30)), || false));
+    assert!(
+        sub.waiter()
+            .wait_unless(Some(Duration::from_secs(30)), || false)
+    );
     assert!(t.join().unwrap());
 }
 

@@ -924,6 +924,14 @@ export class Channel<T = unknown> {
    * answers fastest and keeps the thread busy); under policy `overwrite`, `options.onLost`
    * is told what the subscription lost by being lapped.
    *
+   * How a wait ends besides a message or the timeout: an {@link unlink} of the channel
+   * (then it throws {@link ClosedError} after the messages left), or the end of the thread.
+   * Even without a timeout it waits in slices of at most 50 ms and checks in between whether
+   * Node is ending the calling thread, so `worker.terminate()` of a worker blocked here,
+   * and `process.exit()` (which terminates every worker), end it within one slice: it then
+   * throws a {@link ClosedError} that no JS sees (the thread runs no more JS). On the main
+   * thread nothing else can end it (but a signal).
+   *
    * @example
    * ```ts
    * // in a worker thread

@@ -41,7 +41,9 @@ export interface FastPath {
    * Waits up to `timeoutMs` (forever if absent) for the next message, with the
    * subscription's wait strategy, and copies it into `buf` as one `[len u32 LE][payload]`
    * frame; returns the payload's length, or -1 if none came in time. `buf` holds the
-   * largest message plus 4 bytes. Blocks the calling thread.
+   * largest message plus 4 bytes. Blocks the calling thread, in slices of at most 50 ms
+   * between which it throws a `Closed` error if Node is ending the thread (a terminated
+   * worker, or the process exiting).
    */
   recv(subscription: number, buf: Buffer, timeoutMs: number | undefined): number;
 }

@@ -450,6 +450,14 @@ impl Call {
             .collect())
     }
 
+    /// What tells, later in the call, whether the calling thread is ending.
+    fn ending_probe(&self) -> EndingProbe {
+        EndingProbe {
+            env: self.env,
+            value: self.args[0],
+        }
+    }
+
     fn boolean(&self, v: bool) -> Result<sys::napi_value, Fail> {
         let mut out = ptr::null_mut();
         // SAFETY: the callback's env; `out` is a valid out pointer.
@@ -464,6 +472,30 @@ impl Call {
         let s = unsafe { sys::napi_create_double(self.env, v, &mut out) };
         status(s, "a number", "cannot be made")?;
         Ok(out)
+    }
+}
+
+/// Asks whether Node is ending the calling thread's environment, from inside a callback.
+#[derive(Clone, Copy)]
+struct EndingProbe {
+    env: sys::napi_env,
+    /// A live value of the callback (its first argument).
+    value: sys::napi_value,
+}
+
+impl EndingProbe {
+    /// Whether Node is ending this thread's environment (`worker.terminate()`, or
+    /// `process.exit()`, which terminates every worker): Node then refuses to run JS on it,
+    /// and every Node-API call that could (here `napi_strict_equals`) fails with
+    /// `napi_pending_exception` or `napi_cannot_run_js` instead of `napi_ok`. A few tens of
+    /// nanoseconds; it runs no JS and changes nothing.
+    fn thread_is_ending(self) -> bool {
+        let mut same = false;
+        // SAFETY: used only inside the callback it came from (`Call::ending_probe`), so `env`
+        // is the running callback's env and `value` is held by its handle scope; `same` is a
+        // valid out pointer.
+        let s = unsafe { sys::napi_strict_equals(self.env, self.value, self.value, &mut same) };
+        s != sys::Status::napi_ok
     }
 }
 
@@ -579,6 +611,12 @@ unsafe extern "C" fn drain(env: sys::napi_env, info: sys::napi_callback_info) ->
 /// (it starts at byte 4), or -1 if none came in time. `buf` must hold the channel's largest
 /// message plus 4 bytes.
 ///
+/// The wait goes in slices of at most [`RECV_SLICE`]; between them it asks Node whether the
+/// calling thread may still run JS ([`Call::thread_is_ending`]). Once its worker is being
+/// terminated, or the process exits, it throws `Closed` instead of waiting on: otherwise
+/// `worker.terminate()` (and `process.exit()`, which terminates every worker and waits for
+/// them) would wait for a message that may never come.
+///
 /// This is `Subscriber::recv_timeout` (try, then wait with the strategy until the deadline)
 /// with `drain_into` as the try: it copies straight into `buf`, where `try_recv` would
 /// zero-fill a scratch `Vec` of the largest message size on every call (64 KiB: ~0.5 µs,
@@ -590,6 +628,7 @@ unsafe extern "C" fn recv(env: sys::napi_env, info: sys::napi_callback_info) -> 
             let r = reader_or_closed(c.number(0, "handle")?)?;
             let deadline =
                 deadline_of(timeout_of("timeoutMs", c.optional_number(2, "timeoutMs")?)?);
+            let probe = c.ending_probe();
             let buf = c.bytes_mut(1, "buf")?;
             let mut sub = r
                 .sub
@@ -604,11 +643,26 @@ unsafe extern "C" fn recv(env: sys::napi_env, info: sys::napi_callback_info) -> 
                 if left == Some(Duration::ZERO) {
                     break -1.0;
                 }
-                sub.wait(left);
+                if probe.thread_is_ending() {
+                    return Err(ending());
+                }
+                sub.wait(Some(left.map_or(RECV_SLICE, |l| l.min(RECV_SLICE))));
             };
             drop(sub);
             c.number_value(len)
         })
+    }
+}
+
+/// The longest `recv` waits before it looks whether its thread is ending.
+const RECV_SLICE: Duration = Duration::from_millis(50);
+
+/// What `recv` throws when its thread is ending (Node will not run it, but it ends the call).
+fn ending() -> Fail {
+    Fail {
+        code: shmring::ErrorCode::Closed.as_str(),
+        message: "receiveSync ended: its thread is ending (worker terminated or process exiting)"
+            .into(),
     }
 }
 

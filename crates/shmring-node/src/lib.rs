@@ -6,6 +6,13 @@
 //! the ring in batches (`drain`) and re-arms (`rearm`) when it finds it empty. So the event
 //! loop never blocks or spins, and a burst of any size costs one cross-thread wake-up.
 //!
+//! Closing a subscription never waits for its thread either: it releases the participant
+//! slot at once (the `Subscriber` lives in [`fast`]'s table, on the JS thread), signals the
+//! thread (a stop flag and one futex interrupt, which `Waiter::wait_unless` cannot miss),
+//! and lets it go. The thread, detached, ends within microseconds, dropping the last things
+//! it holds: its `Waiter` (so the mapping and fd go once the channel is closed too) and the
+//! thread-safe function (so the event loop may end).
+//!
 //! The per-message calls (`publish`, `publishMany`, `drain`, `recv`) are plain Node-API
 //! functions in [`fast`], which name a channel's producer side or a subscription by the
 //! handle its class here hands out (`handle()`); see there for why.
@@ -18,7 +25,6 @@ mod fast;
 use std::cell::{Ref, RefCell};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
@@ -323,7 +329,7 @@ impl NativeChannel {
         let strategy = parse_wait(wait.as_deref())?;
         let mut sub = self.ch()?.subscribe().map_err(js_err)?;
         sub.set_wait_strategy(strategy);
-        NativeSubscription::start(sub, strategy, on_ready)
+        NativeSubscription::start(sub, on_ready)
     }
 
     /// The occupied participant slots.
@@ -393,19 +399,19 @@ struct Doorbell {
 }
 
 /// A live subscription: its cursor (in [`fast`]'s table under `handle`, read by `drain`),
-/// and the thread that wakes JS.
+/// and the thread that wakes JS (detached: nothing waits for it to end).
 #[napi]
 pub struct NativeSubscription {
     handle: f64,
     bell: Arc<Doorbell>,
-    waiter: shmring::Waiter,
-    thread: Option<JoinHandle<()>>,
+    /// What `stop` interrupts the thread's sleep with; `None` once stopped, so a closed
+    /// subscription holds no reference to the mapping while it waits for the collector.
+    waiter: Option<shmring::Waiter>,
 }
 
 impl NativeSubscription {
     fn start(
         sub: shmring::Subscriber,
-        strategy: shmring::WaitStrategy,
         on_ready: ThreadsafeFunction<(), Unknown<'static>, (), Status, false>,
     ) -> Result<NativeSubscription, Code> {
         let bell = Arc::new(Doorbell {
@@ -414,22 +420,22 @@ impl NativeSubscription {
             stop: AtomicBool::new(false),
         });
         let waiter = sub.waiter();
-        let thread = {
+        {
             let bell = bell.clone();
             let waiter = waiter.clone();
+            // Detached (the JoinHandle is dropped): `stop` signals the thread and never joins.
             std::thread::Builder::new()
                 .name("shmring-waiter".into())
-                .spawn(move || waiter_loop(&bell, &waiter, strategy, on_ready))
-                .map_err(|e| napi::Error::new("Io", format!("cannot start waiter thread: {e}")))?
-        };
+                .spawn(move || waiter_loop(&bell, waiter, on_ready))
+                .map_err(|e| napi::Error::new("Io", format!("cannot start waiter thread: {e}")))?;
+        }
         let handle = match fast::add_reader(sub) {
             Ok(h) => h,
             Err(f) => {
                 let mut stopping = NativeSubscription {
                     handle: -1.0,
                     bell,
-                    waiter,
-                    thread: Some(thread),
+                    waiter: Some(waiter),
                 };
                 stopping.stop();
                 return Err(from_fast(f));
@@ -438,41 +444,47 @@ impl NativeSubscription {
         Ok(NativeSubscription {
             handle,
             bell,
-            waiter,
-            thread: Some(thread),
+            waiter: Some(waiter),
         })
     }
 
+    /// Releases the participant slot and tells the thread to end; returns without waiting
+    /// for it (a flag, a condvar notify, one futex wake: microseconds). Idempotent.
     fn stop(&mut self) {
+        let Some(waiter) = self.waiter.take() else {
+            return;
+        };
+        // SeqCst: the thread reads it with SeqCst, after the doorbell read that the interrupt
+        // below bumps (see `Waiter::wait_unless`), so it cannot sleep past it.
         self.bell.stop.store(true, Ordering::SeqCst);
         {
+            // Under the lock, so a thread between its `stopped()` check and its condvar wait
+            // cannot miss the notify.
             let _g = self.bell.armed.lock().unwrap_or_else(|p| p.into_inner());
             self.bell.cv.notify_all();
         }
-        self.waiter.interrupt();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        waiter.interrupt();
+        drop(waiter);
+        // The slot is free now, on this thread; the waiter thread only reads the mapping
+        // (its own `Waiter` keeps it alive) until it sees `stop`.
         fast::remove_reader(self.handle);
     }
 }
 
 /// Body of the waiter thread. Holding `on_ready` keeps the process alive while subscribed;
 /// it is released when the thread ends, so a closed subscription lets the process exit.
+/// `waiter` (owned: it goes when the thread ends) keeps the mapping alive meanwhile.
 ///
-/// `waiter` waits with the subscription's strategy. A futex sleep (`adaptive`, `block`) is
-/// cut short by `interrupt` when the subscription stops; a `spin` wait is not (it polls the
-/// ring, not the doorbell), so it spins in short slices and looks at `stop` between them.
+/// `waiter` waits with the subscription's strategy, and `wait_unless` ends the wait as soon
+/// as `stop` is set: a spin checks it as it polls, and a futex sleep cannot miss the
+/// `interrupt` that `stop()` sends after setting it. The slice is only a backstop.
 fn waiter_loop(
     bell: &Doorbell,
-    waiter: &shmring::Waiter,
-    strategy: shmring::WaitStrategy,
+    waiter: shmring::Waiter,
     on_ready: ThreadsafeFunction<(), Unknown<'static>, (), Status, false>,
 ) {
-    let slice = match strategy {
-        shmring::WaitStrategy::Spin => Duration::from_millis(1),
-        _ => Duration::from_secs(1),
-    };
+    let slice = Duration::from_secs(1);
+    // SeqCst: pairs with the store in `stop` (see there).
     let stopped = || bell.stop.load(Ordering::SeqCst);
     loop {
         {
@@ -481,9 +493,8 @@ fn waiter_loop(
                 armed = bell.cv.wait(armed).unwrap_or_else(|p| p.into_inner());
             }
         }
-        // Wait until data is there. The slice only bounds how long a stopping thread can
-        // stay (a missed `interrupt`, or a spin); data wake-ups come through the futex.
-        while !stopped() && !waiter.wait(Some(slice)) {}
+        // Wait until data is there or the subscription stops.
+        while !stopped() && !waiter.wait_unless(Some(slice), stopped) {}
         if stopped() {
             return;
         }
@@ -522,7 +533,8 @@ impl NativeSubscription {
         counter(self.handle, shmring::Subscriber::lost)
     }
 
-    /// Stops the waiter thread and releases the participant slot. Idempotent.
+    /// Releases the participant slot and tells the waiter thread to end, without waiting for
+    /// it (it ends on its own, within microseconds). Idempotent.
     #[napi]
     pub fn close(&mut self) {
         self.stop();

@@ -110,14 +110,26 @@ mod mapped {
             unsafe { self.base.as_ptr().add(offset) }
         }
 
-        /// Sleeps while the word at `offset` holds `expected` (see `wait::futex_wait`).
-        pub(crate) fn futex_wait(&self, word: &AtomicU32, expected: u32, t: Option<Duration>) {
-            crate::wait::futex_wait(word, expected, t)
+        /// Sleeps while `word` holds `expected`, woken by wakes meeting `bits` (see
+        /// `wait::futex_wait_bits`).
+        pub(crate) fn futex_wait_bits(
+            &self,
+            word: &AtomicU32,
+            expected: u32,
+            t: Option<Duration>,
+            bits: u32,
+        ) {
+            crate::wait::futex_wait_bits(word, expected, t, bits)
         }
 
         /// Wakes every sleeper on `word`.
         pub(crate) fn futex_wake_all(&self, word: &AtomicU32) {
             crate::wait::futex_wake_all(word)
+        }
+
+        /// Wakes the sleepers on `word` whose bits meet `bits`.
+        pub(crate) fn futex_wake_bits(&self, word: &AtomicU32, bits: u32) {
+            crate::wait::futex_wake_bits(word, bits)
         }
     }
 
@@ -250,6 +262,22 @@ mod model {
         pub(crate) fn futex_wake_all(&self, _word: &AtomicU32) {
             let _guard = self.futex.lock().unwrap();
             self.woken.notify_all();
+        }
+
+        /// The model has no wake bits: every sleeper wakes, and every sleeper re-checks.
+        pub(crate) fn futex_wait_bits(
+            &self,
+            word: &AtomicU32,
+            expected: u32,
+            t: Option<Duration>,
+            _bits: u32,
+        ) {
+            self.futex_wait(word, expected, t)
+        }
+
+        /// As `futex_wake_all` (see `futex_wait_bits`).
+        pub(crate) fn futex_wake_bits(&self, word: &AtomicU32, _bits: u32) {
+            self.futex_wake_all(word)
         }
     }
 }

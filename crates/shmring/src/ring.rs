@@ -53,7 +53,7 @@ use crate::recovery::{self, RECOVERY_POLL, Verdict};
 use crate::registry::{self, Role, slot_field};
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
-use crate::wait::WaitStrategy;
+use crate::wait::{self, WaitStrategy};
 
 /// How often a waiting producer, or one that finds the ring full, re-checks the participant
 /// table for dead owners.
@@ -216,11 +216,15 @@ fn ring_doorbell(seg: &Segment, seq_off: usize, waiters_off: usize) {
 }
 
 /// Sleeps on a doorbell until `ready()` holds or `deadline` passes, spinning first as
-/// `strategy` says. Returns `ready()`.
+/// `strategy` says. Returns `ready()`. `bits` are the sleeper's wake bits: every ring of the
+/// doorbell wakes it, and an interrupt (`futex_wake_bits`) only if the bits meet
+/// ([`wait::WAKE_ANY`] for all).
+#[allow(clippy::too_many_arguments)] // one doorbell's words, the wait's bounds, and the check
 fn sleep_until(
     seg: &Segment,
     seq_off: usize,
     waiters_off: usize,
+    bits: u32,
     deadline: Option<Instant>,
     slice: Option<Duration>,
     strategy: WaitStrategy,
@@ -257,7 +261,7 @@ fn sleep_until(
             (l, s) => l.or(s),
         };
         if nap != Some(Duration::ZERO) {
-            seg.futex_wait(seq_off, seen, nap);
+            seg.futex_wait_bits(seq_off, seen, nap, bits);
             // The file may have shrunk while we slept: look (one fstat, next to the futex
             // system call) before `ready` touches the mapping again.
             let _ = seg.check_file();
@@ -292,6 +296,7 @@ pub(crate) fn wait_for_space(seg: &Segment, payload_len: usize, timeout: Option<
             seg,
             layout::SPACE_SEQ_OFFSET,
             layout::SPACE_WAITERS_OFFSET,
+            wait::WAKE_ANY,
             deadline,
             Some(RECLAIM_EVERY),
             WaitStrategy::Block,
@@ -1468,22 +1473,63 @@ impl Waiter {
     /// [`Subscriber::set_recovery_poll`]) to check the claim's owner,
     /// and reports data once that owner is dead (the subscriber then recovers the claim).
     pub fn wait_with(&self, strategy: WaitStrategy, timeout: Option<Duration>) -> bool {
+        self.wait_inner(strategy, timeout, &|| false)
+    }
+
+    /// As [`Waiter::wait`], but also ends as soon as `cancelled()` holds; returns whether
+    /// data is there (false once cancelled). `cancelled` is checked wherever the wait checks
+    /// for data: between spins, and before and after each futex sleep.
+    ///
+    /// A thread that sets what `cancelled` reads and then calls [`Waiter::interrupt`] never
+    /// leaves this wait asleep: the sleeper reads the doorbell, then checks `cancelled`, then
+    /// sleeps only if the doorbell still holds the value it read. If the interrupt's bump
+    /// came before that read, the Acquire read of the doorbell makes the cancellation
+    /// (written before the bump) visible to the check; if after, the futex sleep returns at
+    /// once. So a cancelling thread need not wait for the waiting one: it signals and goes.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// # fn demo(sub: &shmring::Subscriber) {
+    /// let stop = Arc::new(AtomicBool::new(false));
+    /// let (waiter, flag) = (sub.waiter(), stop.clone());
+    /// let t = std::thread::spawn(move || waiter.wait_unless(None, || flag.load(Ordering::Acquire)));
+    /// stop.store(true, Ordering::Release); // the bump in `interrupt` publishes it
+    /// sub.waiter().interrupt();
+    /// assert!(!t.join().unwrap());
+    /// # }
+    /// ```
+    pub fn wait_unless(&self, timeout: Option<Duration>, cancelled: impl Fn() -> bool) -> bool {
+        self.wait_inner(self.strategy, timeout, &cancelled)
+    }
+
+    fn wait_inner(
+        &self,
+        strategy: WaitStrategy,
+        timeout: Option<Duration>,
+        cancelled: &dyn Fn() -> bool,
+    ) -> bool {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
+            if cancelled() {
+                return false;
+            }
             let pos = self.position();
             let pending = self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) > pos;
             if sleep_until(
                 &self.seg,
                 layout::DATA_SEQ_OFFSET,
                 layout::DATA_WAITERS_OFFSET,
+                self.wake_bits(),
                 deadline,
                 pending.then_some(self.recovery_poll),
                 strategy,
-                || self.has_data(),
+                || cancelled() || self.has_data(),
             ) {
-                return true;
+                return !cancelled();
             }
             if pending
+                && !cancelled()
                 && self.position() == pos
                 && !recovery::claim_is_live(&self.seg, &self.geo.ring(), pos)
                 && !self.has_data()
@@ -1496,12 +1542,28 @@ impl Waiter {
         }
     }
 
-    /// Wakes every thread sleeping in [`Waiter::wait`] on this channel (in any process; the
-    /// others find nothing new and sleep again). Used to stop a waiting thread.
+    /// Wakes every thread sleeping in [`Waiter::wait`] for this subscription, to stop it
+    /// (see [`Waiter::wait_unless`]).
+    ///
+    /// Only those sleepers, give or take: each wait sleeps with the wake bit of its
+    /// subscription's slot (slot mod 32, [`Waiter::wake_bits`]), and this wakes that bit
+    /// alone (`FUTEX_WAKE_BITSET`); sleepers of the other 31 bits, in any process, stay
+    /// asleep, so stopping one of many subscriptions is one cheap system call, not a
+    /// thundering herd. Data still wakes every sleeper (a plain `FUTEX_WAKE` meets all bits).
+    /// It also bumps the doorbell, so a waiter about to sleep does not (the few others in
+    /// that window re-check and sleep again).
     pub fn interrupt(&self) {
+        // Release: a waiter that reads the bumped value sees what we wrote before (the
+        // cancellation `wait_unless` checks).
         self.seg
             .u32_at(layout::DATA_SEQ_OFFSET)
             .fetch_add(1, Ordering::Release);
-        self.seg.futex_wake_all(layout::DATA_SEQ_OFFSET);
+        self.seg
+            .futex_wake_bits(layout::DATA_SEQ_OFFSET, self.wake_bits());
+    }
+
+    /// The wake bit this subscription's waits sleep with: `1 << (slot % 32)`.
+    pub fn wake_bits(&self) -> u32 {
+        1 << (self.slot % 32)
     }
 }

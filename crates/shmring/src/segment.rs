@@ -1560,9 +1560,19 @@ impl Segment {
     /// least every [`FILE_CHECK_SLICE`] to check the segment file, and returns early if it
     /// shrank, lost its name or was flagged unlinked. Returns when woken, when the value
     /// differs, or at the timeout; callers re-check.
-    pub(crate) fn futex_wait(&self, offset: usize, expected: u32, timeout: Option<Duration>) {
+    /// `bits` are the sleeper's wake bits (see `wait::futex_wait_bits`): a
+    /// [`Segment::futex_wake_bits`] wakes it only if they meet; every plain wake does.
+    pub(crate) fn futex_wait_bits(
+        &self,
+        offset: usize,
+        expected: u32,
+        timeout: Option<Duration>,
+        bits: u32,
+    ) {
         if cfg!(loom) {
-            return self.mem.futex_wait(self.u32_at(offset), expected, timeout);
+            return self
+                .mem
+                .futex_wait_bits(self.u32_at(offset), expected, timeout, bits);
         }
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         loop {
@@ -1573,7 +1583,7 @@ impl Segment {
                 None => FILE_CHECK_SLICE,
             };
             self.mem
-                .futex_wait(self.u32_at(offset), expected, Some(nap));
+                .futex_wait_bits(self.u32_at(offset), expected, Some(nap), bits);
             if self.check_file().is_err()
                 || self.u32_at(offset).load(Ordering::Acquire) != expected
                 || deadline.is_some_and(|d| Instant::now() >= d)
@@ -1586,6 +1596,11 @@ impl Segment {
     /// Wakes every sleeper on the `u32` at `offset`, in any process.
     pub(crate) fn futex_wake_all(&self, offset: usize) {
         self.mem.futex_wake_all(self.u32_at(offset))
+    }
+
+    /// Wakes the sleepers on the `u32` at `offset` whose wake bits meet `bits`, in any process.
+    pub(crate) fn futex_wake_bits(&self, offset: usize, bits: u32) {
+        self.mem.futex_wake_bits(self.u32_at(offset), bits)
     }
 }
 

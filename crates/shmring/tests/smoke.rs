@@ -248,6 +248,78 @@ fn waiter_sees_data_from_another_thread() {
     assert!(!t.join().unwrap());
 }
 
+/// `wait_unless`: a cancelled wait ends after one `interrupt`, whatever the strategy and
+/// however the cancelling thread's flag-then-interrupt falls against the sleeper's checks
+/// (many rounds, so the interrupt lands before, during and after the sleeper's futex call);
+/// a wait that is not cancelled still reports data.
+#[test]
+fn wait_unless_ends_on_one_interrupt() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let n = unique("unless");
+    let _g = Unlink::new(&n);
+    let ch = Channel::open(&n, &OpenOptions::create()).unwrap();
+    let mut sub = ch.subscribe().unwrap();
+    assert!(
+        !sub.waiter().wait_unless(None, || true),
+        "cancelled before: no wait"
+    );
+    for strategy in [
+        shmring::WaitStrategy::Adaptive,
+        shmring::WaitStrategy::Block,
+        shmring::WaitStrategy::Spin,
+    ] {
+        sub.set_wait_strategy(strategy);
+        let rounds = if strategy == shmring::WaitStrategy::Spin {
+            50
+        } else {
+            300
+        };
+        for round in 0..rounds {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (waiter, flag) = (sub.waiter(), stop.clone());
+            let t = std::thread::spawn(move || {
+                // SeqCst, as in any caller: pairs with the store below through the doorbell.
+                waiter.wait_unless(None, || flag.load(Ordering::SeqCst))
+            });
+            if round % 3 == 1 {
+                std::thread::yield_now();
+            } else if round % 3 == 2 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            stop.store(true, Ordering::SeqCst);
+            sub.waiter().interrupt(); // once: a missed wake-up would leave `t` asleep
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let ended = t.is_finished();
+            while !t.is_finished() {
+                sub.waiter().interrupt(); // free the thread before failing
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(
+                ended,
+                "{strategy:?} round {round}: one interrupt did not end the wait"
+            );
+            assert!(!t.join().unwrap(), "a cancelled wait reports no data");
+        }
+    }
+    // Not cancelled: data ends the wait with true.
+    sub.set_wait_strategy(shmring::WaitStrategy::Adaptive);
+    let ch2 = ch.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        ch2.producer().unwrap().try_publish(b"x").unwrap()
+    });
+    assert!(
+        sub.waiter()
+            .wait_unless(Some(Duration::from_secs(30)), || false)
+    );
+    assert!(t.join().unwrap());
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
 

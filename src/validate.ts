@@ -119,7 +119,7 @@ export function checkOpenOptions(options: object): void {
   if (mode !== undefined && !(typeof mode === 'number' && Number.isInteger(mode) && mode >= 0)) {
     throw invalid(`open option mode must be permission bits such as 0o600, not ${shown(mode)}`);
   }
-  if (mode !== undefined && mode > 0o7777) {
+  if (mode !== undefined && mode > 0o777) {
     throw invalid(`open option mode ${mode.toString(8)} (octal) has bits outside 0o777`);
   }
 }

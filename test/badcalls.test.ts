@@ -92,6 +92,11 @@ const table: { what: string; code: ErrorCode; call: (h: Handles) => unknown }[] 
   },
   { what: 'open mode -1', code: 'InvalidArgument', call: (h) => open(h.name, { mode: -1 }) },
   { what: 'open mode 0.5', code: 'InvalidArgument', call: (h) => open(h.name, { mode: 0.5 }) },
+  {
+    what: 'open mode 0o1600 (the sticky bit)',
+    code: 'InvalidArgument',
+    call: (h) => open(h.name, { mode: 0o1600 }),
+  },
   { what: 'open codec 5', code: 'InvalidArgument', call: (h) => open(h.name, { codec: 5 } as Any) },
   {
     what: "open wait 'fast'",

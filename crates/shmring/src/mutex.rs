@@ -82,11 +82,12 @@ impl Drop for Guard<'_> {
 pub(crate) fn lock<'a>(seg: &'a Segment, repair: impl FnOnce(&Segment)) -> Result<Guard<'a>> {
     let m = seg.mutex_ptr();
     let rc = loop {
-        // In slices, never an untimed wait: a holder killed inside `pthread_mutex_unlock`,
-        // after it released the word and before it woke the sleepers, leaves them asleep on
-        // a free mutex for good (the kernel's robust-list cleanup sees a word that is no
-        // longer the dead thread's and wakes nobody). A sleeper that times out tries again,
-        // and takes the free mutex.
+        // In slices, never an untimed wait: a wake-up can be lost when processes die around
+        // an unlock (a holder killed inside `pthread_mutex_unlock` after it released the word;
+        // the one sleeper it or the kernel's robust-list cleanup wakes killed before it takes
+        // the mutex), leaving the other sleepers asleep on a free mutex for good. A sleeper
+        // that times out tries again, and takes the free mutex. (The deadline is on
+        // CLOCK_REALTIME, as timedlock wants: a clock stepped back stretches one slice.)
         let deadline = realtime_after(LOCK_SLICE);
         // SAFETY: `m` points to a mutex initialised by the creator before `ready`; the
         // deadline is a valid timespec.

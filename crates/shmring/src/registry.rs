@@ -197,10 +197,13 @@ pub(crate) fn mark_joined(seg: &Segment, index: u32) {
         .fetch_or(slot::JOINED, Ordering::Release);
 }
 
-/// Frees our own slot and drops its lock. Release: everything the owner wrote
+/// Frees our own slot and drops its lock (only in the process that took it). Release: everything the owner wrote
 /// happens-before the next owner's grab. The word is read and swapped whole: nobody else
 /// changes it while we hold the lock, so the CAS fails only on a damaged segment.
 pub(crate) fn release(seg: &Segment, index: u32) {
+    if !seg.holds_slot(index) {
+        return; // a forked child's copy of its parent's participant: the slot is the parent's
+    }
     let state = seg.u32_at(slot_field(seg, index, slot::STATE));
     let seen = state.load(Ordering::Relaxed);
     if seen & slot::STATE_BITS != slot::FREE {

@@ -44,7 +44,7 @@
 //! and shmring never does.
 
 use std::ffi::CString;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64 as LocalU64};
+use std::sync::atomic::{AtomicU8, AtomicU32 as LocalU32, AtomicU64 as LocalU64};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
@@ -327,11 +327,14 @@ pub struct Segment {
     /// When the file was last checked (monotonic coarse clock, ms), for throttled checks.
     last_check_ms: LocalU64,
     /// Which participant slots this mapping's descriptor holds the lock of (see
-    /// [`Segment::lock_slot`]); private to this process. A lock held through our own open
-    /// file description is invisible to `F_OFD_GETLK` from it, so our own slots are told
-    /// apart here; setting the flag first also keeps two participants of this process from
-    /// taking one slot. In a loom model (no descriptor) these flags are the locks.
-    held: Box<[AtomicBool]>,
+    /// [`Segment::lock_slot`]), as the pid of the process that took each (0: not held);
+    /// private to this process. A lock held through our own open file description is
+    /// invisible to `F_OFD_GETLK` from it, so our own slots are told apart here; taking the
+    /// entry first also keeps two participants of this process from taking one slot. A child
+    /// forked without `exec` inherits the entries and the locks (its slots stay alive while
+    /// it runs) but, its pid differing, never releases its parent's. In a loom model (no
+    /// descriptor) these entries are the locks.
+    held: Box<[LocalU32]>,
 }
 
 struct Fd(libc::c_int);
@@ -432,9 +435,9 @@ impl Fd {
     }
 }
 
-/// One "we hold this slot's lock" flag per participant slot, all clear.
-fn slot_flags(slots: u32) -> Box<[AtomicBool]> {
-    (0..slots).map(|_| AtomicBool::new(false)).collect()
+/// One "who of us holds this slot's lock" entry per participant slot, all clear.
+fn slot_flags(slots: u32) -> Box<[LocalU32]> {
+    (0..slots).map(|_| LocalU32::new(0)).collect()
 }
 
 fn last_os(what: &str) -> Error {
@@ -1239,32 +1242,37 @@ impl Segment {
     /// `Ok(false)`: a live participant holds it (one of ours, or another process's).
     pub(crate) fn lock_slot(&self, i: u32) -> Result<bool> {
         let held = &self.held[i as usize];
-        // Acquire/Release: orders our flag with the previous holder's unlock in this process.
+        // Acquire/Release: orders our entry with the previous holder's unlock in this process.
         if held
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(0, std::process::id(), Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
         {
             return Ok(false);
         }
         let Some(fd) = &self.fd else {
-            return Ok(true); // a loom model: the flag is the lock
+            return Ok(true); // a loom model: the entry is the lock
         };
         let offset = self.desc.geometry.slot_offset(i);
         match fd.ofd_lock(libc::F_OFD_SETLK, libc::F_WRLCK, offset) {
             Ok(Some(_)) => Ok(true),
             other => {
-                held.store(false, Ordering::Release);
+                held.store(0, Ordering::Release);
                 other.map(|_| false)
             }
         }
     }
 
-    /// Drops the lock of participant slot `i`, taken with [`Segment::lock_slot`]. The slot's
-    /// state must already be `FREE` (or someone else's) when this is called: a slot that is
-    /// not free and not locked is a dead owner's.
+    /// Whether this process took the lock of participant slot `i` (a forked child did not:
+    /// it shares its parent's locks but must not release them).
+    pub(crate) fn holds_slot(&self, i: u32) -> bool {
+        self.held[i as usize].load(Ordering::Acquire) == std::process::id()
+    }
+
+    /// Drops the lock of participant slot `i`, taken with [`Segment::lock_slot`] by this
+    /// process (else nothing happens). The slot's state must already be `FREE` (or someone
+    /// else's) when this is called: a slot that is not free and not locked is a dead owner's.
     pub(crate) fn unlock_slot(&self, i: u32) {
-        let held = &self.held[i as usize];
-        if !held.load(Ordering::Acquire) {
+        if !self.holds_slot(i) {
             return;
         }
         if let Some(fd) = &self.fd {
@@ -1274,15 +1282,15 @@ impl Segment {
             let _ = fd.ofd_lock(libc::F_OFD_SETLK, libc::F_UNLCK, offset);
         }
         // After the unlock: a participant of ours that grabs the slot next takes the lock anew.
-        held.store(false, Ordering::Release);
+        self.held[i as usize].store(0, Ordering::Release);
     }
 
     /// Whether a live process holds the lock of participant slot `i` (this one included).
     /// If the lock cannot be asked about (never on tmpfs), the slot's pid and start time
     /// decide, as a fallback.
     pub(crate) fn slot_owner_alive(&self, i: u32) -> bool {
-        if self.held[i as usize].load(Ordering::Acquire) {
-            return true;
+        if self.held[i as usize].load(Ordering::Acquire) != 0 {
+            return true; // ours (or, in a forked child, our parent's, which we share)
         }
         let Some(fd) = &self.fd else {
             return false; // a loom model: only the flags lock
@@ -1291,6 +1299,7 @@ impl Segment {
         match fd.ofd_lock(libc::F_OFD_GETLK, libc::F_WRLCK, offset) {
             Ok(Some(fl)) => fl.l_type != libc::F_UNLCK as libc::c_short,
             _ => {
+                // Relaxed: information only; a stale reading errs on "alive" or is re-asked.
                 let field = |f: usize| self.desc.geometry.slot_offset(i) + f;
                 let pid = self
                     .u32_at(field(layout::slot::PID))

@@ -243,3 +243,40 @@ fn subscriber_in_another_pid_namespace_keeps_its_slot() {
         child.finish(Duration::from_secs(120));
     }
 }
+
+/// A child forked without `exec` shares its parent's slot locks; dropping its copy of the
+/// parent's producer must not release the parent's slot (nor its lock): the parent's producer
+/// stays listed and alive, to this handle and to another open file description.
+#[test]
+fn a_forked_child_never_releases_its_parents_slot() {
+    let name = unique("fork");
+    let _g = Unlink::new(&name);
+    let ch = Channel::open(&name, &OpenOptions::create()).unwrap();
+    let mut sub = ch.subscribe().unwrap();
+    let mut p = ch.producer().unwrap();
+    // SAFETY: the child only drops the producer (atomics and one fcntl) and _exits.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        drop(p);
+        // SAFETY: _exit ends the forked child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+    let me = std::process::id();
+    let other = Channel::open(&name, &OpenOptions::default()).unwrap();
+    for parts in [ch.participants(), other.participants()] {
+        assert!(
+            parts
+                .iter()
+                .any(|s| s.role == Some(Role::Producer) && s.alive && s.pid == me),
+            "the parent's producer slot was released by its child: {parts:?}"
+        );
+    }
+    assert!(p.try_publish(b"still mine").unwrap());
+    let mut out = Vec::new();
+    assert!(sub.try_recv(&mut out).unwrap());
+    assert_eq!(out, b"still mine");
+}

@@ -201,11 +201,17 @@ pub(crate) fn judge_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result<Verdic
         // `tail` beyond it), marks where it starts: the dead extent ends there at the latest.
         // The slots are read before the scan: a claim cleared meanwhile was committed first,
         // and the scan then sees its header.
-        let bound = producer_claims(seg, ring)
-            .map(|(_, c)| c)
-            .filter(|&c| c != slot::NO_CLAIM && c > pos)
-            .fold(tail, u64::min)
-            .min(pos + ring.capacity);
+        // Only live producers' claims bound it: a dead producer's claim right after this one,
+        // with nothing written either, is part of the same dead extent (and withdrawn below).
+        let later: Vec<(u32, u64)> = producer_claims(seg, ring)
+            .filter(|&(_, c)| c != slot::NO_CLAIM && c > pos)
+            .collect();
+        let mut bound = tail.min(pos + ring.capacity);
+        for &(i, c) in &later {
+            if c < bound && owner_alive(seg, i) {
+                bound = c;
+            }
+        }
         // The first header after `pos` that decodes to its own position starts the next
         // record: bytes of an older lap decode to older positions. (Padding can leave as
         // little as 8 bytes before the end of a lap, so the scan starts 8 bytes on.)
@@ -219,7 +225,9 @@ pub(crate) fn judge_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result<Verdic
             }
             q += record::ALIGN as u64;
         }
-        q.min(bound)
+        let end = q.min(bound);
+        dead.extend(later.into_iter().filter(|&(_, c)| c < end));
+        end
     };
     for (i, c) in dead {
         // AcqRel: the withdrawal is ordered after what we judged; it fails if the slot made

@@ -1,6 +1,7 @@
 import { Observable } from 'rxjs';
 import { asBuffer, type Codec, type CodecName, frameDecoder, resolveCodec } from './codec.js';
 import { ClosedError, call, fromNative, makeError, ShmringError, TimeoutError } from './errors.js';
+import { FRAME_PREFIX, FrameWalker, frameBuffer, frameBytes } from './frame.js';
 import {
   type NativeChannel,
   type NativeParticipant,
@@ -325,14 +326,6 @@ const BATCH_COUNT = 1024;
 const BATCHES_PER_TURN = 16;
 /** A waiting `send` waits for room in slices this long, so a wait can be given up quickly. */
 const SEND_SLICE_MS = 100;
-
-/**
- * A frame buffer for draining: a batch of frames, or at least one message of any size. Each
- * subscription has its own, zero-filled (`Buffer.alloc`, never from Node's shared pool), so
- * a `rawView` view's `buffer` holds only this subscription's frames.
- */
-const frameBuffer = (maxMessageSize: number): Buffer =>
-  Buffer.alloc(Math.max(256 * 1024, maxMessageSize + 4));
 
 /** Whether `bytes` is a view of a detached (transferred) ArrayBuffer. */
 function isDetached(bytes: Uint8Array): boolean {
@@ -710,6 +703,7 @@ export class Channel<T = unknown> {
       // Unsubscribed before we got here (e.g. a closed subscriber passed in): take no slot.
       if (subscriber.closed) return;
       const buf = frameBuffer(this.#maxMessageSize);
+      const frames = new FrameWalker(buf);
       const decode = this.#decode;
       let done = false;
       let sub: NativeSubscription | undefined;
@@ -730,11 +724,9 @@ export class Channel<T = unknown> {
               lost = reportLost(sub.lost(), lost, onLost);
               if (done) return;
             }
-            let at = 0;
-            while (at < bytes) {
-              const start = at + 4;
-              at = start + buf.readUInt32LE(at);
-              subscriber.next(decode(buf, start, at));
+            frames.reset(bytes);
+            while (frames.next()) {
+              subscriber.next(decode(buf, frames.start, frames.end));
               if (done) return;
             }
           }
@@ -798,9 +790,7 @@ export class Channel<T = unknown> {
     const overwrite = this.#overwrite;
     let lost = 0;
     const decode = this.#decode;
-    let buf: Buffer | undefined;
-    let bytes = 0;
-    let at = 0;
+    let frames: FrameWalker | undefined;
     let sub: NativeSubscription | undefined;
     let h = -1; // its handle, for the native drain
     let started = false;
@@ -812,7 +802,7 @@ export class Channel<T = unknown> {
     const finish = (): void => {
       if (done) return;
       done = true;
-      bytes = 0;
+      frames?.reset(0);
       sub?.close();
       sub = undefined;
       this.#live.delete(finish);
@@ -832,7 +822,7 @@ export class Channel<T = unknown> {
         if (bad !== undefined) throw bad.error;
         signal?.throwIfAborted();
         const nat = this.#open();
-        buf = frameBuffer(this.#maxMessageSize);
+        frames = new FrameWalker(frameBuffer(this.#maxMessageSize));
         sub = call(() =>
           nat.subscribe(() => {
             const w = wake;
@@ -850,19 +840,20 @@ export class Channel<T = unknown> {
     };
     const step = async (): Promise<IteratorResult<T>> => {
       for (;;) {
-        if (buf !== undefined && at < bytes) {
-          const start = at + 4;
-          at = start + buf.readUInt32LE(at);
-          return { value: decode(buf, start, at), done: false };
+        if (frames?.next()) {
+          return { value: decode(frames.buffer, frames.start, frames.end), done: false };
         }
         if (failure !== undefined) {
           const { error } = failure;
           failure = undefined;
           throw error;
         }
-        if (done || sub === undefined || buf === undefined) return { value: undefined, done: true };
-        bytes = call(() => native.drain(h, buf as Buffer, BATCH_COUNT));
-        at = 0;
+        if (done || sub === undefined || frames === undefined) {
+          return { value: undefined, done: true };
+        }
+        const buf = frames.buffer;
+        const bytes = call(() => native.drain(h, buf, BATCH_COUNT));
+        frames.reset(bytes);
         if (bytes > 0) {
           if (overwrite) lost = reportLost(sub.lost(), lost, onLost);
           continue;
@@ -960,13 +951,13 @@ export class Channel<T = unknown> {
     }
     if (this.#syncBuf === undefined) {
       // One frame; zero-filled and never from the shared pool (see `frameBuffer`).
-      this.#syncBuf = Buffer.alloc(this.#maxMessageSize + 4);
+      this.#syncBuf = Buffer.alloc(frameBytes(this.#maxMessageSize));
     }
     const buf = this.#syncBuf;
     const len = call(() => native.recv(this.#syncHandle, buf, timeoutMs));
     if (this.#overwrite) this.#syncLost = reportLost(sub.lost(), this.#syncLost, o.onLost);
     if (len < 0) return undefined;
-    return { value: this.#decode(buf, 4, 4 + len) };
+    return { value: this.#decode(buf, FRAME_PREFIX, frameBytes(len)) };
   }
 
   /**

@@ -220,6 +220,9 @@ export class Channel<T = unknown> {
    *
    * The first call joins the channel (takes a participant slot) and receives what is
    * published from then on; call `receiveSync(0)` early to join before publishers start.
+   * Like every call, `receiveSync(0)` also takes the next message if one is there: on a
+   * queue, where messages published before a consumer joined are there for it too, it
+   * consumes one, so handle the value it returns.
    * {@link close} releases the slot. `options.wait` chooses how this call waits (`spin`
    * answers fastest and keeps the thread busy); under policy `overwrite`, `options.onLost`
    * is told what the subscription lost by being lapped.

@@ -2,8 +2,10 @@
  * Facts written on both sides of the binding, compared so that they cannot drift: the error
  * codes (Rust `ErrorCode` and its `as_str`, TypeScript `ErrorCode` and its classes), the
  * strings of the enum options (Rust `Kind`, `SyncMode`, `Policy`, `WaitStrategy`; the
- * TypeScript option types and the lists the validators accept), and the frame the native
- * drain and `recv` write (`[length: u32 LE][payload]`, read by `src/frame.ts` alone).
+ * TypeScript option types and the lists the validators accept), the frame the native
+ * drain and `recv` write (`[length: u32 LE][payload]`, read by `src/frame.ts` alone), and
+ * the hand-written signatures of the fast-path calls (`FastPath` in `src/native.ts`, the
+ * callbacks `crates/shmring-node/src/fast.rs` registers).
  *
  * The Rust side is read from the source of `crates/shmring/src` (every `.rs` file, wherever
  * a declaration lives), the TypeScript types from `src/`, and the rest from the built
@@ -69,6 +71,7 @@ const variantsOf = (body: string): string[] =>
   );
 
 const rust = sources('crates/shmring/src', '.rs');
+const binding = sources('crates/shmring-node/src', '.rs');
 const ts = sources('src', '.ts');
 
 /** Rust `ErrorCode`: its variants, and what `as_str` says for each. */
@@ -293,5 +296,81 @@ test('the frames the native drain and recv write are what src/frame.ts walks', a
     t.is(len, p.length);
     t.is(one.readUInt32LE(0), p.length, 'the prefix holds the length, little-endian');
     t.deepEqual(one.subarray(frame.FRAME_PREFIX, frame.frameBytes(len)), p);
+  }
+});
+
+/** The TypeScript type of each argument accessor of `fast.rs`'s `Call`, and of each result. */
+const accessorTypes: Record<string, string> = {
+  number: 'number',
+  u32: 'number',
+  optional_number: 'number | undefined',
+  bytes: 'Buffer',
+  bytes_mut: 'Buffer',
+  u32s: 'Uint32Array',
+};
+const resultTypes: Record<string, string> = { boolean: 'boolean', number_value: 'number' };
+
+/** The fast-path calls `fast.rs` registers: each one's arguments (name, TS type) and result. */
+function rustFastPath(): Map<string, { args: [string, string][]; result: string[] }> {
+  const reg = findOne(binding, /fn register_fast_path\s*\(/);
+  const out = new Map<string, { args: [string, string][]; result: string[] }>();
+  for (const m of braced(reg.text, reg.at).matchAll(/\(c"(\w+)",\s*(\w+)\)/g)) {
+    const [, js, fn] = m as unknown as [string, string, string];
+    const def = findOne(binding, new RegExp(`extern "C" fn ${fn}\\s*\\(`));
+    const body = braced(def.text, def.text.indexOf(')', def.at));
+    const args: [string, string][] = [];
+    for (const a of body.matchAll(/\bc\.(\w+)\((\d+),\s*"(\w+)"\)/g)) {
+      const [, accessor, i, name] = a as unknown as [string, string, string, string];
+      args[Number(i)] = [name, accessorTypes[accessor] ?? `unknown accessor ${accessor}`];
+    }
+    const result = [...body.matchAll(/\bc\.(boolean|number_value)\(/g)].map(
+      (r) => resultTypes[r[1] as string] as string,
+    );
+    out.set(js, { args, result: [...new Set(result)] });
+  }
+  return out;
+}
+
+/** `FastPath` of `src/native.ts`: each method's parameters (name, type) and return type. */
+function tsFastPath(): Map<string, { params: [string, string][]; returns: string }> {
+  const decl = findOne(ts, /export interface FastPath\s*\{/);
+  const out = new Map<string, { params: [string, string][]; returns: string }>();
+  for (const m of braced(decl.text, decl.at).matchAll(/(\w+)\(([^)]*)\):\s*([^;]+);/g)) {
+    const [, name, params, returns] = m as unknown as [string, string, string, string];
+    out.set(name, {
+      params: params
+        .split(',')
+        .map((p) => p.trim())
+        .filter((p) => p !== '')
+        .map((p) => {
+          const [n, ...type] = p.split(':');
+          return [(n as string).trim(), type.join(':').trim()];
+        }),
+      returns: returns.trim(),
+    });
+  }
+  return out;
+}
+
+test('the FastPath signatures of src/native.ts are the calls fast.rs registers', async (t) => {
+  const rustCalls = rustFastPath();
+  const tsCalls = tsFastPath();
+  t.deepEqual([...tsCalls.keys()].sort(), [...rustCalls.keys()].sort(), 'the same calls');
+  t.true(rustCalls.size >= 4, `${[...rustCalls.keys()]}`);
+  const { native } = (await import(new URL('native.js', dist).href)) as {
+    native: Record<string, unknown>;
+  };
+  for (const [name, r] of rustCalls) {
+    t.is(typeof native[name], 'function', `the addon exports ${name}`);
+    const s = tsCalls.get(name);
+    if (s === undefined) continue;
+    t.is(s.params.length, r.args.length, `${name}: as many parameters as fast.rs reads`);
+    for (const [i, [rustName, rustType]] of r.args.entries()) {
+      const [tsName, tsType] = s.params[i] ?? ['(none)', '(none)'];
+      t.is(tsType, rustType, `${name} parameter ${i} (${tsName}; fast.rs: ${rustName})`);
+      // The handle is named after what it names on the TypeScript side.
+      if (i > 0) t.is(tsName, rustName, `${name} parameter ${i}'s name`);
+    }
+    t.deepEqual(r.result, [s.returns], `${name} returns ${s.returns}`);
   }
 });

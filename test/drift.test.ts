@@ -70,6 +70,24 @@ const variantsOf = (body: string): string[] =>
     (m) => m[1] as string,
   );
 
+/**
+ * The body of method `fn` of Rust type `type`, from whichever `impl type { … }` block of
+ * `files` has it (a type may have several blocks, in several files).
+ */
+function implFn(files: { path: string; text: string }[], type: string, fn: string): string {
+  const found: string[] = [];
+  for (const { text } of files) {
+    const code = uncommented(text);
+    for (const m of code.matchAll(new RegExp(`\\bimpl ${type}\\s*\\{`, 'g'))) {
+      const block = braced(code, m.index);
+      const at = block.search(new RegExp(`\\bfn ${fn}\\b`));
+      if (at >= 0) found.push(braced(block, block.indexOf(')', at)));
+    }
+  }
+  if (found.length !== 1) throw new Error(`${type}::${fn} found ${found.length} times, not once`);
+  return found[0] as string;
+}
+
 const rust = sources('crates/shmring/src', '.rs');
 const binding = sources('crates/shmring-node/src', '.rs');
 const ts = sources('src', '.ts');
@@ -78,10 +96,8 @@ const ts = sources('src', '.ts');
 function rustErrorCodes(): { variants: string[]; strings: Map<string, string> } {
   const decl = findOne(rust, /pub enum ErrorCode\s*\{/);
   const variants = variantsOf(braced(decl.text, decl.at));
-  const impl = findOne(rust, /impl ErrorCode\s*\{/);
-  const asStr = impl.text.indexOf('fn as_str', impl.at);
   const strings = new Map<string, string>();
-  for (const m of braced(impl.text, asStr).matchAll(/Self::(\w+)\s*=>\s*"([^"]*)"/g)) {
+  for (const m of implFn(rust, 'ErrorCode', 'as_str').matchAll(/Self::(\w+)\s*=>\s*"([^"]*)"/g)) {
     strings.set(m[1] as string, m[2] as string);
   }
   return { variants, strings };
@@ -110,8 +126,7 @@ function rustCodeEnums(): Map<string, { variants: string[]; strings: string[] }>
 function rustWaitStrategy(): { variants: string[]; strings: string[]; parsed: string[] } {
   const decl = findOne(rust, /pub enum WaitStrategy\s*\{/);
   const variants = variantsOf(braced(decl.text, decl.at));
-  const impl = findOne(rust, /impl WaitStrategy\s*\{/);
-  const parse = braced(impl.text, impl.text.indexOf('fn parse', impl.at));
+  const parse = implFn(rust, 'WaitStrategy', 'parse');
   const arms = [...parse.matchAll(/"([^"]*)"\s*=>\s*Ok\(Self::(\w+)\)/g)];
   return {
     variants,

@@ -185,11 +185,12 @@ function renderDeclaration({ doc, code }, info, exported) {
   return lines.join('\n');
 }
 
-// What the package exports, from dist/index.d.ts: `export { a, type B } from './mod.js';`.
+// What the package exports, from dist/index.d.ts: `export { a, type B } from './mod.js';`
+// or `export type { B } from './mod.js';`.
 const index = readFileSync(join(dist, 'index.d.ts'), 'utf8');
 const modules = [];
 for (const s of statements(index)) {
-  const m = s.code.match(/^export\s*\{([\s\S]*)\}\s*from\s*'\.\/([\w./-]+)\.js'/);
+  const m = s.code.match(/^export\s+(?:type\s+)?\{([\s\S]*)\}\s*from\s*'\.\/([\w./-]+)\.js'/);
   if (!m) continue;
   const names = m[1]
     .split(',')
@@ -201,7 +202,9 @@ const exported = new Set(modules.flatMap((m) => m.names));
 const packageDoc = statements(index).length > 0 ? index.match(/^\/\*\*[\s\S]*?\*\//)?.[0] : '';
 
 const TITLES = {
-  channel: 'Channels: open, publish, subscribe, inspect',
+  catalog: 'Opening, listing and removing channels',
+  channel: 'Channels: publish, subscribe, inspect',
+  types: 'Options and reports',
   codec: 'Codecs',
   errors: 'Errors',
 };

@@ -12,28 +12,8 @@
  * ```
  * @packageDocumentation
  */
-export {
-  Channel,
-  type ChannelInfo,
-  type ChannelListing,
-  type ChannelStats,
-  type ChannelSummary,
-  type IterateOptions,
-  type Kind,
-  type LostCallback,
-  list,
-  type OpenOptions,
-  open,
-  type Participant,
-  type Policy,
-  type ReceiveOptions,
-  type SendOptions,
-  type SubscribeOptions,
-  type SyncMode,
-  unlink,
-  unlinkIfStale,
-  type WaitStrategy,
-} from './channel.js';
+export { list, open, unlink, unlinkIfStale } from './catalog.js';
+export { Channel } from './channel.js';
 export { type Codec, type CodecName, json, msgpack, raw, rawView } from './codec.js';
 export {
   AlreadyExistsError,
@@ -52,3 +32,20 @@ export {
   ShmringError,
   TimeoutError,
 } from './errors.js';
+export type {
+  ChannelInfo,
+  ChannelListing,
+  ChannelStats,
+  ChannelSummary,
+  IterateOptions,
+  Kind,
+  LostCallback,
+  OpenOptions,
+  Participant,
+  Policy,
+  ReceiveOptions,
+  SendOptions,
+  SubscribeOptions,
+  SyncMode,
+  WaitStrategy,
+} from './types.js';

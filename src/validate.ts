@@ -92,7 +92,17 @@ export function checkTimeout(what: string, v: unknown): void {
   }
 }
 
-/** The wait strategies, for `wait` options. */
+/**
+ * The strings each enum option accepts, in the engine's order. They are the engine's own
+ * (`Kind`, `SyncMode`, `Policy` in `crates/shmring/src/options.rs`, `WaitStrategy` in
+ * `wait.rs`); `test/drift.test.ts` compares them, and the option types, with the Rust side.
+ */
+export const KINDS: readonly string[] = ['topic', 'queue'];
+/** The `sync` modes (see {@link KINDS}). */
+export const SYNC_MODES: readonly string[] = ['lockfree', 'semaphore'];
+/** The full-ring policies (see {@link KINDS}). */
+export const POLICIES: readonly string[] = ['block', 'fail', 'overwrite'];
+/** The wait strategies, for `wait` options (see {@link KINDS}). */
 export const WAIT_STRATEGIES: readonly string[] = ['adaptive', 'spin', 'block'];
 
 /** The options of `messages`, `iterate` and `receiveSync`: `wait` and `onLost` (and `signal`). */
@@ -108,9 +118,9 @@ export function checkOpenOptions(options: object): void {
   for (const key of ['create', 'exclusive', 'recover', 'allowForeignOwner']) {
     checkBoolean('open', key, o[key]);
   }
-  checkChoice('open', 'kind', o.kind, ['topic', 'queue']);
-  checkChoice('open', 'sync', o.sync, ['lockfree', 'semaphore']);
-  checkChoice('open', 'policy', o.policy, ['block', 'fail', 'overwrite']);
+  checkChoice('open', 'kind', o.kind, KINDS);
+  checkChoice('open', 'sync', o.sync, SYNC_MODES);
+  checkChoice('open', 'policy', o.policy, POLICIES);
   checkChoice('open', 'wait', o.wait, WAIT_STRATEGIES);
   for (const key of ['capacity', 'maxMessageSize', 'maxParticipants']) {
     checkNumber('open', key, o[key]);

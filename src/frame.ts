@@ -1,0 +1,65 @@
+/**
+ * The frames in which the native calls hand messages to JS: the drain writes a batch of
+ * them back to back into a buffer, and `recv` writes one, each message as
+ * `[length: u32 little-endian][payload]`. This module is the only place in `src/` that
+ * knows that shape; `test/drift.test.ts` checks it against what the native side writes.
+ * @internal
+ */
+
+/** Bytes of the length prefix before each payload: a `u32`, little-endian. */
+export const FRAME_PREFIX = 4;
+
+/** Bytes a frame of a message of `payloadBytes` bytes takes. */
+export function frameBytes(payloadBytes: number): number {
+  return FRAME_PREFIX + payloadBytes;
+}
+
+/**
+ * A frame buffer for draining: a batch of frames, or at least one message of any size. Each
+ * subscription has its own, zero-filled (`Buffer.alloc`, never from Node's shared pool), so
+ * a `rawView` view's `buffer` holds only this subscription's frames.
+ */
+export function frameBuffer(maxMessageSize: number): Buffer {
+  return Buffer.alloc(Math.max(256 * 1024, frameBytes(maxMessageSize)));
+}
+
+/**
+ * Walks the frames of one drained batch in `buffer`, one per {@link FrameWalker.next}, which
+ * sets {@link FrameWalker.start} and {@link FrameWalker.end} to the payload's bounds. One
+ * walker serves a subscription for its life: {@link FrameWalker.reset} starts each batch.
+ *
+ * @example
+ * ```ts
+ * const frames = new FrameWalker(buf);
+ * frames.reset(native.drain(h, buf, 1024));
+ * while (frames.next()) handle(buf.subarray(frames.start, frames.end));
+ * ```
+ */
+export class FrameWalker {
+  /** Where the current frame's payload starts in {@link FrameWalker.buffer}. */
+  start = 0;
+  /** Where the current frame's payload ends (and the next frame starts). */
+  end = 0;
+  /** The next frame's offset. */
+  #at = 0;
+  /** The batch's length in bytes. */
+  #bytes = 0;
+
+  constructor(readonly buffer: Buffer) {}
+
+  /** Starts over on a batch of `bytes` bytes at the start of the buffer (0: no frames). */
+  reset(bytes: number): void {
+    this.#at = 0;
+    this.#bytes = bytes;
+  }
+
+  /** Moves to the next frame and returns true, or returns false at the end of the batch. */
+  next(): boolean {
+    const at = this.#at;
+    if (at >= this.#bytes) return false;
+    this.start = at + FRAME_PREFIX;
+    this.end = this.start + this.buffer.readUInt32LE(at);
+    this.#at = this.end;
+    return true;
+  }
+}

@@ -1,0 +1,306 @@
+/**
+ * The public types of channels: the option enums, the options of `open` and of each call,
+ * and what `info`, `stats` and `list` report. Types only: no code.
+ */
+import type { Codec, CodecName } from './codec.js';
+import type { ShmringError } from './errors.js';
+
+/**
+ * How messages are delivered: fan-out to every subscriber (`topic`), or each message to
+ * exactly one of competing consumers (`queue`).
+ *
+ * @example
+ * ```ts
+ * const kind: Kind = open('jobs').info().kind as Kind;
+ * ```
+ */
+export type Kind = 'topic' | 'queue';
+/**
+ * How producers coordinate: a CAS on the shared tail, no lock ever held (`lockfree`), or
+ * process-shared semaphores and a robust mutex (`semaphore`).
+ *
+ * @example
+ * ```ts
+ * const ch = open('ticks', { create: true, sync: 'lockfree' });
+ * ```
+ */
+export type SyncMode = 'lockfree' | 'semaphore';
+/**
+ * What a full ring does to a publisher: `block` (`publish` returns false, `send` waits for
+ * room), `fail` (`publish` throws {@link RingFullError}) or `overwrite` (topic only: never
+ * wait; a lapped subscriber is told how many messages it lost).
+ *
+ * @example
+ * ```ts
+ * const ch = open('telemetry', { create: true, policy: 'fail' });
+ * ```
+ */
+export type Policy = 'block' | 'fail' | 'overwrite';
+
+/**
+ * How a subscription waits for the next message (the engine's `WaitStrategy`):
+ *
+ * - `adaptive` (the default): poll the ring for about 50 µs, then sleep on a futex. Low
+ *   latency within bursts, no CPU when idle.
+ * - `spin`: never sleep. Lowest latency, and one core busy for as long as the subscription
+ *   waits: for {@link Channel.messages} and {@link Channel.iterate} that is the
+ *   subscription's native waiter thread (the event loop itself never spins); for
+ *   {@link Channel.receiveSync}, the calling thread.
+ * - `block`: sleep on the futex at once. Least CPU; each wake-up is a system call.
+ *
+ * @example
+ * ```ts
+ * const ch = open('ticks', { create: true, wait: 'spin' }); // every subscription spins
+ * ch.messages({ wait: 'block' }).subscribe(log); // except this one
+ * ```
+ */
+export type WaitStrategy = 'adaptive' | 'spin' | 'block';
+
+/**
+ * Options of {@link open}. Attaching to an existing channel adopts its settings; the
+ * settings you state here are checked against it.
+ *
+ * @example
+ * ```ts
+ * const opts: OpenOptions<Buffer> = { create: true, capacity: 1 << 16, codec: 'raw' };
+ * const ch = open('frames', opts);
+ * ```
+ */
+export interface OpenOptions<T = unknown> {
+  /** Create the channel if it does not exist (race-free: one process creates, others attach). */
+  create?: boolean;
+  /** With `create`: throw {@link AlreadyExistsError} if the channel exists. */
+  exclusive?: boolean;
+  /** Delivery kind (default `topic`). Checked against an existing channel if given. */
+  kind?: Kind;
+  /** Coordination mode (default `lockfree`). Checked against an existing channel if given. */
+  sync?: SyncMode;
+  /** Data area in bytes, a power of two (default 1 MiB). Checked if given. */
+  capacity?: number;
+  /** Largest encoded message in bytes (default 64 KiB, at most capacity/2 - 16). */
+  maxMessageSize?: number;
+  /** Participant table size (default 64). */
+  maxParticipants?: number;
+  /** Full-ring behaviour (default `block`). Checked if given. */
+  policy?: Policy;
+  /** Permission bits of a created segment (default `0o600`). */
+  mode?: number;
+  /**
+   * Replace a dead channel under this name with a new one (implies `create`): one that is
+   * stale (its creator and every participant are dead, and no process has it open) or that
+   * never became ready (its creator died creating it). A channel some live process uses is
+   * never replaced: it is attached as usual, or, if it cannot be (with `exclusive`, or a
+   * damaged one), `open` throws an error naming the processes that hold it. Concurrent
+   * recoverers all end up on the same new channel.
+   */
+  recover?: boolean;
+  /**
+   * Use a channel whose segment belongs to another user. Off by default: such a channel is
+   * refused with {@link PermissionDeniedError}, since its owner could rewrite it under us.
+   */
+  allowForeignOwner?: boolean;
+  /**
+   * How values are encoded: `'msgpack'` (the default; readable by any msgpack decoder),
+   * `'json'`, `'raw'` (Buffers in, Buffers out) or your own {@link Codec}. Every process on
+   * a channel must use the same one; it is not stored in the channel.
+   */
+  codec?: CodecName | Codec<T>;
+  /**
+   * How this handle's subscriptions wait for messages, unless one says otherwise
+   * (default `adaptive`). Not stored in the channel: each process chooses its own.
+   */
+  wait?: WaitStrategy;
+}
+
+/**
+ * The settings of an open channel, as stored in its header.
+ *
+ * @example
+ * ```ts
+ * const { capacity, maxMessageSize } = ch.info();
+ * ```
+ */
+export interface ChannelInfo {
+  name: string;
+  kind: string;
+  sync: string;
+  policy: string;
+  capacity: number;
+  maxMessageSize: number;
+  maxParticipants: number;
+  mode: number;
+  /** Whether this handle created the segment. */
+  created: boolean;
+  creatorPid: number;
+  createdAtMs: number;
+}
+
+/**
+ * One producer or subscriber attached to a channel.
+ *
+ * @example
+ * ```ts
+ * const slow = ch.stats().participants.filter((p) => p.role === 'subscriber' && p.lag > 4096);
+ * ```
+ */
+export interface Participant {
+  slot: number;
+  role: 'producer' | 'subscriber' | 'consumer' | 'joining';
+  pid: number;
+  /** Whether the owning process (pid and start time) still runs. */
+  alive: boolean;
+  /** A subscriber's next position to read (bytes since the channel was created). */
+  cursor: number;
+  /** A subscriber's distance behind the tail in bytes (0 for producers). */
+  lag: number;
+  /** Messages published (producer) or received (subscriber). */
+  messages: number;
+  /** Messages a subscriber lost to `overwrite`. */
+  lost: number;
+  /** Last activity, milliseconds since the Unix epoch. */
+  heartbeatMs: number;
+}
+
+/**
+ * The state of a channel, as {@link list} and `shmring ls` report it.
+ *
+ * @example
+ * ```ts
+ * for (const l of list()) if (l.summary?.stale) unlink(l.name);
+ * ```
+ */
+export interface ChannelSummary {
+  name: string;
+  kind: string;
+  sync: string;
+  policy: string;
+  capacity: number;
+  maxMessageSize: number;
+  maxParticipants: number;
+  mode: number;
+  creatorPid: number;
+  /** Whether the creating process (pid and start time) still runs. */
+  creatorAlive: boolean;
+  createdAtMs: number;
+  /** The next position producers will claim (bytes since creation). */
+  tail: number;
+  /** Bytes of the ring still held for the slowest subscriber. */
+  bytesUsed: number;
+  /** Creator and every participant are dead: nobody can be using the channel. */
+  stale: boolean;
+  participants: Participant[];
+}
+
+/**
+ * A snapshot of an open channel: its settings, tail, participants and their lag.
+ *
+ * @example
+ * ```ts
+ * const { bytesUsed, participants } = ch.stats();
+ * ```
+ */
+export interface ChannelStats extends ChannelInfo {
+  tail: number;
+  bytesUsed: number;
+  creatorAlive: boolean;
+  stale: boolean;
+  participants: Participant[];
+}
+
+/**
+ * One `shmring.*` segment found in `/dev/shm`: its summary, or why it could not be read
+ * (a foreign or damaged file, or one we may not open).
+ *
+ * @example
+ * ```ts
+ * for (const { name, summary, error } of list()) console.log(name, summary?.bytesUsed ?? error?.code);
+ * ```
+ */
+export interface ChannelListing {
+  name: string;
+  summary?: ChannelSummary;
+  error?: ShmringError;
+}
+
+/**
+ * Options of {@link Channel.send}.
+ *
+ * @example
+ * ```ts
+ * await ch.send(value, { timeoutMs: 1000, signal: AbortSignal.timeout(5000) });
+ * ```
+ */
+export interface SendOptions {
+  /**
+   * Give up after this many milliseconds with {@link TimeoutError} (default: wait forever). A
+   * number >= 0; `Infinity`, or anything from about 100 years up, waits forever; `NaN`, a
+   * negative number or a non-number is an {@link InvalidArgumentError}.
+   */
+  timeoutMs?: number;
+  /** Give up when this signal aborts; the send rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Called when a subscription finds it was lapped under policy `overwrite`: `count` messages
+ * were lost since the last call (or since it joined), `totalLost` since it joined. It runs
+ * before the values of the batch in which the gap was found are delivered.
+ *
+ * @example
+ * ```ts
+ * const onLost: LostCallback = (count, totalLost) => console.warn(`lost ${count} (${totalLost} in all)`);
+ * ```
+ */
+export type LostCallback = (count: number, totalLost: number) => void;
+
+/**
+ * Options of {@link Channel.messages} (and, with `signal`, {@link Channel.iterate}).
+ *
+ * @example
+ * ```ts
+ * ch.messages({ wait: 'spin', onLost: (n) => metrics.lost.inc(n) }).subscribe(handle);
+ * ```
+ */
+export interface SubscribeOptions {
+  /** How this subscription waits for messages (default: the channel's `wait`, else `adaptive`). */
+  wait?: WaitStrategy;
+  /**
+   * Told how many messages this subscription lost to being lapped (policy `overwrite` only;
+   * other policies never lose messages). An exception it throws ends the stream with that error.
+   */
+  onLost?: LostCallback;
+}
+
+/**
+ * Options of {@link Channel.iterate}.
+ *
+ * @example
+ * ```ts
+ * for await (const v of ch.iterate({ signal: AbortSignal.timeout(10_000) })) console.log(v);
+ * ```
+ */
+export interface IterateOptions extends SubscribeOptions {
+  /** Ends the iteration: a waiting `next()` rejects with `signal.reason`; the slot is released. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Options of {@link Channel.receiveSync}.
+ *
+ * @example
+ * ```ts
+ * const m = ch.receiveSync(1000, { wait: 'spin', onLost: (n) => console.warn(`lost ${n}`) });
+ * ```
+ */
+export interface ReceiveOptions {
+  /**
+   * How this call waits (default: the channel's `wait`, else `adaptive`). `spin` keeps the
+   * calling thread busy until a message comes or the timeout passes.
+   */
+  wait?: WaitStrategy;
+  /**
+   * Told how many messages the channel's `receiveSync` subscription lost to being lapped
+   * during this call (policy `overwrite` only), before the call returns.
+   */
+  onLost?: LostCallback;
+}

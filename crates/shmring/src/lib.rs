@@ -29,6 +29,7 @@
 
 mod catalog;
 mod error;
+mod futex;
 mod hooks;
 pub mod layout;
 mod memory;

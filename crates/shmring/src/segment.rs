@@ -1560,7 +1560,7 @@ impl Segment {
     /// least every [`FILE_CHECK_SLICE`] to check the segment file, and returns early if it
     /// shrank, lost its name or was flagged unlinked. Returns when woken, when the value
     /// differs, or at the timeout; callers re-check.
-    /// `bits` are the sleeper's wake bits (see `wait::futex_wait_bits`): a
+    /// `bits` are the sleeper's wake bits (see `futex::futex_wait_bits`): a
     /// [`Segment::futex_wake_bits`] wakes it only if they meet; every plain wake does.
     pub(crate) fn futex_wait_bits(
         &self,

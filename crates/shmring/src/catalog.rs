@@ -21,13 +21,12 @@ use std::sync::atomic::Ordering;
 use crate::Channel;
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout;
+use crate::name::SHM_DIR;
+use crate::options::Descriptor;
 use crate::options::{Kind, OpenOptions};
 use crate::process;
 use crate::registry::{ParticipantInfo, Role};
-use crate::segment::{self, Descriptor};
-
-/// Where POSIX shared memory lives on Linux.
-pub const SHM_DIR: &str = "/dev/shm";
+use crate::segment::{self};
 
 /// The state of one channel, as `shmring ls` and `stat` show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,7 +112,7 @@ pub fn list() -> Result<Vec<Listing>> {
         let Some(name) = file.to_str().and_then(|f| f.strip_prefix("shmring.")) else {
             continue;
         };
-        let summary = segment::validate_name(name).and_then(|()| inspect(name));
+        let summary = crate::name::validate_name(name).and_then(|()| inspect(name));
         if matches!(&summary, Err(e) if e.code() == ErrorCode::NotFound) {
             continue; // unlinked between readdir and open
         }

@@ -29,11 +29,15 @@
 
 mod catalog;
 mod error;
+mod fd;
+mod filecheck;
 mod futex;
 mod hooks;
 pub mod layout;
+mod lifecycle;
 mod memory;
 mod mutex;
+mod name;
 mod options;
 pub mod process;
 mod recovery;
@@ -46,16 +50,17 @@ mod wait;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use catalog::{Listing, SHM_DIR, Summary, inspect, list, summarize, unlink_if_stale};
+pub use catalog::{Listing, Summary, inspect, list, summarize, unlink_if_stale};
 pub use error::{Error, ErrorCode, Result};
+pub use lifecycle::unlink;
+pub use name::{MAX_NAME_LEN, SHM_DIR, shm_path, validate_name};
 pub use options::{
-    DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Kind,
-    OpenOptions, Policy, SyncMode,
+    DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Descriptor,
+    Kind, OpenOptions, Policy, SyncMode,
 };
 pub use recovery::RECOVERY_POLL;
 pub use registry::{ParticipantInfo, Role};
 pub use ring::{Drained, Producer, Subscriber, Waiter};
-pub use segment::{Descriptor, MAX_NAME_LEN, shm_path, unlink, validate_name};
 pub use wait::WaitStrategy;
 
 /// An open channel. Cheap to clone; the mapping lives until the last handle, producer and

@@ -103,7 +103,7 @@ pub(crate) fn sleep_until(
     mut ready: impl FnMut() -> bool,
 ) -> bool {
     // A segment shrunk, removed or unlinked under us ends the wait: the caller's next
-    // operation reports it (see `segment.rs`).
+    // operation reports it (see `filecheck.rs`).
     if seg.check_file_now_and_then().is_err() {
         return true;
     }

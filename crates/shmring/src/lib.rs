@@ -50,7 +50,7 @@ mod wait;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use catalog::{Listing, Summary, inspect, list, summarize, unlink_if_stale};
+pub use catalog::{Listing, Summary, inspect, list, unlink_if_stale};
 pub use error::{Error, ErrorCode, Result};
 pub use lifecycle::unlink;
 pub use name::{MAX_NAME_LEN, SHM_DIR, shm_path, validate_name};
@@ -121,4 +121,18 @@ impl Channel {
     pub fn wait_for_space(&self, payload_len: usize, timeout: Option<Duration>) -> bool {
         ring::wait_for_space(&self.seg, payload_len, timeout)
     }
+}
+
+/// The state of an open channel: settings, bytes used, participants, staleness (as
+/// [`inspect`] reports it for a name).
+///
+/// ```no_run
+/// # fn main() -> shmring::Result<()> {
+/// let ch = shmring::Channel::open("prices", &shmring::OpenOptions::create())?;
+/// let summary = shmring::summarize(&ch);
+/// assert_eq!(summary.name, "prices");
+/// # Ok(()) }
+/// ```
+pub fn summarize(ch: &Channel) -> Summary {
+    catalog::summary_of(&ch.seg)
 }

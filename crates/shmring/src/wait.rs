@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, ErrorCode, Result};
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
 
@@ -34,13 +35,13 @@ const ADAPTIVE_SPIN: Duration = Duration::from_micros(50);
 
 impl WaitStrategy {
     /// Parses `adaptive`, `spin` or `block`.
-    pub fn parse(s: &str) -> crate::Result<Self> {
+    pub fn parse(s: &str) -> Result<Self> {
         match s {
             "adaptive" => Ok(Self::Adaptive),
             "spin" => Ok(Self::Spin),
             "block" => Ok(Self::Block),
-            other => Err(crate::Error::new(
-                crate::ErrorCode::InvalidArgument,
+            other => Err(Error::new(
+                ErrorCode::InvalidArgument,
                 format!("wait {other:?} is not one of adaptive, spin, block"),
             )),
         }

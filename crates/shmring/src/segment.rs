@@ -486,7 +486,8 @@ impl Segment {
         Err(Error::new(
             ErrorCode::CorruptSegment,
             format!(
-                "channel {:?}: {what} {pos} is not a position (unaligned or beyond 2^62):                  another process damaged the segment",
+                "channel {:?}: {what} {pos} is not a position (unaligned or beyond 2^62): another \
+                 process damaged the segment",
                 self.name
             ),
         ))

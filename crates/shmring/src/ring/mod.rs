@@ -286,8 +286,15 @@ fn repair_pending(seg: &Segment) {
 
 /// What a reader found at a position.
 enum Next {
-    /// A committed message: offset of the record, payload length, the next position.
-    Message(usize, usize, u64),
+    /// A committed message.
+    Message {
+        /// Offset in the segment of the record (its header).
+        at: usize,
+        /// Payload length in bytes.
+        len: usize,
+        /// The position after the record.
+        next: u64,
+    },
     /// Padding or an abandoned record: skip to this position.
     Skip(u64),
     /// Nothing committed yet.
@@ -331,7 +338,7 @@ fn next_at(seg: &Segment, geo: &Geo, pos: u64) -> Result<Next> {
             }
             let next = pos + total as u64;
             Ok(if state == record::MESSAGE {
-                Next::Message(at, len, next)
+                Next::Message { at, len, next }
             } else {
                 Next::Skip(next)
             })

@@ -27,6 +27,15 @@ pub struct Drained {
     pub bytes: usize,
 }
 
+/// Where a reader found nothing committed ([`Subscriber::recover_at`]).
+#[derive(Clone, Copy)]
+struct Stuck {
+    /// The position.
+    at: u64,
+    /// When to check next for a dead claim there (CLOCK_MONOTONIC, ns).
+    check: u64,
+}
+
 /// A reader: a topic subscription (its own cursor; every message published after it joined)
 /// or a queue consumer (competing for each message with the other consumers). Dropping it
 /// releases its participant slot.
@@ -41,9 +50,9 @@ pub struct Subscriber {
     /// Overwrite policy: the next message number expected from each producer slot.
     expected: Vec<u64>,
     strategy: WaitStrategy,
-    /// A position we found nothing committed at: the position, and when we next check for a
-    /// dead claim there (CLOCK_MONOTONIC, ns).
-    stuck: Option<(u64, u64)>,
+    /// A position we found nothing committed at, and when we next check for a dead claim
+    /// there.
+    stuck: Option<Stuck>,
     /// `try_recv`'s frame buffer (empty until the first call).
     scratch: Vec<u8>,
     /// How long a claim in progress is waited for before its owner is checked, and how often
@@ -214,7 +223,7 @@ impl Subscriber {
                 continue; // the header we read may be torn; re-check from the top
             }
             match found? {
-                Next::Message(at, len, next) => {
+                Next::Message { at, len, next } => {
                     if d.bytes + 4 + len > buf.len() {
                         if d.count == 0 {
                             return Err(Error::new(
@@ -275,7 +284,7 @@ impl Subscriber {
     fn recover_at(&mut self, pos: u64, progressed: bool) -> Result<Verdict> {
         let poll = self.recovery_poll.as_nanos() as u64;
         match self.stuck {
-            Some((at, check)) if at == pos => {
+            Some(Stuck { at, check }) if at == pos => {
                 if progressed {
                     return Ok(Verdict::Wait);
                 }
@@ -283,7 +292,10 @@ impl Subscriber {
                 if now < check {
                     return Ok(Verdict::Wait);
                 }
-                self.stuck = Some((pos, now + poll));
+                self.stuck = Some(Stuck {
+                    at: pos,
+                    check: now + poll,
+                });
                 if self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) <= pos {
                     return Ok(Verdict::Wait); // simply nothing published yet
                 }
@@ -294,7 +306,10 @@ impl Subscriber {
                 // come early (by a tick at most), which is harmless: the owner's liveness
                 // decides, and a live producer's claim is never taken.
                 let now = process::monotonic_ns(progressed);
-                self.stuck = Some((pos, now + poll));
+                self.stuck = Some(Stuck {
+                    at: pos,
+                    check: now + poll,
+                });
                 Ok(Verdict::Wait)
             }
         }

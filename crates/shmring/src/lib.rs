@@ -44,6 +44,7 @@ mod recovery;
 mod registry;
 mod ring;
 mod segment;
+mod stale;
 mod sync;
 mod wait;
 

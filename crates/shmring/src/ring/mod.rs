@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout::{self, record, slot};
 use crate::options::{Kind, Policy, SyncMode};
-use crate::recovery::{self};
+use crate::recovery;
 use crate::registry::{self, slot_field};
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
@@ -53,9 +53,11 @@ use crate::wait::{WaitStrategy, ring_doorbell, sleep_until};
 
 mod producer;
 mod subscriber;
+mod waiter;
 
 pub use producer::Producer;
-pub use subscriber::{Drained, Subscriber, Waiter};
+pub use subscriber::{Drained, Subscriber};
+pub use waiter::Waiter;
 
 /// How often a waiting producer, or one that finds the ring full, re-checks the participant
 /// table for dead owners.

@@ -126,8 +126,9 @@ add(bench, 'codec', 'msgpackr pack', () => {
 add(bench, 'codec', 'msgpackr unpack', () => {
   for (let i = 0; i < N; i++) unpackr.unpack(encoded[i]);
 });
-// msgpack records (DESIGN §8, not built): what shared structures would save. One Packr and
-// one Unpackr share a structures array up front, as a segment-held copy would let them.
+// msgpack records (not used: the msgpack codec sets `useRecords: false`): what shared
+// structures would save. One Packr and one Unpackr share a structures array up front, as a
+// segment-held copy would let them.
 const shared = [];
 const recPackr = new Packr({ useRecords: true, structures: shared });
 const recUnpackr = new Unpackr({ useRecords: true, structures: shared });

@@ -1,4 +1,4 @@
-/** DESIGN §6: codecs, async iteration, AbortSignal, publishMany, receiveSync, list(). */
+/** The API: codecs, async iteration, AbortSignal, publishMany, receiveSync, list(). */
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import test from 'ava';

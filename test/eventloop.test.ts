@@ -1,6 +1,7 @@
 /**
- * The event loop (DESIGN §4): publishing never blocks it, an idle subscription costs no CPU,
- * and a process whose subscriptions ended or whose channels closed exits on its own.
+ * The event loop (docs/ARCHITECTURE.md, the binding): publishing never blocks it, an idle
+ * subscription costs no CPU, and a process whose subscriptions ended or whose channels closed
+ * exits on its own.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 //! The catalog of channels on this host: every `shmring.*` segment in `/dev/shm`, each read
-//! through the same validation as [`Channel::open`] (so a damaged or foreign file is reported,
+//! through the same validation as [`Channel::open`](crate::Channel::open) (so a damaged or foreign file is reported,
 //! never trusted), for `shmring ls`, `shmring stat` and `shmring rm --stale`.
 //!
 //! Reading a channel here attaches to its segment but takes no participant slot, so looking
@@ -18,16 +18,14 @@
 
 use std::sync::atomic::Ordering;
 
-use crate::Channel;
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout;
+use crate::name::SHM_DIR;
+use crate::options::Descriptor;
 use crate::options::{Kind, OpenOptions};
 use crate::process;
-use crate::registry::{ParticipantInfo, Role};
-use crate::segment::{self, Descriptor};
-
-/// Where POSIX shared memory lives on Linux.
-pub const SHM_DIR: &str = "/dev/shm";
+use crate::registry::{self, ParticipantInfo, Role};
+use crate::segment::Segment;
 
 /// The state of one channel, as `shmring ls` and `stat` show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,17 +58,16 @@ pub struct Listing {
     pub summary: Result<Summary>,
 }
 
-/// The state of an open channel.
-pub fn summarize(ch: &Channel) -> Summary {
+/// The state of an open segment ([`crate::summarize`]).
+pub(crate) fn summary_of(seg: &Segment) -> Summary {
     // Participants first, then the tail: every cursor read is then <= the tail read.
-    let participants = ch.participants();
+    let participants = registry::participants(seg);
     // Acquire: pairs with the producers' claim CAS; only a statistic here.
-    let tail = ch.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
-    let d = *ch.descriptor();
+    let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
+    let d = *seg.descriptor();
     let lowest = match d.kind {
         // Consumers share one position: the next record to hand out.
-        Kind::Queue => ch
-            .seg
+        Kind::Queue => seg
             .u64_at(layout::QUEUE_HEAD_OFFSET)
             .load(Ordering::Acquire),
         Kind::Topic => participants
@@ -83,10 +80,9 @@ pub fn summarize(ch: &Channel) -> Summary {
     let creator_alive = process::is_alive(d.creator_pid, d.creator_start_time);
     // Every process with the segment mapped holds a lock on it: a process that opened the
     // channel without taking a slot counts too. Only asked once the pids say "stale".
-    let stale =
-        !creator_alive && participants.iter().all(|p| !p.alive) && !ch.seg.locked_by_others();
+    let stale = !creator_alive && participants.iter().all(|p| !p.alive) && !seg.locked_by_others();
     Summary {
-        name: ch.name().to_owned(),
+        name: seg.name().to_owned(),
         descriptor: d,
         tail,
         // Under `overwrite` a lapped subscriber's cursor may trail by more than the ring.
@@ -99,7 +95,7 @@ pub fn summarize(ch: &Channel) -> Summary {
 
 /// Attaches to `name` without creating it and without taking a slot, and summarizes it.
 pub fn inspect(name: &str) -> Result<Summary> {
-    Ok(summarize(&Channel::open(name, &OpenOptions::default())?))
+    Ok(summary_of(&Segment::open(name, &OpenOptions::default())?))
 }
 
 /// Every `shmring.*` segment in [`SHM_DIR`], sorted by name. A file that vanishes while we
@@ -113,7 +109,7 @@ pub fn list() -> Result<Vec<Listing>> {
         let Some(name) = file.to_str().and_then(|f| f.strip_prefix("shmring.")) else {
             continue;
         };
-        let summary = segment::validate_name(name).and_then(|()| inspect(name));
+        let summary = crate::name::validate_name(name).and_then(|()| inspect(name));
         if matches!(&summary, Err(e) if e.code() == ErrorCode::NotFound) {
             continue; // unlinked between readdir and open
         }
@@ -135,5 +131,5 @@ pub fn list() -> Result<Vec<Listing>> {
 /// before it was removed opens it again (see `OpenOptions::recover`, which does the same and
 /// then creates a new segment).
 pub fn unlink_if_stale(name: &str) -> Result<bool> {
-    segment::Segment::unlink_if_dead(name)
+    Segment::unlink_if_dead(name)
 }

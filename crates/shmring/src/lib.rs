@@ -29,32 +29,39 @@
 
 mod catalog;
 mod error;
+mod fd;
+mod filecheck;
+mod futex;
 mod hooks;
 pub mod layout;
+mod lifecycle;
 mod memory;
 mod mutex;
+mod name;
 mod options;
 pub mod process;
 mod recovery;
 mod registry;
 mod ring;
 mod segment;
+mod stale;
 mod sync;
 mod wait;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use catalog::{Listing, SHM_DIR, Summary, inspect, list, summarize, unlink_if_stale};
+pub use catalog::{Listing, Summary, inspect, list, unlink_if_stale};
 pub use error::{Error, ErrorCode, Result};
+pub use lifecycle::unlink;
+pub use name::{MAX_NAME_LEN, SHM_DIR, shm_path, validate_name};
 pub use options::{
-    DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Kind,
-    OpenOptions, Policy, SyncMode,
+    DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Descriptor,
+    Kind, OpenOptions, Policy, SyncMode,
 };
 pub use recovery::RECOVERY_POLL;
 pub use registry::{ParticipantInfo, Role};
 pub use ring::{Drained, Producer, Subscriber, Waiter};
-pub use segment::{Descriptor, MAX_NAME_LEN, shm_path, unlink, validate_name};
 pub use wait::WaitStrategy;
 
 /// An open channel. Cheap to clone; the mapping lives until the last handle, producer and
@@ -115,4 +122,18 @@ impl Channel {
     pub fn wait_for_space(&self, payload_len: usize, timeout: Option<Duration>) -> bool {
         ring::wait_for_space(&self.seg, payload_len, timeout)
     }
+}
+
+/// The state of an open channel: settings, bytes used, participants, staleness (as
+/// [`inspect`] reports it for a name).
+///
+/// ```no_run
+/// # fn main() -> shmring::Result<()> {
+/// let ch = shmring::Channel::open("prices", &shmring::OpenOptions::create())?;
+/// let summary = shmring::summarize(&ch);
+/// assert_eq!(summary.name, "prices");
+/// # Ok(()) }
+/// ```
+pub fn summarize(ch: &Channel) -> Summary {
+    catalog::summary_of(&ch.seg)
 }

@@ -111,7 +111,7 @@ mod mapped {
         }
 
         /// Sleeps while `word` holds `expected`, woken by wakes meeting `bits` (see
-        /// `wait::futex_wait_bits`).
+        /// `futex::futex_wait_bits`).
         pub(crate) fn futex_wait_bits(
             &self,
             word: &AtomicU32,
@@ -119,17 +119,17 @@ mod mapped {
             t: Option<Duration>,
             bits: u32,
         ) {
-            crate::wait::futex_wait_bits(word, expected, t, bits)
+            crate::futex::futex_wait_bits(word, expected, t, bits)
         }
 
         /// Wakes every sleeper on `word`.
         pub(crate) fn futex_wake_all(&self, word: &AtomicU32) {
-            crate::wait::futex_wake_all(word)
+            crate::futex::futex_wake_all(word)
         }
 
         /// Wakes the sleepers on `word` whose bits meet `bits`.
         pub(crate) fn futex_wake_bits(&self, word: &AtomicU32, bits: u32) {
-            crate::wait::futex_wake_bits(word, bits)
+            crate::futex::futex_wake_bits(word, bits)
         }
     }
 

@@ -2,7 +2,6 @@
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout::{self, Geometry};
-use crate::segment::Descriptor;
 
 /// Default data area: 1 MiB.
 pub const DEFAULT_CAPACITY: u64 = 1 << 20;
@@ -235,4 +234,27 @@ impl OpenOptions {
         }
         Ok(())
     }
+}
+
+/// The settings stored in a segment's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    /// Sizes.
+    pub geometry: Geometry,
+    /// Topic or queue.
+    pub kind: Kind,
+    /// Lock-free or semaphore.
+    pub sync: SyncMode,
+    /// What a full ring does to a publisher.
+    pub policy: Policy,
+    /// Permission bits the creator asked for.
+    pub mode: u32,
+    /// Pid of the creator.
+    pub creator_pid: u32,
+    /// Start time of the creator (clock ticks since boot).
+    pub creator_start_time: u64,
+    /// Creation time, nanoseconds since the Unix epoch.
+    pub created_at_ns: u64,
+    /// Random key of the record sequence words.
+    pub seq_key: u64,
 }

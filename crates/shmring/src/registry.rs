@@ -182,7 +182,7 @@ fn table_full(seg: &Segment) -> Error {
 }
 
 /// Publishes a grabbed slot. SeqCst: a producer scanning for the lowest cursor either sees
-/// this slot or loaded its tail before we did (see `ring::Subscriber::join`).
+/// this slot or loaded its tail before we did (see `Subscriber::new` in `ring/subscriber.rs`).
 pub(crate) fn activate(seg: &Segment, index: u32) {
     let state = seg.u32_at(slot_field(seg, index, slot::STATE));
     let generation = state.load(Ordering::Relaxed) & !slot::STATE_BITS;

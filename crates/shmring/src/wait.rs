@@ -11,116 +11,11 @@
 //! `FUTEX_WAIT` makes the kernel return at once (the value no longer matches). No wake-up is
 //! lost, and a waker with nobody asleep pays one load and no system call.
 
-#[cfg(not(loom))]
-use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
-#[cfg(not(loom))]
-/// Sleeps while `*word == expected`, for at most `timeout` (`None`: no limit). Returns when
-/// woken, when the value differs, on a signal, or at the timeout; callers re-check.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a live, 4-aligned u32 in a MAP_SHARED mapping (hence the non-private
-    // futex op); `ts_ptr` is null or points to a timespec that outlives the call.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            std::ptr::null::<u32>(),
-            0u32,
-        );
-    }
-}
-
-/// The wake bits of a sleeper any wake-up reaches (`FUTEX_BITSET_MATCH_ANY`). A sleeper
-/// with narrower bits ([`futex_wait_bits`]) is still woken by every plain [`futex_wake_all`]
-/// (it wakes all bits), and by a [`futex_wake_bits`] only if the bits meet.
-pub const WAKE_ANY: u32 = u32::MAX;
-
-#[cfg(not(loom))]
-/// As [`futex_wait`], for a sleeper with wake bits `bits` (`FUTEX_WAIT_BITSET`): woken by
-/// every plain wake, and by [`futex_wake_bits`] whose bits meet `bits`. [`WAKE_ANY`] is
-/// [`futex_wait`].
-pub fn futex_wait_bits(word: &AtomicU32, expected: u32, timeout: Option<Duration>, bits: u32) {
-    if bits == WAKE_ANY {
-        return futex_wait(word, expected, timeout);
-    }
-    // FUTEX_WAIT_BITSET takes an absolute deadline on CLOCK_MONOTONIC (Instant's clock).
-    let ts = timeout.map(|d| {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `now` is a valid out pointer; CLOCK_MONOTONIC always exists on Linux.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-        let nanos = now.tv_nsec as u64 + u64::from(d.subsec_nanos());
-        let secs = (d.as_secs() + nanos / 1_000_000_000).min(i64::MAX as u64 / 2);
-        libc::timespec {
-            tv_sec: now.tv_sec.saturating_add(secs as libc::time_t),
-            tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
-        }
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: as in `futex_wait`; FUTEX_WAIT_BITSET reads `bits` as its last argument.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT_BITSET,
-            expected,
-            ts_ptr,
-            std::ptr::null::<u32>(),
-            bits,
-        );
-    }
-}
-
-#[cfg(not(loom))]
-/// Wakes the processes and threads sleeping on `word` whose wake bits meet `bits` (sleepers
-/// of [`futex_wait`] have them all).
-pub fn futex_wake_bits(word: &AtomicU32, bits: u32) {
-    // SAFETY: `word` is a live, 4-aligned u32; FUTEX_WAKE_BITSET reads only the count and
-    // `bits`.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE_BITSET,
-            i32::MAX,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            bits,
-        );
-    }
-}
-
-#[cfg(not(loom))]
-/// Wakes every process and thread sleeping on `word`.
-pub fn futex_wake_all(word: &AtomicU32) {
-    // SAFETY: `word` is a live, 4-aligned u32; FUTEX_WAKE reads no other argument.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            i32::MAX,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        );
-    }
-}
+use crate::error::{Error, ErrorCode, Result};
+use crate::segment::Segment;
+use crate::sync::{Ordering, fence};
 
 /// How a reader waits for data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -140,13 +35,13 @@ const ADAPTIVE_SPIN: Duration = Duration::from_micros(50);
 
 impl WaitStrategy {
     /// Parses `adaptive`, `spin` or `block`.
-    pub fn parse(s: &str) -> crate::Result<Self> {
+    pub fn parse(s: &str) -> Result<Self> {
         match s {
             "adaptive" => Ok(Self::Adaptive),
             "spin" => Ok(Self::Spin),
             "block" => Ok(Self::Block),
-            other => Err(crate::Error::new(
-                crate::ErrorCode::InvalidArgument,
+            other => Err(Error::new(
+                ErrorCode::InvalidArgument,
                 format!("wait {other:?} is not one of adaptive, spin, block"),
             )),
         }
@@ -179,4 +74,77 @@ impl WaitStrategy {
             std::hint::spin_loop();
         }
     }
+}
+
+/// Rings a doorbell: makes the caller's change visible and, if anyone sleeps on the doorbell
+/// at `seq_off` (its waiter count at `waiters_off`), bumps it and wakes them.
+pub(crate) fn ring_doorbell(seg: &Segment, seq_off: usize, waiters_off: usize) {
+    // SYNC POINT: the SeqCst fence orders our commit (or cursor) store before the waiter-count
+    // load; it pairs with the sleeper's SeqCst increment + re-check (see `sleep_until`).
+    fence(Ordering::SeqCst);
+    if seg.u32_at(waiters_off).load(Ordering::Relaxed) > 0 {
+        seg.u32_at(seq_off).fetch_add(1, Ordering::Release);
+        seg.futex_wake_all(seq_off);
+    }
+}
+
+/// Sleeps on a doorbell until `ready()` holds or `deadline` passes, spinning first as
+/// `strategy` says. Returns `ready()`. `bits` are the sleeper's wake bits: every ring of the
+/// doorbell wakes it, and an interrupt (`futex_wake_bits`) only if the bits meet
+/// ([`crate::futex::WAKE_ANY`] for all).
+#[allow(clippy::too_many_arguments)] // one doorbell's words, the wait's bounds, and the check
+pub(crate) fn sleep_until(
+    seg: &Segment,
+    seq_off: usize,
+    waiters_off: usize,
+    bits: u32,
+    deadline: Option<Instant>,
+    slice: Option<Duration>,
+    strategy: WaitStrategy,
+    mut ready: impl FnMut() -> bool,
+) -> bool {
+    // A segment shrunk, removed or unlinked under us ends the wait: the caller's next
+    // operation reports it (see `filecheck.rs`).
+    if seg.check_file_now_and_then().is_err() {
+        return true;
+    }
+    let mut ready = || seg.finished() || ready();
+    if strategy.spin(deadline, &mut ready) {
+        return true;
+    }
+    if strategy == WaitStrategy::Spin {
+        return ready();
+    }
+    if seg.check_file().is_err() {
+        return true;
+    }
+    let waiters = seg.u32_at(waiters_off);
+    let bell = seg.u32_at(seq_off);
+    waiters.fetch_add(1, Ordering::Relaxed);
+    // SYNC POINT: pairs with the waker's SeqCst fence in `ring_doorbell` (a Dekker pair):
+    // either our re-check below sees its change, or it sees our waiter count and rings.
+    fence(Ordering::SeqCst);
+    // Acquire: a bump after this read makes FUTEX_WAIT return at once (value mismatch).
+    let seen = bell.load(Ordering::Acquire);
+    let mut ok = ready();
+    if !ok {
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let nap = match (left, slice) {
+            (Some(l), Some(s)) => Some(l.min(s)),
+            (l, s) => l.or(s),
+        };
+        if nap != Some(Duration::ZERO) {
+            seg.futex_wait_bits(seq_off, seen, nap, bits);
+            // The file may have shrunk while we slept: look (one fstat, next to the futex
+            // system call) before `ready` touches the mapping again.
+            let _ = seg.check_file();
+        }
+        if seg.shrunk() {
+            return true; // the mapping must not be touched any more
+        }
+        ok = ready();
+    }
+    // Relaxed: a late decrement only costs a waker one unneeded FUTEX_WAKE.
+    waiters.fetch_sub(1, Ordering::Relaxed);
+    ok
 }

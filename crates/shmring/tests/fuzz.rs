@@ -290,7 +290,7 @@ proptest! {
         let mut keep = build(&n, &b);
         if matches!(len, Length::Truncate(_)) {
             // Handles kept across a truncation would be the one case the file checks leave
-            // open (touching a vanished page before any check noticed): see segment.rs.
+            // open (touching a vanished page before any check noticed): see filecheck.rs.
             keep.clear();
         }
         let path = shm_file(&n);

@@ -86,8 +86,14 @@ pub const SEQ_KEY_OFFSET: usize = 96;
 
 // ---- header lines 1..4: hot, written by many processes -------------------------------------
 /// `u64` atomic — next free position; producers claim space with a CAS on it.
+///
+/// Invariants (checked with `debug_assert!` where this process moves it, and validated with
+/// `Segment::check_position` where it is read, since other processes may be hostile): a
+/// multiple of [`record::ALIGN`], below [`MAX_POSITION`], only ever grows, and every byte
+/// below it belongs to a claimed record or padding.
 pub const TAIL_OFFSET: usize = CACHE_LINE;
-/// `u64` atomic — a lower bound of every live subscriber's cursor (only ever raised).
+/// `u64` atomic — a lower bound of every live subscriber's cursor (only ever raised, with
+/// `fetch_max`). Invariant: `head_cache <= tail`, a multiple of [`record::ALIGN`].
 pub const HEAD_CACHE_OFFSET: usize = 2 * CACHE_LINE;
 /// `u32` atomic — bumped by producers to wake sleeping consumers (a futex word).
 pub const DATA_SEQ_OFFSET: usize = 3 * CACHE_LINE;
@@ -99,6 +105,8 @@ pub const SPACE_SEQ_OFFSET: usize = 4 * CACHE_LINE;
 pub const SPACE_WAITERS_OFFSET: usize = 4 * CACHE_LINE + 4;
 
 /// `u64` atomic — queue kind: the next position to hand to a consumer (consumers CAS it).
+/// Invariants: `queue_head <= tail`, a multiple of [`record::ALIGN`], only ever grows (each
+/// CAS moves it past whole records, padding and dead extents).
 pub const QUEUE_HEAD_OFFSET: usize = 5 * CACHE_LINE;
 /// `pthread_mutex_t` (40 bytes on x86_64 glibc; 64 reserved) — semaphore mode: a robust,
 /// process-shared mutex around the ring's bookkeeping.
@@ -173,7 +181,9 @@ pub mod slot {
     pub const CLAIM: usize = 40;
     /// [`CLAIM`] value when no claim is in progress.
     pub const NO_CLAIM: u64 = u64::MAX;
-    /// `u64` atomic — a subscriber's next position to read.
+    /// `u64` atomic — a subscriber's next position to read. Invariants: a multiple of
+    /// [`record::ALIGN`](super::record::ALIGN); `cursor <= tail`; only ever grows, except
+    /// that a lapped `overwrite` subscriber jumps to `latest`, which is ahead of it.
     pub const CURSOR: usize = 64;
     /// `u64` atomic — messages published (producer) or received (subscriber).
     pub const MESSAGES: usize = 72;

@@ -136,6 +136,13 @@ impl Geo {
     /// takes (the record, plus padding to the end of the data area if it would not fit there).
     #[inline]
     fn claim_size(&self, tail: u64, need: u64) -> (u64, u64) {
+        // `tail` was validated by the caller (`check_position`); `need` is our own.
+        debug_assert!(
+            tail.is_multiple_of(record::ALIGN as u64) && need.is_multiple_of(record::ALIGN as u64),
+            "positions and record lengths are multiples of {}",
+            record::ALIGN
+        );
+        debug_assert!(need > 0, "an empty claim");
         let to_end = self.capacity - (tail & self.mask);
         if need <= to_end {
             (tail, need)

@@ -272,6 +272,7 @@ impl Producer {
             // reader that sees this claim (`recovery::claim_is_live` loads it with Acquire)
             // also sees the commit of our previous claim, so it never takes that for dead.
             claim.store(tail, Ordering::Release);
+            debug_assert!(start + bytes > tail, "tail only grows");
             // SYNC POINT: AcqRel, as in `write_lockfree`.
             match tail_word.compare_exchange_weak(
                 tail,
@@ -358,6 +359,7 @@ impl Producer {
             // SYNC POINT: AcqRel. Acquire: the cursor stores we saw via `head` happen-before
             // our writes into the freed space. Release: a scanner whose Acquire load of
             // `tail` sees this CAS (or a later RMW in its release sequence) sees our claim.
+            debug_assert!(total >= need, "a claim holds its record");
             match tail_word.compare_exchange_weak(
                 tail,
                 tail + total,
@@ -422,6 +424,7 @@ impl Producer {
         let claim = seg.u64_at(slot_field(seg, self.slot, slot::CLAIM));
         claim.store(tail, Ordering::Release);
         // Release: producers that reuse space hold the mutex after us or load it with Acquire.
+        debug_assert!(total >= need, "a claim holds its record");
         tail_word.store(tail + total, Ordering::Release);
         fill_claim(
             seg,

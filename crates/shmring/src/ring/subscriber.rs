@@ -251,9 +251,13 @@ impl Subscriber {
                     }
                     d.bytes += 4 + len;
                     d.count += 1;
+                    debug_assert!(next > pos, "a record ends beyond its start");
                     pos = next;
                 }
-                Next::Skip(next) => pos = next,
+                Next::Skip(next) => {
+                    debug_assert!(next > pos, "a skipped record ends beyond its start");
+                    pos = next;
+                }
                 Next::Empty => match self.recover_at(pos, d.count > 0) {
                     // Under `overwrite` the claim may have been judged from bytes producers
                     // were rewriting (a header that now reads as nonsense, an extent that
@@ -340,6 +344,13 @@ impl Subscriber {
         let (d, pos) = self.copy_from(self.cursor, buf, max_count)?;
         if pos != self.cursor {
             hook!("mid_read");
+            // The cursor only grows, but for a lapped `overwrite` subscriber's jump to `latest`
+            // (read from shared memory, which another process could have damaged).
+            debug_assert!(
+                self.geo.extra > 0 || pos > self.cursor,
+                "cursor moved back from {} to {pos}",
+                self.cursor
+            );
             self.cursor = pos;
             self.received += d.count as u64;
             self.publish_progress();
@@ -382,6 +393,8 @@ impl Subscriber {
                 }
                 return Ok(d);
             }
+            // The queue head only grows: a take moves it past what it copied or skipped.
+            debug_assert!(pos > head, "queue head moved back from {head} to {pos}");
             // SYNC POINT: AcqRel. Release: our copies are done before producers, which read
             // the head with SeqCst, reuse the space. Acquire: orders us after the last taker.
             if head_word
@@ -405,6 +418,7 @@ impl Subscriber {
             hook!("mid_read");
         }
         if pos != head {
+            debug_assert!(pos > head, "queue head moved back from {head} to {pos}");
             // Release: our copies are done before producers reuse the space.
             head_word.store(pos, Ordering::Release);
             self.took(d);

@@ -84,7 +84,7 @@ export class Publisher<T> {
         `the codec's encode returned ${shown(bytes)}, not a Uint8Array`,
       );
     }
-    if (bytes.byteLength === 0 && isDetached(bytes)) {
+    if (isDetached(bytes)) {
       throw makeError(
         'InvalidArgument',
         'the message is a view of a detached (transferred) ArrayBuffer: its bytes are gone',

@@ -93,6 +93,45 @@ export function spawnFixture(
   };
 }
 
+/** What a process run to its end printed, and how it ended. */
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `bin ...args` to its end with `input` on its stdin (closed at once when empty) and
+ * collects its output. The process is SIGKILLed and reaped if the test ends first.
+ */
+export async function runToEnd(
+  t: ExecutionContext,
+  bin: string,
+  args: string[],
+  input = '',
+): Promise<Run> {
+  const child = spawn(bin, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  // 'close', not 'exit': the last output may arrive after 'exit'.
+  const done = once(child, 'close');
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await done;
+    }
+  });
+  child.stdin.end(input);
+  const [code] = await done;
+  return { code: code as number | null, stdout, stderr };
+}
+
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -4,14 +4,14 @@
  * is compared with the `// expected` comments of its `console.log` lines (a trailing
  * `(explanation)` is not part of the expected text). Docs cannot rot.
  */
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { unlink } from 'shmring';
+import { runToEnd } from './helpers.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const readme = readFileSync(join(repo, 'README.md'), 'utf8');
@@ -75,26 +75,8 @@ for (const [i, s] of snippets.entries()) {
         }
       }
     });
-    const child = spawn(process.execPath, [join(dir, 'out', `snippet-${i}.js`)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      err += d;
-    });
-    const exited = once(child, 'exit');
-    t.teardown(async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL');
-        await exited;
-      }
-    });
-    const [code] = await exited;
-    t.is(code, 0, err);
-    t.deepEqual(out.trim().split('\n'), expectedOutput(s.code));
+    const r = await runToEnd(t, process.execPath, [join(dir, 'out', `snippet-${i}.js`)]);
+    t.is(r.code, 0, r.stderr);
+    t.deepEqual(r.stdout.trim().split('\n'), expectedOutput(s.code));
   });
 }

@@ -5,7 +5,7 @@
  * thread, detached buffers, a codec failing mid-`publishMany`, `rawView` backing stores,
  * timeouts too large for the clock, and a `publishMany` ends array changed by another thread.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { lstatSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,7 +14,15 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import test, { type ExecutionContext } from 'ava';
 import { type Codec, open, rawView, ShmringError } from 'shmring';
-import { channelName, nodesByMajor, shmFile, sleep, spawnFixture } from './helpers.js';
+import {
+  channelName,
+  nodesByMajor,
+  type Run,
+  runToEnd,
+  shmFile,
+  sleep,
+  spawnFixture,
+} from './helpers.js';
 
 const cliPath = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
 const nativePath = fileURLToPath(
@@ -38,34 +46,9 @@ interface Native {
 }
 const native = createRequire(import.meta.url)(nativePath) as Native;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `shmring ...args` to the end with `input` on stdin; killed when the test ends. */
-async function cli(t: ExecutionContext, args: string[], input = ''): Promise<Run> {
-  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  const done = once(child, 'close');
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await done;
-    }
-  });
-  child.stdin.end(input);
-  const [code] = await done;
-  return { code: code as number | null, stdout, stderr };
-}
+const cli = (t: ExecutionContext, args: string[], input = ''): Promise<Run> =>
+  runToEnd(t, process.execPath, [cliPath, ...args], input);
 
 /** A name in /dev/shm under shmring's prefix, removed when the test ends. */
 function entry(t: ExecutionContext, tag: string): { name: string; path: string } {
@@ -218,27 +201,9 @@ test('11 and more concurrent sends print no MaxListenersExceededWarning', async 
 
 /** Runs the module `script` with the node `bin`; resolves its stdout. */
 async function sendsIn(t: ExecutionContext, bin: string, script: string): Promise<string> {
-  const child = spawn(bin, ['--input-type=module', '-e', script], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  child.stderr.on('data', (d) => {
-    err += d;
-  });
-  const done = once(child, 'close');
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await done;
-    }
-  });
-  const [code] = await done;
-  t.is(code, 0, err);
-  return out.trim();
+  const r = await runToEnd(t, bin, ['--input-type=module', '-e', script]);
+  t.is(r.code, 0, r.stderr);
+  return r.stdout.trim();
 }
 
 /** Runs `body` (CommonJS, `native` and `workerData` in scope) in a fresh worker thread. */

@@ -540,6 +540,30 @@ struct Round<'a> {
 }
 
 impl Round<'_> {
+    /// Spawns `n` readers that stop at their first `judged_dead`; returns their pids.
+    fn spawn_recoverers(&mut self, n: usize) -> Vec<u32> {
+        (0..n)
+            .map(|_| {
+                let i = self.spawn("reader", Some("judged_dead:1".into()), SpawnOpts::default());
+                self.procs[i].pid()
+            })
+            .collect()
+    }
+
+    /// Spawns a producer that stops at a random named point of its claim, on its `nth` pass
+    /// (`nth` random in `1..=max_nth`); returns its index in `procs`, its pid, the point and
+    /// `nth`.
+    fn spawn_stopping_producer(&mut self, max_nth: u64) -> (usize, u32, &'static str, u64) {
+        let point = PRODUCER_POINTS[self.rng.below(3) as usize];
+        let nth = 1 + self.rng.below(max_nth);
+        let i = self.spawn(
+            "producer",
+            Some(format!("{point}:{nth}")),
+            SpawnOpts::default(),
+        );
+        (i, self.procs[i].pid(), point, nth)
+    }
+
     fn spawn(&mut self, role: &'static str, hook: Option<String>, o: SpawnOpts) -> usize {
         let base = self
             .dir
@@ -993,20 +1017,8 @@ fn witness_pid(r: &Round) -> Vec<u32> {
 fn corecover_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 {
     // The recoverers first: fresh consumers that stop at their first `judged_dead`.
     let n_rec = 2 + (r.rng.below(3) == 0) as usize;
-    let recs: Vec<u32> = (0..n_rec)
-        .map(|_| {
-            let i = r.spawn("reader", Some("judged_dead:1".into()), SpawnOpts::default());
-            r.procs[i].pid()
-        })
-        .collect();
-    let point = PRODUCER_POINTS[r.rng.below(3) as usize];
-    let nth = 1 + r.rng.below(20);
-    let i = r.spawn(
-        "producer",
-        Some(format!("{point}:{nth}")),
-        SpawnOpts::default(),
-    );
-    let dead = r.procs[i].pid();
+    let recs = r.spawn_recoverers(n_rec);
+    let (i, dead, point, nth) = r.spawn_stopping_producer(20);
     if !wait_stopped(dead) {
         eprintln!("round {round}: co-recovery producer never reached {point}:{nth}");
         t.wedges += 1;
@@ -1068,20 +1080,8 @@ fn overwrite_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) 
             // Readers join first (a subscription starts at the tail), then the producer that
             // dies in its claim.
             let n_rec = 1 + r.rng.below(2) as usize;
-            let recs: Vec<u32> = (0..n_rec)
-                .map(|_| {
-                    let i = r.spawn("reader", Some("judged_dead:1".into()), SpawnOpts::default());
-                    r.procs[i].pid()
-                })
-                .collect();
-            let point = PRODUCER_POINTS[r.rng.below(3) as usize];
-            let nth = 1 + r.rng.below(20);
-            let i = r.spawn(
-                "producer",
-                Some(format!("{point}:{nth}")),
-                SpawnOpts::default(),
-            );
-            let dead = r.procs[i].pid();
+            let recs = r.spawn_recoverers(n_rec);
+            let (_, dead, point, nth) = r.spawn_stopping_producer(20);
             let reached = wait_stopped(dead);
             // Hold the other producers so that the claim is not lapped before it is judged.
             let producers = r.pids("producer", &[dead]);
@@ -1117,14 +1117,7 @@ fn overwrite_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) 
             1
         }
         1 => {
-            let point = PRODUCER_POINTS[r.rng.below(3) as usize];
-            let nth = 1 + r.rng.below(40);
-            let i = r.spawn(
-                "producer",
-                Some(format!("{point}:{nth}")),
-                SpawnOpts::default(),
-            );
-            let pid = r.procs[i].pid();
+            let (_, pid, point, nth) = r.spawn_stopping_producer(40);
             if !wait_stopped(pid) {
                 eprintln!("round {round}: producer never reached {point}:{nth}");
                 t.wedges += 1;

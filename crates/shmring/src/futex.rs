@@ -1,50 +1,22 @@
-//! The futex system calls on a `u32` in shared memory (shared, not `_PRIVATE`): wait, wait with
-//! wake bits, wake. The protocol around them (the doorbells) is in `wait.rs`.
+//! The futex system calls on a `u32` in shared memory (shared, not `_PRIVATE`): wait (with
+//! wake bits), wake. The protocol around them (the doorbells) is in `wait.rs`.
 
 #[cfg(not(loom))]
 use std::sync::atomic::AtomicU32;
 #[cfg(not(loom))]
 use std::time::Duration;
 
-#[cfg(not(loom))]
-/// Sleeps while `*word == expected`, for at most `timeout` (`None`: no limit). Returns when
-/// woken, when the value differs, on a signal, or at the timeout; callers re-check.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|d| libc::timespec {
-        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: d.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a live, 4-aligned u32 in a MAP_SHARED mapping (hence the non-private
-    // futex op); `ts_ptr` is null or points to a timespec that outlives the call.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            std::ptr::null::<u32>(),
-            0u32,
-        );
-    }
-}
-
 /// The wake bits of a sleeper any wake-up reaches (`FUTEX_BITSET_MATCH_ANY`). A sleeper
-/// with narrower bits ([`futex_wait_bits`]) is still woken by every plain [`futex_wake_all`]
+/// with narrower bits is still woken by every plain [`futex_wake_all`]
 /// (it wakes all bits), and by a [`futex_wake_bits`] only if the bits meet.
 pub const WAKE_ANY: u32 = u32::MAX;
 
 #[cfg(not(loom))]
-/// As [`futex_wait`], for a sleeper with wake bits `bits` (`FUTEX_WAIT_BITSET`): woken by
-/// every plain wake, and by [`futex_wake_bits`] whose bits meet `bits`. [`WAKE_ANY`] is
-/// [`futex_wait`].
+/// Sleeps while `*word == expected`, for at most `timeout` (`None`: no limit), with wake
+/// bits `bits` (`FUTEX_WAIT_BITSET`): woken by every plain wake, and by [`futex_wake_bits`]
+/// whose bits meet `bits` ([`WAKE_ANY`]: by every wake). Returns when woken, when the value
+/// differs, on a signal, or at the timeout; callers re-check.
 pub fn futex_wait_bits(word: &AtomicU32, expected: u32, timeout: Option<Duration>, bits: u32) {
-    if bits == WAKE_ANY {
-        return futex_wait(word, expected, timeout);
-    }
     // FUTEX_WAIT_BITSET takes an absolute deadline on CLOCK_MONOTONIC (Instant's clock).
     let ts = timeout.map(|d| {
         let mut now = libc::timespec {
@@ -63,7 +35,9 @@ pub fn futex_wait_bits(word: &AtomicU32, expected: u32, timeout: Option<Duration
     let ts_ptr = ts
         .as_ref()
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: as in `futex_wait`; FUTEX_WAIT_BITSET reads `bits` as its last argument.
+    // SAFETY: `word` is a live, 4-aligned u32 in a MAP_SHARED mapping (hence the non-private
+    // futex op); `ts_ptr` is null or points to a timespec that outlives the call;
+    // FUTEX_WAIT_BITSET reads `bits` as its last argument.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
@@ -79,7 +53,7 @@ pub fn futex_wait_bits(word: &AtomicU32, expected: u32, timeout: Option<Duration
 
 #[cfg(not(loom))]
 /// Wakes the processes and threads sleeping on `word` whose wake bits meet `bits` (sleepers
-/// of [`futex_wait`] have them all).
+/// with [`WAKE_ANY`] have them all).
 pub fn futex_wake_bits(word: &AtomicU32, bits: u32) {
     // SAFETY: `word` is a live, 4-aligned u32; FUTEX_WAKE_BITSET reads only the count and
     // `bits`.

@@ -112,6 +112,8 @@ fn take(seg: &Segment, i: u32, role: Role) -> bool {
             continue;
         }
         let now = process::now_ns();
+        // Relaxed: nobody reads these before `activate`'s SeqCst store of ACTIVE (and the
+        // Release `fetch_or` of JOINED), which publish them.
         let w64 = |f: usize, v: u64| {
             seg.u64_at(slot_field(seg, i, f))
                 .store(v, Ordering::Relaxed)

@@ -343,6 +343,7 @@ impl Segment {
     /// Whether this process took the lock of participant slot `i` (a forked child did not:
     /// it shares its parent's locks but must not release them).
     pub(crate) fn holds_slot(&self, i: u32) -> bool {
+        // Acquire: pairs with `lock_slot`'s CAS, as `unlock_slot`'s store does after us.
         self.held[i as usize].load(Ordering::Acquire) == std::process::id()
     }
 
@@ -367,6 +368,7 @@ impl Segment {
     /// If the lock cannot be asked about (never on tmpfs), the slot's pid and start time
     /// decide, as a fallback.
     pub(crate) fn slot_owner_alive(&self, i: u32) -> bool {
+        // Acquire: as in `holds_slot`; a thread of ours mid-grab counts as alive already.
         if self.held[i as usize].load(Ordering::Acquire) != 0 {
             return true; // ours (or, in a forked child, our parent's, which we share)
         }

@@ -31,6 +31,8 @@ pub enum ErrorCode {
     Timeout,
     /// The handle was closed.
     Closed,
+    /// Held by others: no free participant slot, or a named subscriber already attached.
+    Busy,
     /// Any other operating system error.
     Io,
 }
@@ -51,6 +53,7 @@ impl ErrorCode {
             Self::NoSpace => "NoSpace",
             Self::Timeout => "Timeout",
             Self::Closed => "Closed",
+            Self::Busy => "Busy",
             Self::Io => "Io",
         }
     }

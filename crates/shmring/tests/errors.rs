@@ -569,15 +569,13 @@ fn abandoned_record_is_skipped() {
         let mut p = ch.producer().unwrap();
         assert!(p.try_publish(b"next").unwrap());
         let key = ch.descriptor().seq_key;
-        // The first record takes record_len(12) = 32 bytes (40 under overwrite, with its
-        // 8-byte overwrite word). An abandoned record's `len` counts as a message's: the same
-        // extent is `total - 16` bytes less the overwrite word.
-        let extra = if v.2 == Policy::Overwrite { 8 } else { 0 };
-        let total = shmring::layout::record::record_len(12 + extra);
+        // The first record takes record_len(12) = 40 bytes. An abandoned record's `len`
+        // counts as a message's: the same extent is `total - HEADER_LEN` bytes.
+        let total = shmring::layout::record::record_len(12);
         patch(
             &n,
             at + record::LEN,
-            &((total - 16 - extra) as u32).to_le_bytes(),
+            &((total - record::HEADER_LEN) as u32).to_le_bytes(),
         );
         patch(
             &n,

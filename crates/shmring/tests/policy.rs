@@ -12,8 +12,8 @@ use shmring::{Channel, ErrorCode, OpenOptions, Policy, SyncMode};
 const MODES: [SyncMode; 2] = [SyncMode::LockFree, SyncMode::Semaphore];
 
 const MSG: [u8; 100] = [3u8; 100];
-/// record_len(100) = 120 bytes: 34 of them fit a 4096-byte ring.
-const FIT: usize = 4096 / 120;
+/// record_len(100) = 128 bytes: 32 of them fit a 4096-byte ring.
+const FIT: usize = 4096 / shmring::layout::record::record_len(100);
 
 fn ring(name: &str, sync: SyncMode, policy: Option<Policy>) -> Channel {
     let opts = OpenOptions {

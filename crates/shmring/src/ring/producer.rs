@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{BATCH, Geo, RECLAIM_EVERY, refresh_head, repair_pending, wait_for_space};
+use super::{BATCH, RECLAIM_EVERY, refresh_head, repair_pending, wait_for_space};
 use crate::error::{Error, ErrorCode, Result};
 use crate::hooks::hook;
 use crate::layout::{self, record, slot};
@@ -12,6 +12,7 @@ use crate::mutex;
 use crate::options::{Policy, SyncMode};
 use crate::process;
 use crate::registry::{self, Role, slot_field};
+use crate::ring_map::RingMap;
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
 use crate::wait::ring_doorbell;
@@ -19,7 +20,7 @@ use crate::wait::ring_doorbell;
 /// Publishes into a channel. One per thread; it holds a producer slot until dropped.
 pub struct Producer {
     seg: Arc<Segment>,
-    geo: Geo,
+    geo: RingMap,
     slot: u32,
     /// Our copy of `head_cache`: a lower bound of every position still needed.
     head: u64,
@@ -38,7 +39,7 @@ impl Producer {
         registry::activate(&seg, slot);
         registry::mark_joined(&seg, slot);
         Ok(Producer {
-            geo: Geo::of(&seg),
+            geo: RingMap::of(&seg),
             head: seg
                 .u64_at(layout::HEAD_CACHE_OFFSET)
                 .load(Ordering::Acquire),
@@ -285,11 +286,20 @@ impl Producer {
             }
         };
         hook!("after_claim");
+        // SYNC POINT: as in `fill_claim`, for lapped readers' validation.
+        fence(Ordering::Release);
         pad(seg, &geo, tail, start);
         let batch = &batch[..count];
         let mut pos = start;
-        for p in batch {
-            write_header(seg, &geo, self.slot, pos, p.len());
+        for (i, p) in batch.iter().enumerate() {
+            write_header(
+                seg,
+                &geo,
+                self.slot,
+                self.published + i as u64,
+                pos,
+                p.len(),
+            );
             pos += geo.need(p.len());
         }
         let mut pos = start;
@@ -454,7 +464,7 @@ impl Producer {
 #[inline]
 fn fill_claim(
     seg: &Segment,
-    geo: &Geo,
+    geo: &RingMap,
     slot: u32,
     published: &mut u64,
     tail: u64,
@@ -463,12 +473,15 @@ fn fill_claim(
 ) {
     hook!("after_claim");
     if geo.policy == Policy::Overwrite {
-        // Lapped subscribers resume here. Then a Release fence: our payload stores below are
-        // ordered after the claim for a subscriber's seqlock-style validation.
+        // Lapped subscribers resume here.
         seg.u64_at(layout::LATEST_OFFSET)
             .fetch_max(start, Ordering::AcqRel);
-        fence(Ordering::Release);
     }
+    // SYNC POINT: a Release fence orders our payload stores below after the claim, for the
+    // seqlock-style validation of readers that may be lapped (`overwrite`, and replays):
+    // one that copied any of them sees our claim in the `tail` it loads after an Acquire
+    // fence (`Subscriber::lapped`). On x86 this only stops the compiler reordering.
+    fence(Ordering::Release);
     fill(seg, geo, slot, *published, tail, start, payload);
     *published += 1;
 }
@@ -485,7 +498,7 @@ fn fill_claim(
 #[cold]
 fn room_after_refresh(
     seg: &Segment,
-    geo: &Geo,
+    geo: &RingMap,
     head: &mut u64,
     next_reclaim: &mut u64,
     fits: impl Fn(u64) -> bool,
@@ -507,21 +520,26 @@ fn room_after_refresh(
 }
 
 /// Writes a claimed record (and the padding before it, if any) and commits it. `pseq` is the
-/// producer's message number (stored under `overwrite`).
+/// producer's message number.
 #[inline]
-fn fill(seg: &Segment, geo: &Geo, producer: u32, pseq: u64, tail: u64, start: u64, payload: &[u8]) {
+fn fill(
+    seg: &Segment,
+    geo: &RingMap,
+    producer: u32,
+    pseq: u64,
+    tail: u64,
+    start: u64,
+    payload: &[u8],
+) {
     pad(seg, geo, tail, start);
-    write_header(seg, geo, producer, start, payload.len());
-    if geo.extra > 0 {
-        seg.write_bytes(geo.at(start) + record::PSEQ, &pseq.to_le_bytes());
-    }
+    write_header(seg, geo, producer, pseq, start, payload.len());
     write_body_and_commit(seg, geo, start, payload);
 }
 
 /// A claim made at `tail` whose record starts at `start`: if they differ, writes the padding
 /// record that runs from `tail` to the end of the data area.
 #[inline]
-fn pad(seg: &Segment, geo: &Geo, tail: u64, start: u64) {
+fn pad(seg: &Segment, geo: &RingMap, tail: u64, start: u64) {
     if start != tail {
         // Padding to the end of the data area; it carries nothing, so commit it at once.
         // SYNC POINT: Release pairs with the reader's Acquire load of `seq`.
@@ -532,13 +550,16 @@ fn pad(seg: &Segment, geo: &Geo, tail: u64, start: u64) {
     }
 }
 
-/// Writes the header of the claimed record at `start`: length, producer, and `seq` CLAIMED.
+/// Writes the header of the claimed record at `start`: length, producer, the producer's
+/// message number `pseq`, and `seq` CLAIMED.
 #[inline]
-fn write_header(seg: &Segment, geo: &Geo, producer: u32, start: u64, len: usize) {
+fn write_header(seg: &Segment, geo: &RingMap, producer: u32, pseq: u64, start: u64, len: usize) {
     let at = geo.at(start);
-    let mut head = [0u8; 8];
+    // len u32 | producer u16 | flags u16 (zero) | pseq u64: one copy.
+    let mut head = [0u8; 16];
     head[0..4].copy_from_slice(&(len as u32).to_le_bytes());
     head[4..6].copy_from_slice(&(producer as u16).to_le_bytes());
+    head[8..16].copy_from_slice(&pseq.to_le_bytes());
     seg.write_bytes(at + record::LEN, &head);
     // Claimed: recovery can tell whose record this is if we die before committing.
     // Release: the length and producer written above are visible with it.
@@ -550,9 +571,9 @@ fn write_header(seg: &Segment, geo: &Geo, producer: u32, start: u64, len: usize)
 
 /// Copies the payload of the record at `start` (its header written) and commits it.
 #[inline]
-fn write_body_and_commit(seg: &Segment, geo: &Geo, start: u64, payload: &[u8]) {
+fn write_body_and_commit(seg: &Segment, geo: &RingMap, start: u64, payload: &[u8]) {
     let at = geo.at(start);
-    let body = at + record::HEADER_LEN + geo.extra;
+    let body = at + record::HEADER_LEN;
     #[cfg(feature = "test-hooks")]
     {
         let half = payload.len() / 2;

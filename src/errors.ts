@@ -261,14 +261,17 @@ export function makeError(code: ErrorCode, message: string, cause?: unknown): Sh
 
 /**
  * Turns an error thrown by the native addon (whose `code` is a shmring code) into its typed
- * class; anything else is returned unchanged.
+ * class, keeping its `published` (the native `publishMany`'s count of the messages of its
+ * batch that went in); anything else is returned unchanged.
  * @internal
  */
 export function fromNative(e: unknown): unknown {
   if (e instanceof ShmringError) return e;
-  const code = (e as { code?: unknown } | null)?.code;
+  const { code, published } = (e ?? {}) as { code?: unknown; published?: unknown };
   if (typeof code === 'string' && Object.hasOwn(classes, code)) {
-    return makeError(code as ErrorCode, (e as Error).message);
+    const typed = makeError(code as ErrorCode, (e as Error).message);
+    if (typeof published === 'number') typed.published = published;
+    return typed;
   }
   return e;
 }

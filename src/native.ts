@@ -29,7 +29,8 @@ export interface FastPath {
   publish(channel: number, payload: Buffer): boolean;
   /**
    * Publishes messages packed back to back in `buf`, message `i` ending at `ends[i]`;
-   * returns how many went in before the ring filled.
+   * returns how many went in before the ring filled. An error of the batch (policy `fail`:
+   * `RingFull`, or `MessageTooLarge`) has a number `published`: how many went in before it.
    */
   publishMany(channel: number, buf: Buffer, ends: Uint32Array): number;
   /**

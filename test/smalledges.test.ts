@@ -43,6 +43,7 @@ interface Native {
   };
   publish(handle: number, payload: Buffer): boolean;
   publishMany(handle: number, buf: Buffer, ends: Uint32Array): number;
+  recv(handle: number, buf: Buffer, timeoutMs: number | undefined): number;
 }
 const native = createRequire(import.meta.url)(nativePath) as Native;
 
@@ -332,6 +333,48 @@ test('policy fail: a RingFull part-way through publishMany says how many went in
   const got: string[] = [];
   for (let m = ch.receiveSync(0); m !== undefined; m = ch.receiveSync(0)) got.push(m.value);
   t.deepEqual(got, values.slice(0, published));
+});
+
+test('policy fail: the native publishMany error carries its count as a number `published`, as many as arrived', (t) => {
+  const ch = native.NativeChannel.open(channelName(t, 'many-full-native'), {
+    create: true,
+    policy: 'fail',
+    capacity: 4096,
+    maxMessageSize: 200,
+  });
+  const sub = ch.subscribeSync();
+  t.teardown(() => {
+    sub.close();
+    ch.close();
+  });
+  const size = 50;
+  const count = 100;
+  const buf = Buffer.alloc(size * count, 7);
+  const ends = Uint32Array.from({ length: count }, (_, i) => (i + 1) * size);
+  const e = t.throws(() => native.publishMany(ch.handle(), buf, ends)) as
+    | (Error & { code?: unknown; published?: unknown })
+    | undefined;
+  t.is(e?.code, 'RingFull');
+  const published = e?.published;
+  if (typeof published !== 'number') return void t.fail(`published is ${typeof published}`);
+  t.true(published > 0 && published < count, String(published));
+  t.true(e?.message.includes(`after ${published} messages`), e?.message);
+  // The ring is full now: the next batch fails at its first message, and says 0.
+  const again = t.throws(() => native.publishMany(ch.handle(), buf, ends)) as
+    | { code?: unknown; published?: unknown }
+    | undefined;
+  t.is(again?.code, 'RingFull');
+  t.is(again?.published, 0);
+  const one = Buffer.alloc(4 + 200);
+  let got = 0;
+  while (native.recv(sub.handle(), one, 0) >= 0) got++;
+  t.is(got, published, 'as many arrived as the error says');
+  // The handle is checked before the batch: that error publishes nothing and has no count.
+  const closedErr = t.throws(() => native.publishMany(-1, buf, ends)) as
+    | { code?: unknown; published?: unknown }
+    | undefined;
+  t.is(closedErr?.code, 'Closed');
+  t.false('published' in (closedErr ?? {}));
 });
 
 test('rawView: each subscription has its own zero-filled backing store holding only its frames', async (t) => {

@@ -209,7 +209,9 @@ fn publish_many_wakes_once_and_counts() {
         &[3u8; 101][..],
         &[4u8; 10][..],
     ];
-    let msg = expect_code(p.try_publish_many(batch), ErrorCode::MessageTooLarge);
+    let err = p.try_publish_many(batch).unwrap_err();
+    assert_eq!(err.published(), Some(2), "{err}");
+    let msg = expect_code(Err::<(), _>(err), ErrorCode::MessageTooLarge);
     assert!(msg.contains("after 2 messages"), "{msg}");
     let d = sub.drain_into(&mut buf, usize::MAX).unwrap();
     assert_eq!(d.count, 2);

@@ -69,7 +69,8 @@ impl Producer {
     }
 
     /// Publishes messages in order until one does not fit; returns how many went in. Wakes
-    /// subscribers once for the whole batch.
+    /// subscribers once for the whole batch. An error part-way says how many went in before
+    /// it, in its message and in [`Error::published`].
     ///
     /// Lock-free channels without the `overwrite` policy claim room for several records with
     /// one CAS (see [`Producer::write_batch`]); the others claim each record on its own.
@@ -97,19 +98,7 @@ impl Producer {
             self.count_published();
             self.wake_subscribers();
         }
-        result.map(|()| n).map_err(|e| {
-            if n == 0 {
-                e
-            } else {
-                Error::new(
-                    e.code(),
-                    format!(
-                        "{} (after {n} messages of the batch were published)",
-                        e.message()
-                    ),
-                )
-            }
-        })
+        result.map(|()| n).map_err(|e| e.after_batch(n))
     }
 
     /// Publishes, waiting up to `timeout` (`None`: forever) for room. `Timeout` if none came.

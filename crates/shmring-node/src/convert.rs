@@ -1,0 +1,220 @@
+//! The plain objects that cross the binding (`#[napi(object)]`: copied in or out, no
+//! identity): the options of `open` (checked again here) and a subscription's wait strategy
+//! in, a channel's settings, participants, summary and listings out.
+
+use napi::Result;
+use napi_derive::napi;
+
+use crate::error::{Code, invalid, js_err};
+
+/// A subscription's wait strategy from its TypeScript name (`adaptive` when absent).
+pub(crate) fn parse_wait(wait: Option<&str>) -> Result<shmring::WaitStrategy, Code> {
+    wait.map_or(Ok(shmring::WaitStrategy::default()), |w| {
+        shmring::WaitStrategy::parse(w).map_err(js_err)
+    })
+}
+
+/// Options of `open` as they come from TypeScript (validated again in Rust).
+#[napi(object)]
+pub struct NativeOpenOptions {
+    pub create: Option<bool>,
+    pub exclusive: Option<bool>,
+    pub kind: Option<String>,
+    pub sync: Option<String>,
+    pub policy: Option<String>,
+    pub capacity: Option<f64>,
+    pub max_message_size: Option<f64>,
+    pub max_participants: Option<f64>,
+    pub mode: Option<u32>,
+    pub recover: Option<bool>,
+    pub allow_foreign_owner: Option<bool>,
+}
+
+fn whole(name: &str, v: Option<f64>, max: f64) -> Result<Option<f64>, Code> {
+    match v {
+        Some(x) if !(x.fract() == 0.0 && (1.0..=max).contains(&x)) => {
+            Err(invalid(format!("{name} {x} must be a whole number from 1 to {max}")).into())
+        }
+        other => Ok(other),
+    }
+}
+
+impl NativeOpenOptions {
+    #[allow(clippy::needless_update)] // while TypeScript passes every engine option
+    pub(crate) fn to_rust(&self) -> Result<shmring::OpenOptions, Code> {
+        let capacity = whole("capacity", self.capacity, 2f64.powi(53))?;
+        let max_msg = whole("maxMessageSize", self.max_message_size, u32::MAX as f64)?;
+        let max_part = whole("maxParticipants", self.max_participants, u32::MAX as f64)?;
+        Ok(shmring::OpenOptions {
+            create: self.create.unwrap_or(false),
+            exclusive: self.exclusive.unwrap_or(false),
+            kind: self
+                .kind
+                .as_deref()
+                .map(shmring::Kind::parse)
+                .transpose()
+                .map_err(js_err)?,
+            sync: self
+                .sync
+                .as_deref()
+                .map(shmring::SyncMode::parse)
+                .transpose()
+                .map_err(js_err)?,
+            policy: self
+                .policy
+                .as_deref()
+                .map(shmring::Policy::parse)
+                .transpose()
+                .map_err(js_err)?,
+            capacity: capacity.map(|c| c as u64),
+            max_message_size: max_msg.map(|m| m as u32),
+            max_participants: max_part.map(|p| p as u32),
+            mode: self.mode.unwrap_or(shmring::DEFAULT_MODE),
+            recover: self.recover.unwrap_or(false),
+            allow_foreign_owner: self.allow_foreign_owner.unwrap_or(false),
+            // Options the engine has that TypeScript does not pass (yet) keep their defaults.
+            ..shmring::OpenOptions::default()
+        })
+    }
+}
+
+/// The settings of an open channel.
+#[napi(object)]
+pub struct NativeChannelInfo {
+    pub name: String,
+    pub kind: String,
+    pub sync: String,
+    pub policy: String,
+    pub capacity: f64,
+    pub max_message_size: u32,
+    pub max_participants: u32,
+    pub mode: u32,
+    pub created: bool,
+    pub creator_pid: u32,
+    pub created_at_ms: f64,
+}
+
+impl From<&shmring::Channel> for NativeChannelInfo {
+    fn from(ch: &shmring::Channel) -> Self {
+        let d = ch.descriptor();
+        NativeChannelInfo {
+            name: ch.name().to_owned(),
+            kind: d.kind.as_str().to_owned(),
+            sync: d.sync.as_str().to_owned(),
+            policy: d.policy.as_str().to_owned(),
+            capacity: d.geometry.capacity as f64,
+            max_message_size: d.geometry.max_message_size,
+            max_participants: d.geometry.max_participants,
+            mode: d.mode,
+            created: ch.created(),
+            creator_pid: d.creator_pid,
+            created_at_ms: (d.created_at_ns / 1_000_000) as f64,
+        }
+    }
+}
+
+/// One occupied participant slot.
+#[napi(object)]
+pub struct NativeParticipant {
+    pub slot: u32,
+    pub role: String,
+    pub pid: u32,
+    pub alive: bool,
+    pub cursor: f64,
+    pub messages: f64,
+    pub lost: f64,
+    pub heartbeat_ms: f64,
+}
+
+impl From<shmring::ParticipantInfo> for NativeParticipant {
+    fn from(p: shmring::ParticipantInfo) -> Self {
+        NativeParticipant {
+            slot: p.slot,
+            role: match p.role {
+                Some(shmring::Role::Producer) => "producer",
+                Some(shmring::Role::Subscriber) => "subscriber",
+                Some(shmring::Role::Consumer) => "consumer",
+                None => "joining",
+            }
+            .to_owned(),
+            pid: p.pid,
+            alive: p.alive,
+            cursor: p.cursor as f64,
+            messages: p.messages as f64,
+            lost: p.lost as f64,
+            heartbeat_ms: (p.heartbeat_ns / 1_000_000) as f64,
+        }
+    }
+}
+
+/// A channel's state as `shmring ls` / `stat` show it.
+#[napi(object)]
+pub struct NativeSummary {
+    pub name: String,
+    pub kind: String,
+    pub sync: String,
+    pub policy: String,
+    pub capacity: f64,
+    pub max_message_size: u32,
+    pub max_participants: u32,
+    pub mode: u32,
+    pub creator_pid: u32,
+    pub creator_alive: bool,
+    pub created_at_ms: f64,
+    pub tail: f64,
+    pub bytes_used: f64,
+    pub stale: bool,
+    pub participants: Vec<NativeParticipant>,
+}
+
+impl From<shmring::Summary> for NativeSummary {
+    fn from(s: shmring::Summary) -> Self {
+        let d = s.descriptor;
+        NativeSummary {
+            name: s.name,
+            kind: d.kind.as_str().to_owned(),
+            sync: d.sync.as_str().to_owned(),
+            policy: d.policy.as_str().to_owned(),
+            capacity: d.geometry.capacity as f64,
+            max_message_size: d.geometry.max_message_size,
+            max_participants: d.geometry.max_participants,
+            mode: d.mode,
+            creator_pid: d.creator_pid,
+            creator_alive: s.creator_alive,
+            created_at_ms: (d.created_at_ns / 1_000_000) as f64,
+            tail: s.tail as f64,
+            bytes_used: s.bytes_used as f64,
+            stale: s.stale,
+            participants: s.participants.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// One `shmring.*` segment in `/dev/shm`: its summary, or the code and message of the error
+/// reading it gave.
+#[napi(object)]
+pub struct NativeListing {
+    pub name: String,
+    pub summary: Option<NativeSummary>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+impl From<shmring::Listing> for NativeListing {
+    fn from(l: shmring::Listing) -> Self {
+        match l.summary {
+            Ok(s) => NativeListing {
+                name: l.name,
+                summary: Some(s.into()),
+                error_code: None,
+                error_message: None,
+            },
+            Err(e) => NativeListing {
+                name: l.name,
+                summary: None,
+                error_code: Some(e.code().as_str().to_owned()),
+                error_message: Some(e.message().to_owned()),
+            },
+        }
+    }
+}

@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'NoSpace'
   | 'Timeout'
   | 'Closed'
+  | 'Busy'
   | 'Io';
 
 /**
@@ -225,6 +226,20 @@ export class ClosedError extends ShmringError {
   }
 }
 /**
+ * Held by others: the channel has no free participant slot, or a named subscriber of that
+ * name is attached in another subscription.
+ *
+ * @example
+ * ```ts
+ * ch.messages({ durable: 'billing' }).subscribe({ error: (e) => e instanceof BusyError });
+ * ```
+ */
+export class BusyError extends ShmringError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('Busy', message, options);
+  }
+}
+/**
  * Any other operating system error.
  *
  * @example
@@ -251,6 +266,7 @@ const classes: Record<ErrorCode, new (m: string, o?: { cause?: unknown }) => Shm
   NoSpace: NoSpaceError,
   Timeout: TimeoutError,
   Closed: ClosedError,
+  Busy: BusyError,
   Io: IoError,
 };
 

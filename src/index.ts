@@ -17,6 +17,7 @@ export { Channel } from './channel.js';
 export { type Codec, type CodecName, json, msgpack, raw, rawView } from './codec.js';
 export {
   AlreadyExistsError,
+  BusyError,
   ClosedError,
   CorruptSegmentError,
   type ErrorCode,
@@ -35,6 +36,7 @@ export {
 export type {
   ChannelInfo,
   ChannelListing,
+  ChannelRecord,
   ChannelStats,
   ChannelSummary,
   IterateOptions,

@@ -353,7 +353,11 @@ const accessorTypes: Record<string, string> = {
   bytes_mut: 'Buffer',
   u32s: 'Uint32Array',
 };
-const resultTypes: Record<string, string> = { boolean: 'boolean', number_value: 'number' };
+const resultTypes: Record<string, string> = {
+  boolean: 'boolean',
+  number_value: 'number',
+  undefined_value: 'void',
+};
 
 /** The fast-path calls `fast.rs` registers: each one's arguments (name, TS type) and result. */
 function rustFastPath(): Map<string, { args: [string, string][]; result: string[] }> {
@@ -368,7 +372,7 @@ function rustFastPath(): Map<string, { args: [string, string][]; result: string[
       const [, accessor, i, name] = a as unknown as [string, string, string, string];
       args[Number(i)] = [name, accessorTypes[accessor] ?? `unknown accessor ${accessor}`];
     }
-    const result = [...body.matchAll(/\bc\.(boolean|number_value)\(/g)].map(
+    const result = [...body.matchAll(/\bc\.(boolean|number_value|undefined_value)\(/g)].map(
       (r) => resultTypes[r[1] as string] as string,
     );
     out.set(js, { args, result: [...new Set(result)] });

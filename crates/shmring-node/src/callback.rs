@@ -212,6 +212,14 @@ impl Call {
         Ok(out)
     }
 
+    pub(crate) fn undefined_value(&self) -> Result<sys::napi_value, Fail> {
+        let mut out = ptr::null_mut();
+        // SAFETY: the callback's env; `out` is a valid out pointer.
+        let s = unsafe { sys::napi_get_undefined(self.env, &mut out) };
+        status(s, "undefined", "cannot be had")?;
+        Ok(out)
+    }
+
     pub(crate) fn number_value(&self, v: f64) -> Result<sys::napi_value, Fail> {
         let mut out = ptr::null_mut();
         // SAFETY: the callback's env; `out` is a valid out pointer.

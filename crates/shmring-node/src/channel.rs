@@ -9,7 +9,8 @@ use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
 
 use crate::convert::{
-    NativeChannelInfo, NativeOpenOptions, NativeParticipant, NativeSummary, parse_wait,
+    NativeChannelInfo, NativeOpenOptions, NativeParticipant, NativeSubscribeOptions, NativeSummary,
+    parse_wait,
 };
 use crate::error::{Code, closed, js_err};
 use crate::handles;
@@ -40,6 +41,22 @@ impl NativeChannel {
 impl Drop for NativeChannel {
     fn drop(&mut self) {
         handles::remove_publisher(self.handle);
+    }
+}
+
+impl NativeChannel {
+    /// A subscriber with the wait strategy and options of `subscribe`/`subscribe_sync`.
+    fn subscriber(
+        &self,
+        wait: Option<String>,
+        options: Option<NativeSubscribeOptions>,
+    ) -> Result<shmring::Subscriber, Code> {
+        let strategy = parse_wait(wait.as_deref())?;
+        let (opts, records) = NativeSubscribeOptions::parse(options.as_ref())?;
+        let mut sub = self.ch()?.subscribe_with(&opts).map_err(js_err)?;
+        sub.set_wait_strategy(strategy);
+        sub.set_record_frames(records);
+        Ok(sub)
     }
 }
 
@@ -92,17 +109,26 @@ impl NativeChannel {
 
     /// Starts a subscription. `on_ready` is called (with no arguments) whenever data arrives
     /// while the subscription is armed. `wait` (`adaptive`, `spin` or `block`; default
-    /// `adaptive`) is how its waiter thread waits for data.
-    #[napi(ts_args_type = "onReady: () => void, wait?: string | undefined | null")]
+    /// `adaptive`) is how its waiter thread waits for data; `options` where it starts,
+    /// whether it is named, and whether frames carry positions.
+    #[napi(
+        ts_args_type = "onReady: () => void, wait?: string | undefined | null, options?: NativeSubscribeOptions | undefined | null"
+    )]
     pub fn subscribe(
         &self,
         on_ready: ThreadsafeFunction<(), Unknown<'static>, (), Status, false>,
         wait: Option<String>,
+        options: Option<NativeSubscribeOptions>,
     ) -> Result<NativeSubscription, Code> {
-        let strategy = parse_wait(wait.as_deref())?;
-        let mut sub = self.ch()?.subscribe().map_err(js_err)?;
-        sub.set_wait_strategy(strategy);
+        let sub = self.subscriber(wait, options)?;
         NativeSubscription::start(sub, on_ready)
+    }
+
+    /// Removes the named subscriber `name` (it must not be attached: `Busy`); returns
+    /// whether the name existed.
+    #[napi]
+    pub fn remove_subscriber(&self, name: String) -> Result<bool, Code> {
+        self.ch()?.remove_subscriber(&name).map_err(|e| js_err(e).into())
     }
 
     /// The occupied participant slots.
@@ -126,10 +152,12 @@ impl NativeChannel {
     /// A subscription without a waiter thread, read with the blocking `recv` (for worker
     /// threads). It takes a participant slot like any subscriber. `wait` as in `subscribe`.
     #[napi]
-    pub fn subscribe_sync(&self, wait: Option<String>) -> Result<NativeSyncSubscription, Code> {
-        let strategy = parse_wait(wait.as_deref())?;
-        let mut sub = self.ch()?.subscribe().map_err(js_err)?;
-        sub.set_wait_strategy(strategy);
+    pub fn subscribe_sync(
+        &self,
+        wait: Option<String>,
+        options: Option<NativeSubscribeOptions>,
+    ) -> Result<NativeSyncSubscription, Code> {
+        let sub = self.subscriber(wait, options)?;
         Ok(NativeSyncSubscription {
             handle: handles::add_reader(sub)?,
         })

@@ -14,6 +14,58 @@ pub(crate) fn parse_wait(wait: Option<&str>) -> Result<shmring::WaitStrategy, Co
     })
 }
 
+/// Where a subscription starts and whether it is named, as they come from TypeScript
+/// (validated again here and in the engine).
+#[napi(object)]
+pub struct NativeSubscribeOptions {
+    /// `latest` (default) or `earliest`; ignored when `position` is given.
+    pub from: Option<String>,
+    /// Start at the first message at or after this position (an integer below 2^53).
+    pub position: Option<f64>,
+    /// Join as the named subscriber of this name.
+    pub durable: Option<String>,
+    /// Frames carry each record's position (`[len u32][flags u32][position u64][payload]`).
+    pub records: Option<bool>,
+}
+
+impl NativeSubscribeOptions {
+    /// The engine's options, and whether frames carry positions.
+    pub(crate) fn parse(o: Option<&NativeSubscribeOptions>) -> Result<(shmring::SubscribeOptions, bool), Code> {
+        let Some(o) = o else {
+            return Ok((shmring::SubscribeOptions::default(), false));
+        };
+        let from = match (o.position, o.from.as_deref()) {
+            (Some(p), _) => {
+                if !(p.is_finite() && p >= 0.0 && p.fract() == 0.0 && p <= MAX_SAFE_INTEGER) {
+                    return Err(invalid(format!(
+                        "from position {p} is not an integer in 0..=2^53-1"
+                    ))
+                    .into());
+                }
+                shmring::Start::Position(p as u64)
+            }
+            (None, None | Some("latest")) => shmring::Start::Latest,
+            (None, Some("earliest")) => shmring::Start::Earliest,
+            (None, Some(other)) => {
+                return Err(invalid(format!(
+                    "from {other:?} is not 'latest', 'earliest' or a position"
+                ))
+                .into());
+            }
+        };
+        Ok((
+            shmring::SubscribeOptions {
+                from,
+                name: o.durable.clone(),
+            },
+            o.records.unwrap_or(false) || o.durable.is_some(),
+        ))
+    }
+}
+
+/// The largest integer a JS number holds exactly.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
 /// Options of `open` as they come from TypeScript (validated again in Rust).
 #[napi(object)]
 pub struct NativeOpenOptions {
@@ -124,6 +176,10 @@ pub struct NativeParticipant {
     pub messages: f64,
     pub lost: f64,
     pub heartbeat_ms: f64,
+    /// A named subscriber's name.
+    pub name: Option<String>,
+    /// A named subscriber that is away (its cursor still holds producers back).
+    pub away: bool,
 }
 
 impl From<shmring::ParticipantInfo> for NativeParticipant {
@@ -143,6 +199,8 @@ impl From<shmring::ParticipantInfo> for NativeParticipant {
             messages: p.messages as f64,
             lost: p.lost as f64,
             heartbeat_ms: (p.heartbeat_ns / 1_000_000) as f64,
+            name: p.name,
+            away: p.away,
         }
     }
 }

@@ -155,6 +155,27 @@ unsafe extern "C" fn recv(env: sys::napi_env, info: sys::napi_callback_info) -> 
     }
 }
 
+/// `commit(handle, position: number): undefined` — a named subscription consumed every
+/// message it received up to and including the one at `position` (see
+/// `Subscriber::commit_through`); no effect on other subscriptions.
+unsafe extern "C" fn commit(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node-API as this function's callback, with its own env and info.
+    unsafe {
+        run(env, info, |c| {
+            let r = reader_or_closed(c.number(0, "handle")?)?;
+            let position = c.number(1, "position")?;
+            let mut sub = r
+                .sub
+                .try_borrow_mut()
+                .map_err(|_| invalid("subscription is busy".into()))?;
+            // Saturating: positions come from our own frames, below 2^53.
+            sub.commit_through(position as u64);
+            drop(sub);
+            c.undefined_value()
+        })
+    }
+}
+
 /// The longest `recv` waits before it looks whether its thread is ending.
 const RECV_SLICE: Duration = Duration::from_millis(50);
 
@@ -170,11 +191,12 @@ fn ending() -> Fail {
 #[napi_derive::napi(module_exports)]
 pub fn register_fast_path(exports: Object, env: Env) -> napi::Result<()> {
     type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-    let fns: [(&std::ffi::CStr, Callback); 4] = [
+    let fns: [(&std::ffi::CStr, Callback); 5] = [
         (c"publish", publish),
         (c"publishMany", publish_many),
         (c"drain", drain),
         (c"recv", recv),
+        (c"commit", commit),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();

@@ -108,10 +108,10 @@ impl Subscriber {
             Kind::Topic => Role::Subscriber,
             Kind::Queue => Role::Consumer,
         };
-        let mut sub = Subscriber {
+        let new = |slot: u32| Subscriber {
             geo,
             seg: seg.clone(),
-            slot: 0,
+            slot,
             cursor: 0,
             received: 0,
             lost: 0,
@@ -128,37 +128,34 @@ impl Subscriber {
             idle: 0,
             recovery_poll: RECOVERY_POLL,
         };
+        // From here on a `Subscriber` owns its slot: dropping it on an error releases it.
         let Some(name) = &opts.name else {
-            sub.slot = registry::grab(&seg, role)?;
+            let mut sub = new(registry::grab(&seg, role)?);
             sub.join(opts.from)?;
             registry::mark_joined(&seg, sub.slot);
             return Ok(sub);
         };
         let names = seg.lock_names()?;
-        match named::join_named(&seg, name, &names)? {
+        let sub = match named::join_named(&seg, name, &names)? {
             NamedJoin::Resumed { slot, cursor } => {
-                sub.slot = slot;
+                let mut sub = new(slot);
                 // Our slot's cursor has counted for producers all along, so what follows
                 // it is intact (but under `overwrite`, where it may be lapped).
-                if let Err(e) = seg.check_position("named subscriber's cursor", cursor) {
-                    registry::release(&seg, slot);
-                    return Err(e);
-                }
+                seg.check_position("named subscriber's cursor", cursor)?;
                 sub.cursor = cursor;
                 if geo.overwrite() {
                     sub.expected = vec![UNSEEN; geo.max_participants as usize];
                 }
                 sub.publish_read();
+                sub
             }
             NamedJoin::New { slot } => {
-                sub.slot = slot;
-                if let Err(e) = sub.join(opts.from) {
-                    registry::release(&seg, slot);
-                    return Err(e);
-                }
+                let mut sub = new(slot);
+                sub.join(opts.from)?;
                 named::mark_joined_named(&seg, slot);
+                sub
             }
-        }
+        };
         drop(names);
         Ok(sub)
     }

@@ -135,8 +135,20 @@ function stream<T, R>(
     let h = -1; // its handle, for the native drain
     let immediate: NodeJS.Immediate | undefined;
     let lost = 0;
-    /** The position of the message whose `next` handler runs now (-1: none). */
-    let delivering = -1;
+    /** Named: the last message whose handler returned, not committed yet (-1: none). */
+    let handled = -1;
+    let commitTimer: NodeJS.Timeout | undefined;
+    const commitHandled = (): void => {
+      commitTimer = undefined;
+      if (handled < 0 || sub === undefined) return;
+      const position = handled;
+      handled = -1;
+      try {
+        native.commit(h, position);
+      } catch (e) {
+        if (!done) subscriber.error(fromNative(e));
+      }
+    };
     const drain = (): void => {
       immediate = undefined;
       if (done || sub === undefined) return;
@@ -154,12 +166,15 @@ function stream<T, R>(
           frames.reset(bytes);
           while (frames.next()) {
             const position = frames.position;
-            delivering = position;
             subscriber.next(shape(decode(buf, frames.start, frames.end), position));
-            delivering = -1;
-            // Its handler returned: a named subscription has consumed it.
             if (done) return;
-            if (durable) native.commit(h, position);
+            // Its handler returned. A named subscription commits it a timer later: an error
+            // the handler threw is reported by RxJS on a timer of its own, made first, so a
+            // process that dies of it never commits the message that failed.
+            if (durable) {
+              handled = position;
+              commitTimer ??= setTimeout(commitHandled, 0);
+            }
           }
         }
         // More may be waiting: let other work run first, then go on.
@@ -172,12 +187,14 @@ function stream<T, R>(
       if (done) return;
       done = true;
       if (immediate !== undefined) clearImmediate(immediate);
-      // Unsubscribed by the handler of a message (e.g. `take(n)`): it was handled.
-      if (durable && delivering >= 0 && sub !== undefined) {
+      if (commitTimer !== undefined) clearTimeout(commitTimer);
+      // What handlers finished with is consumed; the message whose handler ended the
+      // stream (an operator's error, or `take(n)`) is not: it comes again.
+      if (handled >= 0 && sub !== undefined) {
         try {
-          native.commit(h, delivering);
+          native.commit(h, handled);
         } catch {
-          // Closed under us (the channel's close): the message comes again; nothing lost.
+          // Closed under us (the channel's close): those come again; nothing is lost.
         }
       }
       sub?.close();

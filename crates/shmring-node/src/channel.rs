@@ -110,7 +110,8 @@ impl NativeChannel {
     /// Starts a subscription. `on_ready` is called (with no arguments) whenever data arrives
     /// while the subscription is armed. `wait` (`adaptive`, `spin` or `block`; default
     /// `adaptive`) is how its waiter thread waits for data; `options` where it starts,
-    /// whether it is named, and whether frames carry positions.
+    /// whether it is named, and whether frames carry positions. A named one consumes only
+    /// what JS commits (fast-path `commit`), never on a drain.
     #[napi(
         ts_args_type = "onReady: () => void, wait?: string | undefined | null, options?: NativeSubscribeOptions | undefined | null"
     )]
@@ -120,7 +121,9 @@ impl NativeChannel {
         wait: Option<String>,
         options: Option<NativeSubscribeOptions>,
     ) -> Result<NativeSubscription, Code> {
-        let sub = self.subscriber(wait, options)?;
+        let mut sub = self.subscriber(wait, options)?;
+        // JS commits what its handlers finished with (`commit`); a drain must not.
+        sub.set_auto_commit(false);
         NativeSubscription::start(sub, on_ready)
     }
 
@@ -128,7 +131,9 @@ impl NativeChannel {
     /// whether the name existed.
     #[napi]
     pub fn remove_subscriber(&self, name: String) -> Result<bool, Code> {
-        self.ch()?.remove_subscriber(&name).map_err(|e| js_err(e).into())
+        self.ch()?
+            .remove_subscriber(&name)
+            .map_err(|e| js_err(e).into())
     }
 
     /// The occupied participant slots.

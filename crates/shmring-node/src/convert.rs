@@ -30,7 +30,9 @@ pub struct NativeSubscribeOptions {
 
 impl NativeSubscribeOptions {
     /// The engine's options, and whether frames carry positions.
-    pub(crate) fn parse(o: Option<&NativeSubscribeOptions>) -> Result<(shmring::SubscribeOptions, bool), Code> {
+    pub(crate) fn parse(
+        o: Option<&NativeSubscribeOptions>,
+    ) -> Result<(shmring::SubscribeOptions, bool), Code> {
         let Some(o) = o else {
             return Ok((shmring::SubscribeOptions::default(), false));
         };

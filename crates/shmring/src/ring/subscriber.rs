@@ -77,6 +77,9 @@ pub struct Subscriber {
     delivered: Vec<(u64, u64)>,
     /// Frames carry `RECORD_FRAME_PREFIX` bytes (with the position) instead of `FRAME_PREFIX`.
     record_frames: bool,
+    /// Named: each receive call first consumes everything received before (else only
+    /// `commit_through` does).
+    auto_commit: bool,
     strategy: WaitStrategy,
     /// A position we found nothing committed at, and when we next check for a dead claim
     /// there.
@@ -122,6 +125,7 @@ impl Subscriber {
             pending: VecDeque::new(),
             delivered: Vec::new(),
             record_frames: false,
+            auto_commit: true,
             strategy: WaitStrategy::default(),
             stuck: None,
             scratch: Vec::new(),
@@ -229,6 +233,13 @@ impl Subscriber {
         self.record_frames = on;
     }
 
+    /// A named subscriber: whether each receive call first consumes everything received
+    /// before it (the default), or only [`Subscriber::commit_through`] does (for callers that
+    /// learn later whether a message was handled, such as an event loop's handlers).
+    pub fn set_auto_commit(&mut self, on: bool) {
+        self.auto_commit = on;
+    }
+
     /// The position of the last message received (by the last `try_recv`, `recv_timeout` or
     /// `drain_into`), if any: unique in the channel's life and increasing.
     pub fn last_position(&self) -> Option<u64> {
@@ -237,7 +248,8 @@ impl Subscriber {
 
     /// A named subscriber: marks every message received up to and including the one at
     /// `position` as consumed (they are not delivered again to this name). Each receive call
-    /// first does this for everything received before it. No effect on other subscriptions.
+    /// first does this for everything received before it, unless
+    /// [`Subscriber::set_auto_commit`] turned that off. No effect on other subscriptions.
     pub fn commit_through(&mut self, position: u64) {
         if !self.named {
             return;
@@ -345,7 +357,9 @@ impl Subscriber {
     /// usual and then `Closed` is reported. A segment file shrunk under us is `CorruptSegment`.
     pub fn drain_into(&mut self, buf: &mut [u8], max_count: usize) -> Result<Drained> {
         let closing = self.seg.check_drain(self.idle)?;
-        self.commit_all();
+        if self.auto_commit {
+            self.commit_all();
+        }
         self.delivered.clear();
         let d = match (self.geo.kind, self.geo.sync) {
             (Kind::Topic, _) => self.drain_topic(buf, max_count),

@@ -133,7 +133,7 @@ impl NativeChannel {
     pub fn remove_subscriber(&self, name: String) -> Result<bool, Code> {
         self.ch()?
             .remove_subscriber(&name)
-            .map_err(|e| js_err(e).into())
+            .map_err(js_err)
     }
 
     /// The occupied participant slots.

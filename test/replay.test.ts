@@ -3,6 +3,7 @@
  * and `from`, `durable` across SIGKILLs, `removeSubscriber`, and the typed errors of bad
  * options. Every process is killed and reaped and every channel unlinked, pass or fail.
  */
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import {
@@ -12,7 +13,7 @@ import {
   InvalidNameError,
   open,
 } from 'shmring';
-import { channelName, type Proc, sleep, spawnFixture, until } from './helpers.js';
+import { channelName, type Proc, runToEnd, sleep, spawnFixture, until } from './helpers.js';
 
 const ci = process.env.CI !== undefined;
 
@@ -180,4 +181,43 @@ test('a named subscriber SIGKILLed and restarted while a producer publishes sees
   }
   t.is(next, i, 'every message seen, in order');
   t.log(`${i} messages, ${kills} kills, ${twice} seen twice`);
+});
+
+test('CLI: tail --from and --positions, tail --durable resumes, stat shows the name, rm --subscriber', async (t) => {
+  const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
+  const shmring = (args: string[]) => runToEnd(t, process.execPath, [cli, ...args]);
+  const name = channelName(t, 'clireplay');
+  const ch = open<number>(name, { create: true });
+  t.teardown(() => ch.close());
+  ch.messages({ durable: 'ops' }).subscribe().unsubscribe(); // the name holds from here
+  for (let i = 0; i < 5; i++) ch.publish(i);
+  const all = await shmring(['tail', name, '--from', 'earliest', '--count', '5', '--positions']);
+  t.is(all.code, 0, all.stderr);
+  const rows = all.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as ChannelRecord<number>);
+  t.deepEqual(
+    rows.map((r) => r.value),
+    [0, 1, 2, 3, 4],
+  );
+  const third = rows[2] as ChannelRecord<number>;
+  const from = await shmring(['tail', name, '--from', String(third.position), '--count', '1']);
+  t.is(from.stdout.trim(), '2');
+  // The named subscriber: two lives of two messages each.
+  const a = await shmring(['tail', name, '--durable', 'ops', '--count', '2']);
+  const b = await shmring(['tail', name, '--durable', 'ops', '--count', '2']);
+  // Exactly what a life printed was consumed: the next life goes on after it.
+  t.deepEqual(`${a.stdout}${b.stdout}`.trim().split('\n'), ['0', '1', '2', '3']);
+  const stat = await shmring(['stat', name]);
+  t.regex(stat.stdout, /subscriber\s+\d+\s+away\s.*\sops$/m);
+  const rm = await shmring(['rm', name, '--subscriber', 'ops']);
+  t.is(rm.code, 0, rm.stderr);
+  t.false(ch.stats().participants.some((p) => p.name === 'ops'));
+  const again = await shmring(['rm', name, '--subscriber', 'ops']);
+  t.is(again.code, 1);
+  t.regex(again.stderr, /no subscriber named ops/);
+  const bad = await shmring(['tail', name, '--from', 'yesterday']);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /from must be earliest, latest or a position/);
 });

@@ -131,9 +131,7 @@ impl NativeChannel {
     /// whether the name existed.
     #[napi]
     pub fn remove_subscriber(&self, name: String) -> Result<bool, Code> {
-        self.ch()?
-            .remove_subscriber(&name)
-            .map_err(js_err)
+        self.ch()?.remove_subscriber(&name).map_err(js_err)
     }
 
     /// The occupied participant slots.

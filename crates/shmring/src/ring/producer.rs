@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{BATCH, RECLAIM_EVERY, refresh_head, repair_pending, wait_for_space};
 use crate::error::{Error, ErrorCode, Result};
+use crate::filecheck::FILE_CHECK_BUSY;
 use crate::hooks::hook;
 use crate::layout::{self, record, slot};
 use crate::mutex;
@@ -25,7 +26,7 @@ pub struct Producer {
     /// Our copy of `head_cache`: a lower bound of every position still needed.
     head: u64,
     published: u64,
-    /// Publishes so far, for the segment file checks (`Segment::check_publish`).
+    /// Publishes so far, for the segment file checks (`Segment::check_file_throttled`).
     checks: u32,
     /// When this producer may next sweep the participant table for dead owners on finding
     /// the ring full (CLOCK_MONOTONIC_COARSE, ns; see [`room_after_refresh`]).
@@ -131,7 +132,7 @@ impl Producer {
     }
 
     fn full(&self) -> Result<bool> {
-        self.seg.check_full()?;
+        self.seg.check_file_if_older(FILE_CHECK_BUSY)?;
         if self.geo.policy == Policy::Fail {
             return Err(Error::new(
                 ErrorCode::RingFull,
@@ -144,7 +145,7 @@ impl Producer {
     /// Claims, writes and commits one record; `Ok(false)` if it does not fit.
     #[inline]
     fn write(&mut self, payload: &[u8]) -> Result<bool> {
-        self.seg.check_publish(&mut self.checks)?;
+        self.seg.check_file_throttled(&mut self.checks)?;
         let geo = self.geo;
         if payload.len() > geo.max_message_size as usize {
             return Err(self.too_large(payload.len()));
@@ -220,7 +221,7 @@ impl Producer {
     /// this producer's slot, whose `claim` (the claim's start) is at or before it (see
     /// `recovery::claim_is_live`).
     fn write_batch(&mut self, batch: &[&[u8]]) -> Result<usize> {
-        self.seg.check_publish(&mut self.checks)?;
+        self.seg.check_file_throttled(&mut self.checks)?;
         let geo = self.geo;
         let seg = &*self.seg;
         let tail_word = seg.u64_at(layout::TAIL_OFFSET);

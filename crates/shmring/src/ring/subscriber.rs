@@ -356,7 +356,7 @@ impl Subscriber {
     /// Once the channel was unlinked or removed, the messages still in the ring are drained as
     /// usual and then `Closed` is reported. A segment file shrunk under us is `CorruptSegment`.
     pub fn drain_into(&mut self, buf: &mut [u8], max_count: usize) -> Result<Drained> {
-        let closing = self.seg.check_drain(self.idle)?;
+        let closing = self.seg.check_file_when_idle(self.idle)?;
         if self.auto_commit {
             self.commit_all();
         }

@@ -8,13 +8,24 @@
  * { group, task, nsPerOp, perOp, nsPerMessage, messagesPerSec, rme }.
  */
 import { createRequire } from 'node:module';
+import { parseArgs } from 'node:util';
 import { Packr, Unpackr } from 'msgpackr';
 import { Bench } from 'tinybench';
 import { decodeAt } from '../dist/codec.js';
 import { msgpack, open, unlink } from '../dist/index.js';
 import { NO_TS, quote } from './lib.mjs';
 
-const quick = process.argv.includes('--quick');
+// `--quick` only; anything else is an error (exit 2).
+let quick;
+try {
+  ({ quick } = parseArgs({
+    strict: true,
+    options: { quick: { type: 'boolean', default: false } },
+  }).values);
+} catch (e) {
+  console.error(`micro: ${e.message}`);
+  process.exit(2);
+}
 const native = createRequire(import.meta.url)('../native/shmring.linux-x64-gnu.node');
 const N = 1024;
 const name = `bench-${process.pid}-micro`;

@@ -1,6 +1,7 @@
 /**
  * The benchmark's outputs from one run: the markdown table (with the issue's targets as
- * ratios of that same run) and the SVG chart, drawn by hand (no plotting dependency).
+ * ratios of that same run), the SVG chart, drawn by hand (no plotting dependency), and the
+ * smoke check of the JSON's shape.
  */
 
 /** Transports that count as "peers" for the ratios (what users run today). */
@@ -506,4 +507,48 @@ export function svg(report) {
   );
   o.push('</svg>');
   return `${o.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The smoke check
+
+/** Fields every cell of latest.json has, as finite numbers. */
+const CELL_NUMBERS = ['msgPerSec', 'mbPerSec', 'p50us', 'p99us', 'p999us', 'cpuSec', 'bytes'];
+
+/**
+ * The smoke check of a parsed latest.json: every cell has the issue's fields, as finite
+ * numbers, and no error, and nothing was lost or reordered; the wake-up benchmark has a row
+ * per receive path and wait strategy (7) with its percentiles. Returns the problems found.
+ */
+export function checkShape(data) {
+  const problems = [];
+  const cells = data.cells;
+  if (!Array.isArray(cells) || cells.length === 0) return ['latest.json has no cells'];
+  if (typeof data.machine?.cpu !== 'string') problems.push('machine info missing');
+  const wakeup = data.wakeup ?? [];
+  if (wakeup.length !== 7) problems.push(`${wakeup.length} wake-up rows, not 7`);
+  for (const w of wakeup) {
+    if (w.error) problems.push(`wake-up ${w.receive} · ${w.wait}: ${w.error}`);
+    else if (![w.p50us, w.p99us, w.consumerCores].every(Number.isFinite) || !(w.n > 0))
+      problems.push(`wake-up ${w.receive} · ${w.wait}: ${JSON.stringify(w)}`);
+  }
+  for (const c of cells) {
+    if (c.error) {
+      problems.push(`${c.transport} · ${c.payload}: ${c.error}`);
+      continue;
+    }
+    for (const k of CELL_NUMBERS) {
+      if (typeof c[k] !== 'number' || !Number.isFinite(c[k]))
+        problems.push(`${c.transport} · ${c.payload}: ${k} = ${c[k]}`);
+    }
+    for (const k of ['transport', 'payload']) {
+      if (typeof c[k] !== 'string') problems.push(`cell without ${k}`);
+    }
+    if (c.lost !== 0 || c.outOfOrder !== 0 || c.received !== c.sent) {
+      problems.push(
+        `${c.transport} · ${c.payload}: sent ${c.sent}, received ${c.received}, lost ${c.lost}, out of order ${c.outOfOrder}`,
+      );
+    }
+  }
+  return problems;
 }

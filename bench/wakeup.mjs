@@ -38,6 +38,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { open, unlink } from '../dist/index.js';
 import { cpuSince, latencySummary, nowNs, quote, rawMessage, seqOf, tsOf } from './lib.mjs';
 
@@ -163,18 +164,46 @@ function spinTurnsPer(ns) {
   }
 }
 
+/**
+ * The command line through `parseArgs` (strict); `--gap-us` must be a positive number. On an
+ * error: the message on stderr, exit 2.
+ */
+function parseArguments(argv) {
+  const fail = (msg) => {
+    console.error(`wakeup: ${msg}`);
+    process.exit(2);
+  };
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        quick: { type: 'boolean', default: false },
+        smoke: { type: 'boolean', default: false },
+        prefix: { type: 'string' },
+        'gap-us': { type: 'string', default: '1000' },
+        only: { type: 'string' },
+      },
+    }));
+  } catch (e) {
+    fail(e.message);
+  }
+  const gapUs = Number(values['gap-us']);
+  if (!(Number.isFinite(gapUs) && gapUs > 0))
+    fail(`--gap-us: not a positive number: '${values['gap-us']}'`);
+  return { ...values, gapUs };
+}
+
 async function main() {
-  const argv = process.argv.slice(2);
-  const mode = argv.includes('--smoke') ? 'smoke' : argv.includes('--quick') ? 'quick' : 'full';
-  const prefix = argv.find((a) => a.startsWith('--prefix='))?.slice(9) ?? `bench-${process.pid}-`;
+  const args = parseArguments(process.argv.slice(2));
+  const mode = args.smoke ? 'smoke' : args.quick ? 'quick' : 'full';
+  const prefix = args.prefix ?? `bench-${process.pid}-`;
   const count = { full: 3000, quick: 500, smoke: 40 }[mode];
-  const gapUs = Number(argv.find((a) => a.startsWith('--gap-us='))?.slice(9) ?? 1000);
+  const gapUs = args.gapUs;
   // `--only=receiveSync:spin,messages:block`: just those cases.
-  const only = argv
-    .find((a) => a.startsWith('--only='))
-    ?.slice(7)
-    .split(',')
-    .filter(Boolean);
+  const only = args.only?.split(',').filter(Boolean);
   const self = fileURLToPath(import.meta.url);
   const live = new Set();
   const names = new Set();

@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::waiter::Waiter;
+
+mod consume;
+mod join;
 use super::{MAX_RESUMES, Next, first_record_from, next_at, repair_pending};
 use crate::error::{Error, ErrorCode, Result};
 use crate::hooks::hook;
 use crate::layout::{self, record, slot};
 use crate::mutex;
-use crate::named::{self, NamedJoin};
-use crate::options::{Kind, Start, SubscribeOptions, SyncMode};
+use crate::options::{Kind, SyncMode};
 use crate::process;
-use crate::recovery::{self, RECOVERY_POLL, Verdict};
-use crate::registry::{self, Role, slot_field};
+use crate::recovery::{self, Verdict};
+use crate::registry::{self, slot_field};
 use crate::ring_map::RingMap;
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
@@ -94,204 +96,6 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub(crate) fn new(seg: Arc<Segment>, opts: &SubscribeOptions) -> Result<Subscriber> {
-        seg.check_file()?;
-        let geo = RingMap::of(&seg);
-        if geo.kind == Kind::Queue && (opts.name.is_some() || opts.from != Start::Latest) {
-            return Err(Error::new(
-                ErrorCode::InvalidArgument,
-                format!(
-                    "channel {:?} is a queue: its consumers share one position, so `from` and \
-                     named subscribers apply to topics only",
-                    seg.name()
-                ),
-            ));
-        }
-        let role = match geo.kind {
-            Kind::Topic => Role::Subscriber,
-            Kind::Queue => Role::Consumer,
-        };
-        let new = |slot: u32| Subscriber {
-            geo,
-            seg: seg.clone(),
-            slot,
-            cursor: 0,
-            received: 0,
-            lost: 0,
-            expected: Vec::new(),
-            validate_below: 0,
-            skip_below: 0,
-            named: opts.name.is_some(),
-            pending: VecDeque::new(),
-            delivered: Vec::new(),
-            record_frames: false,
-            auto_commit: true,
-            strategy: WaitStrategy::default(),
-            stuck: None,
-            scratch: Vec::new(),
-            idle: 0,
-            recovery_poll: RECOVERY_POLL,
-        };
-        // From here on a `Subscriber` owns its slot: dropping it on an error releases it.
-        let Some(name) = &opts.name else {
-            let mut sub = new(registry::grab(&seg, role)?);
-            sub.join(opts.from)?;
-            registry::mark_joined(&seg, sub.slot);
-            return Ok(sub);
-        };
-        let names = seg.lock_names()?;
-        let sub = match named::join_named(&seg, name, &names)? {
-            NamedJoin::Resumed { slot, cursor } => {
-                let mut sub = new(slot);
-                // Our slot's cursor has counted for producers all along, so what follows
-                // it is intact (but under `overwrite`, where it may be lapped).
-                seg.check_position("named subscriber's cursor", cursor)?;
-                sub.cursor = cursor;
-                if geo.overwrite() {
-                    sub.expected = vec![UNSEEN; geo.max_participants as usize];
-                }
-                sub.publish_read();
-                sub
-            }
-            NamedJoin::New { slot } => {
-                let mut sub = new(slot);
-                sub.join(opts.from)?;
-                named::mark_joined_named(&seg, slot);
-                sub
-            }
-        };
-        drop(names);
-        Ok(sub)
-    }
-
-    /// Joins our grabbed slot at the position `from` says.
-    fn join(&mut self, from: Start) -> Result<()> {
-        let seg = self.seg.clone();
-        let geo = self.geo;
-        let tail = seg.u64_at(layout::TAIL_OFFSET);
-        let cursor_word = seg.u64_at(slot_field(&seg, self.slot, slot::CURSOR));
-        // Join protocol (see `lowest_needed`): publish a cursor, activate, then start from a
-        // tail read after activation. A producer that missed our slot read an earlier tail,
-        // so it cannot have claimed beyond what our start position allows.
-        cursor_word.store(tail.load(Ordering::Acquire), Ordering::Relaxed);
-        registry::activate(&seg, self.slot);
-        // SYNC POINT: pairs with the SeqCst fence in `lowest_needed` (see there).
-        fence(Ordering::SeqCst);
-        let joined_at = tail.load(Ordering::Acquire);
-        seg.check_position("tail", joined_at)?;
-        let start = match from {
-            Start::Latest => joined_at,
-            Start::Position(p) if p >= joined_at => {
-                self.skip_below = p;
-                joined_at
-            }
-            Start::Earliest | Start::Position(_) => {
-                // Before the tail we joined at, producers that missed our slot may reuse
-                // the space: validate every record read there, and count what we skip.
-                self.validate_below = joined_at;
-                self.expected = vec![UNSEEN; geo.max_participants as usize];
-                let p = match from {
-                    Start::Position(p) => {
-                        self.skip_below = p;
-                        p
-                    }
-                    _ => 0,
-                };
-                first_record_from(&seg, &geo, p, joined_at)
-            }
-        };
-        if from == Start::Latest && geo.overwrite() {
-            // Overwrite policy: what each producer publishes next is what we expect from it;
-            // a message in flight at this very moment may later count as lost.
-            self.expected = registry::participants(&seg)
-                .iter()
-                .filter(|p| p.role == Some(Role::Producer))
-                .fold(vec![0; geo.max_participants as usize], |mut v, p| {
-                    v[p.slot as usize] = p.messages;
-                    v
-                });
-        }
-        self.cursor = start;
-        self.publish_read();
-        // Release: as every cursor store (see `drain_topic`).
-        cursor_word.store(start, Ordering::Release);
-        Ok(())
-    }
-
-    /// Stores our read position where our waiters read it. Release: pairs with
-    /// `Waiter::position`'s Acquire load.
-    fn publish_read(&self) {
-        self.seg
-            .u64_at(slot_field(&self.seg, self.slot, slot::READ))
-            .store(self.cursor, Ordering::Release);
-    }
-
-    /// Frames of [`Subscriber::drain_into`] carry the record's position: `[len: u32 LE]
-    /// [flags: u32, zero][position: u64 LE][payload]` ([`RECORD_FRAME_PREFIX`] bytes before
-    /// the payload) instead of `[len: u32 LE][payload]`.
-    pub fn set_record_frames(&mut self, on: bool) {
-        self.record_frames = on;
-    }
-
-    /// A named subscriber: whether each receive call first consumes everything received
-    /// before it (the default), or only [`Subscriber::commit_through`] does (for callers that
-    /// learn later whether a message was handled, such as an event loop's handlers).
-    pub fn set_auto_commit(&mut self, on: bool) {
-        self.auto_commit = on;
-    }
-
-    /// The position of the last message received (by the last `try_recv`, `recv_timeout` or
-    /// `drain_into`), if any: unique in the channel's life and increasing.
-    pub fn last_position(&self) -> Option<u64> {
-        self.delivered.last().map(|&(pos, _)| pos)
-    }
-
-    /// A named subscriber: marks every message received up to and including the one at
-    /// `position` as consumed (they are not delivered again to this name). Each receive call
-    /// first does this for everything received before it, unless
-    /// [`Subscriber::set_auto_commit`] turned that off. No effect on other subscriptions.
-    pub fn commit_through(&mut self, position: u64) {
-        if !self.named {
-            return;
-        }
-        let mut to = None;
-        while let Some(&(pos, next)) = self.pending.front() {
-            if pos > position {
-                break;
-            }
-            to = Some(next);
-            self.pending.pop_front();
-        }
-        if self.pending.is_empty() {
-            to = Some(self.cursor); // and any padding read past after the last message
-        }
-        if let Some(to) = to {
-            self.store_cursor(to);
-        }
-    }
-
-    /// Named: marks everything received so far as consumed.
-    fn commit_all(&mut self) {
-        if self.named && !self.pending.is_empty() {
-            self.pending.clear();
-            self.store_cursor(self.cursor);
-        }
-    }
-
-    /// Stores our slot's cursor (what producers may not overwrite) and wakes producers.
-    fn store_cursor(&self, to: u64) {
-        // SYNC POINT: Release pairs with the producers' Acquire cursor loads in
-        // `lowest_needed`: our copies out of the ring are done before they reuse it.
-        self.seg
-            .u64_at(slot_field(&self.seg, self.slot, slot::CURSOR))
-            .store(to, Ordering::Release);
-        ring_doorbell(
-            &self.seg,
-            layout::SPACE_SEQ_OFFSET,
-            layout::SPACE_WAITERS_OFFSET,
-        );
-    }
-
     /// How long to wait at a claim in progress before checking whether its producer is dead,
     /// and how often to check again: about the time to recover from a producer killed between
     /// claim and commit (default [`RECOVERY_POLL`], 5 ms). Shorter costs more `/proc` reads

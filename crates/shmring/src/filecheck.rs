@@ -4,7 +4,7 @@
 //! **Removal while attached.** [`unlink`](crate::unlink) sets [`layout::FLAG_UNLINKED`] in the header and
 //! rings both doorbells before `shm_unlink`: participants still attached see it (one load per
 //! publish and per drain) and report `Closed`, readers after draining what is left. A segment
-//! removed from outside (`rm /dev/shm/shmring.x`: link count 0) or shrunk by `ftruncate` is
+//! removed from outside (`rm /dev/shm/shmring.x`, or the file in any directory: link count 0) or shrunk by `ftruncate` is
 //! noticed with `fstat` on the kept descriptor at cheap points: before a wait sleeps in the
 //! kernel and after every slice of its sleep (at least every [`FILE_CHECK_SLICE`]), at most
 //! every [`FILE_CHECK_SLICE`] before a spin, on a producer's first publish, on every
@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout;
-use crate::name::SHM_DIR;
 use crate::process;
 use crate::segment::Segment;
 use crate::sync::Ordering;
@@ -96,7 +95,8 @@ impl Segment {
                 format!(
                     "channel {:?} was removed from {} by another process; open it again to \
                      reach a new channel of that name",
-                    self.name, SHM_DIR
+                    self.name,
+                    self.dir.display()
                 ),
             ));
         }

@@ -1,7 +1,9 @@
 //! # shmring
 //!
 //! A message bus between unrelated processes on one Linux host, built on ring buffers in
-//! POSIX shared memory (`/dev/shm/shmring.<name>`).
+//! shared memory: a file `<dir>/shmring.<name>` mapped by every participant, where `dir` is
+//! `/dev/shm` by default (POSIX shared memory) or any directory given with
+//! [`OpenOptions::dir`] (on a disk filesystem the channel is durable).
 //!
 //! - A **channel** is one segment: a header, a participant table, and a data area used as a
 //!   ring of variable-size records (see `docs/LAYOUT.md` and [`layout`]).
@@ -28,9 +30,11 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod catalog;
+mod dir;
 mod error;
 mod fd;
 mod filecheck;
+mod flush;
 mod futex;
 mod hooks;
 pub mod layout;
@@ -51,10 +55,14 @@ mod wait;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use catalog::{Listing, Summary, inspect, list, unlink_if_stale};
+pub use catalog::{
+    Listing, Summary, inspect, inspect_in, list, list_in, unlink_if_stale, unlink_if_stale_in,
+};
+pub use dir::{DIR_ENV, SHM_DIR, default_dir};
 pub use error::{Error, ErrorCode, Result};
-pub use lifecycle::unlink;
-pub use name::{MAX_NAME_LEN, SHM_DIR, shm_path, validate_name};
+pub use flush::{Flush, MAX_FLUSH_INTERVAL};
+pub use lifecycle::{unlink, unlink_in};
+pub use name::{MAX_NAME_LEN, segment_path, shm_path, validate_name};
 pub use options::{
     DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Descriptor,
     Kind, OpenOptions, Policy, SyncMode,

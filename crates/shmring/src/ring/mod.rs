@@ -254,7 +254,7 @@ pub(crate) fn wait_for_space(seg: &Segment, payload_len: usize, timeout: Option<
 /// Semaphore mode: restores the ring after a producer died holding the mutex (called with
 /// the mutex held, before it is marked consistent). A claim the dead producer had made but
 /// not committed becomes padding plus an abandoned record, so readers skip it whole.
-fn repair_pending(seg: &Segment) {
+pub(crate) fn repair_pending(seg: &Segment) {
     let geo = Geo::of(seg);
     let len = seg
         .u64_at(layout::PENDING_LEN_OFFSET)

@@ -33,10 +33,12 @@ export {
   TimeoutError,
 } from './errors.js';
 export type {
+  CatalogOptions,
   ChannelInfo,
   ChannelListing,
   ChannelStats,
   ChannelSummary,
+  Flush,
   IterateOptions,
   Kind,
   LostCallback,

@@ -11,6 +11,9 @@
  * shmring demo | bench                  # the two-process demo; the benchmark suite
  * ```
  *
+ * Every command takes `--dir <path>`: the directory of the channels (default the
+ * `SHMRING_DIR` environment variable when set, else `/dev/shm`).
+ *
  * Every command has `--help`; errors print one line `shmring <command>: <reason>` to stderr
  * and exit with status 1.
  */
@@ -116,6 +119,16 @@ function toJson(value: unknown): string {
   );
 }
 
+/** `--dir`, which every command takes. */
+const dirOption = () =>
+  new Option(
+    '--dir <path>',
+    'directory of the channels, an absolute path (default: $SHMRING_DIR, else /dev/shm)',
+  );
+
+/** The `dir` option of the catalog calls and `open`, from a command's `--dir`. */
+const inDir = (dir: string | undefined): { dir?: string } => (dir === undefined ? {} : { dir });
+
 const codecOption = () =>
   new Option('--codec <codec>', 'how messages are encoded')
     .choices(['msgpack', 'json', 'raw'])
@@ -123,7 +136,9 @@ const codecOption = () =>
 
 const program = new Command()
   .name('shmring')
-  .description('Inspect and use shmring channels (ring buffers in /dev/shm).')
+  .description(
+    'Inspect and use shmring channels (ring buffers in /dev/shm, or in the directory of --dir).',
+  )
   .version(pkg.version)
   .configureOutput({
     // commander's own errors (unknown option, missing argument) stay one line.
@@ -135,9 +150,12 @@ program
   .description('list channels: name, kind, sync, capacity, bytes used, participants, stale?')
   .argument('[prefix]', 'only channels whose name starts with this')
   .option('--json', 'print a JSON array')
+  .addOption(dirOption())
   .action(
-    action('ls', (prefix: string | undefined, opts: { json?: boolean }) => {
-      const found = list().filter((l) => prefix === undefined || l.name.startsWith(prefix));
+    action('ls', (prefix: string | undefined, opts: { json?: boolean; dir?: string }) => {
+      const found = list(inDir(opts.dir)).filter(
+        (l) => prefix === undefined || l.name.startsWith(prefix),
+      );
       if (opts.json) {
         console.log(JSON.stringify(found.map(listingJson), null, 2));
         return;
@@ -204,9 +222,9 @@ function statText(s: ChannelStats): string {
   return `${header}\n\n${table(['SLOT', 'ROLE', 'PID', 'ALIVE', 'MESSAGES', 'LOST', 'LAG', 'HEARTBEAT'], rows)}`;
 }
 
-function statOnce(name: string): ChannelStats {
+function statOnce(name: string, dir: string | undefined): ChannelStats {
   // Attaching takes no participant slot: looking does not change the channel.
-  const ch = open(name);
+  const ch = open(name, inDir(dir));
   try {
     return ch.stats();
   } finally {
@@ -226,15 +244,19 @@ program
     positiveInt('interval'),
     1000,
   )
+  .addOption(dirOption())
   .action(
     action(
       'stat',
-      async (name: string, opts: { json?: boolean; watch?: boolean; interval: number }) => {
+      async (
+        name: string,
+        opts: { json?: boolean; watch?: boolean; interval: number; dir?: string },
+      ) => {
         const show = (s: ChannelStats, first: boolean): void => {
           if (opts.json) console.log(JSON.stringify(s, null, opts.watch ? undefined : 2));
           else console.log(`${first ? '' : '\n'}${statText(s)}`);
         };
-        show(statOnce(name), true);
+        show(statOnce(name, opts.dir), true);
         if (!opts.watch) return;
         let stop = false;
         const onSignal = () => {
@@ -244,7 +266,7 @@ program
         process.once('SIGTERM', onSignal);
         while (!stop) {
           await new Promise((r) => setTimeout(r, opts.interval));
-          if (!stop) show(statOnce(name), false);
+          if (!stop) show(statOnce(name, opts.dir), false);
         }
       },
     ),
@@ -261,31 +283,35 @@ program
   )
   .option('-n, --count <n>', 'exit after this many messages', positiveInt('count'))
   .addOption(codecOption())
+  .addOption(dirOption())
   .action(
-    action('tail', async (name: string, opts: { count?: number; codec: CodecName }) => {
-      const ch = open<unknown>(name, { codec: opts.codec });
-      let seen = 0;
-      await new Promise<void>((resolve, reject) => {
-        const stop = (): void => {
-          sub.unsubscribe();
-          resolve();
-        };
-        const sub = ch.messages().subscribe({
-          next(v) {
-            process.stdout.write(`${toJson(v)}\n`);
-            seen++;
-            if (opts.count !== undefined && seen >= opts.count) stop();
-          },
-          error: reject,
-          complete: resolve,
-        });
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-        process.stderr.write(
-          `tailing ${name}${opts.count === undefined ? ' (Ctrl-C to stop)' : ` for ${opts.count} messages`}\n`,
-        );
-      }).finally(() => ch.close());
-    }),
+    action(
+      'tail',
+      async (name: string, opts: { count?: number; codec: CodecName; dir?: string }) => {
+        const ch = open<unknown>(name, { codec: opts.codec, ...inDir(opts.dir) });
+        let seen = 0;
+        await new Promise<void>((resolve, reject) => {
+          const stop = (): void => {
+            sub.unsubscribe();
+            resolve();
+          };
+          const sub = ch.messages().subscribe({
+            next(v) {
+              process.stdout.write(`${toJson(v)}\n`);
+              seen++;
+              if (opts.count !== undefined && seen >= opts.count) stop();
+            },
+            error: reject,
+            complete: resolve,
+          });
+          process.once('SIGINT', stop);
+          process.once('SIGTERM', stop);
+          process.stderr.write(
+            `tailing ${name}${opts.count === undefined ? ' (Ctrl-C to stop)' : ` for ${opts.count} messages`}\n`,
+          );
+        }).finally(() => ch.close());
+      },
+    ),
   );
 
 program
@@ -294,14 +320,19 @@ program
   .argument('<channel>', 'channel name')
   .argument('[json]', 'the value to publish, as JSON; without it, JSON lines from stdin')
   .option('--create', 'create the channel if it does not exist')
+  .option(
+    '--flush <when>',
+    "with a disk --dir: 'os' (default), 'publish' (sync each message) or milliseconds",
+  )
   .addOption(codecOption())
+  .addOption(dirOption())
   .action(
     action(
       'pub',
       async (
         name: string,
         text: string | undefined,
-        opts: { create?: boolean; codec: CodecName },
+        opts: { create?: boolean; codec: CodecName; dir?: string; flush?: string },
       ) => {
         const parse = (line: string, where: string): unknown => {
           if (opts.codec === 'raw') return Buffer.from(line);
@@ -312,9 +343,15 @@ program
           }
         };
         const value = text === undefined ? undefined : parse(text, 'the message');
+        const flush =
+          opts.flush === undefined || Number.isNaN(Number(opts.flush))
+            ? (opts.flush as 'os' | 'publish' | undefined)
+            : Number(opts.flush);
         const ch: Channel<unknown> = open<unknown>(name, {
           create: opts.create === true,
           codec: opts.codec,
+          ...inDir(opts.dir),
+          ...(flush === undefined ? {} : { flush }),
         });
         let published = 0;
         const count = (n: number): string => `${n} message${n === 1 ? '' : 's'}`;
@@ -354,22 +391,26 @@ const rm = program
   .option('--stale', 'remove every stale channel (creator and all participants dead)')
   .option('--prefix <prefix>', 'with --stale: only channels whose name starts with this')
   .option('--json', 'print the removed names as a JSON array')
+  .addOption(dirOption())
   .action(
     action(
       'rm',
-      (name: string | undefined, opts: { stale?: boolean; prefix?: string; json?: boolean }) => {
+      (
+        name: string | undefined,
+        opts: { stale?: boolean; prefix?: string; json?: boolean; dir?: string },
+      ) => {
         if ((name === undefined) === (opts.stale !== true)) {
           throw new CliError('give either a channel name or --stale');
         }
         const removed: string[] = [];
         if (name !== undefined) {
-          unlink(name);
+          unlink(name, inDir(opts.dir));
           removed.push(name);
         } else {
-          for (const l of list()) {
+          for (const l of list(inDir(opts.dir))) {
             if (opts.prefix !== undefined && !l.name.startsWith(opts.prefix)) continue;
             // Checked again right before the unlink: a channel that came back to life stays.
-            if (l.summary?.stale && unlinkIfStale(l.name)) removed.push(l.name);
+            if (l.summary?.stale && unlinkIfStale(l.name, inDir(opts.dir))) removed.push(l.name);
           }
         }
         if (opts.json) console.log(JSON.stringify(removed));
@@ -391,6 +432,14 @@ const rm = program
   );
 };
 
+/** For the commands that run other processes: `--dir` reaches them as `SHMRING_DIR`. */
+function dirForChildren(dir: string | undefined): void {
+  if (dir === undefined) return;
+  if (!dir.startsWith('/'))
+    throw new CliError(`--dir ${JSON.stringify(dir)} is not an absolute path`);
+  process.env.SHMRING_DIR = dir;
+}
+
 /** Runs a child with inherited stdio; resolves its exit status. */
 function runInherited(cmd: string, args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -411,8 +460,10 @@ program
   .command('demo')
   .description('run the demo: a publisher and a subscriber process move quotes over a channel')
   .argument('[count]', 'how many quotes', positiveInt('count'))
+  .addOption(dirOption())
   .action(
-    action('demo', async (count: number | undefined) => {
+    action('demo', async (count: number | undefined, opts: { dir?: string }) => {
+      dirForChildren(opts.dir);
       const demo = join(root, 'dist', 'demo', 'index.js');
       if (!existsSync(demo)) throw new CliError(`the demo is not built (${demo} is missing)`);
       process.exitCode = await runInherited(
@@ -427,9 +478,11 @@ program
   .description('run the benchmark suite (npm run bench, from a source checkout)')
   .argument('[args...]', 'passed on to the benchmark harness')
   .option('--dry-run', 'print the command instead of running it')
+  .addOption(dirOption())
   .allowUnknownOption()
   .action(
-    action('bench', async (args: string[], opts: { dryRun?: boolean }) => {
+    action('bench', async (args: string[], opts: { dryRun?: boolean; dir?: string }) => {
+      dirForChildren(opts.dir);
       if (!existsSync(join(root, 'bench', 'run.mjs')) || pkg.scripts?.bench === undefined) {
         throw new CliError(
           `the benchmark harness is not here (needs bench/run.mjs and an npm script "bench" in ${root}); run it from a source checkout of shmring`,

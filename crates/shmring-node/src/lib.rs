@@ -76,6 +76,10 @@ pub struct NativeOpenOptions {
     pub mode: Option<u32>,
     pub recover: Option<bool>,
     pub allow_foreign_owner: Option<bool>,
+    /// The directory of the segment file (absolute; default `$SHMRING_DIR` or `/dev/shm`).
+    pub dir: Option<String>,
+    /// `"os"`, `"publish"` or an interval in whole milliseconds (`"10"`).
+    pub flush: Option<String>,
 }
 
 fn whole(name: &str, v: Option<f64>, max: f64) -> Result<Option<f64>, Code> {
@@ -120,6 +124,14 @@ impl NativeOpenOptions {
             mode: self.mode.unwrap_or(shmring::DEFAULT_MODE),
             recover: self.recover.unwrap_or(false),
             allow_foreign_owner: self.allow_foreign_owner.unwrap_or(false),
+            dir: self.dir.as_ref().map(std::path::PathBuf::from),
+            flush: self
+                .flush
+                .as_deref()
+                .map(shmring::Flush::parse)
+                .transpose()
+                .map_err(js_err)?
+                .unwrap_or_default(),
             // Options the engine has that TypeScript does not pass (yet) keep their defaults.
             ..shmring::OpenOptions::default()
         })
@@ -547,16 +559,21 @@ impl Drop for NativeSubscription {
     }
 }
 
-/// Removes the channel `name` (processes attached keep their mapping).
-#[napi]
-pub fn unlink(name: String) -> Result<(), Code> {
-    shmring::unlink(&name).map_err(js_err)
+/// `dir` as the engine takes it, or the default directory.
+fn in_dir(dir: Option<String>) -> std::path::PathBuf {
+    dir.map_or_else(shmring::default_dir, std::path::PathBuf::from)
 }
 
-/// Every `shmring.*` segment in `/dev/shm`, sorted by name.
+/// Removes the channel `name` in `dir` (processes attached keep their mapping).
 #[napi]
-pub fn list() -> Result<Vec<NativeListing>, Code> {
-    Ok(shmring::list()
+pub fn unlink(name: String, dir: Option<String>) -> Result<(), Code> {
+    shmring::unlink_in(&in_dir(dir), &name).map_err(js_err)
+}
+
+/// Every `shmring.*` segment in `dir` (default `$SHMRING_DIR` or `/dev/shm`), sorted by name.
+#[napi]
+pub fn list(dir: Option<String>) -> Result<Vec<NativeListing>, Code> {
+    Ok(shmring::list_in(&in_dir(dir))
         .map_err(js_err)?
         .into_iter()
         .map(|l| match l.summary {
@@ -578,14 +595,16 @@ pub fn list() -> Result<Vec<NativeListing>, Code> {
 
 /// Attaches to `name` (never creating it, taking no slot) and summarizes it.
 #[napi]
-pub fn inspect(name: String) -> Result<NativeSummary, Code> {
-    Ok(shmring::inspect(&name).map_err(js_err)?.into())
+pub fn inspect(name: String, dir: Option<String>) -> Result<NativeSummary, Code> {
+    Ok(shmring::inspect_in(&in_dir(dir), &name)
+        .map_err(js_err)?
+        .into())
 }
 
 /// Removes `name` if its creator and every participant are dead; returns whether it did.
 #[napi]
-pub fn unlink_if_stale(name: String) -> Result<bool, Code> {
-    shmring::unlink_if_stale(&name).map_err(js_err)
+pub fn unlink_if_stale(name: String, dir: Option<String>) -> Result<bool, Code> {
+    shmring::unlink_if_stale_in(&in_dir(dir), &name).map_err(js_err)
 }
 
 /// A subscription read synchronously: `recv` blocks the calling JS thread (meant for worker

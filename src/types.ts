@@ -191,6 +191,8 @@ export interface ChannelInfo {
   created: boolean;
   creatorPid: number;
   createdAtMs: number;
+  /** The directory of the channel's file (`<dir>/shmring.<name>`), as resolved at `open`. */
+  dir: string;
 }
 
 /**

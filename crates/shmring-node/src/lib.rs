@@ -152,6 +152,8 @@ pub struct NativeChannelInfo {
     pub created: bool,
     pub creator_pid: u32,
     pub created_at_ms: f64,
+    /// The directory of the channel's file.
+    pub dir: String,
 }
 
 /// One occupied participant slot.
@@ -308,6 +310,7 @@ impl NativeChannel {
             created: ch.created(),
             creator_pid: d.creator_pid,
             created_at_ms: (d.created_at_ns / 1_000_000) as f64,
+            dir: ch.dir().display().to_string(),
         })
     }
 

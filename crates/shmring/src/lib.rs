@@ -110,6 +110,11 @@ impl Channel {
         self.seg.descriptor()
     }
 
+    /// The directory of the segment file (`<dir>/shmring.<name>`), as resolved at open.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.seg.dir
+    }
+
     /// A new producer (takes a participant slot).
     pub fn producer(&self) -> Result<Producer> {
         Producer::new(self.seg.clone())

@@ -100,10 +100,7 @@ pub(crate) fn create_error(name: &str, dir: &Path, err: std::io::Error) -> Error
             ),
         ),
         _ => Error::os(
-            &format!(
-                "create channel {name:?} in {:?}",
-                dir.display().to_string()
-            ),
+            &format!("create channel {name:?} in {:?}", dir.display().to_string()),
             err,
         ),
     }
@@ -142,8 +139,9 @@ pub(crate) fn in_memory(fd: libc::c_int) -> bool {
     if unsafe { libc::fstatfs(fd, &mut fs) } != 0 {
         return false;
     }
-    const RAMFS_MAGIC: i64 = 0x8584_58f6;
-    matches!(fs.f_type as i64, t if t == libc::TMPFS_MAGIC as i64 || t == RAMFS_MAGIC)
+    /// ramfs (`linux/magic.h`; not in the libc crate).
+    const RAMFS_MAGIC: libc::c_long = 0x8584_58f6;
+    matches!(fs.f_type, libc::TMPFS_MAGIC | RAMFS_MAGIC)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! ([`OpenOptions::flush`](crate::OpenOptions::flush)): never itself (the kernel writes dirty
 //! pages back on its own schedule), after each publish call (`msync(MS_SYNC)` of the records
 //! it wrote and then of the header page holding `tail`), or every N milliseconds (a flusher
-//! thread `fdatasync`s the file).
+//! thread `fdatasync`s the file). The `msync` after a publish call is
+//! `Segment::flush_written`, in `filecheck.rs`.
 //!
 //! It matters only for a channel in a directory on a disk filesystem (docs/LAYOUT.md, "Where
 //! the segment lives"): whatever a producer committed survives the crash of any process
@@ -15,8 +16,6 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::fd::Fd;
-use crate::layout;
-use crate::segment::Segment;
 
 /// When a handle's writes are forced to the segment file (a per-handle setting, not stored in
 /// the segment).
@@ -77,57 +76,6 @@ impl Flush {
                     d.as_millis(),
                     MAX_FLUSH_INTERVAL.as_millis()
                 ),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The page size, for aligning `msync` ranges.
-fn page() -> usize {
-    // SAFETY: sysconf cannot fail for _SC_PAGESIZE.
-    (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as usize
-}
-
-impl Segment {
-    /// `flush: 'publish'`: forces the positions `from..to` a publish call wrote (padding and
-    /// records; at most one lap), then the header page with `tail`, out to the file. Data
-    /// first, so that a `tail` on disk never points past records that are not.
-    pub(crate) fn flush_written(&self, from: u64, to: u64) -> Result<()> {
-        if self.flush != Flush::Publish || to <= from || self.shrunk() {
-            return Ok(());
-        }
-        let g = &self.desc.geometry;
-        let mask = g.capacity - 1;
-        let data = g.data_offset();
-        let len = (to - from).min(g.capacity);
-        let start = (from & mask) as usize;
-        let first = len.min(g.capacity - start as u64) as usize;
-        self.msync(data + start, first)?;
-        if (first as u64) < len {
-            self.msync(data, (len - first as u64) as usize)?;
-        }
-        self.msync(layout::TAIL_OFFSET, 8)
-    }
-
-    /// `msync(MS_SYNC)` of the pages holding `len` bytes at `offset`.
-    fn msync(&self, offset: usize, len: usize) -> Result<()> {
-        let p = page();
-        let begin = offset / p * p;
-        let end = (offset + len).min(self.mem.len());
-        // SAFETY: `begin..end` is inside our mapping (page-aligned start, clamped end); msync
-        // only writes back pages, it changes no memory.
-        let rc = unsafe {
-            libc::msync(
-                self.mem.ptr(begin).cast(),
-                end.saturating_sub(begin),
-                libc::MS_SYNC,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::os(
-                &format!("msync channel {:?}", self.name()),
-                std::io::Error::last_os_error(),
             ));
         }
         Ok(())

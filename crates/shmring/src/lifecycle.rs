@@ -41,10 +41,10 @@ use std::path::Path;
 use crate::dir;
 use crate::error::{Error, ErrorCode, Result};
 use crate::fd::{Fd, last_os};
+use crate::flush::{Flush, Flusher};
 use crate::layout;
 use crate::memory::Memory;
 use crate::name::{Paths, check_regular, entry_kind, open_error, validate_name};
-use crate::flush::{Flush, Flusher};
 use crate::options::{Descriptor, OpenOptions, SyncMode};
 use crate::process;
 use crate::segment::{Invalid, Segment, map};
@@ -167,7 +167,7 @@ fn check_owner(name: &str, st: &libc::stat, opts: &OpenOptions) -> Result<()> {
 
 /// What `create` found.
 enum Created {
-    Yes(Segment),
+    Yes(Box<Segment>),
     /// The name exists: attach.
     Exists,
     /// Our new file was replaced before we locked it: start over.
@@ -240,7 +240,7 @@ impl Segment {
         for _ in 0..OPEN_ATTEMPTS {
             if opts.creates() {
                 match Self::create(name, &paths, opts)? {
-                    Created::Yes(seg) => return Ok(seg),
+                    Created::Yes(seg) => return Ok(*seg),
                     Created::Retry => continue,
                     Created::Exists if opts.exclusive && !opts.recover => {
                         return Err(Error::new(
@@ -355,7 +355,7 @@ impl Segment {
             // A recoverer took our empty, unlocked file for a dead creator's and replaced it.
             return Ok(Created::Retry);
         }
-        Self::initialise(name, paths, fd, &st, opts).map(Created::Yes)
+        Self::initialise(name, paths, fd, &st, opts).map(|seg| Created::Yes(Box::new(seg)))
     }
 
     fn initialise(
@@ -467,27 +467,27 @@ impl Segment {
             st
         } else {
             loop {
-            if !fd.lock_within(libc::LOCK_SH, LOCK_WAIT)? {
-                return Err(Error::new(
-                    ErrorCode::Timeout,
-                    format!(
-                        "channel {name:?} was locked by its creator or by a recovering process \
+                if !fd.lock_within(libc::LOCK_SH, LOCK_WAIT)? {
+                    return Err(Error::new(
+                        ErrorCode::Timeout,
+                        format!(
+                            "channel {name:?} was locked by its creator or by a recovering process \
                          for more than {LOCK_WAIT:?}"
-                    ),
-                ));
-            }
-            let st = fd.stat()?;
-            if st.st_nlink == 0 {
-                return Ok(Attached::Gone); // replaced or unlinked while we waited
-            }
-            // An empty file nobody holds exclusively: its creator is between its O_EXCL open
-            // and its lock (two system calls), or died there. Give it a moment.
-            if st.st_size == 0 && file_age(&st) < INIT_WAIT && started.elapsed() < INIT_WAIT {
-                fd.unlock();
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-            break st;
+                        ),
+                    ));
+                }
+                let st = fd.stat()?;
+                if st.st_nlink == 0 {
+                    return Ok(Attached::Gone); // replaced or unlinked while we waited
+                }
+                // An empty file nobody holds exclusively: its creator is between its O_EXCL open
+                // and its lock (two system calls), or died there. Give it a moment.
+                if st.st_size == 0 && file_age(&st) < INIT_WAIT && started.elapsed() < INIT_WAIT {
+                    fd.unlock();
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                break st;
             }
         };
         let seg = match Self::validate(name, dir, fd, &st) {
@@ -582,5 +582,23 @@ impl Segment {
             ErrorCode::Io,
             format!("channel {name:?} kept appearing and vanishing while judging it"),
         ))
+    }
+}
+
+impl Segment {
+    /// Repairs what a holder of the semaphore mode's mutex that no longer exists may have left,
+    /// for an opener that holds the exclusive lock of the ready segment (no live process has
+    /// it mapped: see "Alone on a file" in `lifecycle.rs`). After a reboot the mutex word may
+    /// hold the thread id of a holder from before it, which no kernel will ever mark
+    /// owner-died: a locker would wait for good. So the claim recorded as pending becomes an
+    /// abandoned record, exactly as on `EOWNERDEAD` (`ring::repair_pending`), and the mutex is
+    /// initialised anew. Nothing to do in lock-free mode (readers skip dead claims, producers
+    /// reclaim dead slots).
+    pub(crate) fn repair_alone(&self) -> Result<()> {
+        if self.desc.sync != crate::options::SyncMode::Semaphore || cfg!(loom) {
+            return Ok(());
+        }
+        crate::ring::repair_pending(self);
+        crate::mutex::init(self)
     }
 }

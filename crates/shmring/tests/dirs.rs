@@ -50,7 +50,7 @@ fn on_tmpfs(dir: &Path) -> bool {
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: as above.
     assert_eq!(unsafe { libc::statfs(c.as_ptr(), &mut fs) }, 0);
-    fs.f_type as i64 == libc::TMPFS_MAGIC as i64
+    fs.f_type == libc::TMPFS_MAGIC
 }
 
 fn in_dir(dir: &Path, base: OpenOptions) -> OpenOptions {
@@ -131,7 +131,10 @@ fn child_consume() {
     let mut c = ch.subscribe().unwrap();
     let mut buf = Vec::new();
     for i in 0..env_u64("SHMRING_TEST_COUNT") {
-        assert!(c.recv_timeout(&mut buf, LONG).unwrap(), "message {i} missing");
+        assert!(
+            c.recv_timeout(&mut buf, LONG).unwrap(),
+            "message {i} missing"
+        );
         assert_eq!(buf, message(i), "message {i}");
     }
     assert!(!c.try_recv(&mut buf).unwrap(), "a message too many");
@@ -184,7 +187,10 @@ fn a_durable_queue_outlives_its_producer() {
         // Consumed: the queue is empty for the next consumer too.
         let after = shmring::inspect_in(dir.path(), &name).unwrap();
         assert_eq!(after.bytes_used, 0, "{sync}/{flush}");
-        assert_eq!(after.descriptor.seq_key, s.descriptor.seq_key, "same segment");
+        assert_eq!(
+            after.descriptor.seq_key, s.descriptor.seq_key,
+            "same segment"
+        );
         shmring::unlink_in(dir.path(), &name).unwrap();
         assert!(!dir.file(&name).exists());
     }
@@ -215,10 +221,7 @@ fn the_default_dir_comes_from_shmring_dir() {
     expect_code(shmring::inspect(&name), ErrorCode::NotFound);
     assert!(shmring::unlink_if_stale_in(dir.path(), &name).unwrap());
     assert!(!dir.file(&name).exists());
-    expect_code(
-        shmring::unlink_in(dir.path(), &name),
-        ErrorCode::NotFound,
-    );
+    expect_code(shmring::unlink_in(dir.path(), &name), ErrorCode::NotFound);
 }
 
 #[test]
@@ -411,7 +414,11 @@ fn flush_writes_back_what_was_published() {
             }
         }
         drop((p, ch));
-        assert_eq!(threads(), before, "the flusher thread ended with its handle");
+        assert_eq!(
+            threads(),
+            before,
+            "the flusher thread ended with its handle"
+        );
         shmring::unlink_in(dir.path(), &name).unwrap();
     }
     // Harmless on tmpfs.
@@ -440,7 +447,10 @@ fn bad_flush_settings() {
         flush: Flush::Every(Duration::ZERO),
         ..OpenOptions::create()
     };
-    expect_code(Channel::open(&unique("badflush"), &o), ErrorCode::InvalidArgument);
+    expect_code(
+        Channel::open(&unique("badflush"), &o),
+        ErrorCode::InvalidArgument,
+    );
 }
 
 /// Bad directories, each a typed error naming the path, from `open` and every catalog
@@ -462,7 +472,10 @@ fn bad_directories_are_typed_errors() {
     for (dir, code) in &cases {
         let shown = dir.display().to_string();
         for msg in [
-            expect_code(Channel::open(&name, &in_dir(dir, OpenOptions::create())), *code),
+            expect_code(
+                Channel::open(&name, &in_dir(dir, OpenOptions::create())),
+                *code,
+            ),
             expect_code(shmring::list_in(dir), *code),
             expect_code(shmring::inspect_in(dir, &name), *code),
             expect_code(shmring::unlink_in(dir, &name), *code),
@@ -493,7 +506,12 @@ fn an_unwritable_directory_is_permission_denied() {
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let exe = ExeCopy::new();
     spawn_child_under(
-        &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ],
         Some(&exe.0),
         "child_unwritable",
         "unwritable",
@@ -549,14 +567,21 @@ fn bad_files_in_a_directory_are_typed_errors() {
 
     let n = fresh("short");
     let len = std::fs::metadata(dir.file(&n)).unwrap().len();
-    let f = std::fs::OpenOptions::new().write(true).open(dir.file(&n)).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.file(&n))
+        .unwrap();
     f.set_len(len / 2).unwrap();
     drop(f);
     expect_code(Channel::open(&n, &attach), ErrorCode::CorruptSegment);
     expect_code(Channel::open(&n, &opts), ErrorCode::CorruptSegment);
 
     let n = fresh("damaged");
-    patch_file(&dir.file(&n), layout::SEGMENT_LEN_OFFSET, &7u64.to_le_bytes());
+    patch_file(
+        &dir.file(&n),
+        layout::SEGMENT_LEN_OFFSET,
+        &7u64.to_le_bytes(),
+    );
     expect_code(Channel::open(&n, &attach), ErrorCode::CorruptSegment);
     let listed = shmring::list_in(d).unwrap();
     let l = listed.iter().find(|l| l.name == n).unwrap();
@@ -569,7 +594,10 @@ fn bad_files_in_a_directory_are_typed_errors() {
     let n = unique("shrunk");
     let ch = Channel::open(&n, &opts).unwrap();
     let mut p = ch.producer().unwrap();
-    let f = std::fs::OpenOptions::new().write(true).open(dir.file(&n)).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.file(&n))
+        .unwrap();
     f.set_len(layout::HEADER_LEN as u64).unwrap();
     expect_code(p.try_publish(b"after"), ErrorCode::CorruptSegment);
     drop((p, ch));

@@ -244,6 +244,7 @@ impl Segment {
 }
 
 /// The page size, for aligning `msync` ranges.
+#[cfg(not(loom))]
 fn page() -> usize {
     // SAFETY: sysconf cannot fail for _SC_PAGESIZE.
     (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as usize
@@ -270,7 +271,14 @@ impl Segment {
         self.msync(layout::TAIL_OFFSET, 8)
     }
 
+    /// A loom model has no file to write back to.
+    #[cfg(loom)]
+    fn msync(&self, _offset: usize, _len: usize) -> Result<()> {
+        Ok(())
+    }
+
     /// `msync(MS_SYNC)` of the pages holding `len` bytes at `offset`.
+    #[cfg(not(loom))]
     fn msync(&self, offset: usize, len: usize) -> Result<()> {
         let p = page();
         let begin = offset / p * p;

@@ -130,7 +130,9 @@ export interface OpenOptions<T = unknown> {
    * never became ready (its creator died creating it). A channel some live process uses is
    * never replaced: it is attached as usual, or, if it cannot be (with `exclusive`, or a
    * damaged one), `open` throws an error naming the processes that hold it. Concurrent
-   * recoverers all end up on the same new channel.
+   * recoverers all end up on the same new channel. A stale channel in a directory on a disk
+   * filesystem (a durable one, see {@link OpenOptions.dir}) is attached with its messages,
+   * not replaced.
    */
   recover?: boolean;
   /**

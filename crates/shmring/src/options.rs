@@ -112,7 +112,9 @@ pub struct OpenOptions {
     /// while creating it). A segment some live process uses is never replaced: it is attached
     /// as usual, or, if it cannot be used (damaged, or `exclusive` was asked for), `open`
     /// fails with an error that names the processes holding it. Concurrent recoverers agree
-    /// on one new segment.
+    /// on one new segment. A stale segment on a disk filesystem (a durable channel whose
+    /// processes have all exited, see [`OpenOptions::dir`]) is not dead: it is attached, with
+    /// its messages.
     pub recover: bool,
     /// Use a segment owned by another user. Off by default: a segment whose owner (`st_uid`)
     /// is not this process's effective uid is refused with `PermissionDenied`, since whoever

@@ -621,3 +621,63 @@ fn bad_files_in_a_directory_are_typed_errors() {
     std::fs::create_dir(dir.file(&n)).unwrap();
     expect_code(Channel::open(&n, &opts), ErrorCode::IncompatibleSegment);
 }
+
+/// A producer SIGKILLed mid-stream in a durable queue (both sync modes): a new consumer
+/// process gets an exact prefix of what it published, in order, nothing torn, and the queue
+/// is empty after it.
+#[test]
+fn a_killed_producer_leaves_an_exact_prefix() {
+    let dir = TempDir::new("killed");
+    for sync in ["lockfree", "semaphore"] {
+        let name = unique("killed");
+        let mut child = spawn_in(
+            "produce",
+            &name,
+            dir.path(),
+            &[
+                ("SHMRING_TEST_COUNT", "100000000".into()),
+                ("SHMRING_TEST_SYNC", sync.into()),
+                ("SHMRING_TEST_FLUSH", "os".into()),
+                ("SHMRING_TEST_FROM", "0".into()),
+            ],
+        );
+        // Killed once it has published a good part of the ring (it then waits for room).
+        let deadline = Instant::now() + CHILD_WAIT;
+        while shmring::inspect_in(dir.path(), &name).map_or(0, |s| s.bytes_used) < 200_000 {
+            assert!(!child.exited(), "the producer exited");
+            assert!(
+                Instant::now() < deadline,
+                "the producer published too little"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill();
+        spawn_in("consume_prefix", &name, dir.path(), &[]).finish(CHILD_WAIT);
+        assert_eq!(
+            shmring::inspect_in(dir.path(), &name).unwrap().bytes_used,
+            0,
+            "{sync}: the consumer took everything"
+        );
+        shmring::unlink_in(dir.path(), &name).unwrap();
+    }
+}
+
+/// Child: consumes messages 0, 1, 2, ... until none comes for a while; at least one.
+#[test]
+fn child_consume_prefix() {
+    let Some(name) = child_role("consume_prefix") else {
+        return;
+    };
+    let ch = Channel::open(&name, &in_dir(&dir_env(), OpenOptions::default())).unwrap();
+    let mut c = ch.subscribe().unwrap();
+    let mut buf = Vec::new();
+    let mut n = 0u64;
+    while c
+        .recv_timeout(&mut buf, Some(Duration::from_millis(500)))
+        .unwrap()
+    {
+        assert_eq!(buf, message(n), "message {n}");
+        n += 1;
+    }
+    assert!(n > 1000, "only {n} messages");
+}

@@ -56,7 +56,7 @@ for (const [flush, count] of [
   test(`a durable queue keeps ${count} messages of an exited producer for a new consumer process (flush ${flush})`, async (t) => {
     const dir = tempDir(t);
     const name = uniqueName('durable');
-    const prod = await spawnFixture(t, 'durable', ['produce', name, dir, String(count), flush])
+    const prod = await spawnFixture(t, 'dirqueue', ['produce', name, dir, String(count), flush])
       .exit;
     t.is(prod.code, 0);
     t.deepEqual(prod.json, { published: count });
@@ -67,7 +67,7 @@ for (const [flush, count] of [
     t.is(listed[0]?.name, name);
     t.true(listed[0]?.summary?.stale);
     t.true((listed[0]?.summary?.bytesUsed ?? 0) > 0);
-    const cons = await spawnFixture(t, 'durable', ['consume', name, dir, String(count)]).exit;
+    const cons = await spawnFixture(t, 'dirqueue', ['consume', name, dir, String(count)]).exit;
     t.is(cons.code, 0);
     t.deepEqual(cons.json, { received: count, inOrder: true, extra: false });
     unlink(name, { dir });
@@ -79,7 +79,7 @@ test('a semaphore-mode durable queue with its mutex left locked by a dead thread
   const dir = tempDir(t);
   const name = uniqueName('mutex');
   t.is(
-    (await spawnFixture(t, 'durable', ['produce', name, dir, '3', 'os', 'semaphore']).exit).code,
+    (await spawnFixture(t, 'dirqueue', ['produce', name, dir, '3', 'os', 'semaphore']).exit).code,
     0,
   );
   // glibc's mutex word (the owner's tid) and owner, at the header's mutex (6 cache lines in):
@@ -95,10 +95,10 @@ test('a semaphore-mode durable queue with its mutex left locked by a dead thread
   } finally {
     closeSync(fd);
   }
-  const more = await spawnFixture(t, 'durable', ['produce', name, dir, '3', 'os', 'semaphore', '3'])
+  const more = await spawnFixture(t, 'dirqueue', ['produce', name, dir, '3', 'os', 'semaphore', '3'])
     .exit;
   t.is(more.code, 0);
-  const cons = await spawnFixture(t, 'durable', ['consume', name, dir, '6']).exit;
+  const cons = await spawnFixture(t, 'dirqueue', ['consume', name, dir, '6']).exit;
   t.deepEqual(cons.json, { received: 6, inOrder: true, extra: false });
 });
 

@@ -8,10 +8,11 @@ import { type Codec, frameDecoder } from './codec.js';
 import { ClosedError, call, makeError } from './errors.js';
 import { type NativeChannel, native } from './native.js';
 import { Publisher } from './publish.js';
-import { iterate, messages, type Source, SyncReceiver } from './subscribe.js';
+import { iterate, messages, records, type Source, SyncReceiver } from './subscribe.js';
 import { summaryOf } from './summary.js';
 import type {
   ChannelInfo,
+  ChannelRecord,
   ChannelStats,
   IterateOptions,
   ReceiveOptions,
@@ -19,6 +20,7 @@ import type {
   SubscribeOptions,
   WaitStrategy,
 } from './types.js';
+import { invalid } from './validate.js';
 
 /**
  * A channel: publish values, and subscribe to them as an RxJS Observable or an async
@@ -170,14 +172,53 @@ export class Channel<T = unknown> {
    * the newest message, and `onLost` is told how many it lost. Every value it does deliver
    * is whole and in each producer's order.
    *
+   * `from` replays what the ring still holds (`'earliest'`, or from a position of
+   * {@link records}); `durable` joins as a named subscriber that resumes where the last one
+   * of that name stopped, across process restarts (see {@link SubscribeOptions}).
+   *
    * @example
    * ```ts
    * ch.messages().pipe(filter((q) => q.px > 100)).subscribe((q) => console.log(q));
    * telemetry.messages({ onLost: (n, total) => console.warn(`lost ${n}, ${total} in all`) });
+   * orders.messages({ durable: 'billing' }).subscribe(bill); // resumes after a restart
    * ```
    */
   messages(options?: SubscribeOptions | null): Observable<T> {
     return messages(this.#source, options);
+  }
+
+  /**
+   * The same stream as {@link messages}, each value with its position in the channel's
+   * stream: `{ value, position }`. Positions are unique for the channel's life and
+   * increasing, so `from: last.position + 1` resumes right after a record (as long as the
+   * ring still holds what follows it).
+   *
+   * @example
+   * ```ts
+   * const seen = await firstValueFrom(ch.records({ from: 'earliest' }).pipe(take(10), toArray()));
+   * ch.records({ from: seen[9].position + 1 }).subscribe((r) => console.log(r.value));
+   * ```
+   */
+  records(options?: SubscribeOptions | null): Observable<ChannelRecord<T>> {
+    return records(this.#source, options);
+  }
+
+  /**
+   * Removes the named subscriber `name` (see {@link SubscribeOptions.durable}): its position
+   * stops holding producers back. Returns whether it existed; a {@link BusyError} if a
+   * subscription of that name is attached.
+   *
+   * @example
+   * ```ts
+   * ch.removeSubscriber('billing'); // the billing service is gone for good
+   * ```
+   */
+  removeSubscriber(name: string): boolean {
+    if (typeof name !== 'string') {
+      throw invalid(`removeSubscriber name must be a string, not ${typeof name}`);
+    }
+    const nat = this.#open();
+    return call(() => nat.removeSubscriber(name));
   }
 
   /**
@@ -186,7 +227,9 @@ export class Channel<T = unknown> {
    * loop holds publishers back (policy `block`) instead of buffering without bound (under
    * policy `overwrite` it is lapped instead, and `onLost` says how many it lost).
    * Breaking out of the loop, `return()`, an aborted `signal` or {@link close} releases the
-   * slot. `for await (const v of ch)` is `for await (const v of ch.iterate())`.
+   * slot. `for await (const v of ch)` is `for await (const v of ch.iterate())`. With
+   * `durable`, a value counts as consumed when the loop asks for the next one; the value a
+   * loop breaks out at is delivered again to the next subscription of that name.
    *
    * @example
    * ```ts
@@ -218,8 +261,10 @@ export class Channel<T = unknown> {
    * Receives the next message synchronously, **blocking the calling thread** for up to
    * `timeoutMs` milliseconds (forever if omitted, `Infinity`, or from about 100 years up; `NaN`
    * or a negative number is an {@link InvalidArgumentError}): meant for latency-critical code in a
-   * worker thread, never for the main thread of a server. Returns `{ value }`, or
-   * `undefined` if nothing came in time (like `receiveMessageOnPort`).
+   * worker thread, never for the main thread of a server. Returns `{ value, position }`, or
+   * `undefined` if nothing came in time (like `receiveMessageOnPort`). `options.from` and
+   * `options.durable`, read by the first call, choose where it starts and join as a named
+   * subscriber (a message counts as consumed at the next call).
    *
    * The first call joins the channel (takes a participant slot) and receives what is
    * published from then on; call `receiveSync(0)` early to join before publishers start.
@@ -248,7 +293,10 @@ export class Channel<T = unknown> {
    * }
    * ```
    */
-  receiveSync(timeoutMs?: number, options?: ReceiveOptions | null): { value: T } | undefined {
+  receiveSync(
+    timeoutMs?: number,
+    options?: ReceiveOptions | null,
+  ): { value: T; position: number } | undefined {
     return this.#receiver.receive(timeoutMs, options);
   }
 

@@ -33,6 +33,7 @@ export type ErrorCode =
   | 'NoSpace'
   | 'Timeout'
   | 'Closed'
+  | 'Busy'
   | 'Io';
 
 /**
@@ -225,6 +226,20 @@ export class ClosedError extends ShmringError {
   }
 }
 /**
+ * Held by others: the channel has no free participant slot, or a named subscriber of that
+ * name is attached in another subscription.
+ *
+ * @example
+ * ```ts
+ * ch.messages({ durable: 'billing' }).subscribe({ error: (e) => e instanceof BusyError });
+ * ```
+ */
+export class BusyError extends ShmringError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('Busy', message, options);
+  }
+}
+/**
  * Any other operating system error.
  *
  * @example
@@ -251,6 +266,7 @@ const classes: Record<ErrorCode, new (m: string, o?: { cause?: unknown }) => Shm
   NoSpace: NoSpaceError,
   Timeout: TimeoutError,
   Closed: ClosedError,
+  Busy: BusyError,
   Io: IoError,
 };
 
@@ -261,14 +277,17 @@ export function makeError(code: ErrorCode, message: string, cause?: unknown): Sh
 
 /**
  * Turns an error thrown by the native addon (whose `code` is a shmring code) into its typed
- * class; anything else is returned unchanged.
+ * class, keeping its `published` (the native `publishMany`'s count of the messages of its
+ * batch that went in); anything else is returned unchanged.
  * @internal
  */
 export function fromNative(e: unknown): unknown {
   if (e instanceof ShmringError) return e;
-  const code = (e as { code?: unknown } | null)?.code;
+  const { code, published } = (e ?? {}) as { code?: unknown; published?: unknown };
   if (typeof code === 'string' && Object.hasOwn(classes, code)) {
-    return makeError(code as ErrorCode, (e as Error).message);
+    const typed = makeError(code as ErrorCode, (e as Error).message);
+    if (typeof published === 'number') typed.published = published;
+    return typed;
   }
   return e;
 }

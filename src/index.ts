@@ -17,6 +17,7 @@ export { Channel } from './channel.js';
 export { type Codec, type CodecName, json, msgpack, raw, rawView } from './codec.js';
 export {
   AlreadyExistsError,
+  BusyError,
   ClosedError,
   CorruptSegmentError,
   type ErrorCode,
@@ -36,6 +37,7 @@ export type {
   CatalogOptions,
   ChannelInfo,
   ChannelListing,
+  ChannelRecord,
   ChannelStats,
   ChannelSummary,
   Flush,

@@ -11,6 +11,7 @@ export type {
   NativeListing,
   NativeOpenOptions,
   NativeParticipant,
+  NativeSubscribeOptions,
   NativeSubscription,
   NativeSummary,
   NativeSyncSubscription,
@@ -29,23 +30,30 @@ export interface FastPath {
   publish(channel: number, payload: Buffer): boolean;
   /**
    * Publishes messages packed back to back in `buf`, message `i` ending at `ends[i]`;
-   * returns how many went in before the ring filled.
+   * returns how many went in before the ring filled. An error of the batch (policy `fail`:
+   * `RingFull`, or `MessageTooLarge`) has a number `published`: how many went in before it.
    */
   publishMany(channel: number, buf: Buffer, ends: Uint32Array): number;
   /**
-   * Copies committed messages into `buf` as `[len u32 LE][payload]` frames, at most
-   * `maxCount`; returns the bytes used (0: nothing there).
+   * Copies committed messages into `buf` as `[len u32 LE][payload]` frames (with positions:
+   * `[len u32][flags u32][position u64][payload]`, see `src/frame.ts`), at most `maxCount`;
+   * returns the bytes used (0: nothing there).
    */
   drain(subscription: number, buf: Buffer, maxCount: number): number;
   /**
    * Waits up to `timeoutMs` (forever if absent) for the next message, with the
-   * subscription's wait strategy, and copies it into `buf` as one `[len u32 LE][payload]`
-   * frame; returns the payload's length, or -1 if none came in time. `buf` holds the
-   * largest message plus 4 bytes. Blocks the calling thread, in slices of at most 50 ms
+   * subscription's wait strategy, and copies it into `buf` as one frame (as `drain`'s);
+   * returns the payload's length, or -1 if none came in time. `buf` holds the largest
+   * message plus the frame's prefix. Blocks the calling thread, in slices of at most 50 ms
    * between which it throws a `Closed` error if Node is ending the thread (a terminated
    * worker, or the process exiting).
    */
   recv(subscription: number, buf: Buffer, timeoutMs: number | undefined): number;
+  /**
+   * A named subscription consumed every message it received up to and including the one at
+   * `position` (from a record frame): they are not delivered again to its name.
+   */
+  commit(subscription: number, position: number): void;
 }
 
 function load(): typeof Binding & FastPath {

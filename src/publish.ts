@@ -133,12 +133,9 @@ export class Publisher<T> {
           native.publishMany(h, batch.subarray(0, batchBytes), ends.subarray(0, batchCount)),
         );
       } catch (e) {
-        // A native call that failed part-way (policy `fail`: `RingFull`) published as many
-        // messages as its message says (the wording of the engine's `try_publish_many`).
-        if (e instanceof ShmringError) {
-          const inCall = /\(after (\d+) messages of the batch were published\)$/.exec(e.message);
-          e.published = published + Number(inCall?.[1] ?? 0);
-        }
+        // A native call that failed part-way (policy `fail`: `RingFull`) says how many of its
+        // messages went in as its error's `published` (none: it published nothing).
+        if (e instanceof ShmringError) e.published = published + (e.published ?? 0);
         throw e;
       }
       published += n;

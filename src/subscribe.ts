@@ -8,21 +8,29 @@
  */
 import { Observable } from 'rxjs';
 import { call, fromNative } from './errors.js';
-import { FRAME_PREFIX, FrameWalker, frameBuffer, frameBytes } from './frame.js';
+import { FrameWalker, frameBuffer, frameBytes, positionAt, RECORD_FRAME_PREFIX } from './frame.js';
 import {
   type NativeChannel,
+  type NativeSubscribeOptions,
   type NativeSubscription,
   type NativeSyncSubscription,
   native,
 } from './native.js';
 import type {
+  ChannelRecord,
   IterateOptions,
   LostCallback,
   ReceiveOptions,
   SubscribeOptions,
   WaitStrategy,
 } from './types.js';
-import { checkSignal, checkSubscribeOptions, checkTimeout, optionsOf } from './validate.js';
+import {
+  checkSignal,
+  checkSubscribeOptions,
+  checkTimeout,
+  invalid,
+  optionsOf,
+} from './validate.js';
 
 /** Most messages decoded per native call. */
 const BATCH_COUNT = 1024;
@@ -44,23 +52,68 @@ export interface Source<T> {
   readonly live: Set<() => void>;
 }
 
+/** The native subscription options of `o`; `records`: frames carry positions. */
+function nativeOptions(
+  o: { from?: unknown; durable?: string },
+  records: boolean,
+): NativeSubscribeOptions | undefined {
+  const { from, durable } = o;
+  if (from === undefined && durable === undefined && !records) return undefined;
+  return {
+    from: typeof from === 'string' ? from : undefined,
+    position: typeof from === 'number' ? from : undefined,
+    durable,
+    records: records || durable !== undefined,
+  };
+}
+
+/** Whether a subscription with options `o` may count losses (`overwrite`, or a replay). */
+function mayLose(src: { overwrite: boolean }, o: { from?: unknown; durable?: string }): boolean {
+  return src.overwrite || (o.from !== undefined && o.from !== 'latest') || o.durable !== undefined;
+}
+
 /** `Channel.messages`. */
 export function messages<T>(
   src: Source<T>,
   options: SubscribeOptions | null | undefined,
 ): Observable<T> {
+  return stream(src, 'messages', options, false, (value) => value);
+}
+
+/** `Channel.records`. */
+export function records<T>(
+  src: Source<T>,
+  options: SubscribeOptions | null | undefined,
+): Observable<ChannelRecord<T>> {
+  return stream(src, 'records', options, true, (value, position) => ({ value, position }));
+}
+
+/**
+ * The stream of `messages` and `records`: each message, made into what it emits by `shape`
+ * (with its position when `positions`). A named subscription consumes each message once its
+ * `next` handler returned.
+ */
+function stream<T, R>(
+  src: Source<T>,
+  what: string,
+  options: SubscribeOptions | null | undefined,
+  positions: boolean,
+  shape: (value: T, position: number) => R,
+): Observable<R> {
   // A bad option is the stream's error, like every other reason it cannot start.
   let bad: { error: unknown } | undefined;
   let o: SubscribeOptions = {};
   try {
-    o = optionsOf<SubscribeOptions>('messages', options);
-    checkSubscribeOptions('messages', o);
+    o = optionsOf<SubscribeOptions>(what, options);
+    checkSubscribeOptions(what, o);
   } catch (error) {
     bad = { error };
   }
   const { wait = src.wait, onLost } = o;
-  const overwrite = src.overwrite;
-  return new Observable<T>((subscriber) => {
+  const counting = mayLose(src, o);
+  const durable = o.durable !== undefined;
+  const nativeOpts = nativeOptions(o, positions);
+  return new Observable<R>((subscriber) => {
     if (bad !== undefined) {
       subscriber.error(bad.error);
       return;
@@ -75,13 +128,27 @@ export function messages<T>(
     // Unsubscribed before we got here (e.g. a closed subscriber passed in): take no slot.
     if (subscriber.closed) return;
     const buf = frameBuffer(src.maxMessageSize);
-    const frames = new FrameWalker(buf);
+    const frames = new FrameWalker(buf, nativeOpts?.records === true);
     const decode = src.decode;
     let done = false;
     let sub: NativeSubscription | undefined;
     let h = -1; // its handle, for the native drain
     let immediate: NodeJS.Immediate | undefined;
     let lost = 0;
+    /** Named: the last message whose handler returned, not committed yet (-1: none). */
+    let handled = -1;
+    let commitTimer: NodeJS.Timeout | undefined;
+    const commitHandled = (): void => {
+      commitTimer = undefined;
+      if (handled < 0 || sub === undefined) return;
+      const position = handled;
+      handled = -1;
+      try {
+        native.commit(h, position);
+      } catch (e) {
+        if (!done) subscriber.error(fromNative(e));
+      }
+    };
     const drain = (): void => {
       immediate = undefined;
       if (done || sub === undefined) return;
@@ -92,14 +159,22 @@ export function messages<T>(
             sub.rearm();
             return;
           }
-          if (overwrite) {
+          if (counting) {
             lost = reportLost(sub.lost(), lost, onLost);
             if (done) return;
           }
           frames.reset(bytes);
           while (frames.next()) {
-            subscriber.next(decode(buf, frames.start, frames.end));
+            const position = frames.position;
+            subscriber.next(shape(decode(buf, frames.start, frames.end), position));
             if (done) return;
+            // Its handler returned. A named subscription commits it a timer later: an error
+            // the handler threw is reported by RxJS on a timer of its own, made first, so a
+            // process that dies of it never commits the message that failed.
+            if (durable) {
+              handled = position;
+              commitTimer ??= setTimeout(commitHandled, 0);
+            }
           }
         }
         // More may be waiting: let other work run first, then go on.
@@ -112,6 +187,16 @@ export function messages<T>(
       if (done) return;
       done = true;
       if (immediate !== undefined) clearImmediate(immediate);
+      if (commitTimer !== undefined) clearTimeout(commitTimer);
+      // What handlers finished with is consumed; the message whose handler ended the
+      // stream (an operator's error, or `take(n)`) is not: it comes again.
+      if (handled >= 0 && sub !== undefined) {
+        try {
+          native.commit(h, handled);
+        } catch {
+          // Closed under us (the channel's close): those come again; nothing is lost.
+        }
+      }
       sub?.close();
       src.live.delete(complete);
     };
@@ -120,7 +205,7 @@ export function messages<T>(
       subscriber.complete();
     };
     try {
-      sub = call(() => nat.subscribe(drain, wait));
+      sub = call(() => nat.subscribe(drain, wait, nativeOpts));
       h = sub.handle();
     } catch (e) {
       subscriber.error(e);
@@ -148,7 +233,11 @@ export function iterate<T>(
     o = {};
   }
   const { signal, wait = src.wait, onLost } = o;
-  const overwrite = src.overwrite;
+  const counting = mayLose(src, o);
+  const durable = o.durable !== undefined;
+  const nativeOpts = nativeOptions(o, false);
+  /** A named subscription: the position of the value last handed out, not yet consumed. */
+  let inHand = -1;
   let lost = 0;
   const decode = src.decode;
   let frames: FrameWalker | undefined;
@@ -183,13 +272,17 @@ export function iterate<T>(
       if (bad !== undefined) throw bad.error;
       signal?.throwIfAborted();
       const nat = src.open();
-      frames = new FrameWalker(frameBuffer(src.maxMessageSize));
+      frames = new FrameWalker(frameBuffer(src.maxMessageSize), nativeOpts?.records === true);
       sub = call(() =>
-        nat.subscribe(() => {
-          const w = wake;
-          wake = undefined;
-          w?.();
-        }, wait),
+        nat.subscribe(
+          () => {
+            const w = wake;
+            wake = undefined;
+            w?.();
+          },
+          wait,
+          nativeOpts,
+        ),
       );
       h = sub.handle();
       src.live.add(finish);
@@ -200,8 +293,14 @@ export function iterate<T>(
     }
   };
   const step = async (): Promise<IteratorResult<T>> => {
+    // Asked for the next value: a named subscription has consumed the one before.
+    if (durable && inHand >= 0 && sub !== undefined) {
+      call(() => native.commit(h, inHand));
+      inHand = -1;
+    }
     for (;;) {
       if (frames?.next()) {
+        if (durable) inHand = frames.position;
         return { value: decode(frames.buffer, frames.start, frames.end), done: false };
       }
       if (failure !== undefined) {
@@ -216,7 +315,7 @@ export function iterate<T>(
       const bytes = call(() => native.drain(h, buf, BATCH_COUNT));
       frames.reset(bytes);
       if (bytes > 0) {
-        if (overwrite) lost = reportLost(sub.lost(), lost, onLost);
+        if (counting) lost = reportLost(sub.lost(), lost, onLost);
         continue;
       }
       sub.rearm();
@@ -256,6 +355,10 @@ export class SyncReceiver<T> {
   #buf: Buffer | undefined;
   /** The wait strategy the subscription was last given. */
   #wait: WaitStrategy | undefined;
+  /** The named subscriber the subscription joined as, if any. */
+  #durable: string | undefined;
+  /** Whether the subscription may count losses. */
+  #counting = false;
   /** Messages the subscription had lost as of the last call. */
   #lost = 0;
 
@@ -267,16 +370,24 @@ export class SyncReceiver<T> {
   receive(
     timeoutMs: number | undefined,
     options: ReceiveOptions | null | undefined,
-  ): { value: T } | undefined {
+  ): { value: T; position: number } | undefined {
     const nat = this.#src.open();
     checkTimeout('receiveSync timeoutMs', timeoutMs);
     const o = optionsOf<ReceiveOptions>('receiveSync', options);
     checkSubscribeOptions('receiveSync', o);
     const wait = o.wait ?? this.#src.wait ?? 'adaptive';
     if (this.#sub === undefined) {
-      this.#sub = call(() => nat.subscribeSync(wait));
+      // Frames with positions: the result carries the record's.
+      const opts = nativeOptions(o, true);
+      this.#sub = call(() => nat.subscribeSync(wait, opts));
       this.#handle = this.#sub.handle();
       this.#wait = wait;
+      this.#durable = o.durable;
+      this.#counting = mayLose(this.#src, o);
+    } else if (o.durable !== undefined && o.durable !== this.#durable) {
+      throw invalid(
+        `receiveSync's subscription joined as ${this.#durable === undefined ? 'an unnamed subscriber' : `named subscriber ${JSON.stringify(this.#durable)}`}, not ${JSON.stringify(o.durable)}`,
+      );
     }
     const sub = this.#sub;
     if (wait !== this.#wait) {
@@ -285,13 +396,16 @@ export class SyncReceiver<T> {
     }
     if (this.#buf === undefined) {
       // One frame; zero-filled and never from the shared pool (see `frameBuffer`).
-      this.#buf = Buffer.alloc(frameBytes(this.#src.maxMessageSize));
+      this.#buf = Buffer.alloc(frameBytes(this.#src.maxMessageSize, true));
     }
     const buf = this.#buf;
     const len = call(() => native.recv(this.#handle, buf, timeoutMs));
-    if (this.#src.overwrite) this.#lost = reportLost(sub.lost(), this.#lost, o.onLost);
+    if (this.#counting) this.#lost = reportLost(sub.lost(), this.#lost, o.onLost);
     if (len < 0) return undefined;
-    return { value: this.#src.decode(buf, FRAME_PREFIX, frameBytes(len)) };
+    return {
+      value: this.#src.decode(buf, RECORD_FRAME_PREFIX, frameBytes(len, true)),
+      position: positionAt(buf, 0),
+    };
   }
 
   /** Releases the subscription's slot (the channel's `close`). */

@@ -221,6 +221,13 @@ export interface Participant {
   lost: number;
   /** Last activity, milliseconds since the Unix epoch. */
   heartbeatMs: number;
+  /** A named subscriber's name (`messages({ durable })`). */
+  name?: string;
+  /**
+   * A named subscriber that is away (closed or dead): its cursor still holds producers back
+   * under `block`, and its `lag` grows, until it resumes or `removeSubscriber` drops it.
+   */
+  away?: boolean;
 }
 
 /**
@@ -327,8 +334,28 @@ export interface SubscribeOptions {
   /** How this subscription waits for messages (default: the channel's `wait`, else `adaptive`). */
   wait?: WaitStrategy;
   /**
-   * Told how many messages this subscription lost to being lapped (policy `overwrite` only;
-   * other policies never lose messages). An exception it throws ends the stream with that error.
+   * Where a topic subscription starts: `'latest'` (the default: what is published from now
+   * on), `'earliest'` (the oldest whole message the ring still holds), or a position (the
+   * first message at or after it: `last.position + 1` resumes right after a record from
+   * {@link Channel.records}). A named subscription that resumes ignores it. Messages
+   * overwritten while a replay reads them are skipped and reported through `onLost`.
+   */
+  from?: 'latest' | 'earliest' | number;
+  /**
+   * Join as the named subscriber of this name (`[A-Za-z0-9._-]{1,32}`, topics only): its
+   * position lives in the channel and survives this process; the next subscription of that
+   * name resumes right after the last message it consumed. A message is consumed once its
+   * `next` handler returned (`messages`, `records`), or once the iterator or `receiveSync`
+   * is called again; one in hand when the process dies is delivered again (at-least-once).
+   * While away, under policy `block` the name holds producers back as a live subscriber
+   * does; {@link Channel.removeSubscriber} drops it. A second subscription of a name that is
+   * attached fails with `BusyError`.
+   */
+  durable?: string;
+  /**
+   * Told how many messages this subscription lost to being lapped (policy `overwrite`, or a
+   * replay that producers wrapped over; a live subscription under `block` or `fail` never
+   * loses messages). An exception it throws ends the stream with that error.
    */
   onLost?: LostCallback;
 }
@@ -356,6 +383,17 @@ export interface IterateOptions extends SubscribeOptions {
  */
 export interface ReceiveOptions {
   /**
+   * Where the channel's `receiveSync` subscription starts, as {@link SubscribeOptions.from}.
+   * Read by the call that makes the subscription (the first); later calls may repeat it.
+   */
+  from?: 'latest' | 'earliest' | number;
+  /**
+   * The `receiveSync` subscription joins as this named subscriber (see
+   * {@link SubscribeOptions.durable}); a message counts as consumed at the next call. Read by
+   * the first call; a later call naming another subscriber is an `InvalidArgumentError`.
+   */
+  durable?: string;
+  /**
    * How this call waits (default: the channel's `wait`, else `adaptive`). `spin` keeps the
    * calling thread busy until a message comes or the timeout passes.
    */
@@ -365,4 +403,25 @@ export interface ReceiveOptions {
    * during this call (policy `overwrite` only), before the call returns.
    */
   onLost?: LostCallback;
+}
+
+/**
+ * A message with its position, as {@link Channel.records} emits it.
+ *
+ * @example
+ * ```ts
+ * let last = -1;
+ * ch.records().subscribe((r) => { last = r.position; });
+ * // later: resume right after it
+ * ch.records({ from: last + 1 });
+ * ```
+ */
+export interface ChannelRecord<T> {
+  /** The decoded message. */
+  value: T;
+  /**
+   * The record's position in the channel's stream (bytes since it was created): unique for
+   * the channel's life and increasing; exact up to 2^53 (8 PiB of stream).
+   */
+  position: number;
 }

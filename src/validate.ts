@@ -25,7 +25,7 @@ export function shown(value: unknown): string {
   return String(value);
 }
 
-function invalid(message: string): ShmringError {
+export function invalid(message: string): ShmringError {
   return makeError('InvalidArgument', message);
 }
 
@@ -139,6 +139,23 @@ export function checkSubscribeOptions(call: string, options: object): void {
   const o = options as Record<string, unknown>;
   checkChoice(call, 'wait', o.wait, WAIT_STRATEGIES);
   checkFunction(call, 'onLost', o.onLost);
+  const from = o.from;
+  if (
+    from !== undefined &&
+    from !== 'latest' &&
+    from !== 'earliest' &&
+    !(typeof from === 'number' && Number.isSafeInteger(from) && from >= 0)
+  ) {
+    throw invalid(
+      `${call} option from must be 'latest', 'earliest' or a position (an integer >= 0), not ${shown(from)}`,
+    );
+  }
+  const durable = o.durable;
+  if (durable !== undefined && typeof durable !== 'string') {
+    throw invalid(
+      `${call} option durable must be a subscriber name (a string), not ${shown(durable)}`,
+    );
+  }
 }
 
 /** The options of `open` (the codec is checked by `resolveCodec`). */

@@ -106,7 +106,7 @@ test('ls: name, kind, sync, capacity, bytes used, participants, stale (text and 
     stale: boolean;
   }[];
   const live = rows.find((x) => x.name === name);
-  t.like(live, { kind: 'topic', sync: 'lockfree', capacity: 8192, bytesUsed: 48, stale: false });
+  t.like(live, { kind: 'topic', sync: 'lockfree', capacity: 8192, bytesUsed: 64, stale: false });
   t.is(live?.participants.length, 2);
   t.like(
     rows.find((x) => x.name === dead),
@@ -118,7 +118,7 @@ test('ls: name, kind, sync, capacity, bytes used, participants, stale (text and 
   const lines = text.stdout.trim().split('\n');
   t.regex(lines[0] ?? '', /^NAME\s+KIND\s+SYNC\s+POLICY\s+CAPACITY\s+USED\s+PARTICIPANTS\s+STALE$/);
   const liveRow = lines.find((l) => l.startsWith(`${name} `))?.split(/\s{2,}/);
-  t.deepEqual(liveRow, [name, 'topic', 'lockfree', 'block', '8.0 KiB', '48 B', '2']);
+  t.deepEqual(liveRow, [name, 'topic', 'lockfree', 'block', '8.0 KiB', '64 B', '2']);
   t.regex(lines.find((l) => l.startsWith(`${dead} `)) ?? '', /stale$/);
 });
 
@@ -128,7 +128,7 @@ test('stat: header fields, participants with counters and lag; a missing channel
   t.teardown(() => ch.close());
   ch.receiveSync(0);
   for (let i = 0; i < 3; i++) ch.publish(i);
-  t.deepEqual(ch.receiveSync(0), { value: 0 });
+  t.deepEqual(ch.receiveSync(0)?.value, 0);
   const r = await run(t, ['stat', name, '--json']);
   t.is(r.code, 0, r.stderr);
   const s = JSON.parse(r.stdout) as {
@@ -138,23 +138,23 @@ test('stat: header fields, participants with counters and lag; a missing channel
     participants: { role: string; pid: number; messages: number; lag: number }[];
   };
   t.is(s.name, name);
-  t.is(s.tail, 3 * 24);
-  t.is(s.bytesUsed, 2 * 24);
+  t.is(s.tail, 3 * 32); // 1-byte records of 32 bytes
+  t.is(s.bytesUsed, 2 * 32);
   t.deepEqual(
     s.participants.map((p) => [p.role, p.pid, p.messages, p.lag]),
     [
-      ['subscriber', process.pid, 1, 48],
+      ['subscriber', process.pid, 1, 64],
       ['producer', process.pid, 3, 0],
     ],
   );
   const text = await run(t, ['stat', name]);
   t.is(text.code, 0);
   t.regex(text.stdout, new RegExp(`^channel\\s+${name}$`, 'm'));
-  t.regex(text.stdout, /^bytes used\s+48 B \(48\)$/m);
+  t.regex(text.stdout, /^bytes used\s+64 B \(64\)$/m);
   t.regex(text.stdout, /^SLOT\s+ROLE\s+PID\s+ALIVE\s+MESSAGES\s+LOST\s+LAG/m);
   t.regex(
     text.stdout,
-    new RegExp(`^0\\s+subscriber\\s+${process.pid}\\s+yes\\s+1\\s+0\\s+48 B`, 'm'),
+    new RegExp(`^0\\s+subscriber\\s+${process.pid}\\s+yes\\s+1\\s+0\\s+64 B`, 'm'),
   );
   assertOneLineError(t, await run(t, ['stat', `${name}-missing`]), /^shmring stat: .*no channel/);
 });
@@ -170,7 +170,7 @@ test('stat --watch --json prints a snapshot per interval until stopped', async (
   );
   await until(() => snapshots.length >= 1);
   ch.publish(1);
-  await until(() => snapshots.some((s) => s.tail === 24));
+  await until(() => snapshots.some((s) => s.tail === 32));
   child.kill('SIGTERM');
   const r = await done;
   t.is(r.code, 0, r.stderr);

@@ -95,8 +95,15 @@ test('a semaphore-mode durable queue with its mutex left locked by a dead thread
   } finally {
     closeSync(fd);
   }
-  const more = await spawnFixture(t, 'dirqueue', ['produce', name, dir, '3', 'os', 'semaphore', '3'])
-    .exit;
+  const more = await spawnFixture(t, 'dirqueue', [
+    'produce',
+    name,
+    dir,
+    '3',
+    'os',
+    'semaphore',
+    '3',
+  ]).exit;
   t.is(more.code, 0);
   const cons = await spawnFixture(t, 'dirqueue', ['consume', name, dir, '6']).exit;
   t.deepEqual(cons.json, { received: 6, inOrder: true, extra: false });

@@ -5,7 +5,9 @@
  * TypeScript option types and the lists the validators accept), the frame the native
  * drain and `recv` write (`[length: u32 LE][payload]`, read by `src/frame.ts` alone), and
  * the hand-written signatures of the fast-path calls (`FastPath` in `src/native.ts`, the
- * callbacks `crates/shmring-node/src/fast.rs` registers).
+ * callbacks `crates/shmring-node/src/fast.rs` registers, read with the accessors of `Call` in
+ * `crates/shmring-node/src/callback.rs`), and the way `publishMany`'s partial count crosses
+ * (a `published` property, never message text).
  *
  * The Rust side is read from the source of `crates/shmring/src` (every `.rs` file, wherever
  * a declaration lives), the TypeScript types from `src/`, and the rest from the built
@@ -194,6 +196,34 @@ test('TypeScript has each Rust error code, in the same order, and no other', asy
   );
 });
 
+test("publishMany's partial count crosses the binding as a number `published`, never as message text", async (t) => {
+  // Rust: the fast path's error carries the engine's count and throws it as a property.
+  const thrower = findOne(binding, /fn throw_with_count\s*\(/);
+  const body = braced(thrower.text, thrower.text.indexOf(')', thrower.at));
+  t.regex(body, /napi_create_error\(/, `${thrower.path}: the error is made with napi_create_error`);
+  t.regex(body, /napi_set_named_property\([^)]*c"published"/, 'and given `published`');
+  t.regex(body, /napi_throw\(/, 'then thrown with napi_throw');
+  t.regex(findOne(binding, /impl From<shmring::Error> for Fail/).text, /e\.published\(\)/);
+  // TypeScript: fromNative keeps the property, whatever the message says.
+  const errors = (await import(new URL('errors.js', dist).href)) as Errors;
+  const worded = 'ring full (after 99 messages of the batch were published)';
+  const withCount = errors.fromNative(
+    Object.assign(new Error(worded), { code: 'RingFull', published: 3 }),
+  ) as shmring.ShmringError;
+  t.is(withCount.published, 3, 'the property, not the message');
+  const without = errors.fromNative(
+    Object.assign(new Error(worded), { code: 'RingFull' }),
+  ) as shmring.ShmringError;
+  t.is(without.published, undefined, 'no property, no count: the message is not read');
+  // And no source in src/ reads the engine's wording: it is only ever written (appended).
+  for (const { path, text } of ts) {
+    for (const line of uncommented(text).split('\n')) {
+      if (!line.includes('messages of the batch')) continue;
+      t.regex(line, /\.message \+= `/, `${path}: the wording is only appended: ${line.trim()}`);
+    }
+  }
+});
+
 const optionEnums = [
   { rust: 'Kind', ts: 'Kind', list: 'KINDS' },
   { rust: 'SyncMode', ts: 'SyncMode', list: 'SYNC_MODES' },
@@ -345,7 +375,7 @@ test('the frames the native drain and recv write are what src/frame.ts walks', a
   }
 });
 
-/** The TypeScript type of each argument accessor of `fast.rs`'s `Call`, and of each result. */
+/** The TypeScript type of each argument accessor of `Call` (`callback.rs`), and of each result. */
 const accessorTypes: Record<string, string> = {
   number: 'number',
   u32: 'number',
@@ -354,7 +384,11 @@ const accessorTypes: Record<string, string> = {
   bytes_mut: 'Buffer',
   u32s: 'Uint32Array',
 };
-const resultTypes: Record<string, string> = { boolean: 'boolean', number_value: 'number' };
+const resultTypes: Record<string, string> = {
+  boolean: 'boolean',
+  number_value: 'number',
+  undefined_value: 'void',
+};
 
 /** The fast-path calls `fast.rs` registers: each one's arguments (name, TS type) and result. */
 function rustFastPath(): Map<string, { args: [string, string][]; result: string[] }> {
@@ -369,7 +403,7 @@ function rustFastPath(): Map<string, { args: [string, string][]; result: string[
       const [, accessor, i, name] = a as unknown as [string, string, string, string];
       args[Number(i)] = [name, accessorTypes[accessor] ?? `unknown accessor ${accessor}`];
     }
-    const result = [...body.matchAll(/\bc\.(boolean|number_value)\(/g)].map(
+    const result = [...body.matchAll(/\bc\.(boolean|number_value|undefined_value)\(/g)].map(
       (r) => resultTypes[r[1] as string] as string,
     );
     out.set(js, { args, result: [...new Set(result)] });
@@ -403,6 +437,10 @@ test('the FastPath signatures of src/native.ts are the calls fast.rs registers',
   const tsCalls = tsFastPath();
   t.deepEqual([...tsCalls.keys()].sort(), [...rustCalls.keys()].sort(), 'the same calls');
   t.true(rustCalls.size >= 4, `${[...rustCalls.keys()]}`);
+  // The accessors typed above are the methods of `Call`, wherever it lives in the binding.
+  for (const accessor of [...Object.keys(accessorTypes), ...Object.keys(resultTypes)]) {
+    t.notThrows(() => implFn(binding, 'Call', accessor), `Call::${accessor}`);
+  }
   const { native } = (await import(new URL('native.js', dist).href)) as {
     native: Record<string, unknown>;
   };

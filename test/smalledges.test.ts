@@ -43,6 +43,7 @@ interface Native {
   };
   publish(handle: number, payload: Buffer): boolean;
   publishMany(handle: number, buf: Buffer, ends: Uint32Array): number;
+  recv(handle: number, buf: Buffer, timeoutMs: number | undefined): number;
 }
 const native = createRequire(import.meta.url)(nativePath) as Native;
 
@@ -312,7 +313,7 @@ test('a codec throwing mid-publishMany: the error says how many went in, and the
   // A retry from `published` duplicates nothing.
   const rest = [13, 4].slice(1);
   t.is(ch.publishMany(rest), 1);
-  t.deepEqual(ch.receiveSync(0), { value: 4 });
+  t.deepEqual(ch.receiveSync(0)?.value, 4);
 });
 
 test('policy fail: a RingFull part-way through publishMany says how many went in, and they did', (t) => {
@@ -334,6 +335,48 @@ test('policy fail: a RingFull part-way through publishMany says how many went in
   t.deepEqual(got, values.slice(0, published));
 });
 
+test('policy fail: the native publishMany error carries its count as a number `published`, as many as arrived', (t) => {
+  const ch = native.NativeChannel.open(channelName(t, 'many-full-native'), {
+    create: true,
+    policy: 'fail',
+    capacity: 4096,
+    maxMessageSize: 200,
+  });
+  const sub = ch.subscribeSync();
+  t.teardown(() => {
+    sub.close();
+    ch.close();
+  });
+  const size = 50;
+  const count = 100;
+  const buf = Buffer.alloc(size * count, 7);
+  const ends = Uint32Array.from({ length: count }, (_, i) => (i + 1) * size);
+  const e = t.throws(() => native.publishMany(ch.handle(), buf, ends)) as
+    | (Error & { code?: unknown; published?: unknown })
+    | undefined;
+  t.is(e?.code, 'RingFull');
+  const published = e?.published;
+  if (typeof published !== 'number') return void t.fail(`published is ${typeof published}`);
+  t.true(published > 0 && published < count, String(published));
+  t.true(e?.message.includes(`after ${published} messages`), e?.message);
+  // The ring is full now: the next batch fails at its first message, and says 0.
+  const again = t.throws(() => native.publishMany(ch.handle(), buf, ends)) as
+    | { code?: unknown; published?: unknown }
+    | undefined;
+  t.is(again?.code, 'RingFull');
+  t.is(again?.published, 0);
+  const one = Buffer.alloc(4 + 200);
+  let got = 0;
+  while (native.recv(sub.handle(), one, 0) >= 0) got++;
+  t.is(got, published, 'as many arrived as the error says');
+  // The handle is checked before the batch: that error publishes nothing and has no count.
+  const closedErr = t.throws(() => native.publishMany(-1, buf, ends)) as
+    | { code?: unknown; published?: unknown }
+    | undefined;
+  t.is(closedErr?.code, 'Closed');
+  t.false('published' in (closedErr ?? {}));
+});
+
 test('rawView: each subscription has its own zero-filled backing store holding only its frames', async (t) => {
   const name = channelName(t, 'rawview-store');
   const ch = open<Buffer>(name, {
@@ -350,10 +393,11 @@ test('rawView: each subscription has its own zero-filled backing store holding o
   const view = ch.receiveSync(1000)?.value as Buffer;
   t.deepEqual([...view], [1, 2, 3]);
   const store = Buffer.from(view.buffer);
-  t.is(store.byteLength, 100 + 4, 'one frame of the largest message, no more');
+  // A receiveSync frame: 16 bytes (length, flags, position), then the payload.
+  t.is(store.byteLength, 100 + 16, 'one frame of the largest message, no more');
   t.false(store.includes(secret), 'no unrelated Buffer in it');
   t.true(
-    store.subarray(4 + 3).every((b) => b === 0),
+    store.subarray(16 + 3).every((b) => b === 0),
     'zero beyond its one frame',
   );
   // messages(): a store of its own as well (not shared with receiveSync's).

@@ -5,9 +5,11 @@
  * ```sh
  * shmring ls [prefix] [--json]          # every channel: kind, sync, capacity, bytes used, ...
  * shmring stat <ch> [--watch] [--json]  # header fields, participants, lag per subscriber
- * shmring tail <ch> [--count N]         # decoded messages as JSON lines
+ * shmring tail <ch> [--count N] [--from earliest|latest|<position>] [--durable <name>]
+ *                                       # decoded messages as JSON lines
  * shmring pub <ch> [json] [--create]    # one message, or JSON lines from stdin
  * shmring rm <ch> | --stale             # remove a channel, or every stale one
+ * shmring rm <ch> --subscriber <name>   # remove a named subscriber of a channel
  * shmring demo | bench                  # the two-process demo; the benchmark suite
  * ```
  *
@@ -66,6 +68,57 @@ const positiveInt = (what: string) => (v: string) => {
   if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError(`${what} must be >= 1`);
   return n;
 };
+
+/**
+ * `tail --durable`: reads as the named subscriber with `receiveSync`, which consumes a message
+ * at the next call, so exactly what was printed is consumed: after the last one (the count,
+ * or Ctrl-C) one more call consumes it (a message that call takes stays unconsumed for the
+ * next reader of the name). Waits in 50 ms calls, yielding to the event loop in between.
+ */
+async function tailDurable(
+  ch: Channel<unknown>,
+  durable: string,
+  from: 'latest' | 'earliest' | number | undefined,
+  count: number | undefined,
+  print: (value: unknown, position: number) => void,
+): Promise<void> {
+  let stop = false;
+  const onSignal = (): void => {
+    stop = true;
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  process.stderr.write(
+    `tailing ${ch.name} as subscriber ${durable}${count === undefined ? ' (Ctrl-C to stop)' : ` for ${count} messages`}\n`,
+  );
+  let seen = 0;
+  try {
+    while (!stop && (count === undefined || seen < count)) {
+      const m = ch.receiveSync(50, { durable, from });
+      if (m === undefined) await new Promise((r) => setImmediate(r));
+      else {
+        print(m.value, m.position);
+        seen++;
+      }
+    }
+    if (seen > 0) ch.receiveSync(0, { durable }); // consumes the last one printed
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** `--from`: `latest`, `earliest` or a position (an integer >= 0). */
+function startOf(v: string): 'latest' | 'earliest' | number {
+  if (v === 'latest' || v === 'earliest') return v;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isSafeInteger(n) || n < 0) {
+    throw new CommanderArgumentError(
+      `from must be earliest, latest or a position (an integer >= 0), not ${v}`,
+    );
+  }
+  return n;
+}
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -213,13 +266,14 @@ function statText(s: ChannelStats): string {
     String(p.slot),
     p.role,
     String(p.pid),
-    p.alive ? 'yes' : 'no',
+    p.away ? 'away' : p.alive ? 'yes' : 'no',
     String(p.messages),
     String(p.lost),
     p.role === 'subscriber' ? bytes(p.lag) : '',
     new Date(p.heartbeatMs).toISOString(),
+    p.name ?? '',
   ]);
-  return `${header}\n\n${table(['SLOT', 'ROLE', 'PID', 'ALIVE', 'MESSAGES', 'LOST', 'LAG', 'HEARTBEAT'], rows)}`;
+  return `${header}\n\n${table(['SLOT', 'ROLE', 'PID', 'ALIVE', 'MESSAGES', 'LOST', 'LAG', 'HEARTBEAT', 'NAME'], rows)}`;
 }
 
 function statOnce(name: string, dir: string | undefined): ChannelStats {
@@ -277,27 +331,60 @@ program
   .description('print the messages published on a channel, decoded, as JSON lines')
   .argument('<channel>', 'channel name')
   .option(
-    '--from-now',
-    'start at the current end of the channel (the default, and for now the only start: a ' +
-      'subscriber receives what is published after it joined)',
+    '--from <start>',
+    "where to start: 'latest' (the default: what is published from now on), 'earliest' " +
+      '(the oldest message the channel still holds) or a position (the first message at or ' +
+      'after it; see --positions)',
+    startOf,
   )
+  .option('--from-now', 'the same as --from latest (the default)')
+  .option(
+    '--durable <name>',
+    'read as the named subscriber <name>: resume after what it consumed before, and keep ' +
+      'its place when tail exits',
+  )
+  .option('--positions', 'print {"position": p, "value": v} per message')
   .option('-n, --count <n>', 'exit after this many messages', positiveInt('count'))
   .addOption(codecOption())
   .addOption(dirOption())
   .action(
     action(
       'tail',
-      async (name: string, opts: { count?: number; codec: CodecName; dir?: string }) => {
+      async (
+        name: string,
+        opts: {
+          count?: number;
+          codec: CodecName;
+          from?: 'latest' | 'earliest' | number;
+          fromNow?: boolean;
+          durable?: string;
+          positions?: boolean;
+          dir?: string;
+        },
+      ) => {
+        if (opts.fromNow && opts.from !== undefined && opts.from !== 'latest') {
+          throw new CliError('--from-now and --from disagree; give one of them');
+        }
         const ch = open<unknown>(name, { codec: opts.codec, ...inDir(opts.dir) });
+        const print = (value: unknown, position: number): void => {
+          const line = opts.positions ? { position, value } : value;
+          process.stdout.write(`${toJson(line)}\n`);
+        };
+        if (opts.durable !== undefined) {
+          await tailDurable(ch, opts.durable, opts.from, opts.count, print).finally(() =>
+            ch.close(),
+          );
+          return;
+        }
         let seen = 0;
         await new Promise<void>((resolve, reject) => {
           const stop = (): void => {
             sub.unsubscribe();
             resolve();
           };
-          const sub = ch.messages().subscribe({
-            next(v) {
-              process.stdout.write(`${toJson(v)}\n`);
+          const sub = ch.records({ from: opts.from }).subscribe({
+            next({ value, position }) {
+              print(value, position);
               seen++;
               if (opts.count !== undefined && seen >= opts.count) stop();
             },
@@ -391,19 +478,40 @@ const rm = program
   .option('--stale', 'remove every stale channel (creator and all participants dead)')
   .option('--prefix <prefix>', 'with --stale: only channels whose name starts with this')
   .option('--json', 'print the removed names as a JSON array')
+  .option(
+    '--subscriber <name>',
+    'with a channel: remove its named subscriber <name> instead (it must not be attached); ' +
+      'its position stops holding producers back',
+  )
   .addOption(dirOption())
   .action(
     action(
       'rm',
       (
         name: string | undefined,
-        opts: { stale?: boolean; prefix?: string; json?: boolean; dir?: string },
+        opts: {
+          stale?: boolean;
+          prefix?: string;
+          json?: boolean;
+          subscriber?: string;
+          dir?: string;
+        },
       ) => {
         if ((name === undefined) === (opts.stale !== true)) {
           throw new CliError('give either a channel name or --stale');
         }
         const removed: string[] = [];
-        if (name !== undefined) {
+        if (name !== undefined && opts.subscriber !== undefined) {
+          const ch = open(name, inDir(opts.dir));
+          try {
+            if (!ch.removeSubscriber(opts.subscriber)) {
+              throw new CliError(`channel ${name} has no subscriber named ${opts.subscriber}`);
+            }
+          } finally {
+            ch.close();
+          }
+          removed.push(`${name} subscriber ${opts.subscriber}`);
+        } else if (name !== undefined) {
           unlink(name, inDir(opts.dir));
           removed.push(name);
         } else {

@@ -31,6 +31,8 @@ pub enum ErrorCode {
     Timeout,
     /// The handle was closed.
     Closed,
+    /// Held by others: no free participant slot, or a named subscriber already attached.
+    Busy,
     /// Any other operating system error.
     Io,
 }
@@ -51,6 +53,7 @@ impl ErrorCode {
             Self::NoSpace => "NoSpace",
             Self::Timeout => "Timeout",
             Self::Closed => "Closed",
+            Self::Busy => "Busy",
             Self::Io => "Io",
         }
     }
@@ -61,6 +64,8 @@ impl ErrorCode {
 pub struct Error {
     code: ErrorCode,
     message: String,
+    /// How many messages of a batch went in before this error (see [`Error::published`]).
+    published: Option<usize>,
 }
 
 impl Error {
@@ -69,6 +74,7 @@ impl Error {
         Self {
             code,
             message: message.into(),
+            published: None,
         }
     }
 
@@ -80,6 +86,31 @@ impl Error {
     /// The human-readable message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// On an error of [`Producer::try_publish_many`](crate::Producer::try_publish_many): how
+    /// many messages of the batch went in before it (they are in the ring, so a retry starts
+    /// after them). `None` on every other error.
+    pub fn published(&self) -> Option<usize> {
+        self.published
+    }
+
+    /// This error as the end of a batch that published `n` messages first: the count set,
+    /// and said in the message when there are some.
+    pub(crate) fn after_batch(self, n: usize) -> Self {
+        let message = if n == 0 {
+            self.message
+        } else {
+            format!(
+                "{} (after {n} messages of the batch were published)",
+                self.message
+            )
+        };
+        Self {
+            code: self.code,
+            message,
+            published: Some(n),
+        }
     }
 
     /// Maps an OS error from `what` (a call and its target) to a typed error.

@@ -73,11 +73,12 @@ impl Segment {
                 self.local.fetch_or(LOCAL_REMOVED, Ordering::Relaxed);
             }
         }
-        self.check_flags()
+        self.check_cached()
     }
 
-    /// What the file checks found so far, then the header's unlinked flag: no system call.
-    pub(crate) fn check_flags(&self) -> Result<()> {
+    /// The cached state: what the file checks found so far, then the header's unlinked flag
+    /// (no system call).
+    pub(crate) fn check_cached(&self) -> Result<()> {
         let local = self.local.load(Ordering::Relaxed);
         if local & LOCAL_SHRUNK != 0 {
             return Err(Error::new(
@@ -114,55 +115,44 @@ impl Segment {
         Ok(())
     }
 
-    /// As [`Segment::check_file`] if the file was not checked for [`FILE_CHECK_SLICE`], else
-    /// as [`Segment::check_flags`] (a clock read, no system call).
-    pub(crate) fn check_file_now_and_then(&self) -> Result<()> {
-        self.check_file_after(FILE_CHECK_SLICE)
-    }
-
     /// As [`Segment::check_file`] if the file was not checked for `gap`, else as
-    /// [`Segment::check_flags`].
-    fn check_file_after(&self, gap: Duration) -> Result<()> {
+    /// [`Segment::check_cached`] (a clock read, no system call).
+    pub(crate) fn check_file_if_older(&self, gap: Duration) -> Result<()> {
         let last = self.last_check_ms.load(Ordering::Relaxed);
         if process::coarse_ms().saturating_sub(last) >= gap.as_millis() as u64 {
             self.check_file()
         } else {
-            self.check_flags()
+            self.check_cached()
         }
     }
 
-    /// A producer's check before each publish (`count` counts them): the file on its first
-    /// publish; on every [`FILE_CHECK_EVERY`]th one, the file if it was not checked for
-    /// [`FILE_CHECK_BUSY`]; else the flags (two loads).
+    /// The check a producer makes before each publish (`count` counts them), throttled: the
+    /// file on the first; on every [`FILE_CHECK_EVERY`]th, the file if it was not checked for
+    /// [`FILE_CHECK_BUSY`]; else the cached state (two loads).
     #[inline]
-    pub(crate) fn check_publish(&self, count: &mut u32) -> Result<()> {
+    pub(crate) fn check_file_throttled(&self, count: &mut u32) -> Result<()> {
         let r = if *count == 0 {
             self.check_file()
         } else if count.is_multiple_of(FILE_CHECK_EVERY) {
-            self.check_file_after(FILE_CHECK_BUSY)
+            self.check_file_if_older(FILE_CHECK_BUSY)
         } else {
-            self.check_flags()
+            self.check_cached()
         };
         *count = count.wrapping_add(1).max(1);
         r
     }
 
-    /// A producer's check when its ring is full (it may poll a full ring in a loop): the file
-    /// if it was not checked for [`FILE_CHECK_BUSY`].
-    pub(crate) fn check_full(&self) -> Result<()> {
-        self.check_file_after(FILE_CHECK_BUSY)
-    }
-
-    /// A reader's check before each drain: `CorruptSegment` if the file shrank (checked with
-    /// `fstat` after every [`FILE_CHECK_EVERY`]th drain in a row that found nothing, `idle`
-    /// counting them); otherwise whether the segment was unlinked or removed, in which case a
-    /// drain that then finds nothing reports [`Segment::closed_error`].
+    /// The check a reader makes before each drain, once it has been idle: `CorruptSegment` if
+    /// the file shrank (checked with `fstat` after every [`FILE_CHECK_EVERY`]th drain in a row
+    /// that found nothing, `idle` counting them); otherwise whether the segment was unlinked
+    /// or removed, in which case a drain that then finds nothing reports
+    /// [`Segment::closed_error`].
     #[inline]
-    pub(crate) fn check_drain(&self, idle: u32) -> Result<bool> {
+    pub(crate) fn check_file_when_idle(&self, idle: u32) -> Result<bool> {
         let r = if idle % FILE_CHECK_EVERY == FILE_CHECK_EVERY - 1 {
             self.check_file()
         } else {
-            self.check_flags()
+            self.check_cached()
         };
         match r {
             Ok(()) => Ok(false),
@@ -173,7 +163,7 @@ impl Segment {
 
     /// The error of an unlinked or removed segment that has nothing left to read.
     pub(crate) fn closed_error(&self) -> Error {
-        match self.check_flags() {
+        match self.check_cached() {
             Err(e) => e,
             Ok(()) => Error::new(
                 ErrorCode::Closed,

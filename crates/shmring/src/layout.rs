@@ -36,7 +36,7 @@
 /// `"SHMRING\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Version of this layout. Any change to an offset or a protocol rule bumps it.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Size of one cache line as used for padding hot fields apart.
 pub const CACHE_LINE: usize = 128;
@@ -123,6 +123,11 @@ pub const PENDING_START_OFFSET: usize = PENDING_LEN_OFFSET + 8;
 /// fetch_max); a lapped subscriber resumes there.
 pub const LATEST_OFFSET: usize = 7 * CACHE_LINE;
 
+/// A byte of the segment file (inside the reserved end of line 0) that is never read or
+/// written: named subscribers join, leave and are removed holding an OFD write lock on it,
+/// so one name never gets two slots.
+pub const NAMES_LOCK_OFFSET: usize = 104;
+
 /// Value of the `ready` word once the segment is initialised.
 pub const READY: u32 = 1;
 
@@ -147,13 +152,14 @@ const _: () = assert!(HEADER_LEN.is_multiple_of(CACHE_LINE));
 /// The participant table: one 128-byte slot per producer or consumer.
 ///
 /// ```text
-///   0 state u32 (atomic: generation << 2 | 0 free, 1 joining, 2 active)
+///   0 state u32 (atomic: generation << 2 | 0 free, 1 joining, 2 active, 3 away)
 ///   4 role u32 | 8 pid u32 | 12 flags u32 (atomic: 1 joined)
 ///  16 start_time u64 | 24 joined_at_ns u64 | 32 heartbeat_ns u64 (atomic)
 ///  40 claim u64 (atomic; producers: position of the claim being written, u64::MAX if none)
-///  48..64 reserved
-///  64 cursor u64 (atomic; subscribers: next position to read)
-///  72 messages u64 (atomic; published or received) | 80 lost u64 (atomic) | 88..128 reserved
+///  48 read u64 (atomic; topic subscribers: next position to read) | 56..64 reserved
+///  64 cursor u64 (atomic; topic subscribers: next position not yet consumed)
+///  72 messages u64 (atomic; published or received) | 80 lost u64 (atomic) | 88..96 reserved
+///  96 name [u8; 32] (named subscribers: the name, zero padded)
 /// ```
 /// Everything in a slot is written by its owner only (and by recovery once the owner is dead),
 /// so one slot never false-shares with another's writer.
@@ -187,8 +193,18 @@ pub mod slot {
     pub const CURSOR: usize = 64;
     /// `u64` atomic — messages published (producer) or received (subscriber).
     pub const MESSAGES: usize = 72;
-    /// `u64` atomic — messages a subscriber lost (overwrite policy; 0 otherwise).
+    /// `u64` atomic — messages a subscriber lost (overwrite policy or a replay; 0 otherwise).
     pub const LOST: usize = 80;
+    /// `u64` atomic — a topic subscriber's next position to read: its own copy of where it
+    /// is, for the threads that wait on its behalf. Equal to [`CURSOR`] but for a named
+    /// subscriber, which reads ahead of what it has consumed. Invariants: as [`CURSOR`], and
+    /// `cursor <= read`.
+    pub const READ: usize = 48;
+    /// `[u8; NAME_LEN]` — a named subscriber's name (`[A-Za-z0-9._-]`, zero padded), written
+    /// while the slot is JOINING, read by whoever looks for the name.
+    pub const NAME: usize = 96;
+    /// Longest subscriber name, in bytes.
+    pub const NAME_LEN: usize = 32;
 
     /// Slot state: nobody owns it.
     pub const FREE: u32 = 0;
@@ -196,12 +212,18 @@ pub mod slot {
     pub const JOINING: u32 = 1;
     /// Slot state: owned and valid.
     pub const ACTIVE: u32 = 2;
+    /// Slot state: a named subscriber that is away (closed or dead). Nobody owns it or holds
+    /// its lock; its name and cursor stay, and its cursor holds producers back as a live
+    /// subscriber's would, until the name joins again or is removed.
+    pub const AWAY: u32 = 3;
     /// Mask of the state bits in the state word.
     pub const STATE_BITS: u32 = 3;
     /// The state word's generation bits after one more grab.
     pub const fn next_generation(state: u32) -> u32 {
         (state & !STATE_BITS).wrapping_add(STATE_BITS + 1)
     }
+    /// Flag: a named subscriber (its slot goes [`AWAY`], not [`FREE`], when its owner leaves).
+    pub const NAMED: u32 = 2;
     /// Flag: the participant finished joining (a subscriber has its starting cursor); until
     /// then it counts for the ring's safety but is not yet shown as a producer/subscriber.
     pub const JOINED: u32 = 1;
@@ -212,23 +234,24 @@ pub mod slot {
     /// Role: a consumer of a queue.
     pub const ROLE_CONSUMER: u32 = 3;
 
-    const _: () = assert!(CURSOR.is_multiple_of(64) && LOST + 8 <= SLOT_LEN);
+    const _: () =
+        assert!(CURSOR.is_multiple_of(64) && LOST + 8 <= NAME && NAME + NAME_LEN <= SLOT_LEN);
 }
 
-/// A record in the data area: a 16-byte header, then the payload, padded to 8 bytes.
+/// A record in the data area: a 24-byte header, then the payload, padded to 8 bytes.
 ///
 /// ```text
-///   0                               8               12        14        16
-///   +-------------------------------+---------------+---------+---------+---------------
-///   | seq u64 (atomic)              | len u32       | prod u16| flags u16| payload ...
-///   +-------------------------------+---------------+---------+---------+---------------
+///   0                  8           12        14         16                 24
+///   +------------------+-----------+---------+----------+------------------+-----------
+///   | seq u64 (atomic) | len u32   | prod u16| flags u16| pseq u64         | payload ...
+///   +------------------+-----------+---------+----------+------------------+-----------
 ///   seq = (position | state) XOR seq_key
 ///   state: 1 claimed, 2 message, 3 padding, 4 abandoned
 /// ```
 ///
-/// In channels with the `overwrite` policy the header is followed by one more word,
-/// `pseq u64` (at 16): the producer's own message number, so a lapped subscriber can count
-/// exactly what it lost. The payload then starts at 24.
+/// `pseq` is the producer's own message number (its slot's `messages` count before this
+/// record): a reader that was lapped (policy `overwrite`, or a replay racing the producers)
+/// counts exactly how many messages of each producer it skipped from the gaps in them.
 ///
 /// An *abandoned* record is a claim whose producer died before committing it: recovery
 /// rewrites it so that readers skip `len` bytes of payload (`record_len(len)` in all).
@@ -238,13 +261,15 @@ pub mod slot {
 /// low three bits carry the state. XORing with the segment's random `seq_key` means stale
 /// bytes left from an earlier lap (old payloads) cannot pass for a committed header by
 /// accident: a reader accepts a header only when `seq` decodes to exactly its own position.
+/// That also lets a replaying reader find the first record at or after any position: the
+/// first 8-aligned word from there that decodes to its own position is a record's header.
 ///
 /// A padding record is only its `seq` word (8 bytes) and always runs to the end of the data
 /// area, so it needs no length. Positions and the capacity are multiples of 8, so at least
 /// one word always remains before the end for it.
 pub mod record {
-    /// Bytes in a record header.
-    pub const HEADER_LEN: usize = 16;
+    /// Bytes in a record header (the payload starts here).
+    pub const HEADER_LEN: usize = 24;
     /// Records start at multiples of this.
     pub const ALIGN: usize = 8;
     /// `u64` atomic — encoded position and state, written last (commit).
@@ -264,10 +289,8 @@ pub mod record {
     pub const PADDING: u64 = 3;
     /// State: a claim given up by recovery; skipped by readers, never delivered.
     pub const ABANDONED: u64 = 4;
-    /// `u64` — overwrite policy only: the producer's message number.
+    /// `u64` — the producer's message number.
     pub const PSEQ: usize = 16;
-    /// Extra header bytes in overwrite channels.
-    pub const OVERWRITE_EXTRA: usize = 8;
     /// Mask of the state bits.
     pub const STATE_MASK: u64 = 7;
 
@@ -360,11 +383,11 @@ pub fn check_capacity(capacity: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// The largest `maxMessageSize` a ring of `capacity` bytes accepts: a record (header, the
-/// overwrite word and payload, aligned) may take at most half the ring, so that a claim that
+/// The largest `maxMessageSize` a ring of `capacity` bytes accepts: a record (header and
+/// payload, aligned) may take at most half the ring, so that a claim that
 /// needs padding to the end of the ring always fits in an empty ring.
 pub const fn max_message_size_for(capacity: u64) -> u64 {
-    let half = capacity / 2 - (record::HEADER_LEN + record::OVERWRITE_EXTRA) as u64;
+    let half = capacity / 2 - record::HEADER_LEN as u64;
     if half > u32::MAX as u64 {
         u32::MAX as u64 & !7
     } else {
@@ -378,10 +401,10 @@ mod tests {
 
     #[test]
     fn record_len_is_aligned() {
-        assert_eq!(record::record_len(0), 16);
-        assert_eq!(record::record_len(1), 24);
-        assert_eq!(record::record_len(8), 24);
-        assert_eq!(record::record_len(9), 32);
+        assert_eq!(record::record_len(0), 24);
+        assert_eq!(record::record_len(1), 32);
+        assert_eq!(record::record_len(8), 32);
+        assert_eq!(record::record_len(9), 40);
     }
 
     #[test]

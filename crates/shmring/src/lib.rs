@@ -42,11 +42,13 @@ mod lifecycle;
 mod memory;
 mod mutex;
 mod name;
+mod named;
 mod options;
 pub mod process;
 mod recovery;
 mod registry;
 mod ring;
+mod ring_map;
 mod segment;
 mod stale;
 mod sync;
@@ -63,9 +65,10 @@ pub use error::{Error, ErrorCode, Result};
 pub use flush::{Flush, MAX_FLUSH_INTERVAL};
 pub use lifecycle::{unlink, unlink_in};
 pub use name::{MAX_NAME_LEN, segment_path, shm_path, validate_name};
+pub use named::{MAX_SUBSCRIBER_NAME_LEN, validate_subscriber_name};
 pub use options::{
     DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Descriptor,
-    Kind, OpenOptions, Policy, SyncMode,
+    Kind, OpenOptions, Policy, Start, SubscribeOptions, SyncMode,
 };
 pub use recovery::RECOVERY_POLL;
 pub use registry::{ParticipantInfo, Role};
@@ -122,7 +125,57 @@ impl Channel {
 
     /// A new subscription starting at the current tail (takes a participant slot).
     pub fn subscribe(&self) -> Result<Subscriber> {
-        Subscriber::new(self.seg.clone())
+        Subscriber::new(self.seg.clone(), &SubscribeOptions::default())
+    }
+
+    /// A new subscription that starts where `opts` says, or joins as a named subscriber
+    /// (takes a participant slot). `InvalidArgument` for a queue with `from` or `name`.
+    ///
+    /// ```no_run
+    /// # fn main() -> shmring::Result<()> {
+    /// use shmring::{Channel, OpenOptions, Start, SubscribeOptions};
+    /// let ch = Channel::open("events", &OpenOptions::create())?;
+    /// let opts = SubscribeOptions { from: Start::Earliest, name: None };
+    /// let mut sub = ch.subscribe_with(&opts)?; // replays what the ring still holds
+    /// let mut buf = Vec::new();
+    /// while sub.try_recv(&mut buf)? {
+    ///     println!("{} at {:?}", buf.len(), sub.last_position());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_with(&self, opts: &SubscribeOptions) -> Result<Subscriber> {
+        Subscriber::new(self.seg.clone(), opts)
+    }
+
+    /// Joins as the named subscriber `name` (see [`SubscribeOptions::name`]): resumes right
+    /// after the last message a subscription of that name consumed, or, for a new name,
+    /// starts at the current tail. A message counts as consumed once the next receive call
+    /// is made (or [`Subscriber::commit_through`] says so); one in hand when the process
+    /// dies is delivered again. `Busy` while another subscription of that name is attached.
+    ///
+    /// ```no_run
+    /// # fn main() -> shmring::Result<()> {
+    /// let ch = shmring::Channel::open("orders", &shmring::OpenOptions::create())?;
+    /// let mut billing = ch.subscribe_named("billing")?;
+    /// let mut buf = Vec::new();
+    /// while billing.try_recv(&mut buf)? { /* handle it; the next call consumes it */ }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_named(&self, name: &str) -> Result<Subscriber> {
+        self.subscribe_with(&SubscribeOptions {
+            from: Start::Latest,
+            name: Some(name.to_owned()),
+        })
+    }
+
+    /// Removes the named subscriber `name`, which must not be attached (`Busy` if it is):
+    /// its cursor no longer holds producers back. Returns whether the name existed.
+    pub fn remove_subscriber(&self, name: &str) -> Result<bool> {
+        let removed = named::remove_named(&self.seg, name)?;
+        if removed {
+            ring::wake_producers(&self.seg);
+        }
+        Ok(removed)
     }
 
     /// The occupied participant slots.

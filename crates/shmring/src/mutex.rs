@@ -4,6 +4,13 @@
 //! `EOWNERDEAD`, restores the ring's invariants (see `ring::repair_pending`), marks the mutex
 //! consistent and goes on. A robust mutex must be unlocked by the thread that locked it, so
 //! the guard never leaves the function that took it (and never crosses the napi boundary).
+//!
+//! A damaged mutex is an error, not a hang: its type word must be what `init` wrote (else
+//! `CorruptSegment` at once), and a locker that has waited [`HELD_BOUND`] for it looks at the
+//! owner the lock word names: a thread that does not exist (in this PID namespace) means the
+//! word is garbage (a dying owner's robust list would have marked it owner-dead), so the lock
+//! is `CorruptSegment`; a live owner (say a stopped process) is waited for, and checked again
+//! every bound.
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout;
@@ -81,6 +88,8 @@ impl Drop for Guard<'_> {
 /// marking the mutex consistent.
 pub(crate) fn lock<'a>(seg: &'a Segment, repair: impl FnOnce(&Segment)) -> Result<Guard<'a>> {
     let m = seg.mutex_ptr();
+    check_kind(seg)?;
+    let mut waited = std::time::Duration::ZERO;
     let rc = loop {
         // In slices, never an untimed wait: a wake-up can be lost when processes die around
         // an unlock (a holder killed inside `pthread_mutex_unlock` after it released the word;
@@ -94,6 +103,12 @@ pub(crate) fn lock<'a>(seg: &'a Segment, repair: impl FnOnce(&Segment)) -> Resul
         let rc = unsafe { libc::pthread_mutex_timedlock(m, &deadline) };
         if rc != libc::ETIMEDOUT {
             break rc;
+        }
+        waited += LOCK_SLICE;
+        if waited >= HELD_BOUND {
+            waited = std::time::Duration::ZERO;
+            check_kind(seg)?;
+            check_owner(seg)?;
         }
     };
     match rc {
@@ -123,6 +138,94 @@ pub(crate) fn lock<'a>(seg: &'a Segment, repair: impl FnOnce(&Segment)) -> Resul
 /// How long a locker sleeps on the mutex before it tries again (see [`lock`]).
 #[cfg(not(loom))]
 const LOCK_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long a locker waits for the mutex before it checks that the owner the lock word names
+/// exists (a holder keeps it for one claim or take: microseconds, unless it is stopped).
+#[cfg(not(loom))]
+pub(crate) const HELD_BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Offset of glibc's `__kind` (the mutex type and flags) in an x86-64 `pthread_mutex_t`
+/// (`__lock`, `__count`, `__owner`, `__nusers`, then `__kind`).
+#[cfg(not(loom))]
+const KIND_OFFSET: usize = 16;
+
+/// The owner thread id bits of a robust mutex's lock word (`FUTEX_TID_MASK`).
+#[cfg(not(loom))]
+const TID_MASK: u32 = 0x3fff_ffff;
+
+/// The `__kind` word `init` writes (read back from a mutex initialised here the same way).
+#[cfg(not(loom))]
+fn expected_kind() -> i32 {
+    static KIND: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *KIND.get_or_init(|| {
+        // SAFETY: zeroed storage is a valid place to initialise a mutex and its attributes;
+        // both are destroyed before they go out of scope, and the mutex is never locked.
+        unsafe {
+            let mut m: libc::pthread_mutex_t = std::mem::zeroed();
+            let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+            libc::pthread_mutexattr_init(&mut attr);
+            libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);
+            libc::pthread_mutexattr_setrobust(&mut attr, libc::PTHREAD_MUTEX_ROBUST);
+            libc::pthread_mutex_init(&mut m, &attr);
+            libc::pthread_mutexattr_destroy(&mut attr);
+            let kind = std::ptr::read((&raw const m).cast::<u8>().add(KIND_OFFSET).cast::<i32>());
+            libc::pthread_mutex_destroy(&mut m);
+            kind
+        }
+    })
+}
+
+/// `CorruptSegment` unless the mutex's type word is the one `init` writes.
+#[cfg(not(loom))]
+fn check_kind(seg: &Segment) -> Result<()> {
+    // Relaxed: written once by the creator before `ready` (published with Release), and
+    // never written by a locker.
+    let kind = seg
+        .u32_at(layout::MUTEX_OFFSET + KIND_OFFSET)
+        .load(crate::sync::Ordering::Relaxed) as i32;
+    if kind == expected_kind() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorCode::CorruptSegment,
+        format!(
+            "channel {:?}: its mutex is damaged (type word {kind:#x}, not {:#x}); remove the \
+             channel with unlink",
+            seg.name(),
+            expected_kind()
+        ),
+    ))
+}
+
+/// After [`HELD_BOUND`] of waiting: `CorruptSegment` if the owner the lock word names is no
+/// thread at all here (a dead owner's robust list would have marked the word owner-dead).
+#[cfg(not(loom))]
+fn check_owner(seg: &Segment) -> Result<()> {
+    // Relaxed: only looked at; the kernel and glibc own the word's protocol.
+    let word = seg
+        .u32_at(layout::MUTEX_OFFSET)
+        .load(crate::sync::Ordering::Relaxed);
+    let tid = word & TID_MASK;
+    if tid == 0 {
+        return Ok(()); // released meanwhile: the next slice takes it
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only asks whether the thread's process
+    // exists (EPERM: it does, as another user's).
+    let exists = unsafe { libc::kill(tid as libc::pid_t, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if exists {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorCode::CorruptSegment,
+        format!(
+            "channel {:?}: its mutex has been held for over {} s by thread {tid}, which does not \
+             exist (the lock word is damaged); remove the channel with unlink",
+            seg.name(),
+            HELD_BOUND.as_secs()
+        ),
+    ))
+}
 
 /// CLOCK_REALTIME (the clock `pthread_mutex_timedlock` measures by) `d` from now.
 #[cfg(not(loom))]

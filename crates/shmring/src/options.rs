@@ -289,3 +289,28 @@ pub struct Descriptor {
     /// Random key of the record sequence words.
     pub seq_key: u64,
 }
+
+/// Where a subscription starts reading ([`SubscribeOptions::from`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Start {
+    /// Whatever is published from now on (the default).
+    #[default]
+    Latest,
+    /// The oldest whole message the ring still holds.
+    Earliest,
+    /// The first message at or after this position (`record.position + 1` resumes right
+    /// after a record). A position older than the ring holds starts at the oldest message; a
+    /// position not reached yet waits for it.
+    Position(u64),
+}
+
+/// Options of [`crate::Channel::subscribe_with`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Where a new subscription starts. A named subscription that resumes ignores it.
+    pub from: Start,
+    /// Join as the named subscriber of this name (`[A-Za-z0-9._-]{1,32}`, topics only): its
+    /// cursor lives in the segment, survives its process, and the next subscription of this
+    /// name resumes after the last message consumed.
+    pub name: Option<String>,
+}

@@ -36,6 +36,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::hooks::hook;
 use crate::layout::{self, record, slot};
 use crate::registry::slot_field;
+use crate::ring_map::RingMap;
 use crate::segment::Segment;
 use crate::sync::Ordering;
 
@@ -43,29 +44,6 @@ use crate::sync::Ordering;
 /// how often it checks again while the owner lives. Recovery from a dead producer therefore
 /// takes about this long after its death (plus the time to notice, at most one wait slice).
 pub const RECOVERY_POLL: std::time::Duration = std::time::Duration::from_millis(5);
-
-/// The facts about a ring recovery needs (a subset of `ring::Geo`).
-#[derive(Clone, Copy)]
-pub(crate) struct Ring {
-    pub data: usize,
-    pub capacity: u64,
-    pub mask: u64,
-    pub key: u64,
-    /// Bytes of the largest record (header, overwrite word, payload; aligned).
-    pub max_record: u64,
-    /// Extra header bytes (the overwrite word).
-    pub extra: usize,
-    pub max_participants: u32,
-}
-
-impl Ring {
-    fn at(&self, pos: u64) -> usize {
-        self.data + (pos & self.mask) as usize
-    }
-    fn lap_end(&self, pos: u64) -> u64 {
-        pos + (self.capacity - (pos & self.mask))
-    }
-}
 
 /// What a reader found out about a position where nothing is committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +59,7 @@ pub(crate) enum Verdict {
 
 /// The producer slot named by the record header at `pos`, if that header is CLAIMED for
 /// exactly `pos`.
-fn claimed_by(seg: &Segment, ring: &Ring, pos: u64) -> Option<u32> {
+fn claimed_by(seg: &Segment, ring: &RingMap, pos: u64) -> Option<u32> {
     // Acquire: pairs with the producer's Release store of CLAIMED, made after its claim store
     // and its CAS: whoever reads CLAIMED here also sees that producer's `claim`.
     let seq = seg.u64_at(ring.at(pos)).load(Ordering::Acquire) ^ ring.key;
@@ -99,7 +77,7 @@ fn owner_alive(seg: &Segment, i: u32) -> bool {
 }
 
 /// The active producer slots and the claim each holds (Acquire: as in `claim_is_live`).
-fn producer_claims(seg: &Segment, ring: &Ring) -> impl Iterator<Item = (u32, u64)> {
+fn producer_claims(seg: &Segment, ring: &RingMap) -> impl Iterator<Item = (u32, u64)> {
     (0..ring.max_participants).filter_map(move |i| {
         let state = seg
             .u32_at(slot_field(seg, i, slot::STATE))
@@ -129,14 +107,14 @@ fn producer_claims(seg: &Segment, ring: &Ring) -> impl Iterator<Item = (u32, u64
 /// `NO_CLAIM` between its claims, and a new owner of a slot claims only at positions beyond
 /// the `tail` it saw when it joined, so a slot whose `claim` is below `pos` while the header
 /// at `pos` names it is in the middle of the very claim that wrote that header.
-fn covers(ring: &Ring, owner: Option<u32>, i: u32, c: u64, pos: u64) -> bool {
+fn covers(ring: &RingMap, owner: Option<u32>, i: u32, c: u64, pos: u64) -> bool {
     c == pos
         || (pos & ring.mask == 0 && c < pos && ring.lap_end(c) == pos)
         || (c < pos && owner == Some(i))
 }
 
 /// Whether a live producer holds the claim that covers `pos` (see [`covers`]).
-pub(crate) fn claim_is_live(seg: &Segment, ring: &Ring, pos: u64) -> bool {
+pub(crate) fn claim_is_live(seg: &Segment, ring: &RingMap, pos: u64) -> bool {
     let owner = claimed_by(seg, ring, pos);
     producer_claims(seg, ring).any(|(i, c)| covers(ring, owner, i, c, pos) && owner_alive(seg, i))
 }
@@ -147,7 +125,7 @@ pub(crate) fn claim_is_live(seg: &Segment, ring: &Ring, pos: u64) -> bool {
 /// The dead producer's `claim` is withdrawn with a CAS from the value judged, so it no
 /// longer holds back space (`ring::lowest_needed`): the readers' own positions protect the
 /// bytes they have not passed yet.
-pub(crate) fn judge_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result<Verdict> {
+pub(crate) fn judge_claim(seg: &Segment, ring: &RingMap, pos: u64) -> Result<Verdict> {
     let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
     if tail <= pos {
         return Ok(Verdict::Wait);
@@ -240,16 +218,16 @@ pub(crate) fn judge_claim(seg: &Segment, ring: &Ring, pos: u64) -> Result<Verdic
 }
 
 /// Bytes of the CLAIMED record at `pos` from its `len`, if that is a possible record there.
-fn claimed_len(seg: &Segment, ring: &Ring, pos: u64) -> Option<u64> {
+fn claimed_len(seg: &Segment, ring: &RingMap, pos: u64) -> Option<u64> {
     let mut len = [0u8; 4];
     seg.read_bytes(ring.at(pos) + record::LEN, &mut len);
-    let need = record::record_len(u32::from_le_bytes(len) as usize + ring.extra) as u64;
-    (need <= ring.max_record && need <= ring.lap_end(pos) - pos).then_some(need)
+    let need = record::record_len(u32::from_le_bytes(len) as usize) as u64;
+    (need <= ring.max_record() && need <= ring.lap_end(pos) - pos).then_some(need)
 }
 
 /// Clears any producer slot's `claim` that is exactly `pos` (a dead mutex holder's, see
 /// `ring::repair_pending`).
-pub(crate) fn withdraw_claim_at(seg: &Segment, ring: &Ring, pos: u64) {
+pub(crate) fn withdraw_claim_at(seg: &Segment, ring: &RingMap, pos: u64) {
     for i in 0..ring.max_participants {
         let claim = seg.u64_at(slot_field(seg, i, slot::CLAIM));
         // Release: as every claim store; AcqRel on success orders it after what we read.
@@ -262,15 +240,15 @@ pub(crate) fn withdraw_claim_at(seg: &Segment, ring: &Ring, pos: u64) {
 /// committed after all. Safe only under the mutex: no producer can claim (and so reuse) the
 /// space meanwhile, and readers only read it.
 ///
-/// The `len` it writes counts as a message's (`record_len(len + extra)` is `need`).
-pub(crate) fn abandon(seg: &Segment, ring: &Ring, start: u64, need: u64) {
+/// The `len` it writes counts as a message's (`record_len(len)` is `need`).
+pub(crate) fn abandon(seg: &Segment, ring: &RingMap, start: u64, need: u64) {
     let seq = seg.u64_at(ring.at(start) + record::SEQ);
     if seq.load(Ordering::Acquire) == record::encode_seq(start, record::MESSAGE, ring.key) {
         return;
     }
-    // A claim is at least a header (and the overwrite word); a smaller extent can only come
+    // A claim is at least a header; a smaller extent can only come
     // from damaged words.
-    let Some(skip) = (need as usize).checked_sub(record::HEADER_LEN + ring.extra) else {
+    let Some(skip) = (need as usize).checked_sub(record::HEADER_LEN) else {
         return;
     };
     let skip = skip as u32;

@@ -58,6 +58,10 @@ pub struct ParticipantInfo {
     pub lost: u64,
     /// Last activity, nanoseconds since the Unix epoch.
     pub heartbeat_ns: u64,
+    /// A named subscriber's name.
+    pub name: Option<String>,
+    /// A named subscriber that is away (closed or dead; its cursor still counts).
+    pub away: bool,
 }
 
 pub(crate) fn slot_field(seg: &Segment, index: u32, field: usize) -> usize {
@@ -100,6 +104,9 @@ fn take(seg: &Segment, i: u32, role: Role) -> bool {
         // AcqRel: Acquire takes over whatever the previous owner (or its reclaimer) released;
         // Release lets anyone who sees JOINING see the fields as they were before us.
         let seen = state.load(Ordering::Acquire);
+        if is_named(seg, i, seen) {
+            return false; // a named subscriber's slot outlives its owners (see `join_named`)
+        }
         if state
             .compare_exchange(
                 seen,
@@ -129,6 +136,7 @@ fn take(seg: &Segment, i: u32, role: Role) -> bool {
         w64(slot::JOINED_AT, now);
         w64(slot::HEARTBEAT, now);
         w64(slot::CURSOR, 0);
+        w64(slot::READ, 0);
         w64(slot::MESSAGES, 0);
         w64(slot::LOST, 0);
         w64(slot::CLAIM, slot::NO_CLAIM);
@@ -174,7 +182,7 @@ fn table_full(seg: &Segment) -> Error {
         what.push_str(&format!("; {others} freed while we looked (try again)"));
     }
     Error::new(
-        ErrorCode::InvalidArgument,
+        ErrorCode::Busy,
         format!(
             "channel {:?} has no free participant slot (all {n} {what}); close unused \
              handles or create the channel with a larger maxParticipants",
@@ -199,24 +207,43 @@ pub(crate) fn mark_joined(seg: &Segment, index: u32) {
         .fetch_or(slot::JOINED, Ordering::Release);
 }
 
-/// Frees our own slot and drops its lock (only in the process that took it). Release: everything the owner wrote
-/// happens-before the next owner's grab. The word is read and swapped whole: nobody else
-/// changes it while we hold the lock, so the CAS fails only on a damaged segment.
+/// Frees our own slot and drops its lock (only in the process that took it); a named
+/// subscriber's slot goes `AWAY` instead, keeping its name and cursor. Release: everything
+/// the owner wrote happens-before the next owner's grab. The word is read and swapped whole:
+/// nobody else changes it while we hold the lock, so the CAS fails only on a damaged segment.
 pub(crate) fn release(seg: &Segment, index: u32) {
     if !seg.holds_slot(index) {
         return; // a forked child's copy of its parent's participant: the slot is the parent's
     }
     let state = seg.u32_at(slot_field(seg, index, slot::STATE));
     let seen = state.load(Ordering::Relaxed);
-    if seen & slot::STATE_BITS != slot::FREE {
+    let leaves_as = if is_named(seg, index, seen) {
+        slot::AWAY
+    } else {
+        slot::FREE
+    };
+    if seen & slot::STATE_BITS != leaves_as {
         let _ = state.compare_exchange(
             seen,
-            (seen & !slot::STATE_BITS) | slot::FREE,
+            (seen & !slot::STATE_BITS) | leaves_as,
             Ordering::Release,
             Ordering::Relaxed,
         );
     }
     seg.unlock_slot(index);
+}
+
+/// Whether slot `i`, whose state word read `state`, belongs to a named subscriber (joined
+/// as one, or away). Acquire: pairs with `mark_joined`'s Release `fetch_or`.
+pub(crate) fn is_named(seg: &Segment, i: u32, state: u32) -> bool {
+    let s = state & slot::STATE_BITS;
+    s == slot::AWAY
+        || (s == slot::ACTIVE
+            && seg
+                .u32_at(slot_field(seg, i, slot::FLAGS))
+                .load(Ordering::Acquire)
+                & slot::NAMED
+                != 0)
 }
 
 /// Frees the slots (joining or active) whose owners are dead; returns how many. An owner is
@@ -228,9 +255,15 @@ pub(crate) fn reclaim_dead(seg: &Segment) -> u32 {
         // The CAS on the whole word (generation included) fails if the slot changed hands
         // since `participants` read it, so a new owner is never evicted for an old one's
         // death: a new owner takes the lock before it changes the word.
-        if !p.alive {
+        if !p.alive && !p.away {
             let state = seg.u32_at(slot_field(seg, p.slot, slot::STATE));
-            let free = (p.state & !slot::STATE_BITS) | slot::FREE;
+            // A dead named subscriber goes away (keeping its name and cursor), others free.
+            let leaves_as = if p.name.is_some() {
+                slot::AWAY
+            } else {
+                slot::FREE
+            };
+            let free = (p.state & !slot::STATE_BITS) | leaves_as;
             if state
                 .compare_exchange(p.state, free, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
@@ -240,6 +273,18 @@ pub(crate) fn reclaim_dead(seg: &Segment) -> u32 {
         }
     }
     freed
+}
+
+/// A named subscriber's name, from slot `i` (zero padded; anything but the name's
+/// characters ends it, so a damaged slot cannot produce a strange string).
+pub(crate) fn read_name(seg: &Segment, i: u32) -> String {
+    let mut bytes = [0u8; slot::NAME_LEN];
+    seg.read_bytes(slot_field(seg, i, slot::NAME), &mut bytes);
+    bytes
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        .map(|&b| b as char)
+        .collect()
 }
 
 /// Every occupied slot, with the owner's liveness.
@@ -256,18 +301,23 @@ pub fn participants(seg: &Segment) -> Vec<ParticipantInfo> {
         let r64 = |f: usize| seg.u64_at(slot_field(seg, i, f)).load(Ordering::Acquire);
         let r32 = |f: usize| seg.u32_at(slot_field(seg, i, f)).load(Ordering::Acquire);
         let pid = r32(slot::PID);
+        let away = state & slot::STATE_BITS == slot::AWAY;
+        let named = is_named(seg, i, state);
         out.push(ParticipantInfo {
             slot: i,
             state,
-            role: if state & slot::STATE_BITS == slot::ACTIVE
-                && r32(slot::FLAGS) & slot::JOINED != 0
+            role: if away
+                || (state & slot::STATE_BITS == slot::ACTIVE
+                    && r32(slot::FLAGS) & slot::JOINED != 0)
             {
                 Role::from_code(r32(slot::ROLE))
             } else {
                 None
             },
             pid,
-            alive: seg.slot_owner_alive(i),
+            alive: !away && seg.slot_owner_alive(i),
+            name: named.then(|| read_name(seg, i)),
+            away,
             cursor: r64(slot::CURSOR),
             messages: r64(slot::MESSAGES),
             lost: r64(slot::LOST),

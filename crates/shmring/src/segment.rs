@@ -48,6 +48,9 @@ pub struct Segment {
     pub(crate) dir: PathBuf,
     /// This handle's flush setting (see `flush.rs`); not stored in the segment.
     pub(crate) flush: Flush,
+    /// Serialises this process's threads around the names lock ([`Segment::lock_names`]):
+    /// an OFD lock is one per open file description, so it cannot tell our threads apart.
+    pub(crate) names: std::sync::Mutex<()>,
 }
 
 /// One "who of us holds this slot's lock" entry per participant slot, all clear.
@@ -67,6 +70,21 @@ pub(crate) enum Invalid {
 /// Maps `len` bytes of the segment file open as `fd`, in `dir` (named in the error).
 pub(crate) fn map(fd: &Fd, len: usize, dir: &Path) -> Result<Memory> {
     Memory::map(fd.0, len).map_err(|e| crate::dir::map_error(dir, len, e))
+}
+
+/// The names lock, held until dropped ([`Segment::lock_names`]).
+pub(crate) struct NamesGuard<'a> {
+    seg: &'a Segment,
+    _local: std::sync::MutexGuard<'a, ()>,
+}
+
+impl Drop for NamesGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(fd) = &self.seg.fd {
+            // Unlocking a byte we hold cannot fail in a way we could act on.
+            let _ = fd.ofd_lock(libc::F_OFD_SETLK, libc::F_UNLCK, layout::NAMES_LOCK_OFFSET);
+        }
+    }
 }
 
 impl Segment {
@@ -89,6 +107,7 @@ impl Segment {
             held: slot_flags(desc.geometry.max_participants),
             dir: PathBuf::new(),
             flush: Flush::Os,
+            names: std::sync::Mutex::new(()),
         }
     }
 
@@ -355,6 +374,21 @@ impl Segment {
                 other.map(|_| false)
             }
         }
+    }
+
+    /// Takes the names lock (see [`layout::NAMES_LOCK_OFFSET`]), waiting for another process
+    /// or thread holding it: named subscribers join, leave and are removed under it, which
+    /// takes a few loads and stores, so nobody waits long. A holder that dies drops it.
+    pub(crate) fn lock_names(&self) -> Result<NamesGuard<'_>> {
+        // A panicking holder left nothing half done that the lock protects: ignore poison.
+        let local = self.names.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fd) = &self.fd {
+            fd.ofd_lock(libc::F_OFD_SETLKW, libc::F_WRLCK, layout::NAMES_LOCK_OFFSET)?;
+        }
+        Ok(NamesGuard {
+            seg: self,
+            _local: local,
+        })
     }
 
     /// Whether this process took the lock of participant slot `i` (a forked child did not:

@@ -14,6 +14,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::filecheck::FILE_CHECK_SLICE;
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
 
@@ -105,7 +106,7 @@ pub(crate) fn sleep_until(
 ) -> bool {
     // A segment shrunk, removed or unlinked under us ends the wait: the caller's next
     // operation reports it (see `filecheck.rs`).
-    if seg.check_file_now_and_then().is_err() {
+    if seg.check_file_if_older(FILE_CHECK_SLICE).is_err() {
         return true;
     }
     let mut ready = || seg.finished() || ready();

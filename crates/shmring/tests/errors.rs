@@ -569,15 +569,13 @@ fn abandoned_record_is_skipped() {
         let mut p = ch.producer().unwrap();
         assert!(p.try_publish(b"next").unwrap());
         let key = ch.descriptor().seq_key;
-        // The first record takes record_len(12) = 32 bytes (40 under overwrite, with its
-        // 8-byte overwrite word). An abandoned record's `len` counts as a message's: the same
-        // extent is `total - 16` bytes less the overwrite word.
-        let extra = if v.2 == Policy::Overwrite { 8 } else { 0 };
-        let total = shmring::layout::record::record_len(12 + extra);
+        // The first record takes record_len(12) = 40 bytes. An abandoned record's `len`
+        // counts as a message's: the same extent is `total - HEADER_LEN` bytes.
+        let total = shmring::layout::record::record_len(12);
         patch(
             &n,
             at + record::LEN,
-            &((total - 16 - extra) as u32).to_le_bytes(),
+            &((total - record::HEADER_LEN) as u32).to_le_bytes(),
         );
         patch(
             &n,
@@ -588,5 +586,63 @@ fn abandoned_record_is_skipped() {
         assert!(sub.try_recv(&mut out).unwrap(), "{v:?}");
         assert_eq!(out, b"next", "{v:?}");
         assert!(!sub.try_recv(&mut out).unwrap());
+    }
+}
+
+/// Garbage in the semaphore-mode mutex is an error for every locker, never a hang: a damaged
+/// type word at once, a lock word naming a thread that does not exist once a locker has
+/// waited the bound (5 s). Both lockers of a semaphore-mode queue, a producer and a consumer,
+/// each in a thread of its own, report `CorruptSegment`; the test only bounds them by a
+/// generous deadline.
+#[test]
+fn a_damaged_mutex_is_corrupt_segment_for_every_locker() {
+    // The type word at 16 of glibc's pthread_mutex_t; the owner id in the lock word at 0.
+    let cases: [(&str, usize, u32); 2] = [
+        ("type word", 16, 0x7777_7777),
+        ("lock word", 0, 0x3fff_fff0),
+    ];
+    for (what, at, garbage) in cases {
+        let n = unique("badmutex");
+        let _g = Unlink::new(&n);
+        let ch = Channel::open(
+            &n,
+            &OpenOptions {
+                kind: Some(Kind::Queue),
+                sync: Some(SyncMode::Semaphore),
+                ..small(64 * 1024)
+            },
+        )
+        .unwrap();
+        let mut p = ch.producer().unwrap();
+        assert!(p.try_publish(b"before").unwrap());
+        patch(
+            &n,
+            shmring::layout::MUTEX_OFFSET + at,
+            &garbage.to_ne_bytes(),
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let producer = {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(("producer", p.try_publish(b"after").map(|_| ())));
+            })
+        };
+        let consumer = {
+            let ch = ch.clone();
+            std::thread::spawn(move || {
+                let mut c = ch.subscribe().unwrap();
+                let mut out = Vec::new();
+                let _ = tx.send(("consumer", c.try_recv(&mut out).map(|_| ())));
+            })
+        };
+        for _ in 0..2 {
+            let (who, r) = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("{what}: a locker hung on the damaged mutex"));
+            let msg = expect_code(r, ErrorCode::CorruptSegment);
+            assert!(msg.contains("mutex"), "{what}, {who}: {msg}");
+        }
+        producer.join().unwrap();
+        consumer.join().unwrap();
     }
 }

@@ -95,6 +95,8 @@ const OFFSETS: &[(&str, usize, usize, &str)] = &[
     ("slot::CURSOR", slot::CURSOR, 8, "u64"),
     ("slot::MESSAGES", slot::MESSAGES, 8, "u64"),
     ("slot::LOST", slot::LOST, 8, "u64"),
+    ("slot::READ", slot::READ, 8, "u64"),
+    ("slot::NAME", slot::NAME, slot::NAME_LEN, "[u8; 32]"),
     ("record::SEQ", record::SEQ, 8, "u64"),
     ("record::LEN", record::LEN, 4, "u32"),
     ("record::PRODUCER", record::PRODUCER, 2, "u16"),
@@ -122,12 +124,15 @@ const CONSTANTS: &[(&str, u64)] = &[
     ("slot::JOINING", slot::JOINING as u64),
     ("slot::JOINED", slot::JOINED as u64),
     ("slot::ACTIVE", slot::ACTIVE as u64),
+    ("slot::AWAY", slot::AWAY as u64),
+    ("slot::NAMED", slot::NAMED as u64),
+    ("slot::NAME_LEN", slot::NAME_LEN as u64),
+    ("NAMES_LOCK_OFFSET", layout::NAMES_LOCK_OFFSET as u64),
     ("slot::STATE_BITS", slot::STATE_BITS as u64),
     ("slot::ROLE_PRODUCER", slot::ROLE_PRODUCER as u64),
     ("slot::ROLE_SUBSCRIBER", slot::ROLE_SUBSCRIBER as u64),
     ("slot::ROLE_CONSUMER", slot::ROLE_CONSUMER as u64),
     ("record::HEADER_LEN", record::HEADER_LEN as u64),
-    ("record::OVERWRITE_EXTRA", record::OVERWRITE_EXTRA as u64),
     ("record::ALIGN", record::ALIGN as u64),
     ("record::CLAIMED", record::CLAIMED),
     ("record::MESSAGE", record::MESSAGE),
@@ -336,8 +341,7 @@ fn layout_doc_matches_code() {
         let (region, len) = match first.split_once("::") {
             None => ("header", layout::HEADER_LEN),
             Some(("slot", _)) => ("slot", slot::SLOT_LEN),
-            // The record table includes the overwrite policy's extra header word.
-            Some(("record", _)) => ("record", record::HEADER_LEN + record::OVERWRITE_EXTRA),
+            Some(("record", _)) => ("record", record::HEADER_LEN),
             Some((other, _)) => panic!("unknown region {other}"),
         };
         let mut at = 0;

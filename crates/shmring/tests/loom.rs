@@ -25,8 +25,8 @@ fn model_with(branches: usize, f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
-/// A 64-byte ring: with 8-byte payloads (24-byte records) the third message wraps with
-/// padding into the space the first one freed.
+/// A 64-byte ring: two records of 8-byte payloads (32 bytes each) fill it; an empty message
+/// (24 bytes) before them makes the next one wrap with padding.
 fn tiny(kind: Kind) -> OpenOptions {
     OpenOptions {
         kind: Some(kind),
@@ -88,7 +88,8 @@ fn two_producers_claim_commit_read() {
 
 /// One producer laps a 64-byte ring (padding, then reuse of freed space) while the
 /// subscriber reads: order kept, nothing torn, and the producer never overwrites an unread
-/// record (loom reports a race if it does).
+/// record (loom reports a race if it does). An empty message (0..24) puts the first 8-byte
+/// one at 24..56, so the second pads 56..64 and goes to 64..96, over both.
 #[test]
 fn wrap_and_reuse_under_back_pressure() {
     model(|| {
@@ -98,7 +99,8 @@ fn wrap_and_reuse_under_back_pressure() {
             let ch = ch.clone();
             loom::thread::spawn(move || {
                 let mut prod = ch.producer().unwrap();
-                for seq in 0..3u8 {
+                assert!(prod.try_publish(&[]).unwrap());
+                for seq in 0..2u8 {
                     while !prod.try_publish(&msg(7, seq)).unwrap() {
                         loom::thread::yield_now();
                     }
@@ -106,7 +108,11 @@ fn wrap_and_reuse_under_back_pressure() {
             })
         };
         let mut out = Vec::new();
-        for seq in 0..3u8 {
+        while !sub.try_recv(&mut out).unwrap() {
+            loom::thread::yield_now();
+        }
+        assert!(out.is_empty());
+        for seq in 0..2u8 {
             while !sub.try_recv(&mut out).unwrap() {
                 loom::thread::yield_now();
             }
@@ -308,6 +314,45 @@ fn two_subscribers_recover_a_padded_empty_claim() {
             }
             assert_eq!(got, Some(msg(3, 0).to_vec()));
             assert_eq!(s.lost(), 0);
+        }
+    });
+}
+
+/// A named subscriber reads ahead of what it consumed: a message it holds (received, not yet
+/// consumed by its next receive) is never overwritten, even once the producer needs its space
+/// (loom reports a race if a producer writes bytes the subscriber still copies), and it gets
+/// every message in order across the wrap. Then it leaves (its slot goes away, its cursor
+/// stays) and a new subscription of the name resumes after what was consumed.
+#[test]
+fn named_subscriber_holds_what_it_read_until_consumed() {
+    model(|| {
+        let ch = Channel::model("m", &tiny(Kind::Topic)).unwrap();
+        let mut sub = ch.subscribe_named("audit").unwrap();
+        let producer = {
+            let ch = ch.clone();
+            loom::thread::spawn(move || {
+                let mut prod = ch.producer().unwrap();
+                for seq in 0..3u8 {
+                    while !prod.try_publish(&msg(5, seq)).unwrap() {
+                        loom::thread::yield_now();
+                    }
+                }
+            })
+        };
+        let mut out = Vec::new();
+        for seq in 0..2u8 {
+            while !sub.try_recv(&mut out).unwrap() {
+                loom::thread::yield_now();
+            }
+            assert_eq!(out, msg(5, seq));
+        }
+        producer.join().unwrap();
+        // Message 1 is in hand: leaving does not consume it.
+        drop(sub);
+        let mut again = ch.subscribe_named("audit").unwrap();
+        for seq in 1..3u8 {
+            assert!(again.try_recv(&mut out).unwrap());
+            assert_eq!(out, msg(5, seq));
         }
     });
 }

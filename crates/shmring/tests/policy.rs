@@ -12,8 +12,8 @@ use shmring::{Channel, ErrorCode, OpenOptions, Policy, SyncMode};
 const MODES: [SyncMode; 2] = [SyncMode::LockFree, SyncMode::Semaphore];
 
 const MSG: [u8; 100] = [3u8; 100];
-/// record_len(100) = 120 bytes: 34 of them fit a 4096-byte ring.
-const FIT: usize = 4096 / 120;
+/// record_len(100) = 128 bytes: 32 of them fit a 4096-byte ring.
+const FIT: usize = 4096 / shmring::layout::record::record_len(100);
 
 fn ring(name: &str, sync: SyncMode, policy: Option<Policy>) -> Channel {
     let opts = OpenOptions {
@@ -43,8 +43,12 @@ fn full_ring_with_policy_fail_is_ring_full() {
             p.publish_timeout(&MSG, Some(Duration::from_millis(10))),
             ErrorCode::RingFull,
         );
-        // A batch stops at the full ring with the same error.
-        expect_code(p.try_publish_many([&MSG[..]]), ErrorCode::RingFull);
+        // A batch stops at the full ring with the same error, which says none went in.
+        let err = p.try_publish_many([&MSG[..]]).unwrap_err();
+        assert_eq!(err.published(), Some(0), "{err}");
+        expect_code(Err::<(), _>(err), ErrorCode::RingFull);
+        // Other errors carry no batch count.
+        assert_eq!(p.try_publish(&MSG).unwrap_err().published(), None);
         // After the subscriber drains, publishing works again.
         let mut out = Vec::new();
         let mut got = 0;
@@ -53,6 +57,26 @@ fn full_ring_with_policy_fail_is_ring_full() {
         }
         assert_eq!(got, FIT);
         assert!(p.try_publish(&MSG).unwrap());
+    }
+}
+
+#[test]
+fn a_batch_filling_a_policy_fail_ring_says_how_many_went_in() {
+    for sync in MODES {
+        let n = unique("fail-batch");
+        let _g = Unlink::new(&n);
+        let ch = ring(&n, sync, Some(Policy::Fail));
+        let mut sub = ch.subscribe().unwrap();
+        let mut p = ch.producer().unwrap();
+        let err = p.try_publish_many(vec![&MSG[..]; FIT + 5]).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::RingFull, "{err}");
+        assert_eq!(err.published(), Some(FIT), "{sync:?}: {err}");
+        let mut out = Vec::new();
+        let mut got = 0;
+        while sub.try_recv(&mut out).unwrap() {
+            got += 1;
+        }
+        assert_eq!(got, FIT, "{sync:?}: as many arrived as the error says");
     }
 }
 

@@ -300,7 +300,7 @@ fn dead_subscriber_is_reclaimed() {
         }
         assert_eq!(
             sent,
-            4096 / 80,
+            4096 / shmring::layout::record::record_len(64),
             "the ring holds 4096 / record_len(64) messages"
         );
         assert!(

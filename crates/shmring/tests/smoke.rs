@@ -193,9 +193,9 @@ fn publish_many_wakes_once_and_counts() {
     let mut sub = ch.subscribe().unwrap();
     let mut p = ch.producer().unwrap();
     let msgs: Vec<Vec<u8>> = (0..1000u32).map(|i| payload(i, 40)).collect();
-    // 4096 / record_len(40) = 4096 / 56 = 73 records fit.
+    // 4096 / record_len(40) = 4096 / 64 = 64 records fit.
     let n1 = p.try_publish_many(msgs.iter().map(|m| &m[..])).unwrap();
-    assert_eq!(n1, 4096 / 56);
+    assert_eq!(n1, 4096 / shmring::layout::record::record_len(40));
     let mut buf = vec![0u8; 8192];
     let d = sub.drain_into(&mut buf, usize::MAX).unwrap();
     assert_eq!(d.count, n1);
@@ -209,7 +209,9 @@ fn publish_many_wakes_once_and_counts() {
         &[3u8; 101][..],
         &[4u8; 10][..],
     ];
-    let msg = expect_code(p.try_publish_many(batch), ErrorCode::MessageTooLarge);
+    let err = p.try_publish_many(batch).unwrap_err();
+    assert_eq!(err.published(), Some(2), "{err}");
+    let msg = expect_code(Err::<(), _>(err), ErrorCode::MessageTooLarge);
     assert!(msg.contains("after 2 messages"), "{msg}");
     let d = sub.drain_into(&mut buf, usize::MAX).unwrap();
     assert_eq!(d.count, 2);

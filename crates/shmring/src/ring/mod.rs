@@ -44,9 +44,10 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout::{self, record, slot};
-use crate::options::{Kind, Policy, SyncMode};
+use crate::options::{Kind, Policy};
 use crate::recovery;
 use crate::registry::{self, slot_field};
+use crate::ring_map::RingMap;
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
 use crate::wait::{WaitStrategy, ring_doorbell, sleep_until};
@@ -70,88 +71,6 @@ const BATCH: usize = 64;
 /// How many times one drain under `overwrite` resumes at `latest` after being lapped.
 const MAX_RESUMES: u32 = 1024;
 
-/// Fixed facts about a ring, copied out of the validated descriptor once.
-#[derive(Clone, Copy)]
-struct Geo {
-    data: usize,
-    capacity: u64,
-    mask: u64,
-    max_message_size: u32,
-    key: u64,
-    kind: Kind,
-    sync: SyncMode,
-    policy: Policy,
-    /// Extra header bytes: the producer message number under `overwrite`.
-    extra: usize,
-    max_participants: u32,
-}
-
-impl Geo {
-    fn of(seg: &Segment) -> Geo {
-        let d = seg.descriptor();
-        Geo {
-            data: d.geometry.data_offset(),
-            capacity: d.geometry.capacity,
-            mask: d.geometry.capacity - 1,
-            max_message_size: d.geometry.max_message_size,
-            key: d.seq_key,
-            kind: d.kind,
-            sync: d.sync,
-            policy: d.policy,
-            extra: if d.policy == Policy::Overwrite {
-                record::OVERWRITE_EXTRA
-            } else {
-                0
-            },
-            max_participants: d.geometry.max_participants,
-        }
-    }
-
-    /// The facts recovery needs.
-    fn ring(&self) -> recovery::Ring {
-        recovery::Ring {
-            data: self.data,
-            capacity: self.capacity,
-            mask: self.mask,
-            key: self.key,
-            max_record: self.need(self.max_message_size as usize),
-            extra: self.extra,
-            max_participants: self.max_participants,
-        }
-    }
-
-    /// Offset in the segment of the record at `position`.
-    #[inline]
-    fn at(&self, position: u64) -> usize {
-        self.data + (position & self.mask) as usize
-    }
-
-    /// Bytes a record with `payload_len` bytes of payload takes.
-    #[inline]
-    fn need(&self, payload_len: usize) -> u64 {
-        record::record_len(payload_len + self.extra) as u64
-    }
-
-    /// Where a record of `need` bytes claimed at `tail` starts, and how many bytes the claim
-    /// takes (the record, plus padding to the end of the data area if it would not fit there).
-    #[inline]
-    fn claim_size(&self, tail: u64, need: u64) -> (u64, u64) {
-        // `tail` was validated by the caller (`check_position`); `need` is our own.
-        debug_assert!(
-            tail.is_multiple_of(record::ALIGN as u64) && need.is_multiple_of(record::ALIGN as u64),
-            "positions and record lengths are multiples of {}",
-            record::ALIGN
-        );
-        debug_assert!(need > 0, "an empty claim");
-        let to_end = self.capacity - (tail & self.mask);
-        if need <= to_end {
-            (tail, need)
-        } else {
-            (tail + to_end, to_end + need)
-        }
-    }
-}
-
 /// The lowest position anyone still needs: the lowest live subscriber cursor (topic, unless
 /// `overwrite`) or the queue head (queue), the lowest claim in progress, and `tail`.
 ///
@@ -162,7 +81,7 @@ impl Geo {
 ///   `tail` it starts from, while the scan reads `tail`, issues a SeqCst fence and then reads
 ///   the slots: either the scan sees the new slot, or the subscriber starts at a `tail` no
 ///   older than the scan's (the fences are totally ordered).
-fn lowest_needed(seg: &Segment, geo: &Geo) -> u64 {
+fn lowest_needed(seg: &Segment, geo: &RingMap) -> u64 {
     let mut low = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
     // SYNC POINT: pairs with the SeqCst fence in `Subscriber::new` (see above).
     fence(Ordering::SeqCst);
@@ -179,7 +98,9 @@ fn lowest_needed(seg: &Segment, geo: &Geo) -> u64 {
         let state = seg
             .u32_at(slot_field(seg, i, slot::STATE))
             .load(Ordering::Acquire);
-        if state & slot::STATE_BITS != slot::ACTIVE {
+        // Away named subscribers count as live ones: their cursor holds producers back.
+        let s = state & slot::STATE_BITS;
+        if s != slot::ACTIVE && s != slot::AWAY {
             continue;
         }
         match seg
@@ -207,7 +128,7 @@ fn lowest_needed(seg: &Segment, geo: &Geo) -> u64 {
 }
 
 /// Recomputes the lowest needed position and raises the shared `head_cache` to it.
-fn refresh_head(seg: &Segment, geo: &Geo) -> u64 {
+fn refresh_head(seg: &Segment, geo: &RingMap) -> u64 {
     let low = lowest_needed(seg, geo);
     // fetch_max: the cache only ever rises; a slower producer's older value cannot lower it.
     let prev = seg
@@ -220,7 +141,7 @@ fn refresh_head(seg: &Segment, geo: &Geo) -> u64 {
 /// whether it fits. Subscribers found dead while waiting are removed from the table, so a
 /// crashed subscriber never holds publishers back for long.
 pub(crate) fn wait_for_space(seg: &Segment, payload_len: usize, timeout: Option<Duration>) -> bool {
-    let geo = Geo::of(seg);
+    let geo = RingMap::of(seg);
     let need = geo.need(payload_len);
     let fits = || {
         let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
@@ -251,11 +172,39 @@ pub(crate) fn wait_for_space(seg: &Segment, payload_len: usize, timeout: Option<
     }
 }
 
+/// Wakes producers waiting for room (after a cursor stopped counting).
+pub(crate) fn wake_producers(seg: &Segment) {
+    ring_doorbell(seg, layout::SPACE_SEQ_OFFSET, layout::SPACE_WAITERS_OFFSET);
+}
+
+/// The position of the first record at or after `from` that the ring still holds, given a
+/// `tail` read before: the first 8-aligned word from there (or from `tail - capacity`, where
+/// older bytes are gone) that decodes to its own position with a record state. Only a header
+/// written for exactly that position does (see [`record`]): payload bytes and older laps'
+/// headers do not. `tail` if there is none yet. Producers may be rewriting what is scanned:
+/// the reader validates each record it then reads (`Subscriber::copy_from`).
+pub(crate) fn first_record_from(seg: &Segment, geo: &RingMap, from: u64, tail: u64) -> u64 {
+    let align = record::ALIGN as u64;
+    let oldest = tail.saturating_sub(geo.capacity);
+    let mut pos = from.max(oldest).next_multiple_of(align);
+    while pos < tail {
+        // Acquire: a header found is read with what its producer wrote before it.
+        let seq = seg.u64_at(geo.at(pos)).load(Ordering::Acquire) ^ geo.key;
+        if seq & !record::STATE_MASK == pos
+            && (record::CLAIMED..=record::ABANDONED).contains(&(seq & record::STATE_MASK))
+        {
+            return pos;
+        }
+        pos += align;
+    }
+    tail
+}
+
 /// Semaphore mode: restores the ring after a producer died holding the mutex (called with
 /// the mutex held, before it is marked consistent). A claim the dead producer had made but
 /// not committed becomes padding plus an abandoned record, so readers skip it whole.
 pub(crate) fn repair_pending(seg: &Segment) {
-    let geo = Geo::of(seg);
+    let geo = RingMap::of(seg);
     let len = seg
         .u64_at(layout::PENDING_LEN_OFFSET)
         .load(Ordering::Acquire);
@@ -281,13 +230,13 @@ pub(crate) fn repair_pending(seg: &Segment) {
                 Ordering::Release,
             );
         }
-        recovery::abandon(seg, &geo.ring(), start, tail - start);
+        recovery::abandon(seg, &geo, start, tail - start);
     }
     // The dead holder may have published its claim in its slot too (before or after its
     // `tail` store): withdraw it, or it would hold back reuse of the space (`lowest_needed`)
     // until its slot is reclaimed, which under policy `fail` nothing may trigger. Only the
     // mutex holder claims in this mode, and we hold the mutex now: no live claim is `pos`.
-    recovery::withdraw_claim_at(seg, &geo.ring(), pos);
+    recovery::withdraw_claim_at(seg, &geo, pos);
     seg.u64_at(layout::PENDING_LEN_OFFSET)
         .store(0, Ordering::Release);
     ring_doorbell(seg, layout::DATA_SEQ_OFFSET, layout::DATA_WAITERS_OFFSET);
@@ -312,7 +261,7 @@ enum Next {
 
 /// Reads the record at `pos`, checking everything read from shared memory.
 #[inline]
-fn next_at(seg: &Segment, geo: &Geo, pos: u64) -> Result<Next> {
+fn next_at(seg: &Segment, geo: &RingMap, pos: u64) -> Result<Next> {
     // Positions can come from shared memory (the queue head, `latest`, a waiter's cursor).
     seg.check_position("record position", pos)?;
     let at = geo.at(pos);
@@ -329,11 +278,11 @@ fn next_at(seg: &Segment, geo: &Geo, pos: u64) -> Result<Next> {
             let len = u32::from_le_bytes(len) as usize;
             let room = geo.capacity - (pos & geo.mask);
             // An abandoned record's `len` counts as a message's would (see `recovery::abandon`).
-            let total = record::record_len(len + geo.extra);
+            let total = record::record_len(len);
             let limit = if state == record::MESSAGE {
                 geo.max_message_size as usize
             } else {
-                record::record_len(geo.max_message_size as usize + geo.extra) - record::HEADER_LEN
+                record::record_len(geo.max_message_size as usize) - record::HEADER_LEN
             };
             if len > limit || total as u64 > room {
                 return Err(Error::new(

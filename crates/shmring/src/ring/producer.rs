@@ -4,14 +4,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{BATCH, Geo, RECLAIM_EVERY, refresh_head, repair_pending, wait_for_space};
+use super::{BATCH, RECLAIM_EVERY, refresh_head, repair_pending, wait_for_space};
 use crate::error::{Error, ErrorCode, Result};
+use crate::filecheck::FILE_CHECK_BUSY;
 use crate::hooks::hook;
 use crate::layout::{self, record, slot};
 use crate::mutex;
 use crate::options::{Policy, SyncMode};
 use crate::process;
 use crate::registry::{self, Role, slot_field};
+use crate::ring_map::RingMap;
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
 use crate::wait::ring_doorbell;
@@ -19,12 +21,12 @@ use crate::wait::ring_doorbell;
 /// Publishes into a channel. One per thread; it holds a producer slot until dropped.
 pub struct Producer {
     seg: Arc<Segment>,
-    geo: Geo,
+    geo: RingMap,
     slot: u32,
     /// Our copy of `head_cache`: a lower bound of every position still needed.
     head: u64,
     published: u64,
-    /// Publishes so far, for the segment file checks (`Segment::check_publish`).
+    /// Publishes so far, for the segment file checks (`Segment::check_file_throttled`).
     checks: u32,
     /// When this producer may next sweep the participant table for dead owners on finding
     /// the ring full (CLOCK_MONOTONIC_COARSE, ns; see [`room_after_refresh`]).
@@ -41,7 +43,7 @@ impl Producer {
         registry::activate(&seg, slot);
         registry::mark_joined(&seg, slot);
         Ok(Producer {
-            geo: Geo::of(&seg),
+            geo: RingMap::of(&seg),
             head: seg
                 .u64_at(layout::HEAD_CACHE_OFFSET)
                 .load(Ordering::Acquire),
@@ -73,7 +75,8 @@ impl Producer {
     }
 
     /// Publishes messages in order until one does not fit; returns how many went in. Wakes
-    /// subscribers once for the whole batch.
+    /// subscribers once for the whole batch. An error part-way says how many went in before
+    /// it, in its message and in [`Error::published`].
     ///
     /// Lock-free channels without the `overwrite` policy claim room for several records with
     /// one CAS (see [`Producer::write_batch`]); the others claim each record on its own.
@@ -107,19 +110,7 @@ impl Producer {
             self.count_published();
             self.wake_subscribers();
         }
-        result.map(|()| n).map_err(|e| {
-            if n == 0 {
-                e
-            } else {
-                Error::new(
-                    e.code(),
-                    format!(
-                        "{} (after {n} messages of the batch were published)",
-                        e.message()
-                    ),
-                )
-            }
-        })
+        result.map(|()| n).map_err(|e| e.after_batch(n))
     }
 
     /// Publishes, waiting up to `timeout` (`None`: forever) for room. `Timeout` if none came.
@@ -160,7 +151,7 @@ impl Producer {
     }
 
     fn full(&self) -> Result<bool> {
-        self.seg.check_full()?;
+        self.seg.check_file_if_older(FILE_CHECK_BUSY)?;
         if self.geo.policy == Policy::Fail {
             return Err(Error::new(
                 ErrorCode::RingFull,
@@ -173,7 +164,7 @@ impl Producer {
     /// Claims, writes and commits one record; `Ok(false)` if it does not fit.
     #[inline]
     fn write(&mut self, payload: &[u8]) -> Result<bool> {
-        self.seg.check_publish(&mut self.checks)?;
+        self.seg.check_file_throttled(&mut self.checks)?;
         let geo = self.geo;
         if payload.len() > geo.max_message_size as usize {
             return Err(self.too_large(payload.len()));
@@ -249,7 +240,7 @@ impl Producer {
     /// this producer's slot, whose `claim` (the claim's start) is at or before it (see
     /// `recovery::claim_is_live`).
     fn write_batch(&mut self, batch: &[&[u8]]) -> Result<usize> {
-        self.seg.check_publish(&mut self.checks)?;
+        self.seg.check_file_throttled(&mut self.checks)?;
         let geo = self.geo;
         let seg = &*self.seg;
         let tail_word = seg.u64_at(layout::TAIL_OFFSET);
@@ -304,11 +295,20 @@ impl Producer {
             }
         };
         hook!("after_claim");
+        // SYNC POINT: as in `fill_claim`, for lapped readers' validation.
+        fence(Ordering::Release);
         pad(seg, &geo, tail, start);
         let batch = &batch[..count];
         let mut pos = start;
-        for p in batch {
-            write_header(seg, &geo, self.slot, pos, p.len());
+        for (i, p) in batch.iter().enumerate() {
+            write_header(
+                seg,
+                &geo,
+                self.slot,
+                self.published + i as u64,
+                pos,
+                p.len(),
+            );
             pos += geo.need(p.len());
         }
         let mut pos = start;
@@ -482,7 +482,7 @@ fn widen(span: (u64, u64), from: u64, to: u64) -> (u64, u64) {
 #[inline]
 fn fill_claim(
     seg: &Segment,
-    geo: &Geo,
+    geo: &RingMap,
     slot: u32,
     published: &mut u64,
     tail: u64,
@@ -491,12 +491,15 @@ fn fill_claim(
 ) {
     hook!("after_claim");
     if geo.policy == Policy::Overwrite {
-        // Lapped subscribers resume here. Then a Release fence: our payload stores below are
-        // ordered after the claim for a subscriber's seqlock-style validation.
+        // Lapped subscribers resume here.
         seg.u64_at(layout::LATEST_OFFSET)
             .fetch_max(start, Ordering::AcqRel);
-        fence(Ordering::Release);
     }
+    // SYNC POINT: a Release fence orders our payload stores below after the claim, for the
+    // seqlock-style validation of readers that may be lapped (`overwrite`, and replays):
+    // one that copied any of them sees our claim in the `tail` it loads after an Acquire
+    // fence (`Subscriber::lapped`). On x86 this only stops the compiler reordering.
+    fence(Ordering::Release);
     fill(seg, geo, slot, *published, tail, start, payload);
     *published += 1;
 }
@@ -513,7 +516,7 @@ fn fill_claim(
 #[cold]
 fn room_after_refresh(
     seg: &Segment,
-    geo: &Geo,
+    geo: &RingMap,
     head: &mut u64,
     next_reclaim: &mut u64,
     fits: impl Fn(u64) -> bool,
@@ -535,21 +538,26 @@ fn room_after_refresh(
 }
 
 /// Writes a claimed record (and the padding before it, if any) and commits it. `pseq` is the
-/// producer's message number (stored under `overwrite`).
+/// producer's message number.
 #[inline]
-fn fill(seg: &Segment, geo: &Geo, producer: u32, pseq: u64, tail: u64, start: u64, payload: &[u8]) {
+fn fill(
+    seg: &Segment,
+    geo: &RingMap,
+    producer: u32,
+    pseq: u64,
+    tail: u64,
+    start: u64,
+    payload: &[u8],
+) {
     pad(seg, geo, tail, start);
-    write_header(seg, geo, producer, start, payload.len());
-    if geo.extra > 0 {
-        seg.write_bytes(geo.at(start) + record::PSEQ, &pseq.to_le_bytes());
-    }
+    write_header(seg, geo, producer, pseq, start, payload.len());
     write_body_and_commit(seg, geo, start, payload);
 }
 
 /// A claim made at `tail` whose record starts at `start`: if they differ, writes the padding
 /// record that runs from `tail` to the end of the data area.
 #[inline]
-fn pad(seg: &Segment, geo: &Geo, tail: u64, start: u64) {
+fn pad(seg: &Segment, geo: &RingMap, tail: u64, start: u64) {
     if start != tail {
         // Padding to the end of the data area; it carries nothing, so commit it at once.
         // SYNC POINT: Release pairs with the reader's Acquire load of `seq`.
@@ -560,13 +568,16 @@ fn pad(seg: &Segment, geo: &Geo, tail: u64, start: u64) {
     }
 }
 
-/// Writes the header of the claimed record at `start`: length, producer, and `seq` CLAIMED.
+/// Writes the header of the claimed record at `start`: length, producer, the producer's
+/// message number `pseq`, and `seq` CLAIMED.
 #[inline]
-fn write_header(seg: &Segment, geo: &Geo, producer: u32, start: u64, len: usize) {
+fn write_header(seg: &Segment, geo: &RingMap, producer: u32, pseq: u64, start: u64, len: usize) {
     let at = geo.at(start);
-    let mut head = [0u8; 8];
+    // len u32 | producer u16 | flags u16 (zero) | pseq u64: one copy.
+    let mut head = [0u8; 16];
     head[0..4].copy_from_slice(&(len as u32).to_le_bytes());
     head[4..6].copy_from_slice(&(producer as u16).to_le_bytes());
+    head[8..16].copy_from_slice(&pseq.to_le_bytes());
     seg.write_bytes(at + record::LEN, &head);
     // Claimed: recovery can tell whose record this is if we die before committing.
     // Release: the length and producer written above are visible with it.
@@ -578,9 +589,9 @@ fn write_header(seg: &Segment, geo: &Geo, producer: u32, start: u64, len: usize)
 
 /// Copies the payload of the record at `start` (its header written) and commits it.
 #[inline]
-fn write_body_and_commit(seg: &Segment, geo: &Geo, start: u64, payload: &[u8]) {
+fn write_body_and_commit(seg: &Segment, geo: &RingMap, start: u64, payload: &[u8]) {
     let at = geo.at(start);
-    let body = at + record::HEADER_LEN + geo.extra;
+    let body = at + record::HEADER_LEN;
     #[cfg(feature = "test-hooks")]
     {
         let half = payload.len() / 2;

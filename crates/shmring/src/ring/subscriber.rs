@@ -1,19 +1,22 @@
 //! `Subscriber`: topic subscriptions and queue consumers: reading, batch drains, recovery of
 //! dead claims, the `overwrite` lapping check.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::waiter::Waiter;
-use super::{Geo, MAX_RESUMES, Next, next_at, repair_pending};
+use super::{MAX_RESUMES, Next, first_record_from, next_at, repair_pending};
 use crate::error::{Error, ErrorCode, Result};
 use crate::hooks::hook;
 use crate::layout::{self, record, slot};
 use crate::mutex;
-use crate::options::{Kind, SyncMode};
+use crate::named::{self, NamedJoin};
+use crate::options::{Kind, Start, SubscribeOptions, SyncMode};
 use crate::process;
 use crate::recovery::{self, RECOVERY_POLL, Verdict};
 use crate::registry::{self, Role, slot_field};
+use crate::ring_map::RingMap;
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
 use crate::wait::{WaitStrategy, ring_doorbell};
@@ -26,6 +29,16 @@ pub struct Drained {
     /// Bytes of the buffer used.
     pub bytes: usize,
 }
+
+/// Bytes before the payload in a frame of [`Subscriber::drain_into`]: `len u32`.
+pub const FRAME_PREFIX: usize = 4;
+/// Bytes before the payload in a frame once [`Subscriber::set_record_frames`] is on:
+/// `len u32 | flags u32 (zero) | position u64`.
+pub const RECORD_FRAME_PREFIX: usize = 16;
+
+/// `expected` entry of a producer not seen yet (replays count gaps from the first message
+/// they get from each producer).
+const UNSEEN: u64 = u64::MAX;
 
 /// Where a reader found nothing committed ([`Subscriber::recover_at`]).
 #[derive(Clone, Copy)]
@@ -41,14 +54,32 @@ struct Stuck {
 /// releases its participant slot.
 pub struct Subscriber {
     seg: Arc<Segment>,
-    geo: Geo,
+    geo: RingMap,
     slot: u32,
-    /// Topic: our next position. Queue: unused (the shared queue head is the position).
+    /// Topic: our next position to read. Queue: unused (the shared queue head is the
+    /// position).
     cursor: u64,
     received: u64,
     lost: u64,
-    /// Overwrite policy: the next message number expected from each producer slot.
+    /// Overwrite policy, or a replay: the next message number expected from each producer
+    /// slot ([`UNSEEN`] until the first one), to count what was skipped. Empty otherwise.
     expected: Vec<u64>,
+    /// Records below this position may be rewritten by producers while we copy them (a
+    /// replay started before the tail it joined at): each is validated as under `overwrite`.
+    validate_below: u64,
+    /// Messages before this position are passed over without delivery (`Start::Position`).
+    skip_below: u64,
+    /// A named subscriber: the slot's cursor is what we consumed; we read ahead of it.
+    named: bool,
+    /// Named: the delivered records not yet consumed, as (position, position after it).
+    pending: VecDeque<(u64, u64)>,
+    /// The records of the last drain, as (position, position after it).
+    delivered: Vec<(u64, u64)>,
+    /// Frames carry `RECORD_FRAME_PREFIX` bytes (with the position) instead of `FRAME_PREFIX`.
+    record_frames: bool,
+    /// Named: each receive call first consumes everything received before (else only
+    /// `commit_through` does).
+    auto_commit: bool,
     strategy: WaitStrategy,
     /// A position we found nothing committed at, and when we next check for a dead claim
     /// there.
@@ -63,53 +94,202 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    pub(crate) fn new(seg: Arc<Segment>) -> Result<Subscriber> {
+    pub(crate) fn new(seg: Arc<Segment>, opts: &SubscribeOptions) -> Result<Subscriber> {
         seg.check_file()?;
-        let geo = Geo::of(&seg);
+        let geo = RingMap::of(&seg);
+        if geo.kind == Kind::Queue && (opts.name.is_some() || opts.from != Start::Latest) {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "channel {:?} is a queue: its consumers share one position, so `from` and \
+                     named subscribers apply to topics only",
+                    seg.name()
+                ),
+            ));
+        }
         let role = match geo.kind {
             Kind::Topic => Role::Subscriber,
             Kind::Queue => Role::Consumer,
         };
-        let slot = registry::grab(&seg, role)?;
-        let tail = seg.u64_at(layout::TAIL_OFFSET);
-        let cursor_word = seg.u64_at(slot_field(&seg, slot, slot::CURSOR));
-        // Join protocol (see `lowest_needed`): publish a cursor, activate, then start from a
-        // tail read after activation. A producer that missed our slot read an earlier tail,
-        // so it cannot have claimed beyond what our start position allows.
-        cursor_word.store(tail.load(Ordering::Acquire), Ordering::Relaxed);
-        registry::activate(&seg, slot);
-        // SYNC POINT: pairs with the SeqCst fence in `lowest_needed` (see there).
-        fence(Ordering::SeqCst);
-        let cursor = tail.load(Ordering::Acquire);
-        cursor_word.store(cursor, Ordering::Release);
-        registry::mark_joined(&seg, slot);
-        // Overwrite policy: what each producer publishes next is what we expect from it; a
-        // message in flight at this very moment may later count as lost.
-        let expected = if geo.extra > 0 {
-            registry::participants(&seg)
-                .iter()
-                .filter(|p| p.role == Some(Role::Producer))
-                .fold(vec![0; geo.max_participants as usize], |mut v, p| {
-                    v[p.slot as usize] = p.messages;
-                    v
-                })
-        } else {
-            Vec::new()
-        };
-        Ok(Subscriber {
+        let new = |slot: u32| Subscriber {
             geo,
-            seg,
+            seg: seg.clone(),
             slot,
-            cursor,
+            cursor: 0,
             received: 0,
             lost: 0,
-            expected,
+            expected: Vec::new(),
+            validate_below: 0,
+            skip_below: 0,
+            named: opts.name.is_some(),
+            pending: VecDeque::new(),
+            delivered: Vec::new(),
+            record_frames: false,
+            auto_commit: true,
             strategy: WaitStrategy::default(),
             stuck: None,
             scratch: Vec::new(),
             idle: 0,
             recovery_poll: RECOVERY_POLL,
-        })
+        };
+        // From here on a `Subscriber` owns its slot: dropping it on an error releases it.
+        let Some(name) = &opts.name else {
+            let mut sub = new(registry::grab(&seg, role)?);
+            sub.join(opts.from)?;
+            registry::mark_joined(&seg, sub.slot);
+            return Ok(sub);
+        };
+        let names = seg.lock_names()?;
+        let sub = match named::join_named(&seg, name, &names)? {
+            NamedJoin::Resumed { slot, cursor } => {
+                let mut sub = new(slot);
+                // Our slot's cursor has counted for producers all along, so what follows
+                // it is intact (but under `overwrite`, where it may be lapped).
+                seg.check_position("named subscriber's cursor", cursor)?;
+                sub.cursor = cursor;
+                if geo.overwrite() {
+                    sub.expected = vec![UNSEEN; geo.max_participants as usize];
+                }
+                sub.publish_read();
+                sub
+            }
+            NamedJoin::New { slot } => {
+                let mut sub = new(slot);
+                sub.join(opts.from)?;
+                named::mark_joined_named(&seg, slot);
+                sub
+            }
+        };
+        drop(names);
+        Ok(sub)
+    }
+
+    /// Joins our grabbed slot at the position `from` says.
+    fn join(&mut self, from: Start) -> Result<()> {
+        let seg = self.seg.clone();
+        let geo = self.geo;
+        let tail = seg.u64_at(layout::TAIL_OFFSET);
+        let cursor_word = seg.u64_at(slot_field(&seg, self.slot, slot::CURSOR));
+        // Join protocol (see `lowest_needed`): publish a cursor, activate, then start from a
+        // tail read after activation. A producer that missed our slot read an earlier tail,
+        // so it cannot have claimed beyond what our start position allows.
+        cursor_word.store(tail.load(Ordering::Acquire), Ordering::Relaxed);
+        registry::activate(&seg, self.slot);
+        // SYNC POINT: pairs with the SeqCst fence in `lowest_needed` (see there).
+        fence(Ordering::SeqCst);
+        let joined_at = tail.load(Ordering::Acquire);
+        seg.check_position("tail", joined_at)?;
+        let start = match from {
+            Start::Latest => joined_at,
+            Start::Position(p) if p >= joined_at => {
+                self.skip_below = p;
+                joined_at
+            }
+            Start::Earliest | Start::Position(_) => {
+                // Before the tail we joined at, producers that missed our slot may reuse
+                // the space: validate every record read there, and count what we skip.
+                self.validate_below = joined_at;
+                self.expected = vec![UNSEEN; geo.max_participants as usize];
+                let p = match from {
+                    Start::Position(p) => {
+                        self.skip_below = p;
+                        p
+                    }
+                    _ => 0,
+                };
+                first_record_from(&seg, &geo, p, joined_at)
+            }
+        };
+        if from == Start::Latest && geo.overwrite() {
+            // Overwrite policy: what each producer publishes next is what we expect from it;
+            // a message in flight at this very moment may later count as lost.
+            self.expected = registry::participants(&seg)
+                .iter()
+                .filter(|p| p.role == Some(Role::Producer))
+                .fold(vec![0; geo.max_participants as usize], |mut v, p| {
+                    v[p.slot as usize] = p.messages;
+                    v
+                });
+        }
+        self.cursor = start;
+        self.publish_read();
+        // Release: as every cursor store (see `drain_topic`).
+        cursor_word.store(start, Ordering::Release);
+        Ok(())
+    }
+
+    /// Stores our read position where our waiters read it. Release: pairs with
+    /// `Waiter::position`'s Acquire load.
+    fn publish_read(&self) {
+        self.seg
+            .u64_at(slot_field(&self.seg, self.slot, slot::READ))
+            .store(self.cursor, Ordering::Release);
+    }
+
+    /// Frames of [`Subscriber::drain_into`] carry the record's position: `[len: u32 LE]
+    /// [flags: u32, zero][position: u64 LE][payload]` ([`RECORD_FRAME_PREFIX`] bytes before
+    /// the payload) instead of `[len: u32 LE][payload]`.
+    pub fn set_record_frames(&mut self, on: bool) {
+        self.record_frames = on;
+    }
+
+    /// A named subscriber: whether each receive call first consumes everything received
+    /// before it (the default), or only [`Subscriber::commit_through`] does (for callers that
+    /// learn later whether a message was handled, such as an event loop's handlers).
+    pub fn set_auto_commit(&mut self, on: bool) {
+        self.auto_commit = on;
+    }
+
+    /// The position of the last message received (by the last `try_recv`, `recv_timeout` or
+    /// `drain_into`), if any: unique in the channel's life and increasing.
+    pub fn last_position(&self) -> Option<u64> {
+        self.delivered.last().map(|&(pos, _)| pos)
+    }
+
+    /// A named subscriber: marks every message received up to and including the one at
+    /// `position` as consumed (they are not delivered again to this name). Each receive call
+    /// first does this for everything received before it, unless
+    /// [`Subscriber::set_auto_commit`] turned that off. No effect on other subscriptions.
+    pub fn commit_through(&mut self, position: u64) {
+        if !self.named {
+            return;
+        }
+        let mut to = None;
+        while let Some(&(pos, next)) = self.pending.front() {
+            if pos > position {
+                break;
+            }
+            to = Some(next);
+            self.pending.pop_front();
+        }
+        if self.pending.is_empty() {
+            to = Some(self.cursor); // and any padding read past after the last message
+        }
+        if let Some(to) = to {
+            self.store_cursor(to);
+        }
+    }
+
+    /// Named: marks everything received so far as consumed.
+    fn commit_all(&mut self) {
+        if self.named && !self.pending.is_empty() {
+            self.pending.clear();
+            self.store_cursor(self.cursor);
+        }
+    }
+
+    /// Stores our slot's cursor (what producers may not overwrite) and wakes producers.
+    fn store_cursor(&self, to: u64) {
+        // SYNC POINT: Release pairs with the producers' Acquire cursor loads in
+        // `lowest_needed`: our copies out of the ring are done before they reuse it.
+        self.seg
+            .u64_at(slot_field(&self.seg, self.slot, slot::CURSOR))
+            .store(to, Ordering::Release);
+        ring_doorbell(
+            &self.seg,
+            layout::SPACE_SEQ_OFFSET,
+            layout::SPACE_WAITERS_OFFSET,
+        );
     }
 
     /// How long to wait at a claim in progress before checking whether its producer is dead,
@@ -137,14 +317,16 @@ impl Subscriber {
         // message twice (ring → scratch → `out`) rather than zero-filling the largest message
         // size on every call.
         let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.resize(self.geo.max_message_size as usize + 4, 0);
+        scratch.resize(self.geo.max_message_size as usize + FRAME_PREFIX, 0);
+        let record_frames = std::mem::replace(&mut self.record_frames, false);
         let result = self.drain_into(&mut scratch, 1).map(|d| {
             out.clear();
             if d.count == 1 {
-                out.extend_from_slice(&scratch[4..d.bytes]);
+                out.extend_from_slice(&scratch[FRAME_PREFIX..d.bytes]);
             }
             d.count == 1
         });
+        self.record_frames = record_frames;
         self.scratch = scratch;
         result
     }
@@ -164,15 +346,21 @@ impl Subscriber {
         }
     }
 
-    /// Copies committed messages into `buf` as frames `[len: u32 LE][payload]`, at most
-    /// `max_count` of them, as many as fit. One cursor store (or queue-head CAS) and at most
-    /// one wake-up per call. `InvalidArgument` if the next message cannot fit even in an empty
-    /// `buf`.
+    /// Copies committed messages into `buf` as frames `[len: u32 LE][payload]` (or with
+    /// their positions, see [`Subscriber::set_record_frames`]), at most `max_count` of them,
+    /// as many as fit. One cursor store (or queue-head CAS) and at most one wake-up per call.
+    /// `InvalidArgument` if the next message cannot fit even in an empty `buf`. A named
+    /// subscriber first consumes everything received before (see
+    /// [`Subscriber::commit_through`]).
     ///
     /// Once the channel was unlinked or removed, the messages still in the ring are drained as
     /// usual and then `Closed` is reported. A segment file shrunk under us is `CorruptSegment`.
     pub fn drain_into(&mut self, buf: &mut [u8], max_count: usize) -> Result<Drained> {
-        let closing = self.seg.check_drain(self.idle)?;
+        let closing = self.seg.check_file_when_idle(self.idle)?;
+        if self.auto_commit {
+            self.commit_all();
+        }
+        self.delivered.clear();
         let d = match (self.geo.kind, self.geo.sync) {
             (Kind::Topic, _) => self.drain_topic(buf, max_count),
             (Kind::Queue, SyncMode::LockFree) => self.drain_queue_lockfree(buf, max_count),
@@ -189,8 +377,9 @@ impl Subscriber {
     }
 
     /// Copies records from `pos` into `buf`; returns the frames and the position after them.
-    /// Under `overwrite`, each copy is validated against `tail` and a lapped cursor resumes
-    /// at `latest`.
+    /// Where producers may rewrite what we read (`overwrite`, or a replay before the tail it
+    /// joined at), each copy is validated against `tail`; lapped, we resume at `latest`
+    /// (`overwrite`) or at the oldest record left (a replay), and count what we lost.
     fn copy_from(
         &mut self,
         mut pos: u64,
@@ -200,31 +389,44 @@ impl Subscriber {
         let geo = self.geo;
         let seg_arc = self.seg.clone();
         let seg = &*seg_arc;
-        let overwrite = geo.extra > 0;
+        let overwrite = geo.overwrite();
+        let prefix = if self.record_frames {
+            RECORD_FRAME_PREFIX
+        } else {
+            FRAME_PREFIX
+        };
+        let counting = !self.expected.is_empty();
         let mut d = Drained::default();
         // Resumes after being lapped, bounded: a damaged `tail` or `latest` could otherwise
         // keep us lapped forever. The next call goes on from where this one stopped.
         let mut resumes = 0u32;
         while d.count < max_count {
-            if overwrite {
+            let validate = overwrite || pos < self.validate_below;
+            if validate {
                 let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
                 if tail > pos.saturating_add(geo.capacity) {
                     resumes += 1;
                     if resumes > MAX_RESUMES {
                         break;
                     }
-                    // Lapped: what was at `pos` is gone. Resume at the newest record.
-                    pos = seg.u64_at(layout::LATEST_OFFSET).load(Ordering::Acquire);
+                    // Lapped: what was at `pos` is gone. Resume at the newest record, or, in
+                    // a replay, at the oldest one left (the producers' gaps count the loss).
+                    pos = if overwrite {
+                        seg.u64_at(layout::LATEST_OFFSET).load(Ordering::Acquire)
+                    } else {
+                        first_record_from(seg, &geo, pos, tail)
+                    };
                     continue;
                 }
             }
             let found = next_at(seg, &geo, pos);
-            if overwrite && self.lapped(pos) {
+            if validate && self.lapped(pos) {
                 continue; // the header we read may be torn; re-check from the top
             }
             match found? {
                 Next::Message { at, len, next } => {
-                    if d.bytes + 4 + len > buf.len() {
+                    let skip = pos < self.skip_below;
+                    if !skip && d.bytes + prefix + len > buf.len() {
                         if d.count == 0 {
                             return Err(Error::new(
                                 ErrorCode::InvalidArgument,
@@ -236,21 +438,32 @@ impl Subscriber {
                         }
                         break;
                     }
-                    let frame = &mut buf[d.bytes..d.bytes + 4 + len];
-                    frame[..4].copy_from_slice(&(len as u32).to_le_bytes());
-                    seg.read_bytes(at + record::HEADER_LEN + geo.extra, &mut frame[4..]);
-                    if overwrite {
+                    if !skip {
+                        let frame = &mut buf[d.bytes..d.bytes + prefix + len];
+                        frame[..4].copy_from_slice(&(len as u32).to_le_bytes());
+                        if prefix == RECORD_FRAME_PREFIX {
+                            frame[4..8].copy_from_slice(&0u32.to_le_bytes());
+                            frame[8..16].copy_from_slice(&pos.to_le_bytes());
+                        }
+                        seg.read_bytes(at + record::HEADER_LEN, &mut frame[prefix..]);
+                    }
+                    if counting {
                         let mut pseq = [0u8; 8];
                         seg.read_bytes(at + record::PSEQ, &mut pseq);
                         let mut producer = [0u8; 2];
                         seg.read_bytes(at + record::PRODUCER, &mut producer);
-                        if self.lapped(pos) {
+                        if validate && self.lapped(pos) {
                             continue; // overwritten while we copied: discard it
                         }
                         self.count_lost(u16::from_le_bytes(producer), u64::from_le_bytes(pseq));
+                    } else if validate && self.lapped(pos) {
+                        continue;
                     }
-                    d.bytes += 4 + len;
-                    d.count += 1;
+                    if !skip {
+                        d.bytes += prefix + len;
+                        d.count += 1;
+                        self.delivered.push((pos, next));
+                    }
                     debug_assert!(next > pos, "a record ends beyond its start");
                     pos = next;
                 }
@@ -259,12 +472,12 @@ impl Subscriber {
                     pos = next;
                 }
                 Next::Empty => match self.recover_at(pos, d.count > 0) {
-                    // Under `overwrite` the claim may have been judged from bytes producers
-                    // were rewriting (a header that now reads as nonsense, an extent that
-                    // ends anywhere): lapped, the verdict and any error are discarded and we
-                    // resume at the newest record.
+                    // Where producers may rewrite what we read, the claim may have been
+                    // judged from bytes being rewritten (a header that now reads as
+                    // nonsense, an extent that ends anywhere): lapped, the verdict and any
+                    // error are discarded and we resume as above.
                     Ok(Verdict::Wait) => break,
-                    _ if overwrite && self.lapped(pos) => continue,
+                    _ if validate && self.lapped(pos) => continue,
                     Err(e) => return Err(e),
                     Ok(Verdict::Reread) => continue,
                     Ok(Verdict::SkipTo(next)) => {
@@ -303,7 +516,7 @@ impl Subscriber {
                 if self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) <= pos {
                     return Ok(Verdict::Wait); // simply nothing published yet
                 }
-                recovery::judge_claim(&self.seg, &self.geo.ring(), pos)
+                recovery::judge_claim(&self.seg, &self.geo, pos)
             }
             _ => {
                 // The coarse clock is never ahead of the precise one, so the check can only
@@ -332,7 +545,7 @@ impl Subscriber {
         let Some(e) = self.expected.get_mut(producer as usize) else {
             return;
         };
-        if pseq > *e {
+        if *e != UNSEEN && pseq > *e {
             // Saturating: `pseq` comes from the ring, where a damaged one could be anything.
             self.lost = self.lost.saturating_add(pseq - *e);
         }
@@ -347,23 +560,24 @@ impl Subscriber {
             // The cursor only grows, but for a lapped `overwrite` subscriber's jump to `latest`
             // (read from shared memory, which another process could have damaged).
             debug_assert!(
-                self.geo.extra > 0 || pos > self.cursor,
+                self.geo.overwrite() || pos > self.cursor,
                 "cursor moved back from {} to {pos}",
                 self.cursor
             );
             self.cursor = pos;
             self.received += d.count as u64;
             self.publish_progress();
-            // SYNC POINT: Release pairs with the producers' Acquire cursor loads in
-            // `lowest_needed`: our copies out of the ring are done before they reuse it.
-            self.seg
-                .u64_at(slot_field(&self.seg, self.slot, slot::CURSOR))
-                .store(pos, Ordering::Release);
-            ring_doorbell(
-                &self.seg,
-                layout::SPACE_SEQ_OFFSET,
-                layout::SPACE_WAITERS_OFFSET,
-            );
+            self.publish_read();
+            if self.named {
+                // What we read is consumed only once the next receive call (or a commit)
+                // says so: until then our cursor holds producers back from it.
+                self.pending.extend(self.delivered.iter().copied());
+                if self.pending.is_empty() {
+                    self.store_cursor(pos); // only padding or skipped records were passed
+                }
+            } else {
+                self.store_cursor(pos);
+            }
         }
         Ok(d)
     }

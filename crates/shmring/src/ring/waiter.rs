@@ -4,11 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Geo, Next, next_at};
+use super::{Next, next_at};
 use crate::layout::{self, slot};
 use crate::options::Kind;
 use crate::recovery;
 use crate::registry::slot_field;
+use crate::ring_map::RingMap;
 use crate::segment::Segment;
 use crate::sync::Ordering;
 use crate::wait::{WaitStrategy, sleep_until};
@@ -18,7 +19,7 @@ use crate::wait::{WaitStrategy, sleep_until};
 #[derive(Clone)]
 pub struct Waiter {
     pub(super) seg: Arc<Segment>,
-    pub(super) geo: Geo,
+    pub(super) geo: RingMap,
     pub(super) slot: u32,
     pub(super) strategy: WaitStrategy,
     pub(super) recovery_poll: Duration,
@@ -27,23 +28,22 @@ pub struct Waiter {
 impl Waiter {
     fn position(&self) -> u64 {
         let off = match self.geo.kind {
-            // Acquire: pairs with the subscriber's Release cursor store.
-            Kind::Topic => slot_field(&self.seg, self.slot, slot::CURSOR),
+            // Acquire: pairs with the subscriber's Release store of its read position.
+            Kind::Topic => slot_field(&self.seg, self.slot, slot::READ),
             Kind::Queue => layout::QUEUE_HEAD_OFFSET,
         };
         self.seg.u64_at(off).load(Ordering::Acquire)
     }
 
-    /// Whether a record is committed at the subscription's position (or, under `overwrite`,
-    /// the subscription was lapped and has newer records to resume at).
+    /// Whether a record is committed at the subscription's position (or the subscription was
+    /// lapped, under `overwrite` or in a replay, and has newer records to resume at).
     pub fn has_data(&self) -> bool {
         if self.seg.finished() {
             return true; // shrunk, removed or unlinked: the next drain reports it
         }
         let pos = self.position();
-        if self.geo.extra > 0
-            && self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire)
-                > pos.saturating_add(self.geo.capacity)
+        if self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire)
+            > pos.saturating_add(self.geo.capacity)
         {
             return true;
         }
@@ -118,7 +118,7 @@ impl Waiter {
             if pending
                 && !cancelled()
                 && self.position() == pos
-                && !recovery::claim_is_live(&self.seg, &self.geo.ring(), pos)
+                && !recovery::claim_is_live(&self.seg, &self.geo, pos)
                 && !self.has_data()
             {
                 return true;

@@ -308,11 +308,19 @@ test('the flush settings of Rust and TypeScript are the same words and interval 
 
 interface Frame {
   FRAME_PREFIX: number;
-  frameBytes(payloadBytes: number): number;
+  RECORD_FRAME_PREFIX: number;
+  frameBytes(payloadBytes: number, records?: boolean): number;
   frameBuffer(maxMessageSize: number): Buffer;
   FrameWalker: new (
     buffer: Buffer,
-  ) => { start: number; end: number; reset(bytes: number): void; next(): boolean };
+    records?: boolean,
+  ) => {
+    start: number;
+    end: number;
+    position: number;
+    reset(bytes: number): void;
+    next(): boolean;
+  };
 }
 interface NativeSub {
   handle(): number;
@@ -326,7 +334,7 @@ interface Native {
         options: object,
       ): {
         handle(): number;
-        subscribe(onReady: () => void): NativeSub;
+        subscribe(onReady: () => void, wait?: string, options?: object): NativeSub;
         subscribeSync(): NativeSub;
         close(): void;
       };
@@ -457,4 +465,41 @@ test('the FastPath signatures of src/native.ts are the calls fast.rs registers',
     }
     t.deepEqual(r.result, [s.returns], `${name} returns ${s.returns}`);
   }
+});
+
+test('frames with positions: the native prefix sizes are the ones src/frame.ts walks', async (t) => {
+  const frame = (await import(new URL('frame.js', dist).href)) as Frame;
+  const { native } = (await import(new URL('native.js', dist).href)) as Native;
+  const rustConst = (name: string): number => {
+    const hit = findOne(rust, new RegExp(`pub const ${name}: usize = (\\d+);`));
+    return Number(/= (\d+);/.exec(hit.text.slice(hit.at))?.[1]);
+  };
+  t.is(frame.FRAME_PREFIX, rustConst('FRAME_PREFIX'));
+  t.is(frame.RECORD_FRAME_PREFIX, rustConst('RECORD_FRAME_PREFIX'));
+  const nat = native.NativeChannel.open(channelName(t, 'recframes'), { create: true });
+  t.teardown(() => nat.close());
+  const payloads = [0, 1, 3, 258, 65_535].map((n) => Buffer.alloc(n, n & 0xff));
+  for (const p of payloads) t.true(native.publish(nat.handle(), p));
+  const sub = nat.subscribe(() => {}, undefined, { from: 'earliest', records: true });
+  t.teardown(() => sub.close());
+  const buf = frame.frameBuffer(64 * 1024);
+  const bytes = native.drain(sub.handle(), buf, 1024);
+  t.is(
+    bytes,
+    payloads.reduce((sum, p) => sum + frame.frameBytes(p.length, true), 0),
+  );
+  const walker = new frame.FrameWalker(buf, true);
+  walker.reset(bytes);
+  const seen: [number, Buffer][] = [];
+  while (walker.next())
+    seen.push([walker.position, Buffer.from(buf.subarray(walker.start, walker.end))]);
+  t.deepEqual(
+    seen.map(([, p]) => p),
+    payloads,
+  );
+  t.is(seen[0]?.[0], 0, 'the first record of a new channel is at position 0');
+  t.true(
+    seen.every(([pos], i) => i === 0 || pos > (seen[i - 1]?.[0] ?? 0)),
+    'positions increase',
+  );
 });

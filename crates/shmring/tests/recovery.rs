@@ -785,13 +785,13 @@ fn two_recoverers_of_a_padded_empty_claim_agree() {
     // (policy, bytes of filler messages before the dead claim, so that it starts 16 or 8
     // bytes before the end of the 4 KiB lap)
     let cases: &[(Policy, &[usize])] = &[
-        // records of 88 bytes (64 + the overwrite word), one of 120: 45 * 88 + 120 = 4080
+        // records of 88 bytes (24 + 64), then one of 120 (24 + 96): 45 * 88 + 120 = 4080
         (Policy::Overwrite, &[64; 45]),
-        // records of 80 bytes, one of 88: 50 * 80 + 88 = 4088
-        (Policy::Block, &[64; 50]),
+        // the same, then one of 128 (24 + 104): 45 * 88 + 128 = 4088
+        (Policy::Block, &[64; 45]),
     ];
     for &(policy, filler) in cases {
-        let last = if policy == Policy::Overwrite { 96 } else { 72 };
+        let last = if policy == Policy::Overwrite { 96 } else { 104 };
         let what = format!("{policy:?}");
         let n = unique("padrace");
         let _g = Unlink::new(&n);

@@ -75,6 +75,17 @@ for (const [flush, count] of [
   });
 }
 
+test('a durable topic: 10,000 messages of an exited producer replayed from earliest by a new process', async (t) => {
+  const dir = tempDir(t);
+  const name = uniqueName('topic');
+  const prod = await spawnFixture(t, 'dirqueue', ['topic', name, dir, '10000']).exit;
+  t.deepEqual(prod.json, { published: 10_000 });
+  const replay = await spawnFixture(t, 'dirqueue', ['replay', name, dir, '10000']).exit;
+  t.is(replay.code, 0);
+  t.deepEqual(replay.json, { received: 10_000, inOrder: true, extra: false });
+  unlink(name, { dir });
+});
+
 test('a semaphore-mode durable queue with its mutex left locked by a dead thread still works', async (t) => {
   const dir = tempDir(t);
   const name = uniqueName('mutex');

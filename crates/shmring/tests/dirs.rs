@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{ExeCopy, child_role, env_u64, expect_code, spawn_child, spawn_child_under, unique};
 use shmring::layout;
-use shmring::{Channel, ErrorCode, Flush, Kind, OpenOptions, SyncMode};
+use shmring::{Channel, ErrorCode, Flush, Kind, OpenOptions, Start, SubscribeOptions, SyncMode};
 
 const CHILD_WAIT: Duration = Duration::from_secs(60);
 const LONG: Option<Duration> = Some(Duration::from_secs(20));
@@ -108,8 +108,10 @@ fn child_produce() {
         return;
     };
     let flush = Flush::parse(&std::env::var("SHMRING_TEST_FLUSH").unwrap()).unwrap();
+    let kind = Kind::parse(&std::env::var("SHMRING_TEST_KIND").unwrap_or("queue".into())).unwrap();
     let opts = OpenOptions {
         flush,
+        kind: Some(kind),
         ..queue_opts(&dir_env(), sync_env())
     };
     let ch = Channel::open(&name, &opts).unwrap();
@@ -680,4 +682,63 @@ fn child_consume_prefix() {
         n += 1;
     }
     assert!(n > 1000, "only {n} messages");
+}
+
+/// A durable topic: a named subscriber joins and its process exits; a producer process
+/// publishes 10,000 messages and exits; then a new process replays all of them from
+/// `earliest`, in order, and the named subscriber resumes and gets all of them too.
+#[test]
+fn a_durable_topic_replays_and_resumes_a_named_subscriber() {
+    let dir = TempDir::new("topic");
+    let name = unique("topic");
+    let count = 10_000u64;
+    let env = [
+        ("SHMRING_TEST_COUNT", count.to_string()),
+        ("SHMRING_TEST_KIND", "topic".to_string()),
+        ("SHMRING_TEST_FLUSH", "os".to_string()),
+        ("SHMRING_TEST_FROM", "0".to_string()),
+    ];
+    spawn_in("named_join", &name, dir.path(), &env).finish(CHILD_WAIT);
+    spawn_in("produce", &name, dir.path(), &env).finish(CHILD_WAIT);
+    let s = shmring::inspect_in(dir.path(), &name).unwrap();
+    assert!(s.stale, "{s:?}");
+    spawn_in("replay_and_resume", &name, dir.path(), &env).finish(CHILD_WAIT);
+    shmring::unlink_in(dir.path(), &name).unwrap();
+}
+
+#[test]
+fn child_named_join() {
+    let Some(name) = child_role("named_join") else {
+        return;
+    };
+    let opts = OpenOptions {
+        kind: Some(Kind::Topic),
+        ..queue_opts(&dir_env(), SyncMode::LockFree)
+    };
+    let ch = Channel::open(&name, &opts).unwrap();
+    drop(ch.subscribe_named("billing").unwrap());
+}
+
+#[test]
+fn child_replay_and_resume() {
+    let Some(name) = child_role("replay_and_resume") else {
+        return;
+    };
+    let ch = Channel::open(&name, &in_dir(&dir_env(), OpenOptions::default())).unwrap();
+    let count = env_u64("SHMRING_TEST_COUNT");
+    let mut buf = Vec::new();
+    let replay = SubscribeOptions {
+        from: Start::Earliest,
+        name: None,
+    };
+    for mut sub in [
+        ch.subscribe_with(&replay).unwrap(),
+        ch.subscribe_named("billing").unwrap(),
+    ] {
+        for i in 0..count {
+            assert!(sub.recv_timeout(&mut buf, LONG).unwrap(), "message {i}");
+            assert_eq!(buf, message(i), "message {i}");
+        }
+        assert!(!sub.try_recv(&mut buf).unwrap(), "a message too many");
+    }
 }

@@ -583,19 +583,13 @@ impl Segment {
             format!("channel {name:?} kept appearing and vanishing while judging it"),
         ))
     }
-}
 
-impl Segment {
-    /// Repairs what a holder of the semaphore mode's mutex that no longer exists may have left,
-    /// for an opener that holds the exclusive lock of the ready segment (no live process has
-    /// it mapped: see "Alone on a file" in `lifecycle.rs`). After a reboot the mutex word may
-    /// hold the thread id of a holder from before it, which no kernel will ever mark
-    /// owner-died: a locker would wait for good. So the claim recorded as pending becomes an
-    /// abandoned record, exactly as on `EOWNERDEAD` (`ring::repair_pending`), and the mutex is
-    /// initialised anew. Nothing to do in lock-free mode (readers skip dead claims, producers
-    /// reclaim dead slots).
+    /// For an opener alone on a ready segment (see "Alone on a file" above): in semaphore
+    /// mode, the pending claim becomes an abandoned record as on `EOWNERDEAD`
+    /// (`ring::repair_pending`) and the mutex is initialised anew, since after a reboot its
+    /// word may name a thread no kernel will mark owner-died. Lock-free mode needs nothing.
     pub(crate) fn repair_alone(&self) -> Result<()> {
-        if self.desc.sync != crate::options::SyncMode::Semaphore || cfg!(loom) {
+        if self.desc.sync != SyncMode::Semaphore || cfg!(loom) {
             return Ok(());
         }
         crate::ring::repair_pending(self);

@@ -501,10 +501,10 @@ impl Segment {
         opts.check_against(name, &seg.desc)?;
         if is_alone && let Some(fd) = &seg.fd {
             seg.repair_alone()?;
-            // From "alone" to "in use" (not atomic, as at the end of `initialise`: whoever gets
-            // the exclusive lock in between finds a ready segment; a recoverer that removed its
-            // name meanwhile leaves it with no link, and we open the name again).
-            fd.unlock();
+            // From "alone" to "in use": `flock` converts our lock in place (POSIX does not
+            // promise that is atomic; if another process got the exclusive lock in between, it
+            // found a ready segment, and a recoverer that removed its name leaves it with no
+            // link: we open the name again).
             if !fd.lock_within(libc::LOCK_SH, LOCK_WAIT)? {
                 return Err(Error::new(
                     ErrorCode::Timeout,

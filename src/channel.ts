@@ -48,6 +48,8 @@ export class Channel<T = unknown> {
   readonly #closing = new AbortController();
   readonly #publisher: Publisher<T>;
   readonly #receiver: SyncReceiver<T>;
+  /** The directory of the channel's file, as resolved at open. */
+  readonly #dir: string;
 
   /** @internal use {@link open} */
   constructor(
@@ -72,6 +74,7 @@ export class Channel<T = unknown> {
       }
     };
     const info = nativeChannel.info();
+    this.#dir = info.dir;
     const open = (): NativeChannel => this.#open();
     this.#publisher = new Publisher(name, open, handle, codec, info, this.#closing.signal);
     this.#source = {
@@ -358,7 +361,8 @@ export class Channel<T = unknown> {
    * ```
    */
   unlink(): void {
-    // `unlink(this.name)` of ./catalog.js, which imports this module.
-    call(() => native.unlink(this.name));
+    // `unlink(this.name, { dir })` of ./catalog.js, which imports this module; the directory
+    // is the one this handle was opened in.
+    call(() => native.unlink(this.name, this.#dir));
   }
 }

@@ -34,11 +34,13 @@ export {
   TimeoutError,
 } from './errors.js';
 export type {
+  CatalogOptions,
   ChannelInfo,
   ChannelListing,
   ChannelRecord,
   ChannelStats,
   ChannelSummary,
+  Flush,
   IterateOptions,
   Kind,
   LostCallback,

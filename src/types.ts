@@ -57,6 +57,45 @@ export type Policy = 'block' | 'fail' | 'overwrite';
 export type WaitStrategy = 'adaptive' | 'spin' | 'block';
 
 /**
+ * When a handle forces what it publishes out to the channel's file (the engine's `Flush`);
+ * it matters for a channel in a directory on a disk filesystem (see {@link OpenOptions.dir}):
+ *
+ * - `'os'` (the default): never forced; the kernel writes dirty pages back on its own
+ *   (on Linux within about 30 seconds).
+ * - `'publish'`: each `publish`/`publishMany`/`send` call forces the records it wrote (then
+ *   the header word that makes them reachable) to the file (`msync(MS_SYNC)`) before it
+ *   returns. The slowest and safest.
+ * - a number of milliseconds (1 to 3,600,000): a native flusher thread forces the whole
+ *   file out that often while the channel is open; it stops when the handle is closed.
+ *
+ * Whatever a producer committed survives the crash of any process in any case; only what
+ * was written back survives a power loss. Per handle: not stored in the channel. On
+ * `/dev/shm` (tmpfs) every setting is accepted and costs next to nothing.
+ *
+ * @example
+ * ```ts
+ * const ch = open('orders', { create: true, dir: '/var/lib/app/channels', flush: 10 });
+ * ```
+ */
+export type Flush = 'os' | 'publish' | number;
+
+/**
+ * The options of {@link list}, {@link unlink} and {@link unlinkIfStale}: which directory.
+ *
+ * @example
+ * ```ts
+ * for (const { name } of list({ dir: '/var/lib/app/channels' })) console.log(name);
+ * ```
+ */
+export interface CatalogOptions {
+  /**
+   * The directory of the channels: an absolute path (default the `SHMRING_DIR` environment
+   * variable when set, else `/dev/shm`). See {@link OpenOptions.dir}.
+   */
+  dir?: string;
+}
+
+/**
  * Options of {@link open}. Attaching to an existing channel adopts its settings; the
  * settings you state here are checked against it.
  *
@@ -91,7 +130,9 @@ export interface OpenOptions<T = unknown> {
    * never became ready (its creator died creating it). A channel some live process uses is
    * never replaced: it is attached as usual, or, if it cannot be (with `exclusive`, or a
    * damaged one), `open` throws an error naming the processes that hold it. Concurrent
-   * recoverers all end up on the same new channel.
+   * recoverers all end up on the same new channel. A stale channel in a directory on a disk
+   * filesystem (a durable one, see {@link OpenOptions.dir}) is attached with its messages,
+   * not replaced.
    */
   recover?: boolean;
   /**
@@ -99,6 +140,25 @@ export interface OpenOptions<T = unknown> {
    * refused with {@link PermissionDeniedError}, since its owner could rewrite it under us.
    */
   allowForeignOwner?: boolean;
+  /**
+   * The directory of the channel's file, `<dir>/shmring.<name>`: an absolute path of an
+   * existing directory (default the `SHMRING_DIR` environment variable when set, else
+   * `/dev/shm`, POSIX shared memory). A directory on a disk filesystem makes the channel
+   * **durable**: its messages survive every process exiting and a reboot (see
+   * {@link Flush} for what survives a power loss). A relative path or one that is not a
+   * directory throws {@link InvalidArgumentError}, a missing one {@link NotFoundError}, one
+   * this process may not write to (when creating) {@link PermissionDeniedError}, each
+   * naming the path. With `recover`, a durable channel whose processes have all exited is
+   * kept (attached), not replaced.
+   *
+   * @example
+   * ```ts
+   * const ch = open('orders', { create: true, kind: 'queue', dir: '/var/lib/app/channels' });
+   * ```
+   */
+  dir?: string;
+  /** When this handle forces what it publishes out to the file (default `'os'`): {@link Flush}. */
+  flush?: Flush;
   /**
    * How values are encoded: `'msgpack'` (the default; readable by any msgpack decoder),
    * `'json'`, `'raw'` (Buffers in, Buffers out) or your own {@link Codec}. Every process on
@@ -133,6 +193,8 @@ export interface ChannelInfo {
   created: boolean;
   creatorPid: number;
   createdAtMs: number;
+  /** The directory of the channel's file (`<dir>/shmring.<name>`), as resolved at `open`. */
+  dir: string;
 }
 
 /**
@@ -215,7 +277,7 @@ export interface ChannelStats extends ChannelInfo {
 }
 
 /**
- * One `shmring.*` segment found in `/dev/shm`: its summary, or why it could not be read
+ * One `shmring.*` segment found in a directory (default `/dev/shm`): its summary, or why it could not be read
  * (a foreign or damaged file, or one we may not open).
  *
  * @example

@@ -105,6 +105,35 @@ export const POLICIES: readonly string[] = ['block', 'fail', 'overwrite'];
 /** The wait strategies, for `wait` options (see {@link KINDS}). */
 export const WAIT_STRATEGIES: readonly string[] = ['adaptive', 'spin', 'block'];
 
+/** The flush settings that are words (the others are numbers of milliseconds). */
+export const FLUSH_SETTINGS: readonly string[] = ['os', 'publish'];
+/** Longest flush interval, in milliseconds (the engine's `MAX_FLUSH_INTERVAL`). */
+export const MAX_FLUSH_MS = 3_600_000;
+
+/** An optional `dir` option: an absolute path (its existence is checked natively). */
+export function checkDir(call: string, v: unknown): void {
+  if (v === undefined) return;
+  if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0')) {
+    throw invalid(
+      `${call} option dir must be an absolute path (a string that starts with /), not ${shown(v)}`,
+    );
+  }
+}
+
+/** An optional `flush` option: `'os'`, `'publish'` or whole milliseconds from 1 to 3,600,000. */
+export function checkFlush(call: string, v: unknown): void {
+  if (v === undefined || (typeof v === 'string' && FLUSH_SETTINGS.includes(v))) return;
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= MAX_FLUSH_MS) return;
+  throw invalid(
+    `${call} option flush must be 'os', 'publish' or a whole number of milliseconds from 1 to ${MAX_FLUSH_MS}, not ${shown(v)}`,
+  );
+}
+
+/** The options of `list`, `unlink` and `unlinkIfStale`: `dir`. */
+export function checkCatalogOptions(call: string, options: object): void {
+  checkDir(call, (options as Record<string, unknown>).dir);
+}
+
 /** The options of `messages`, `iterate` and `receiveSync`: `wait` and `onLost` (and `signal`). */
 export function checkSubscribeOptions(call: string, options: object): void {
   const o = options as Record<string, unknown>;
@@ -139,6 +168,8 @@ export function checkOpenOptions(options: object): void {
   checkChoice('open', 'sync', o.sync, SYNC_MODES);
   checkChoice('open', 'policy', o.policy, POLICIES);
   checkChoice('open', 'wait', o.wait, WAIT_STRATEGIES);
+  checkDir('open', o.dir);
+  checkFlush('open', o.flush);
   for (const key of ['capacity', 'maxMessageSize', 'maxParticipants']) {
     checkNumber('open', key, o[key]);
   }

@@ -275,6 +275,37 @@ test('open accepts every Rust option string and refuses a near miss', (t) => {
   }
 });
 
+test('the flush settings of Rust and TypeScript are the same words and interval bound', async (t) => {
+  const parse = implFn(rust, 'Flush', 'parse');
+  const words = [...parse.matchAll(/"([^"]*)"\s*=>\s*Flush::(\w+)/g)];
+  t.deepEqual(
+    words.map((w) => w[2]),
+    ['Os', 'Publish'],
+    'Flush::parse maps a word to each unit variant',
+  );
+  const strings = words.map((w) => w[1] as string);
+  const decl = findOne(ts, /export type Flush\s*=/);
+  const rhs = decl.text.slice(decl.text.indexOf('=', decl.at) + 1, decl.text.indexOf(';', decl.at));
+  const parts = rhs.split('|').map((p) => p.trim());
+  t.deepEqual(
+    parts.filter((p) => p.startsWith("'")).map((p) => p.slice(1, -1)),
+    strings,
+    'the Flush type in src/',
+  );
+  t.true(parts.includes('number'), 'the Flush type takes milliseconds');
+  const validate = (await import(new URL('validate.js', dist).href)) as {
+    FLUSH_SETTINGS: readonly string[];
+    MAX_FLUSH_MS: number;
+  };
+  t.deepEqual([...validate.FLUSH_SETTINGS], strings, 'validate.ts FLUSH_SETTINGS');
+  const max = findOne(
+    rust,
+    /pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs\((\d+)\)/,
+  );
+  const secs = /from_secs\((\d+)\)/.exec(max.text.slice(max.at))?.[1];
+  t.is(Number(secs) * 1000, validate.MAX_FLUSH_MS, 'MAX_FLUSH_INTERVAL');
+});
+
 interface Frame {
   FRAME_PREFIX: number;
   RECORD_FRAME_PREFIX: number;

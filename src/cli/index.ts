@@ -13,6 +13,9 @@
  * shmring demo | bench                  # the two-process demo; the benchmark suite
  * ```
  *
+ * Every command takes `--dir <path>`: the directory of the channels (default the
+ * `SHMRING_DIR` environment variable when set, else `/dev/shm`).
+ *
  * Every command has `--help`; errors print one line `shmring <command>: <reason>` to stderr
  * and exit with status 1.
  */
@@ -169,6 +172,16 @@ function toJson(value: unknown): string {
   );
 }
 
+/** `--dir`, which every command takes. */
+const dirOption = () =>
+  new Option(
+    '--dir <path>',
+    'directory of the channels, an absolute path (default: $SHMRING_DIR, else /dev/shm)',
+  );
+
+/** The `dir` option of the catalog calls and `open`, from a command's `--dir`. */
+const inDir = (dir: string | undefined): { dir?: string } => (dir === undefined ? {} : { dir });
+
 const codecOption = () =>
   new Option('--codec <codec>', 'how messages are encoded')
     .choices(['msgpack', 'json', 'raw'])
@@ -176,7 +189,9 @@ const codecOption = () =>
 
 const program = new Command()
   .name('shmring')
-  .description('Inspect and use shmring channels (ring buffers in /dev/shm).')
+  .description(
+    'Inspect and use shmring channels (ring buffers in /dev/shm, or in the directory of --dir).',
+  )
   .version(pkg.version)
   .configureOutput({
     // commander's own errors (unknown option, missing argument) stay one line.
@@ -188,9 +203,12 @@ program
   .description('list channels: name, kind, sync, capacity, bytes used, participants, stale?')
   .argument('[prefix]', 'only channels whose name starts with this')
   .option('--json', 'print a JSON array')
+  .addOption(dirOption())
   .action(
-    action('ls', (prefix: string | undefined, opts: { json?: boolean }) => {
-      const found = list().filter((l) => prefix === undefined || l.name.startsWith(prefix));
+    action('ls', (prefix: string | undefined, opts: { json?: boolean; dir?: string }) => {
+      const found = list(inDir(opts.dir)).filter(
+        (l) => prefix === undefined || l.name.startsWith(prefix),
+      );
       if (opts.json) {
         console.log(JSON.stringify(found.map(listingJson), null, 2));
         return;
@@ -258,9 +276,9 @@ function statText(s: ChannelStats): string {
   return `${header}\n\n${table(['SLOT', 'ROLE', 'PID', 'ALIVE', 'MESSAGES', 'LOST', 'LAG', 'HEARTBEAT', 'NAME'], rows)}`;
 }
 
-function statOnce(name: string): ChannelStats {
+function statOnce(name: string, dir: string | undefined): ChannelStats {
   // Attaching takes no participant slot: looking does not change the channel.
-  const ch = open(name);
+  const ch = open(name, inDir(dir));
   try {
     return ch.stats();
   } finally {
@@ -280,15 +298,19 @@ program
     positiveInt('interval'),
     1000,
   )
+  .addOption(dirOption())
   .action(
     action(
       'stat',
-      async (name: string, opts: { json?: boolean; watch?: boolean; interval: number }) => {
+      async (
+        name: string,
+        opts: { json?: boolean; watch?: boolean; interval: number; dir?: string },
+      ) => {
         const show = (s: ChannelStats, first: boolean): void => {
           if (opts.json) console.log(JSON.stringify(s, null, opts.watch ? undefined : 2));
           else console.log(`${first ? '' : '\n'}${statText(s)}`);
         };
-        show(statOnce(name), true);
+        show(statOnce(name, opts.dir), true);
         if (!opts.watch) return;
         let stop = false;
         const onSignal = () => {
@@ -298,7 +320,7 @@ program
         process.once('SIGTERM', onSignal);
         while (!stop) {
           await new Promise((r) => setTimeout(r, opts.interval));
-          if (!stop) show(statOnce(name), false);
+          if (!stop) show(statOnce(name, opts.dir), false);
         }
       },
     ),
@@ -324,6 +346,7 @@ program
   .option('--positions', 'print {"position": p, "value": v} per message')
   .option('-n, --count <n>', 'exit after this many messages', positiveInt('count'))
   .addOption(codecOption())
+  .addOption(dirOption())
   .action(
     action(
       'tail',
@@ -336,12 +359,13 @@ program
           fromNow?: boolean;
           durable?: string;
           positions?: boolean;
+          dir?: string;
         },
       ) => {
         if (opts.fromNow && opts.from !== undefined && opts.from !== 'latest') {
           throw new CliError('--from-now and --from disagree; give one of them');
         }
-        const ch = open<unknown>(name, { codec: opts.codec });
+        const ch = open<unknown>(name, { codec: opts.codec, ...inDir(opts.dir) });
         const print = (value: unknown, position: number): void => {
           const line = opts.positions ? { position, value } : value;
           process.stdout.write(`${toJson(line)}\n`);
@@ -383,14 +407,19 @@ program
   .argument('<channel>', 'channel name')
   .argument('[json]', 'the value to publish, as JSON; without it, JSON lines from stdin')
   .option('--create', 'create the channel if it does not exist')
+  .option(
+    '--flush <when>',
+    "with a disk --dir: 'os' (default), 'publish' (sync each message) or milliseconds",
+  )
   .addOption(codecOption())
+  .addOption(dirOption())
   .action(
     action(
       'pub',
       async (
         name: string,
         text: string | undefined,
-        opts: { create?: boolean; codec: CodecName },
+        opts: { create?: boolean; codec: CodecName; dir?: string; flush?: string },
       ) => {
         const parse = (line: string, where: string): unknown => {
           if (opts.codec === 'raw') return Buffer.from(line);
@@ -401,9 +430,15 @@ program
           }
         };
         const value = text === undefined ? undefined : parse(text, 'the message');
+        const flush =
+          opts.flush === undefined || Number.isNaN(Number(opts.flush))
+            ? (opts.flush as 'os' | 'publish' | undefined)
+            : Number(opts.flush);
         const ch: Channel<unknown> = open<unknown>(name, {
           create: opts.create === true,
           codec: opts.codec,
+          ...inDir(opts.dir),
+          ...(flush === undefined ? {} : { flush }),
         });
         let published = 0;
         const count = (n: number): string => `${n} message${n === 1 ? '' : 's'}`;
@@ -448,19 +483,26 @@ const rm = program
     'with a channel: remove its named subscriber <name> instead (it must not be attached); ' +
       'its position stops holding producers back',
   )
+  .addOption(dirOption())
   .action(
     action(
       'rm',
       (
         name: string | undefined,
-        opts: { stale?: boolean; prefix?: string; json?: boolean; subscriber?: string },
+        opts: {
+          stale?: boolean;
+          prefix?: string;
+          json?: boolean;
+          subscriber?: string;
+          dir?: string;
+        },
       ) => {
         if ((name === undefined) === (opts.stale !== true)) {
           throw new CliError('give either a channel name or --stale');
         }
         const removed: string[] = [];
         if (name !== undefined && opts.subscriber !== undefined) {
-          const ch = open(name);
+          const ch = open(name, inDir(opts.dir));
           try {
             if (!ch.removeSubscriber(opts.subscriber)) {
               throw new CliError(`channel ${name} has no subscriber named ${opts.subscriber}`);
@@ -470,13 +512,13 @@ const rm = program
           }
           removed.push(`${name} subscriber ${opts.subscriber}`);
         } else if (name !== undefined) {
-          unlink(name);
+          unlink(name, inDir(opts.dir));
           removed.push(name);
         } else {
-          for (const l of list()) {
+          for (const l of list(inDir(opts.dir))) {
             if (opts.prefix !== undefined && !l.name.startsWith(opts.prefix)) continue;
             // Checked again right before the unlink: a channel that came back to life stays.
-            if (l.summary?.stale && unlinkIfStale(l.name)) removed.push(l.name);
+            if (l.summary?.stale && unlinkIfStale(l.name, inDir(opts.dir))) removed.push(l.name);
           }
         }
         if (opts.json) console.log(JSON.stringify(removed));
@@ -498,6 +540,14 @@ const rm = program
   );
 };
 
+/** For the commands that run other processes: `--dir` reaches them as `SHMRING_DIR`. */
+function dirForChildren(dir: string | undefined): void {
+  if (dir === undefined) return;
+  if (!dir.startsWith('/'))
+    throw new CliError(`--dir ${JSON.stringify(dir)} is not an absolute path`);
+  process.env.SHMRING_DIR = dir;
+}
+
 /** Runs a child with inherited stdio; resolves its exit status. */
 function runInherited(cmd: string, args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -518,8 +568,10 @@ program
   .command('demo')
   .description('run the demo: a publisher and a subscriber process move quotes over a channel')
   .argument('[count]', 'how many quotes', positiveInt('count'))
+  .addOption(dirOption())
   .action(
-    action('demo', async (count: number | undefined) => {
+    action('demo', async (count: number | undefined, opts: { dir?: string }) => {
+      dirForChildren(opts.dir);
       const demo = join(root, 'dist', 'demo', 'index.js');
       if (!existsSync(demo)) throw new CliError(`the demo is not built (${demo} is missing)`);
       process.exitCode = await runInherited(
@@ -534,9 +586,11 @@ program
   .description('run the benchmark suite (npm run bench, from a source checkout)')
   .argument('[args...]', 'passed on to the benchmark harness')
   .option('--dry-run', 'print the command instead of running it')
+  .addOption(dirOption())
   .allowUnknownOption()
   .action(
-    action('bench', async (args: string[], opts: { dryRun?: boolean }) => {
+    action('bench', async (args: string[], opts: { dryRun?: boolean; dir?: string }) => {
+      dirForChildren(opts.dir);
       if (!existsSync(join(root, 'bench', 'run.mjs')) || pkg.scripts?.bench === undefined) {
         throw new CliError(
           `the benchmark harness is not here (needs bench/run.mjs and an npm script "bench" in ${root}); run it from a source checkout of shmring`,

@@ -82,6 +82,10 @@ pub struct NativeOpenOptions {
     pub mode: Option<u32>,
     pub recover: Option<bool>,
     pub allow_foreign_owner: Option<bool>,
+    /// The directory of the segment file (absolute; default `$SHMRING_DIR` or `/dev/shm`).
+    pub dir: Option<String>,
+    /// `"os"`, `"publish"` or an interval in whole milliseconds (`"10"`).
+    pub flush: Option<String>,
 }
 
 fn whole(name: &str, v: Option<f64>, max: f64) -> Result<Option<f64>, Code> {
@@ -126,6 +130,14 @@ impl NativeOpenOptions {
             mode: self.mode.unwrap_or(shmring::DEFAULT_MODE),
             recover: self.recover.unwrap_or(false),
             allow_foreign_owner: self.allow_foreign_owner.unwrap_or(false),
+            dir: self.dir.as_ref().map(std::path::PathBuf::from),
+            flush: self
+                .flush
+                .as_deref()
+                .map(shmring::Flush::parse)
+                .transpose()
+                .map_err(js_err)?
+                .unwrap_or_default(),
             // Options the engine has that TypeScript does not pass (yet) keep their defaults.
             ..shmring::OpenOptions::default()
         })
@@ -146,6 +158,8 @@ pub struct NativeChannelInfo {
     pub created: bool,
     pub creator_pid: u32,
     pub created_at_ms: f64,
+    /// The directory of the channel's file.
+    pub dir: String,
 }
 
 impl From<&shmring::Channel> for NativeChannelInfo {
@@ -163,6 +177,7 @@ impl From<&shmring::Channel> for NativeChannelInfo {
             created: ch.created(),
             creator_pid: d.creator_pid,
             created_at_ms: (d.created_at_ns / 1_000_000) as f64,
+            dir: ch.dir().display().to_string(),
         }
     }
 }

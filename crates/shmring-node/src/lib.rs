@@ -41,16 +41,21 @@ use napi_derive::napi;
 use crate::convert::{NativeListing, NativeSummary};
 use crate::error::{Code, js_err};
 
-/// Removes the channel `name` (processes attached keep their mapping).
-#[napi]
-pub fn unlink(name: String) -> Result<(), Code> {
-    shmring::unlink(&name).map_err(js_err)
+/// `dir` as the engine takes it, or the default directory.
+fn in_dir(dir: Option<String>) -> std::path::PathBuf {
+    dir.map_or_else(shmring::default_dir, std::path::PathBuf::from)
 }
 
-/// Every `shmring.*` segment in `/dev/shm`, sorted by name.
+/// Removes the channel `name` in `dir` (processes attached keep their mapping).
 #[napi]
-pub fn list() -> Result<Vec<NativeListing>, Code> {
-    Ok(shmring::list()
+pub fn unlink(name: String, dir: Option<String>) -> Result<(), Code> {
+    shmring::unlink_in(&in_dir(dir), &name).map_err(js_err)
+}
+
+/// Every `shmring.*` segment in `dir` (default `$SHMRING_DIR` or `/dev/shm`), sorted by name.
+#[napi]
+pub fn list(dir: Option<String>) -> Result<Vec<NativeListing>, Code> {
+    Ok(shmring::list_in(&in_dir(dir))
         .map_err(js_err)?
         .into_iter()
         .map(NativeListing::from)
@@ -59,14 +64,16 @@ pub fn list() -> Result<Vec<NativeListing>, Code> {
 
 /// Attaches to `name` (never creating it, taking no slot) and summarizes it.
 #[napi]
-pub fn inspect(name: String) -> Result<NativeSummary, Code> {
-    Ok(shmring::inspect(&name).map_err(js_err)?.into())
+pub fn inspect(name: String, dir: Option<String>) -> Result<NativeSummary, Code> {
+    Ok(shmring::inspect_in(&in_dir(dir), &name)
+        .map_err(js_err)?
+        .into())
 }
 
 /// Removes `name` if its creator and every participant are dead; returns whether it did.
 #[napi]
-pub fn unlink_if_stale(name: String) -> Result<bool, Code> {
-    shmring::unlink_if_stale(&name).map_err(js_err)
+pub fn unlink_if_stale(name: String, dir: Option<String>) -> Result<bool, Code> {
+    shmring::unlink_if_stale_in(&in_dir(dir), &name).map_err(js_err)
 }
 
 /// Largest channel name.

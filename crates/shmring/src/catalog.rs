@@ -1,4 +1,5 @@
-//! The catalog of channels on this host: every `shmring.*` segment in `/dev/shm`, each read
+//! The catalog of channels in a directory (by default [`default_dir`](crate::default_dir):
+//! `/dev/shm` or `$SHMRING_DIR`): every `shmring.*` segment there, each read
 //! through the same validation as [`Channel::open`](crate::Channel::open) (so a damaged or foreign file is reported,
 //! never trusted), for `shmring ls`, `shmring stat` and `shmring rm --stale`.
 //!
@@ -7,7 +8,7 @@
 //!
 //! ```no_run
 //! # fn main() -> shmring::Result<()> {
-//! for listing in shmring::list()? {
+//! for listing in shmring::list_in(std::path::Path::new("/var/lib/myapp/channels"))? {
 //!     match listing.summary {
 //!         Ok(s) => println!("{} {} bytes used, stale: {}", s.name, s.bytes_used, s.stale),
 //!         Err(e) => println!("{}: {e}", listing.name),
@@ -16,11 +17,11 @@
 //! # Ok(()) }
 //! ```
 
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout;
-use crate::name::SHM_DIR;
 use crate::options::Descriptor;
 use crate::options::{Kind, OpenOptions};
 use crate::process;
@@ -48,7 +49,7 @@ pub struct Summary {
     pub stale: bool,
 }
 
-/// One `shmring.*` file found in [`SHM_DIR`]: its summary, or why it could not be read.
+/// One `shmring.*` file found in a directory: its summary, or why it could not be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Listing {
     /// The channel name (the file name without `shmring.`).
@@ -93,23 +94,58 @@ pub(crate) fn summary_of(seg: &Segment) -> Summary {
     }
 }
 
-/// Attaches to `name` without creating it and without taking a slot, and summarizes it.
+/// Attaches to `name` in the default directory without creating it and without taking a
+/// slot, and summarizes it (see [`inspect_in`]).
 pub fn inspect(name: &str) -> Result<Summary> {
-    Ok(summary_of(&Segment::open(name, &OpenOptions::default())?))
+    summarize_in(None, name)
 }
 
-/// Every `shmring.*` segment in [`SHM_DIR`], sorted by name. A file that vanishes while we
-/// look is left out; one that cannot be read is listed with its error.
+/// Attaches to `name` in `dir` without creating it and without taking a slot, and
+/// summarizes it. A bad `dir` is refused as [`OpenOptions::dir`] says.
+///
+/// ```no_run
+/// # fn main() -> shmring::Result<()> {
+/// let s = shmring::inspect_in(std::path::Path::new("/var/lib/myapp/channels"), "orders")?;
+/// println!("{} bytes used", s.bytes_used);
+/// # Ok(()) }
+/// ```
+pub fn inspect_in(dir: &Path, name: &str) -> Result<Summary> {
+    summarize_in(Some(dir), name)
+}
+
+fn summarize_in(dir: Option<&Path>, name: &str) -> Result<Summary> {
+    let opts = OpenOptions {
+        dir: dir.map(Path::to_path_buf),
+        ..OpenOptions::default()
+    };
+    Ok(summary_of(&Segment::open(name, &opts)?))
+}
+
+/// Every `shmring.*` segment in the default directory (see [`list_in`]).
 pub fn list() -> Result<Vec<Listing>> {
-    let dir = std::fs::read_dir(SHM_DIR).map_err(|e| Error::os(&format!("read {SHM_DIR}"), e))?;
+    list_dir(None)
+}
+
+/// Every `shmring.*` segment in `dir`, sorted by name. A file that vanishes while we look is
+/// left out; one that cannot be read is listed with its error. A bad `dir` is refused as
+/// [`OpenOptions::dir`] says.
+pub fn list_in(dir: &Path) -> Result<Vec<Listing>> {
+    list_dir(Some(dir))
+}
+
+fn list_dir(dir: Option<&Path>) -> Result<Vec<Listing>> {
+    let dir = crate::dir::resolve(dir)?;
+    let read_err = |e| Error::os(&format!("read {:?}", dir.display().to_string()), e);
+    let entries = std::fs::read_dir(&dir).map_err(read_err)?;
     let mut out = Vec::new();
-    for entry in dir {
-        let entry = entry.map_err(|e| Error::os(&format!("read {SHM_DIR}"), e))?;
+    for entry in entries {
+        let entry = entry.map_err(read_err)?;
         let file = entry.file_name();
         let Some(name) = file.to_str().and_then(|f| f.strip_prefix("shmring.")) else {
             continue;
         };
-        let summary = crate::name::validate_name(name).and_then(|()| inspect(name));
+        let summary =
+            crate::name::validate_name(name).and_then(|()| summarize_in(Some(&dir), name));
         if matches!(&summary, Err(e) if e.code() == ErrorCode::NotFound) {
             continue; // unlinked between readdir and open
         }
@@ -122,14 +158,21 @@ pub fn list() -> Result<Vec<Listing>> {
     Ok(out)
 }
 
-/// Removes `name` if it is stale (creator and every participant dead, and no process has it
+/// Removes `name` in the default directory if it is stale (see [`unlink_if_stale_in`]).
+pub fn unlink_if_stale(name: &str) -> Result<bool> {
+    Segment::unlink_if_dead(name, None)
+}
+
+/// Removes `name` in `dir` if it is stale (creator and every participant dead, and no process has it
 /// mapped) or never became ready (its creator died creating it); returns whether it did. A
 /// live channel is left alone; a damaged one is an error (as [`inspect`] reports it).
 ///
 /// Race-free: the judgment is made holding the segment's exclusive lock, which no process
 /// can get while another has the segment mapped, and a process that opened the name just
 /// before it was removed opens it again (see `OpenOptions::recover`, which does the same and
-/// then creates a new segment).
-pub fn unlink_if_stale(name: &str) -> Result<bool> {
-    Segment::unlink_if_dead(name)
+/// then creates a new segment). A stale channel in a directory on a disk filesystem (a
+/// durable one whose processes have all exited) is removed too: asking for it is asking to
+/// drop its messages.
+pub fn unlink_if_stale_in(dir: &Path, name: &str) -> Result<bool> {
+    Segment::unlink_if_dead(name, Some(dir))
 }

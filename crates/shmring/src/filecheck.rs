@@ -1,10 +1,11 @@
 //! The checks of the file under a mapping, throttled so that a busy participant pays a clock
-//! read per 64 messages.
+//! read per 64 messages; and forcing what a publish call wrote out to the file (`flush:
+//! 'publish'`, see `flush.rs`).
 //!
 //! **Removal while attached.** [`unlink`](crate::unlink) sets [`layout::FLAG_UNLINKED`] in the header and
 //! rings both doorbells before `shm_unlink`: participants still attached see it (one load per
 //! publish and per drain) and report `Closed`, readers after draining what is left. A segment
-//! removed from outside (`rm /dev/shm/shmring.x`: link count 0) or shrunk by `ftruncate` is
+//! removed from outside (`rm /dev/shm/shmring.x`, or the file in any directory: link count 0) or shrunk by `ftruncate` is
 //! noticed with `fstat` on the kept descriptor at cheap points: before a wait sleeps in the
 //! kernel and after every slice of its sleep (at least every [`FILE_CHECK_SLICE`]), at most
 //! every [`FILE_CHECK_SLICE`] before a spin, on a producer's first publish, on every
@@ -22,8 +23,8 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::flush::Flush;
 use crate::layout;
-use crate::name::SHM_DIR;
 use crate::process;
 use crate::segment::Segment;
 use crate::sync::Ordering;
@@ -97,7 +98,8 @@ impl Segment {
                 format!(
                     "channel {:?} was removed from {} by another process; open it again to \
                      reach a new channel of that name",
-                    self.name, SHM_DIR
+                    self.name,
+                    self.dir.display()
                 ),
             ));
         }
@@ -228,5 +230,64 @@ impl Segment {
     /// Wakes the sleepers on the `u32` at `offset` whose wake bits meet `bits`, in any process.
     pub(crate) fn futex_wake_bits(&self, offset: usize, bits: u32) {
         self.mem.futex_wake_bits(self.u32_at(offset), bits)
+    }
+}
+
+/// The page size, for aligning `msync` ranges.
+#[cfg(not(loom))]
+fn page() -> usize {
+    // SAFETY: sysconf cannot fail for _SC_PAGESIZE.
+    (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as usize
+}
+
+impl Segment {
+    /// `flush: 'publish'`: forces the positions `from..to` a publish call wrote (padding and
+    /// records; at most one lap), then the header page with `tail`, out to the file. Data
+    /// first, so that a `tail` on disk never points past records that are not.
+    pub(crate) fn flush_written(&self, from: u64, to: u64) -> Result<()> {
+        if self.flush != Flush::Publish || to <= from || self.shrunk() {
+            return Ok(());
+        }
+        let g = &self.desc.geometry;
+        let mask = g.capacity - 1;
+        let data = g.data_offset();
+        let len = (to - from).min(g.capacity);
+        let start = (from & mask) as usize;
+        let first = len.min(g.capacity - start as u64) as usize;
+        self.msync(data + start, first)?;
+        if (first as u64) < len {
+            self.msync(data, (len - first as u64) as usize)?;
+        }
+        self.msync(layout::TAIL_OFFSET, 8)
+    }
+
+    /// A loom model has no file to write back to.
+    #[cfg(loom)]
+    fn msync(&self, _offset: usize, _len: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// `msync(MS_SYNC)` of the pages holding `len` bytes at `offset`.
+    #[cfg(not(loom))]
+    fn msync(&self, offset: usize, len: usize) -> Result<()> {
+        let p = page();
+        let begin = offset / p * p;
+        let end = (offset + len).min(self.mem.len());
+        // SAFETY: `begin..end` is inside our mapping (page-aligned start, clamped end); msync
+        // only writes back pages, it changes no memory.
+        let rc = unsafe {
+            libc::msync(
+                self.mem.ptr(begin).cast(),
+                end.saturating_sub(begin),
+                libc::MS_SYNC,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::os(
+                &format!("msync channel {:?}", self.name()),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
     }
 }

@@ -1,7 +1,9 @@
 //! # shmring
 //!
 //! A message bus between unrelated processes on one Linux host, built on ring buffers in
-//! POSIX shared memory (`/dev/shm/shmring.<name>`).
+//! shared memory: a file `<dir>/shmring.<name>` mapped by every participant, where `dir` is
+//! `/dev/shm` by default (POSIX shared memory) or any directory given with
+//! [`OpenOptions::dir`] (on a disk filesystem the channel is durable).
 //!
 //! - A **channel** is one segment: a header, a participant table, and a data area used as a
 //!   ring of variable-size records (see `docs/LAYOUT.md` and [`layout`]).
@@ -28,9 +30,11 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod catalog;
+mod dir;
 mod error;
 mod fd;
 mod filecheck;
+mod flush;
 mod futex;
 mod hooks;
 pub mod layout;
@@ -53,10 +57,14 @@ mod wait;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use catalog::{Listing, Summary, inspect, list, unlink_if_stale};
+pub use catalog::{
+    Listing, Summary, inspect, inspect_in, list, list_in, unlink_if_stale, unlink_if_stale_in,
+};
+pub use dir::{DIR_ENV, SHM_DIR, default_dir};
 pub use error::{Error, ErrorCode, Result};
-pub use lifecycle::unlink;
-pub use name::{MAX_NAME_LEN, SHM_DIR, shm_path, validate_name};
+pub use flush::{Flush, MAX_FLUSH_INTERVAL};
+pub use lifecycle::{unlink, unlink_in};
+pub use name::{MAX_NAME_LEN, segment_path, shm_path, validate_name};
 pub use named::{MAX_SUBSCRIBER_NAME_LEN, validate_subscriber_name};
 pub use options::{
     DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Descriptor,
@@ -103,6 +111,11 @@ impl Channel {
     /// The settings stored in the segment's header.
     pub fn descriptor(&self) -> &Descriptor {
         self.seg.descriptor()
+    }
+
+    /// The directory of the segment file (`<dir>/shmring.<name>`), as resolved at open.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.seg.dir
     }
 
     /// A new producer (takes a participant slot).

@@ -1,9 +1,10 @@
 //! A segment's lifecycle: create-or-attach, recovery, unlink, staleness, who holds it.
 //!
-//! A segment is `/dev/shm/shmring.<name>`, made with `shm_open` + `ftruncate` +
-//! `posix_fallocate` (so a full `/dev/shm` is an error at creation, not a SIGBUS later) and
-//! mapped whole with `mmap`. Creation is race-free: `O_CREAT | O_EXCL` picks one creator; every
-//! other opener attaches.
+//! A segment is `<dir>/shmring.<name>` (`dir` is `/dev/shm` by default, see `dir.rs`), made
+//! with `open(O_CREAT | O_EXCL | O_NOFOLLOW)` (what `shm_open` does in `/dev/shm`) +
+//! `ftruncate` + `posix_fallocate` (so a full filesystem is an error at creation, not a SIGBUS
+//! later) and mapped whole with `mmap`. Creation is race-free: `O_EXCL` picks one creator;
+//! every other opener attaches.
 //!
 //! **Locks.** Every process that has a segment mapped holds a shared `flock` on its own
 //! descriptor of the segment file for as long as the mapping lives (the descriptor is kept
@@ -14,7 +15,7 @@
 //! - `recover` tries the exclusive lock for a moment: if it gets it, no live process has the
 //!   segment mapped (the kernel drops a dead process's locks) and nobody is creating it, so a
 //!   stale or never-ready segment can be replaced. Re-checking that the name still refers to
-//!   the same file (`fstat` of the descriptor against `stat` of the path) before `shm_unlink`,
+//!   the same file (`fstat` of the descriptor against `stat` of the path) before `unlink`,
 //!   and creating the replacement with `O_EXCL`, makes concurrent recoverers agree on one new
 //!   segment: the losers attach to it. A process that opened the old file just before it was
 //!   replaced finds its link count 0 once it has the shared lock, and opens the name again.
@@ -24,11 +25,23 @@
 //! `unlink_if_stale`) replace a segment that never became ready only if it carries the mark:
 //! an empty or zero-filled file someone else made is not shmring's to replace, nor is a FIFO,
 //! a socket or a symbolic link (those are refused by every `open`, `IncompatibleSegment`).
+//!
+//! **Alone on a file.** An attacher that finds nobody else holding any lock on a ready
+//! segment (its exclusive `flock` try succeeds) knows that no live process has it mapped.
+//! That is the normal state of a durable channel between runs, and after a reboot the
+//! semaphore mode's robust mutex may still hold the thread id of a holder that no longer
+//! exists (no kernel marks it owner-died then). So that opener repairs it before anyone else
+//! can attach: a claim recorded as pending becomes an abandoned record (as on `EOWNERDEAD`)
+//! and the mutex is initialised anew (see [`Segment::repair_alone`]).
 
 use std::time::{Duration, Instant};
 
+use std::path::Path;
+
+use crate::dir;
 use crate::error::{Error, ErrorCode, Result};
 use crate::fd::{Fd, last_os};
+use crate::flush::{Flush, Flusher};
 use crate::layout;
 use crate::memory::Memory;
 use crate::name::{Paths, check_regular, entry_kind, open_error, validate_name};
@@ -52,20 +65,35 @@ const OPEN_ATTEMPTS: u32 = 64;
 /// before it removes the name itself (the remover died in between).
 const UNLINK_GRACE: u32 = 50; // attempts, 1 ms apart
 
-/// Removes the segment of `name`. Participants still attached to it notice: it is flagged
-/// unlinked ([`layout::FLAG_UNLINKED`]) and its doorbells ring before the name goes, so their
-/// publishes fail with `Closed` and their readers get `Closed` once they have drained what
-/// is left. A new `open` with `create` makes a new segment under the name.
+/// Removes the segment of `name` in the default directory ([`crate::default_dir`]); see
+/// [`unlink_in`].
 pub fn unlink(name: &str) -> Result<()> {
+    remove(name, None)
+}
+
+/// Removes the segment of `name` in `dir` (`<dir>/shmring.<name>`). Participants still
+/// attached to it notice: it is flagged unlinked ([`layout::FLAG_UNLINKED`]) and its doorbells
+/// ring before the name goes, so their publishes fail with `Closed` and their readers get
+/// `Closed` once they have drained what is left. A new `open` with `create` makes a new
+/// segment under the name. A bad `dir` is refused as [`OpenOptions::dir`] says.
+///
+/// ```no_run
+/// # fn main() -> shmring::Result<()> {
+/// shmring::unlink_in(std::path::Path::new("/var/lib/myapp/channels"), "orders")?;
+/// # Ok(()) }
+/// ```
+pub fn unlink_in(dir: &Path, name: &str) -> Result<()> {
+    remove(name, Some(dir))
+}
+
+fn remove(name: &str, dir: Option<&Path>) -> Result<()> {
     validate_name(name)?;
-    let paths = Paths::of(name);
+    let dir = dir::resolve(dir)?;
+    let paths = Paths::new(&dir, name);
     let unlink_name = |what: &str| {
-        // SAFETY: valid C string.
-        if unsafe { libc::shm_unlink(paths.shm.as_ptr()) } != 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(Error::os(&format!("{what} channel {name:?}"), err));
-        }
-        Ok(())
+        paths
+            .unlink()
+            .map_err(|err| Error::os(&format!("{what} channel {name:?} in {dir:?}"), err))
     };
     for _ in 0..OPEN_ATTEMPTS {
         let fd = match paths.open() {
@@ -80,14 +108,9 @@ pub fn unlink(name: &str) -> Result<()> {
                     && entry_kind(&paths.file)
                         .is_some_and(|m| m & libc::S_IFMT != libc::S_IFREG) =>
             {
-                // SAFETY: valid C string.
-                if unsafe { libc::unlink(paths.file.as_ptr()) } != 0 {
-                    let err = std::io::Error::last_os_error();
-                    return Err(Error::os(&format!("unlink channel {name:?}"), err));
-                }
-                return Ok(());
+                return unlink_name("unlink");
             }
-            Err(e) => return Err(Error::os(&format!("unlink channel {name:?}"), e)),
+            Err(e) => return Err(Error::os(&format!("unlink channel {name:?} in {dir:?}"), e)),
         };
         let st = fd.stat()?;
         mark_unlinked(&fd, st.st_size as u64);
@@ -144,7 +167,7 @@ fn check_owner(name: &str, st: &libc::stat, opts: &OpenOptions) -> Result<()> {
 
 /// What `create` found.
 enum Created {
-    Yes(Segment),
+    Yes(Box<Segment>),
     /// The name exists: attach.
     Exists,
     /// Our new file was replaced before we locked it: start over.
@@ -198,16 +221,26 @@ fn pid_list(pids: &[u32]) -> String {
 impl Segment {
     /// Creates or attaches the segment of `name` according to `opts`.
     pub fn open(name: &str, opts: &OpenOptions) -> Result<Segment> {
+        let mut seg = Self::open_segment(name, opts)?;
+        seg.flush = opts.flush;
+        if let (Flush::Every(every), Some(fd)) = (opts.flush, &seg.fd) {
+            seg.flusher = Some(Flusher::start(fd.dup()?, name, every)?);
+        }
+        Ok(seg)
+    }
+
+    fn open_segment(name: &str, opts: &OpenOptions) -> Result<Segment> {
         validate_name(name)?;
         opts.validate()?;
-        let paths = Paths::of(name);
+        let dir = dir::resolve(opts.dir.as_deref())?;
+        let paths = Paths::new(&dir, name);
         let mut unlinked_seen = 0;
         let mut rejudged = 0;
         // Bounded: each round starts over only because the name changed meanwhile.
         for _ in 0..OPEN_ATTEMPTS {
             if opts.creates() {
                 match Self::create(name, &paths, opts)? {
-                    Created::Yes(seg) => return Ok(seg),
+                    Created::Yes(seg) => return Ok(*seg),
                     Created::Retry => continue,
                     Created::Exists if opts.exclusive && !opts.recover => {
                         return Err(Error::new(
@@ -225,7 +258,10 @@ impl Segment {
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     return Err(Error::new(
                         ErrorCode::NotFound,
-                        format!("no channel named {name:?} (open it with create: true to make it)"),
+                        format!(
+                            "no channel named {name:?} in {dir:?} (open it with create: true to \
+                             make it)"
+                        ),
                     ));
                 }
                 Err(e) => return Err(open_error(name, &paths, "open", e)),
@@ -234,13 +270,13 @@ impl Segment {
             check_regular(name, &st)?;
             check_owner(name, &st, opts)?;
             if opts.recover {
-                match Self::replace_if_dead(name, &paths, &fd)? {
+                match Self::replace_if_dead(name, &paths, &fd, true)? {
                     Judged::Replaced | Judged::Retry => continue,
                     Judged::InUse | Judged::Damaged(_) => {}
                     Judged::Unmarked(e) => return Err(e),
                 }
             }
-            match Self::attach(name, fd, opts) {
+            match Self::attach(name, &dir, fd, opts) {
                 Ok(Attached::Yes(seg)) if opts.exclusive => {
                     return Err(Error::new(
                         ErrorCode::AlreadyExists,
@@ -300,22 +336,11 @@ impl Segment {
 
     /// Creates the segment with `O_EXCL`, or reports that the name exists.
     fn create(name: &str, paths: &Paths, opts: &OpenOptions) -> Result<Created> {
-        // SAFETY: valid C string; flags and mode are plain integers.
-        let fd = unsafe {
-            libc::shm_open(
-                paths.shm.as_ptr(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-                opts.mode as libc::mode_t | CREATING_MARK,
-            )
+        let fd = match paths.create(opts.mode as libc::mode_t | CREATING_MARK) {
+            Ok(fd) => fd,
+            Err(err) if err.raw_os_error() == Some(libc::EEXIST) => return Ok(Created::Exists),
+            Err(err) => return Err(dir::create_error(name, &paths.dir, err)),
         };
-        if fd < 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EEXIST) {
-                return Ok(Created::Exists);
-            }
-            return Err(Error::os(&format!("create channel {name:?}"), err));
-        }
-        let fd = Fd(fd);
         // The exclusive lock says "being created" until the segment is ready. Only an
         // attacher looking at the empty file holds a (shared) lock on it, for a moment.
         if !fd.lock_within(libc::LOCK_EX, LOCK_WAIT)? {
@@ -330,7 +355,7 @@ impl Segment {
             // A recoverer took our empty, unlocked file for a dead creator's and replaced it.
             return Ok(Created::Retry);
         }
-        Self::initialise(name, paths, fd, &st, opts).map(Created::Yes)
+        Self::initialise(name, paths, fd, &st, opts).map(|seg| Created::Yes(Box::new(seg)))
     }
 
     fn initialise(
@@ -368,8 +393,9 @@ impl Segment {
                 Error::new(
                     ErrorCode::NoSpace,
                     format!(
-                        "/dev/shm has no room for channel {name:?} ({len} bytes); free space \
-                         there or choose a smaller capacity"
+                        "{} has no room for channel {name:?} ({len} bytes); free space there \
+                         or choose a smaller capacity",
+                        paths.dir.display()
                     ),
                 )
             } else {
@@ -377,7 +403,7 @@ impl Segment {
             };
             return Err(undo(e));
         }
-        let mem = map(&fd, len).map_err(undo)?;
+        let mem = map(&fd, len, &paths.dir).map_err(undo)?;
         let desc = Descriptor {
             geometry,
             kind: opts.kind.unwrap_or_default(),
@@ -389,7 +415,8 @@ impl Segment {
             created_at_ns: process::now_ns(),
             seq_key: process::random_u64() & !layout::record::STATE_MASK,
         };
-        let seg = Segment::new(mem, name, true, desc, Some(fd));
+        let mut seg = Segment::new(mem, name, true, desc, Some(fd));
+        seg.dir = paths.dir.clone();
         seg.write_descriptor();
         if seg.desc.sync == SyncMode::Semaphore {
             crate::mutex::init(&seg).map_err(undo)?;
@@ -416,32 +443,54 @@ impl Segment {
 
     /// Attaches to the segment open as `fd`: waits (shared lock) while a creator initialises
     /// it, then validates it and checks the caller's options against it.
-    fn attach(name: &str, fd: Fd, opts: &OpenOptions) -> Result<Attached> {
+    ///
+    /// If nobody else holds a lock on the file (our exclusive try succeeds), the segment is
+    /// validated holding the exclusive lock, repaired ([`Segment::repair_alone`]) and the lock
+    /// is then made shared: nobody attaches before the repair is done.
+    fn attach(name: &str, dir: &Path, fd: Fd, opts: &OpenOptions) -> Result<Attached> {
         let started = Instant::now();
-        let st = loop {
-            if !fd.lock_within(libc::LOCK_SH, LOCK_WAIT)? {
-                return Err(Error::new(
-                    ErrorCode::Timeout,
-                    format!(
-                        "channel {name:?} was locked by its creator or by a recovering process \
-                         for more than {LOCK_WAIT:?}"
-                    ),
-                ));
-            }
+        let mut alone = None;
+        if fd.try_lock(libc::LOCK_EX)? {
             let st = fd.stat()?;
             if st.st_nlink == 0 {
-                return Ok(Attached::Gone); // replaced or unlinked while we waited
+                return Ok(Attached::Gone);
             }
-            // An empty file nobody holds exclusively: its creator is between its O_EXCL open
-            // and its lock (two system calls), or died there. Give it a moment.
-            if st.st_size == 0 && file_age(&st) < INIT_WAIT && started.elapsed() < INIT_WAIT {
+            if st.st_size >= layout::HEADER_LEN as i64 {
+                alone = Some(st);
+            } else {
+                // Empty: a creator may be about to lock it; wait for it as below.
                 fd.unlock();
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
             }
-            break st;
+        }
+        let is_alone = alone.is_some();
+        let st = if let Some(st) = alone {
+            st
+        } else {
+            loop {
+                if !fd.lock_within(libc::LOCK_SH, LOCK_WAIT)? {
+                    return Err(Error::new(
+                        ErrorCode::Timeout,
+                        format!(
+                            "channel {name:?} was locked by its creator or by a recovering process \
+                         for more than {LOCK_WAIT:?}"
+                        ),
+                    ));
+                }
+                let st = fd.stat()?;
+                if st.st_nlink == 0 {
+                    return Ok(Attached::Gone); // replaced or unlinked while we waited
+                }
+                // An empty file nobody holds exclusively: its creator is between its O_EXCL open
+                // and its lock (two system calls), or died there. Give it a moment.
+                if st.st_size == 0 && file_age(&st) < INIT_WAIT && started.elapsed() < INIT_WAIT {
+                    fd.unlock();
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                break st;
+            }
         };
-        let seg = match Self::validate(name, fd, &st) {
+        let seg = match Self::validate(name, dir, fd, &st) {
             Ok(seg) => seg,
             Err(Invalid::NeverReady(e, _, _)) => return Ok(Attached::NeverReady(e)),
             Err(Invalid::Other(e)) => return Err(e),
@@ -450,13 +499,32 @@ impl Segment {
             return Ok(Attached::Unlinked(st));
         }
         opts.check_against(name, &seg.desc)?;
+        if is_alone && let Some(fd) = &seg.fd {
+            seg.repair_alone()?;
+            // From "alone" to "in use": `flock` converts our lock in place (POSIX does not
+            // promise that is atomic; if another process got the exclusive lock in between, it
+            // found a ready segment, and a recoverer that removed its name leaves it with no
+            // link: we open the name again).
+            if !fd.lock_within(libc::LOCK_SH, LOCK_WAIT)? {
+                return Err(Error::new(
+                    ErrorCode::Timeout,
+                    format!("channel {name:?} was locked by a recovering process"),
+                ));
+            }
+            if fd.stat()?.st_nlink == 0 {
+                return Ok(Attached::Gone);
+            }
+        }
         Ok(Attached::Yes(seg))
     }
 
     /// `recover`: replaces the segment open as `fd` if it is dead. Holding the exclusive lock
     /// (so no live process has it mapped and nobody is creating it), it re-checks that the
     /// name still refers to this file, judges it, flags it unlinked and removes its name.
-    fn replace_if_dead(name: &str, paths: &Paths, fd: &Fd) -> Result<Judged> {
+    ///
+    /// With `keep_durable` (an `open` with `recover`), a ready segment on a disk filesystem
+    /// that is merely stale is not dead: that is how a durable channel waits between runs.
+    fn replace_if_dead(name: &str, paths: &Paths, fd: &Fd, keep_durable: bool) -> Result<Judged> {
         if !fd.try_lock(libc::LOCK_EX)? {
             return Ok(Judged::InUse);
         }
@@ -465,7 +533,7 @@ impl Segment {
             if st.st_nlink == 0 || !paths.names(&st) {
                 return Ok(Judged::Retry);
             }
-            match Self::is_dead(name, fd, &st)? {
+            match Self::is_dead(name, &paths.dir, fd, &st, keep_durable)? {
                 Dead::No => return Ok(Judged::InUse),
                 Dead::Damaged(e) => return Ok(Judged::Damaged(e)),
                 Dead::Unmarked(e) => return Ok(Judged::Unmarked(e)),
@@ -485,16 +553,17 @@ impl Segment {
     /// Removes `name` if it is dead (see [`OpenOptions::recover`]): stale, never ready, or
     /// flagged unlinked. Returns whether it did. A segment some process has mapped, or whose
     /// creator or a participant lives, is left alone (`false`); a damaged one is an error.
-    pub(crate) fn unlink_if_dead(name: &str) -> Result<bool> {
+    pub(crate) fn unlink_if_dead(name: &str, dir: Option<&Path>) -> Result<bool> {
         validate_name(name)?;
-        let paths = Paths::of(name);
+        let dir = dir::resolve(dir)?;
+        let paths = Paths::new(&dir, name);
         for _ in 0..OPEN_ATTEMPTS {
             let fd = match paths.open() {
                 Ok(fd) => fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     return Err(Error::new(
                         ErrorCode::NotFound,
-                        format!("no channel named {name:?}"),
+                        format!("no channel named {name:?} in {dir:?}"),
                     ));
                 }
                 Err(e) => return Err(open_error(name, &paths, "open", e)),
@@ -502,7 +571,7 @@ impl Segment {
             let st = fd.stat()?;
             check_regular(name, &st)?;
             check_owner(name, &st, &OpenOptions::default())?;
-            match Self::replace_if_dead(name, &paths, &fd)? {
+            match Self::replace_if_dead(name, &paths, &fd, false)? {
                 Judged::Replaced => return Ok(true),
                 Judged::Retry => {}
                 Judged::InUse => return Ok(false),
@@ -513,5 +582,17 @@ impl Segment {
             ErrorCode::Io,
             format!("channel {name:?} kept appearing and vanishing while judging it"),
         ))
+    }
+
+    /// For an opener alone on a ready segment (see "Alone on a file" above): in semaphore
+    /// mode, the pending claim becomes an abandoned record as on `EOWNERDEAD`
+    /// (`ring::repair_pending`) and the mutex is initialised anew, since after a reboot its
+    /// word may name a thread no kernel will mark owner-died. Lock-free mode needs nothing.
+    pub(crate) fn repair_alone(&self) -> Result<()> {
+        if self.desc.sync != SyncMode::Semaphore || cfg!(loom) {
+            return Ok(());
+        }
+        crate::ring::repair_pending(self);
+        crate::mutex::init(self)
     }
 }

@@ -1,14 +1,14 @@
-//! Channel names and where their segments live: the name rules, the `/dev/shm` directory and
-//! paths, opening a name, removing it only while it still names a given file, and telling a
-//! segment file from anything else found at a path.
+//! Channel names and where their segments live: the name rules, the path of a channel's
+//! file in its directory (`<dir>/shmring.<name>`, see `dir.rs`), opening it, removing it only
+//! while it still names a given file, and telling a segment file from anything else found at
+//! a path.
 
 use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::fd::Fd;
-
-/// Where POSIX shared memory lives on Linux.
-pub const SHM_DIR: &str = "/dev/shm";
 
 /// Longest channel name.
 pub const MAX_NAME_LEN: usize = 200;
@@ -26,7 +26,7 @@ fn file_kind(mode: libc::mode_t) -> &'static str {
     }
 }
 
-/// `IncompatibleSegment` for a `/dev/shm` entry of `name` that is no file at all.
+/// `IncompatibleSegment` for a directory entry of `name` that is no file at all.
 fn not_a_segment(name: &str, kind: &str) -> Error {
     Error::new(
         ErrorCode::IncompatibleSegment,
@@ -36,7 +36,7 @@ fn not_a_segment(name: &str, kind: &str) -> Error {
     )
 }
 
-/// The kind of the `/dev/shm` entry at `file` (not following a symbolic link), if any.
+/// The kind of the directory entry at `file` (not following a symbolic link), if any.
 pub(crate) fn entry_kind(file: &std::ffi::CStr) -> Option<libc::mode_t> {
     // SAFETY: zeroed `stat` is a valid out-parameter.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -44,9 +44,9 @@ pub(crate) fn entry_kind(file: &std::ffi::CStr) -> Option<libc::mode_t> {
     (unsafe { libc::lstat(file.as_ptr(), &mut st) } == 0).then_some(st.st_mode)
 }
 
-/// The error of an `shm_open` of `name` that failed with `err`: a symbolic link (`ELOOP`:
-/// shm_open never follows one), a socket (`ENXIO`) or a directory (`EISDIR`) is
-/// `IncompatibleSegment`.
+/// The error of an open of `name` that failed with `err`: a symbolic link (`ELOOP`: the open
+/// never follows one, as `shm_open` does not), a socket (`ENXIO`) or a directory (`EISDIR`)
+/// is `IncompatibleSegment`.
 pub(crate) fn open_error(name: &str, paths: &Paths, what: &str, err: std::io::Error) -> Error {
     if matches!(
         err.raw_os_error(),
@@ -87,33 +87,72 @@ pub fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The `shm_open` name of a channel: `/shmring.<name>`.
+/// The file name of a channel's segment in its directory, with a leading slash:
+/// `/shmring.<name>` (also the `shm_open` name of a channel in `/dev/shm`).
 pub fn shm_path(name: &str) -> String {
     format!("/shmring.{name}")
 }
 
-/// The `shm_open` name and the file path of a channel.
+/// The path of the segment file of channel `name` in `dir`: `<dir>/shmring.<name>`.
+///
+/// ```
+/// let p = shmring::segment_path(std::path::Path::new("/var/lib/app"), "orders");
+/// assert_eq!(p, std::path::Path::new("/var/lib/app/shmring.orders"));
+/// ```
+pub fn segment_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("shmring.{name}"))
+}
+
+/// The directory and the file path of a channel's segment. Every open, creation and removal
+/// of a segment goes through here, with `O_NOFOLLOW` as `shm_open` does: the same files and
+/// the same refusals of symbolic links, sockets, FIFOs and directories in any directory.
 pub(crate) struct Paths {
-    pub(crate) shm: CString,
+    pub(crate) dir: PathBuf,
     pub(crate) file: CString,
 }
 
 impl Paths {
-    pub(crate) fn of(name: &str) -> Paths {
+    /// The paths of `name` (validated) in `dir` (checked by `dir::resolve`).
+    pub(crate) fn new(dir: &Path, name: &str) -> Paths {
         Paths {
-            shm: CString::new(shm_path(name)).expect("validated names have no NUL"),
-            file: CString::new(format!("{}{}", SHM_DIR, shm_path(name)))
-                .expect("validated names have no NUL"),
+            dir: dir.to_path_buf(),
+            file: CString::new(segment_path(dir, name).as_os_str().as_bytes())
+                .expect("validated names and directories have no NUL"),
         }
     }
 
+    /// Opens the segment file read-write, never following a symbolic link.
     pub(crate) fn open(&self) -> std::io::Result<Fd> {
-        // SAFETY: valid C string.
-        let fd = unsafe { libc::shm_open(self.shm.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC, 0) };
+        self.open_with(libc::O_RDWR, 0)
+    }
+
+    /// Creates the segment file (`O_EXCL`) with `mode`, never following a symbolic link.
+    pub(crate) fn create(&self, mode: libc::mode_t) -> std::io::Result<Fd> {
+        self.open_with(libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, mode)
+    }
+
+    fn open_with(&self, flags: libc::c_int, mode: libc::mode_t) -> std::io::Result<Fd> {
+        // SAFETY: valid C string; flags and mode are plain integers.
+        let fd = unsafe {
+            libc::open(
+                self.file.as_ptr(),
+                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        };
         if fd < 0 {
             return Err(std::io::Error::last_os_error());
         }
         Ok(Fd(fd))
+    }
+
+    /// Removes the directory entry (`unlink(2)`, which never follows a symbolic link).
+    pub(crate) fn unlink(&self) -> std::io::Result<()> {
+        // SAFETY: valid C string.
+        if unsafe { libc::unlink(self.file.as_ptr()) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// Whether the name still refers to the file `st` describes.
@@ -131,13 +170,11 @@ impl Paths {
         if !self.names(st) {
             return Ok(false);
         }
-        // SAFETY: valid C string.
-        if unsafe { libc::shm_unlink(self.shm.as_ptr()) } != 0 {
-            let err = std::io::Error::last_os_error();
+        if let Err(err) = self.unlink() {
             if err.raw_os_error() == Some(libc::ENOENT) {
                 return Ok(true);
             }
-            return Err(Error::os("shm_unlink", err));
+            return Err(Error::os("unlink", err));
         }
         Ok(true)
     }

@@ -1,6 +1,9 @@
 //! Options of `open`: what to create, and what to check on attach.
 
+use std::path::PathBuf;
+
 use crate::error::{Error, ErrorCode, Result};
+use crate::flush::Flush;
 use crate::layout::{self, Geometry};
 
 /// Default data area: 1 MiB.
@@ -109,12 +112,37 @@ pub struct OpenOptions {
     /// while creating it). A segment some live process uses is never replaced: it is attached
     /// as usual, or, if it cannot be used (damaged, or `exclusive` was asked for), `open`
     /// fails with an error that names the processes holding it. Concurrent recoverers agree
-    /// on one new segment.
+    /// on one new segment. A stale segment on a disk filesystem (a durable channel whose
+    /// processes have all exited, see [`OpenOptions::dir`]) is not dead: it is attached, with
+    /// its messages.
     pub recover: bool,
     /// Use a segment owned by another user. Off by default: a segment whose owner (`st_uid`)
     /// is not this process's effective uid is refused with `PermissionDenied`, since whoever
     /// owns it can rewrite it under us.
     pub allow_foreign_owner: bool,
+    /// The directory of the segment file, `<dir>/shmring.<name>`: an absolute path of an
+    /// existing directory. `None`: [`default_dir`](crate::default_dir) (`$SHMRING_DIR` when
+    /// set, else `/dev/shm`). A directory on a disk filesystem makes the channel durable: its
+    /// messages survive every process exiting and a reboot (see [`Flush`] for what survives a
+    /// power loss). Bad directories are refused, naming the path: a relative path or one that
+    /// is not a directory `InvalidArgument`, a missing one `NotFound`, one this process may
+    /// not write to (when creating) `PermissionDenied`, a filesystem that cannot map files
+    /// shared `InvalidArgument`.
+    ///
+    /// ```no_run
+    /// # fn main() -> shmring::Result<()> {
+    /// let opts = shmring::OpenOptions {
+    ///     dir: Some("/var/lib/myapp/channels".into()),
+    ///     flush: shmring::Flush::Every(std::time::Duration::from_millis(10)),
+    ///     ..shmring::OpenOptions::create()
+    /// };
+    /// let ch = shmring::Channel::open("orders", &opts)?;
+    /// # Ok(()) }
+    /// ```
+    pub dir: Option<PathBuf>,
+    /// When this handle forces what it writes out to the file (see [`Flush`]); a setting of
+    /// this handle, not of the channel. Default [`Flush::Os`].
+    pub flush: Flush,
 }
 
 impl Default for OpenOptions {
@@ -131,6 +159,8 @@ impl Default for OpenOptions {
             mode: DEFAULT_MODE,
             recover: false,
             allow_foreign_owner: false,
+            dir: None,
+            flush: Flush::Os,
         }
     }
 }
@@ -165,6 +195,7 @@ impl OpenOptions {
     /// Checks the options on their own.
     pub fn validate(&self) -> Result<()> {
         let invalid = |m: String| Error::new(ErrorCode::InvalidArgument, m);
+        self.flush.validate()?;
         if self.exclusive && !self.creates() {
             return Err(invalid("exclusive needs create: true".into()));
         }

@@ -4,10 +4,12 @@
 //! removing a segment are in `lifecycle.rs`; the checks of the file under a mapping in
 //! `filecheck.rs`.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU8, AtomicU32 as LocalU32, AtomicU64 as LocalU64};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::fd::Fd;
+use crate::flush::{Flush, Flusher};
 use crate::layout::{self, Geometry};
 use crate::memory::Memory;
 #[cfg(loom)]
@@ -18,7 +20,10 @@ use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
 /// A mapped segment. Unmapped on drop; the name stays until [`unlink`](crate::unlink).
 pub struct Segment {
-    // Dropped in this order: the mapping goes before the descriptor (and its lock).
+    // Dropped in this order: the flusher stops first (it has a descriptor of its own), the
+    // mapping goes before our descriptor (and its lock).
+    /// This handle's flusher thread (`flush: Flush::Every`), if any.
+    pub(crate) flusher: Option<Flusher>,
     pub(crate) mem: Memory,
     pub(crate) name: String,
     pub(crate) created: bool,
@@ -39,6 +44,10 @@ pub struct Segment {
     /// it runs) but, its pid differing, never releases its parent's. In a loom model (no
     /// descriptor) these entries are the locks.
     pub(crate) held: Box<[LocalU32]>,
+    /// The directory of the segment file (see `dir.rs`).
+    pub(crate) dir: PathBuf,
+    /// This handle's flush setting (see `flush.rs`); not stored in the segment.
+    pub(crate) flush: Flush,
     /// Serialises this process's threads around the names lock ([`Segment::lock_names`]):
     /// an OFD lock is one per open file description, so it cannot tell our threads apart.
     pub(crate) names: std::sync::Mutex<()>,
@@ -58,8 +67,9 @@ pub(crate) enum Invalid {
     Other(Error),
 }
 
-pub(crate) fn map(fd: &Fd, len: usize) -> Result<Memory> {
-    Memory::map(fd.0, len).map_err(|e| Error::os(&format!("mmap {len} bytes"), e))
+/// Maps `len` bytes of the segment file open as `fd`, in `dir` (named in the error).
+pub(crate) fn map(fd: &Fd, len: usize, dir: &Path) -> Result<Memory> {
+    Memory::map(fd.0, len).map_err(|e| crate::dir::map_error(dir, len, e))
 }
 
 /// The names lock, held until dropped ([`Segment::lock_names`]).
@@ -86,6 +96,7 @@ impl Segment {
         fd: Option<Fd>,
     ) -> Segment {
         Segment {
+            flusher: None,
             mem,
             name: name.to_owned(),
             created,
@@ -94,6 +105,8 @@ impl Segment {
             local: AtomicU8::new(0),
             last_check_ms: LocalU64::new(process::coarse_ms()),
             held: slot_flags(desc.geometry.max_participants),
+            dir: PathBuf::new(),
+            flush: Flush::Os,
             names: std::sync::Mutex::new(()),
         }
     }
@@ -148,10 +161,13 @@ impl Segment {
         self.write_u64(layout::SEQ_KEY_OFFSET, d.seq_key);
     }
 
-    /// Maps the segment open as `fd` (`st` its status) and validates everything in its header
-    /// before any pointer into it is formed.
+    /// Maps the segment open as `fd` (`st` its status, `dir` its directory) and validates
+    /// everything in its header before any pointer into it is formed. The file's size is
+    /// checked against the header's `segment_len` before anything past the header is read:
+    /// a truncated file is `CorruptSegment`, never a SIGBUS.
     pub(crate) fn validate(
         name: &str,
+        dir: &Path,
         fd: Fd,
         st: &libc::stat,
     ) -> std::result::Result<Segment, Invalid> {
@@ -180,7 +196,7 @@ impl Segment {
         }
         let len = usize::try_from(size)
             .map_err(|_| Invalid::Other(corrupt(format!("segment is {size} bytes"))))?;
-        let mem = map(&fd, len).map_err(Invalid::Other)?;
+        let mem = map(&fd, len, dir).map_err(Invalid::Other)?;
         // From here `seg` unmaps (and closes `fd`) on every early return.
         let mut seg = Segment::new(
             mem,
@@ -203,6 +219,7 @@ impl Segment {
             },
             Some(fd),
         );
+        seg.dir = dir.to_path_buf();
         // A fresh segment is all zero until its creator writes the descriptor; anything else
         // without our magic is somebody else's file.
         let magic = seg.read_u64(layout::MAGIC_OFFSET);

@@ -2,6 +2,7 @@
 //! judgment `recover` and `unlink_if_stale` act on (see `lifecycle.rs`), and the holders
 //! named in their messages.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorCode, Result};
@@ -71,8 +72,15 @@ impl Segment {
     /// Whether the segment open as `fd` (exclusively locked by us) is dead: flagged unlinked,
     /// stale (creator and every participant dead, by pid and start time), or never ready with
     /// its creator dead and the creation mark on it. A damaged or foreign segment, or a
-    /// never-ready file without the mark (someone else's), is not judged dead.
-    pub(crate) fn is_dead(name: &str, fd: &Fd, st: &libc::stat) -> Result<Dead> {
+    /// never-ready file without the mark (someone else's), is not judged dead. With
+    /// `keep_durable`, a stale ready segment on a disk filesystem is not dead either.
+    pub(crate) fn is_dead(
+        name: &str,
+        dir: &Path,
+        fd: &Fd,
+        st: &libc::stat,
+        keep_durable: bool,
+    ) -> Result<Dead> {
         let unmarked = || {
             // CorruptSegment, as attaching says of a file that never became ready.
             Dead::Unmarked(Error::new(
@@ -102,8 +110,9 @@ impl Segment {
             });
         }
         let yes = |dead: bool| if dead { Dead::Yes } else { Dead::No };
-        Ok(match Self::validate(name, fd.dup()?, st) {
-            Ok(seg) => yes(seg.unlinked() || seg.stale()),
+        let kept = keep_durable && !crate::dir::in_memory(fd.0);
+        Ok(match Self::validate(name, dir, fd.dup()?, st) {
+            Ok(seg) => yes(seg.unlinked() || (seg.stale() && !kept)),
             Err(Invalid::NeverReady(..)) if st.st_mode & CREATING_MARK == 0 => unmarked(),
             Err(Invalid::NeverReady(_, pid, start)) => yes(!process::is_alive(pid, start)),
             Err(Invalid::Other(e)) => Dead::Damaged(e),

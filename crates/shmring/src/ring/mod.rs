@@ -203,7 +203,7 @@ pub(crate) fn first_record_from(seg: &Segment, geo: &RingMap, from: u64, tail: u
 /// Semaphore mode: restores the ring after a producer died holding the mutex (called with
 /// the mutex held, before it is marked consistent). A claim the dead producer had made but
 /// not committed becomes padding plus an abandoned record, so readers skip it whole.
-fn repair_pending(seg: &Segment) {
+pub(crate) fn repair_pending(seg: &Segment) {
     let geo = RingMap::of(seg);
     let len = seg
         .u64_at(layout::PENDING_LEN_OFFSET)

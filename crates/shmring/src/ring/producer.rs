@@ -31,6 +31,9 @@ pub struct Producer {
     /// When this producer may next sweep the participant table for dead owners on finding
     /// the ring full (CLOCK_MONOTONIC_COARSE, ns; see [`room_after_refresh`]).
     next_reclaim: u64,
+    /// The positions this publish call wrote (`from..to`; empty: `from >= to`), for
+    /// `flush: 'publish'` (see `flush.rs`).
+    written: (u64, u64),
 }
 
 impl Producer {
@@ -49,6 +52,7 @@ impl Producer {
             published: 0,
             checks: 0,
             next_reclaim: 0,
+            written: (u64::MAX, 0),
         })
     }
 
@@ -63,6 +67,7 @@ impl Producer {
     pub fn try_publish(&mut self, payload: &[u8]) -> Result<bool> {
         let ok = self.write(payload)?;
         if ok {
+            self.flush_written()?;
             self.count_published();
             self.wake_subscribers();
         }
@@ -96,6 +101,12 @@ impl Producer {
             }
         }
         if n > 0 {
+            // A flush error is reported unless the batch failed already.
+            if let Err(e) = self.flush_written()
+                && result.is_ok()
+            {
+                result = Err(e);
+            }
             self.count_published();
             self.wake_subscribers();
         }
@@ -121,6 +132,14 @@ impl Producer {
                 ));
             }
         }
+    }
+
+    /// Forces what this call wrote out to the file if the handle asked for it (`flush:
+    /// 'publish'`), and forgets it.
+    #[inline]
+    fn flush_written(&mut self) -> Result<()> {
+        let (from, to) = std::mem::replace(&mut self.written, (u64::MAX, 0));
+        self.seg.flush_written(from, to)
     }
 
     fn wake_subscribers(&self) {
@@ -297,6 +316,7 @@ impl Producer {
             write_body_and_commit(seg, &geo, pos, p);
             pos += geo.need(p.len());
         }
+        self.written = widen(self.written, tail, pos);
         self.published += count as u64;
         // Release: the claim is over; the space may be reused once readers are past it.
         claim.store(slot::NO_CLAIM, Ordering::Release);
@@ -322,6 +342,7 @@ impl Producer {
         // Release: the claim is over; the space may be reused once readers are past it.
         seg.u64_at(slot_field(seg, self.slot, slot::CLAIM))
             .store(slot::NO_CLAIM, Ordering::Release);
+        self.written = widen(self.written, tail, start + need);
         Ok(true)
     }
 
@@ -439,6 +460,7 @@ impl Producer {
         claim.store(slot::NO_CLAIM, Ordering::Release);
         seg.u64_at(layout::PENDING_LEN_OFFSET)
             .store(0, Ordering::Release);
+        self.written = widen(self.written, tail, tail + total);
         Ok(true)
     }
 
@@ -448,6 +470,12 @@ impl Producer {
             .u64_at(slot_field(&self.seg, self.slot, slot::MESSAGES))
             .store(self.published, Ordering::Relaxed);
     }
+}
+
+/// The positions `span` and `from..to` cover (what a publish call wrote so far).
+#[inline]
+fn widen(span: (u64, u64), from: u64, to: u64) -> (u64, u64) {
+    (span.0.min(from), span.1.max(to))
 }
 
 /// Writes and commits a record claimed in either mode, and counts it.

@@ -101,7 +101,7 @@ const summary = payloads.map((p) => {
     ratio: replay / live,
   };
 });
-if (values.json) console.log(JSON.stringify({ count, rounds, results, summary }, null, 2));
+if (values.json) console.log(JSON.stringify({ count, rounds, results, summary }));
 else {
   console.log(
     `replay from earliest vs a subscriber that joined before, ${count} messages, median of ${rounds}`,

@@ -122,38 +122,80 @@ fn replay_from_earliest_after_the_producer_exited() {
 }
 
 /// The producer is SIGKILLed mid-stream: a replay is an exact prefix of what it published,
-/// nothing torn (a claim it died in is skipped once judged dead).
+/// nothing torn (a claim it died in is skipped once judged dead). In /dev/shm and in a
+/// channel on disk (a directory under the temp dir, which is removed afterwards).
 #[test]
 fn replay_after_a_producer_was_killed_is_an_exact_prefix() {
-    for sync in MODES {
-        let n = unique("replaykill");
-        let _g = Unlink::new(&n);
-        let opts = OpenOptions {
-            capacity: Some(1 << 22),
-            sync: Some(sync),
-            ..OpenOptions::create()
-        };
-        let ch = Channel::open(&n, &opts).unwrap();
-        let env = [
-            ("SHMRING_TEST_ID", "1".to_owned()),
-            ("SHMRING_TEST_COUNT", "0".to_owned()),
-        ];
-        let mut child = spawn_child("child_replay_producer", "replay_producer", &n, &env);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while published_by_producers(&ch) < 2_000 {
+    let disk = std::env::temp_dir().join(unique("replaydir"));
+    std::fs::create_dir(&disk).unwrap();
+    let _rm = RemoveDir(disk.clone());
+    for dir in [None, Some(disk.clone())] {
+        for sync in MODES {
+            let n = unique("replaykill");
+            let opts = OpenOptions {
+                capacity: Some(1 << 22),
+                sync: Some(sync),
+                dir: dir.clone(),
+                ..OpenOptions::create()
+            };
+            let ch = Channel::open(&n, &opts).unwrap();
+            let _g = UnlinkIn(dir.clone(), n.clone());
+            let mut env = vec![
+                ("SHMRING_TEST_ID", "1".to_owned()),
+                ("SHMRING_TEST_COUNT", "0".to_owned()),
+            ];
+            if let Some(d) = &dir {
+                env.push(("SHMRING_DIR", d.display().to_string()));
+            }
+            let mut child = spawn_child("child_replay_producer", "replay_producer", &n, &env);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while published_by_producers(&ch) < 2_000 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the producer published too little"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            child.kill();
+            // A new handle, as a process would open it after the crash.
+            let again = Channel::open(
+                &n,
+                &OpenOptions {
+                    dir: dir.clone(),
+                    ..OpenOptions::default()
+                },
+            )
+            .unwrap();
+            let mut sub = replay(&again, Start::Earliest);
+            let got = collect(&mut sub, Duration::from_millis(300));
             assert!(
-                Instant::now() < deadline,
-                "the producer published too little"
+                got.len() >= 2_000,
+                "{sync:?} {dir:?}: replayed {}",
+                got.len()
             );
-            std::thread::sleep(Duration::from_millis(5));
+            for (i, m) in got.iter().enumerate() {
+                assert_eq!(*m, (1, i as u32), "{sync:?} {dir:?}: not a prefix at {i}");
+            }
         }
-        child.kill();
-        let mut sub = replay(&ch, Start::Earliest);
-        let got = collect(&mut sub, Duration::from_millis(300));
-        assert!(got.len() >= 2_000, "{sync:?}: replayed {}", got.len());
-        for (i, m) in got.iter().enumerate() {
-            assert_eq!(*m, (1, i as u32), "{sync:?}: not a prefix at {i}");
-        }
+    }
+}
+
+/// Unlinks a channel in a directory (or the default one) when dropped.
+struct UnlinkIn(Option<std::path::PathBuf>, String);
+impl Drop for UnlinkIn {
+    fn drop(&mut self) {
+        let _ = match &self.0 {
+            Some(d) => shmring::unlink_in(d, &self.1),
+            None => shmring::unlink(&self.1),
+        };
+    }
+}
+
+/// Removes a directory and what is in it when dropped.
+struct RemoveDir(std::path::PathBuf);
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -252,17 +252,7 @@ fn child_slow_replayer() {
 fn replay_racing_wrapping_producers_counts_exactly_what_it_skipped() {
     let per = env_or("SHMRING_REPLAY_RACE", 20_000) as u32;
     for sync in MODES {
-        let n = unique("replayrace");
-        let _g = Unlink::new(&n);
-        let out = std::env::temp_dir().join(format!("{n}.out"));
-        let _rm = RemoveFile(out.clone());
-        let opts = OpenOptions {
-            capacity: Some(16 * 1024),
-            max_message_size: Some(256),
-            sync: Some(sync),
-            ..OpenOptions::create()
-        };
-        let ch = Channel::open(&n, &opts).unwrap();
+        let (n, ch, out, _g) = small_ring("replayrace", sync);
         let mut fast = ch.subscribe().unwrap();
         let mut buf = vec![0u8; 64 * 1024];
         // Producer 7 (this process) wraps the ring a few times with `fast` keeping up, so the
@@ -386,6 +376,26 @@ fn wait_for_subscribers(ch: &Channel, n: usize) {
         assert!(Instant::now() < deadline, "subscribers did not join");
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// A 16 KiB channel (messages up to 256 bytes) for the racing tests, its name, and a log file
+/// path for a child; the guard unlinks the one and removes the other.
+fn small_ring(
+    tag: &str,
+    sync: SyncMode,
+) -> (String, Channel, std::path::PathBuf, (Unlink, RemoveFile)) {
+    let n = unique(tag);
+    let unlink = Unlink::new(&n);
+    let out = std::env::temp_dir().join(format!("{n}.out"));
+    let rm = RemoveFile(out.clone());
+    let opts = OpenOptions {
+        capacity: Some(16 * 1024),
+        max_message_size: Some(256),
+        sync: Some(sync),
+        ..OpenOptions::create()
+    };
+    let ch = Channel::open(&n, &opts).unwrap();
+    (n, ch, out, (unlink, rm))
 }
 
 struct RemoveFile(std::path::PathBuf);
@@ -528,17 +538,7 @@ fn named_subscriber_killed_and_restarted_sees_everything() {
         if std::env::var("CI").is_ok() { 20 } else { 50 },
     );
     for sync in MODES {
-        let n = unique("namedkill");
-        let _g = Unlink::new(&n);
-        let out = std::env::temp_dir().join(format!("{n}.out"));
-        let _rm = RemoveFile(out.clone());
-        let opts = OpenOptions {
-            capacity: Some(16 * 1024),
-            max_message_size: Some(256),
-            sync: Some(sync),
-            ..OpenOptions::create()
-        };
-        let ch = Channel::open(&n, &opts).unwrap();
+        let (n, ch, out, _g) = small_ring("namedkill", sync);
         // Create the name before publishing, so it holds back everything from message 0.
         drop(ch.subscribe_named("audit").unwrap());
         let mut p = ch.producer().unwrap();

@@ -323,7 +323,7 @@ export function markdown(report) {
     L.push('## Replay from `earliest`');
     L.push('');
     L.push(
-      `A 64 MiB topic holds ${fmtInt(replay.count)} messages; then either \`records({ from: 'earliest' })\` ` +
+      `A 64 MiB topic holds ${fmtInt(replay.count)} messages; then either \`messages({ from: 'earliest' })\` ` +
         '(joined after the publishes: every record below the tail it joined at is validated after ' +
         'its copy, and skipped messages are counted) or a `messages()` subscription that joined ' +
         `before them reads all of them, alternating which runs first; median of ${replay.rounds} rounds. ` +

@@ -61,7 +61,9 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use shmring::{Channel, ErrorCode, Kind, OpenOptions, Policy, Role, SyncMode};
+use shmring::{
+    Channel, ErrorCode, Kind, OpenOptions, Policy, Role, Start, SubscribeOptions, SyncMode,
+};
 
 const PRODUCER_POINTS: &[&str] = &["after_claim", "mid_payload", "before_commit"];
 
@@ -134,6 +136,8 @@ fn producer() {
         try_only: env_flag("T_TRY"),
         pace: env_flag("T_PACE"),
         stop: env("T_STOP"),
+        write_slot: std::env::var("T_THREADS").map_or(true, |v| v == "1"),
+        log_base: env("T_LOG"),
     };
     let id: u32 = env("T_ID").parse().unwrap();
     let log = env("T_LOG");
@@ -159,6 +163,9 @@ struct ProducerCfg {
     try_only: bool,
     pace: bool,
     stop: String,
+    /// One thread: write our slot to `<T_LOG>.slot`.
+    write_slot: bool,
+    log_base: String,
 }
 
 impl ProducerCfg {
@@ -172,6 +179,16 @@ fn run_producer(ch: &Channel, id: u32, log: &str, batch_seed: u64, cfg: &Produce
     let mut p = ch
         .producer()
         .unwrap_or_else(|e| child_fail(&format!("producer {id}: {e}")));
+    if cfg.write_slot {
+        // For the replay audit, which counts skipped messages per slot as the engine does.
+        let me = std::process::id();
+        let slot = ch
+            .participants()
+            .iter()
+            .find(|q| q.pid == me && q.role != Some(Role::Subscriber))
+            .map_or(u32::MAX, |q| q.slot);
+        std::fs::write(format!("{}.slot", cfg.log_base), format!("{id} {slot}")).unwrap();
+    }
     if batch_seed != 0 {
         return batch_producer(ch, &mut p, id, cfg, &mut log, Rng(batch_seed | 1));
     }
@@ -277,7 +294,12 @@ fn batch_producer(
 
 /// Child role: a reader that takes one message at a time and logs it at once, until the
 /// stop file appears and nothing is left; then writes `received() lost()` to
-/// `<T_LOG>.stats`. `T_SLOW=1`: it sleeps 2 ms after each message.
+/// `<T_LOG>.stats`. `T_SLOW=1`: it sleeps 2 ms after each message. `T_JOIN`: how it joins:
+/// `latest` (the default), `named:<name>` (`subscribe_named`: each message is logged before
+/// the next receive, which consumes it), `earliest` or `probe:<k>` (a replay: `Start::Earliest`,
+/// or `Start::Position` of the `k`th message a probe subscription got from the earliest one);
+/// a replaying reader logs each message's position too (`<p> <s> <position>`) and appends the
+/// tail it saw right after joining to its stats.
 fn reader() {
     install_panic_hook();
     let ch = Channel::open(&env("T_CHANNEL"), &OpenOptions::default())
@@ -285,10 +307,29 @@ fn reader() {
     let stop = env("T_STOP");
     let log_path = env("T_LOG");
     let slow = env_flag("T_SLOW");
+    let join = std::env::var("T_JOIN").unwrap_or_else(|_| "latest".into());
     let mut log = std::fs::File::create(&log_path).unwrap();
-    let mut sub = ch
-        .subscribe()
-        .unwrap_or_else(|e| child_fail(&format!("subscribe: {e}")));
+    let replay = join == "earliest" || join.starts_with("probe:");
+    let mut sub = if let Some(name) = join.strip_prefix("named:") {
+        ch.subscribe_named(name)
+    } else if let Some(k) = join.strip_prefix("probe:") {
+        let from = probe_position(&ch, k.parse().unwrap());
+        ch.subscribe_with(&SubscribeOptions { from, name: None })
+    } else if replay {
+        ch.subscribe_with(&SubscribeOptions {
+            from: Start::Earliest,
+            name: None,
+        })
+    } else {
+        ch.subscribe()
+    }
+    .unwrap_or_else(|e| child_fail(&format!("subscribe ({join}): {e}")));
+    // Every message at or after this position is at or after the tail it joined at.
+    let joined_by = shmring::summarize(&ch).tail;
+    sub.set_record_frames(replay);
+    // Bytes before the payload in a frame: `len u32`, and with record frames `flags u32 |
+    // position u64` after it (see `Subscriber::set_record_frames`).
+    let prefix = if replay { 16 } else { 4 };
     std::fs::write(format!("{log_path}.ready"), "").unwrap();
     let mut buf = vec![0u8; 8192];
     let mut idle = 0;
@@ -307,7 +348,7 @@ fn reader() {
             continue;
         }
         idle = 0;
-        let msg = &buf[4..d.bytes];
+        let msg = &buf[prefix..d.bytes];
         let Some((p, s)) = parse(msg) else {
             child_fail(&format!(
                 "reader: damaged message of {} bytes, starting {:?}",
@@ -315,16 +356,48 @@ fn reader() {
                 &msg[..msg.len().min(16)]
             ))
         };
-        log.write_all(format!("{p} {s}\n").as_bytes()).unwrap();
+        let line = if replay {
+            let pos = sub.last_position().unwrap_or(u64::MAX);
+            format!("{p} {s} {pos}\n")
+        } else {
+            format!("{p} {s}\n")
+        };
+        log.write_all(line.as_bytes()).unwrap();
         if slow {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+    let extra = if replay {
+        format!(" {joined_by}")
+    } else {
+        String::new()
+    };
     std::fs::write(
         format!("{log_path}.stats"),
-        format!("{} {}\n", sub.received(), sub.lost()),
+        format!("{} {}{extra}\n", sub.received(), sub.lost()),
     )
     .unwrap();
+}
+
+/// Child: the position of the `k`th message (or the last one there is) that a probe
+/// subscription from the earliest message gets; `Start::Earliest` if it gets none.
+fn probe_position(ch: &Channel, k: usize) -> Start {
+    let mut probe = ch
+        .subscribe_with(&SubscribeOptions {
+            from: Start::Earliest,
+            name: None,
+        })
+        .unwrap_or_else(|e| child_fail(&format!("probe subscribe: {e}")));
+    let mut at = None;
+    let mut buf = Vec::new();
+    for _ in 0..k {
+        match probe.try_recv(&mut buf) {
+            Ok(true) => at = probe.last_position(),
+            Ok(false) => break,
+            Err(e) => child_fail(&format!("probe: {e}")),
+        }
+    }
+    at.map_or(Start::Earliest, Start::Position)
 }
 
 struct Rng(u64);
@@ -421,6 +494,7 @@ enum Flavor {
     CoRecover,
     Overwrite,
     MultiKill,
+    Named,
 }
 
 impl Flavor {
@@ -432,6 +506,7 @@ impl Flavor {
             Flavor::CoRecover => "corecover",
             Flavor::Overwrite => "overwrite",
             Flavor::MultiKill => "multikill",
+            Flavor::Named => "named",
         }
     }
 }
@@ -480,6 +555,28 @@ struct Totals {
     /// producers; a random-instant multi-kill instead).
     unheld: u64,
     threaded_events: u64,
+    /// Named subscribers: names, lives, lives killed (of them at `mid_read`/`judged_dead`,
+    /// and fresh lives that never reached `judged_dead`), messages seen again at the start
+    /// of a life (the one in hand at a kill), checks while away: the slot said away (not
+    /// just dead), the producers were held at its cursor, something was wrong (an error).
+    names: u64,
+    named_lives: u64,
+    named_kills: u64,
+    named_point_kills: u64,
+    named_judged_unstaged: u64,
+    named_redelivered: u64,
+    named_delivered: u64,
+    named_away_seen: u64,
+    named_held: u64,
+    named_away_bad: u64,
+    /// Replaying readers audited (that survived), their messages, their `lost()`, the
+    /// readers whose `lost()` differs from the gaps they saw (an error), and the part of
+    /// `lost()` that came from a producer slot's new owner counted as the old one's gap.
+    replays: u64,
+    replay_received: u64,
+    replay_lost: u64,
+    replay_miscounted: u64,
+    replay_slot_reuse: u64,
     committed: u64,
     delivered: u64,
     lost: u64,
@@ -498,6 +595,31 @@ struct LogFile {
     /// The process exited by itself, successfully (a reader: its log is complete).
     survived: bool,
     witness: bool,
+    /// A life of the named subscriber `names[i]`.
+    name: Option<usize>,
+    /// A replaying reader (`Start::Earliest` or `Start::Position`).
+    replay: bool,
+}
+
+/// How a reader joins (`T_JOIN`).
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Join {
+    #[default]
+    Latest,
+    /// A life of the named subscriber `names[i]`.
+    Named(usize),
+    Earliest,
+    /// `Start::Position` of the `k`th message from the earliest.
+    Probe(u32),
+}
+
+/// A named subscriber of a round.
+struct NameState {
+    name: String,
+    /// Markers published (`Round::markers.len()`) and the next producer id when the name was
+    /// created: later markers and producers' messages must all reach it.
+    markers_before: usize,
+    next_id: u32,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -510,6 +632,8 @@ struct SpawnOpts {
     slow: bool,
     /// Never a batch producer.
     no_batch: bool,
+    /// A reader: how it joins.
+    join: Join,
 }
 
 struct Round<'a> {
@@ -536,6 +660,10 @@ struct Round<'a> {
     markers: Vec<u32>,
     /// Consumers SIGKILLed at random instants (each may take one message unlogged).
     random_consumer_kills: u64,
+    /// Named subscribers (their lives are readers with `LogFile::name`).
+    names: Vec<NameState>,
+    /// The participant slot of the parent's marker producer.
+    marker_slot: u32,
     rng: &'a mut Rng,
 }
 
@@ -592,6 +720,13 @@ impl Round<'_> {
         if let Some(h) = hook {
             cmd.env("SHMRING_HOOK", h);
         }
+        let join = match o.join {
+            Join::Latest => "latest".to_owned(),
+            Join::Named(i) => format!("named:{}", self.names[i].name),
+            Join::Earliest => "earliest".to_owned(),
+            Join::Probe(k) => format!("probe:{k}"),
+        };
+        cmd.env("T_JOIN", join);
         if let Some(g) = o.pgroup {
             cmd.process_group(g);
         }
@@ -627,6 +762,11 @@ impl Round<'_> {
                 batch,
                 survived: false,
                 witness: false,
+                name: match o.join {
+                    Join::Named(i) => Some(i),
+                    _ => None,
+                },
+                replay: matches!(o.join, Join::Earliest | Join::Probe(_)),
             });
         }
         self.procs.push(Proc {
@@ -672,6 +812,71 @@ impl Round<'_> {
         self.procs
             .iter()
             .filter(|p| p.role == role && !except.contains(&p.pid()))
+            .map(Proc::pid)
+            .collect()
+    }
+
+    /// Creates a named subscriber (its first life); returns its index in `names`.
+    fn add_name(&mut self) -> usize {
+        let i = self.names.len();
+        self.names.push(NameState {
+            name: format!("n{i}"),
+            markers_before: self.markers.len(),
+            next_id: self.next_id,
+        });
+        self.spawn_life(i, None);
+        i
+    }
+
+    /// Spawns a life of the named subscriber `i`; returns its pid.
+    fn spawn_life(&mut self, i: usize, hook: Option<String>) -> u32 {
+        let k = self.spawn(
+            "reader",
+            hook,
+            SpawnOpts {
+                join: Join::Named(i),
+                ..SpawnOpts::default()
+            },
+        );
+        self.procs[k].pid()
+    }
+
+    /// The pid of the live life of named subscriber `i`, if any.
+    fn life_pid(&self, i: usize) -> Option<u32> {
+        self.procs
+            .iter()
+            .find(|p| p.logs.iter().any(|&l| self.logs[l].name == Some(i)))
+            .map(Proc::pid)
+    }
+
+    /// Spawns a replaying reader: from the earliest message, or (one in three) from the
+    /// position of one of the first 1..=200 messages there.
+    fn spawn_replayer(&mut self) {
+        let join = if self.rng.below(3) == 0 {
+            Join::Probe(1 + self.rng.below(200) as u32)
+        } else {
+            Join::Earliest
+        };
+        self.spawn(
+            "reader",
+            None,
+            SpawnOpts {
+                join,
+                ..SpawnOpts::default()
+            },
+        );
+    }
+
+    /// Readers a random-instant kill does not pick: the witness and the replaying readers
+    /// (audited only if they survive).
+    fn spared(&self) -> Vec<u32> {
+        self.procs
+            .iter()
+            .filter(|p| {
+                p.logs
+                    .iter()
+                    .any(|&l| self.logs[l].witness || self.logs[l].replay)
+            })
             .map(Proc::pid)
             .collect()
     }
@@ -807,18 +1012,20 @@ fn main() {
         (FailTry, LockFree, Topic, 4),
         (CoRecover, LockFree, Queue, 4),
         (Overwrite, LockFree, Topic, 4),
+        (Named, LockFree, Topic, 3),
         (MultiKill, LockFree, Topic, 4),
         (Classic, Semaphore, Topic, 3),
-        (FailTry, Semaphore, Queue, 4),
-        (MultiKill, Semaphore, Queue, 4),
+        (FailTry, Semaphore, Queue, 3),
+        (MultiKill, Semaphore, Queue, 3),
         (Overwrite, Semaphore, Topic, 4),
+        (Named, Semaphore, Topic, 3),
         (Classic, LockFree, Queue, 3),
-        (FailTry, LockFree, Queue, 4),
-        (CoRecover, LockFree, Queue, 4),
-        (MultiKill, LockFree, Queue, 4),
+        (FailTry, LockFree, Queue, 3),
+        (CoRecover, LockFree, Queue, 3),
+        (MultiKill, LockFree, Queue, 3),
         (Classic, Semaphore, Queue, 3),
-        (FailTry, Semaphore, Topic, 4),
-        (MultiKill, Semaphore, Topic, 4),
+        (FailTry, Semaphore, Topic, 3),
+        (MultiKill, Semaphore, Topic, 3),
     ];
     let schedule: Vec<_> = schedule
         .iter()
@@ -827,7 +1034,7 @@ fn main() {
         .collect();
     assert!(
         !schedule.is_empty(),
-        "--only takes one of classic, fail, corecover, overwrite, multikill"
+        "--only takes one of classic, fail, corecover, overwrite, multikill, named"
     );
     let mut t = Totals::default();
     let started = Instant::now();
@@ -853,7 +1060,14 @@ fn main() {
             .copied()
             .unwrap_or_default()
     };
-    let flavours = ["classic", "fail", "corecover", "overwrite", "multikill"]
+    let flavours = [
+        "classic",
+        "fail",
+        "corecover",
+        "overwrite",
+        "multikill",
+        "named",
+    ]
         .iter()
         .map(|f| format!("{f} {}", t.rounds.get(f).copied().unwrap_or(0)))
         .collect::<Vec<_>>()
@@ -903,6 +1117,23 @@ fn main() {
         t.unheld,
         t.threaded_events
     );
+    println!(
+        "named:      {} named subscribers over {} lives, {} lives killed ({} at mid_read/judged_dead, {} fresh lives never reached judged_dead), {} messages delivered to them, {} seen again at a life's start (in hand at a kill); while away: {} checks saw the slot away (the rest: dead, not yet reclaimed), {} saw the producers held at its cursor, {} went wrong",
+        t.names,
+        t.named_lives,
+        t.named_kills,
+        t.named_point_kills,
+        t.named_judged_unstaged,
+        t.named_delivered,
+        t.named_redelivered,
+        t.named_away_seen,
+        t.named_held,
+        t.named_away_bad
+    );
+    println!(
+        "replay:     {} replaying readers audited (earliest, or a position), received {}, lost {} (= the gaps they saw: {} miscounted; {} of it a slot's new owner counted as the old one's gap)",
+        t.replays, t.replay_received, t.replay_lost, t.replay_miscounted, t.replay_slot_reuse
+    );
     println!("delivered:  {}", t.delivered);
     println!("lost:       {}", t.lost);
     println!("duplicated: {}", t.duplicated);
@@ -921,7 +1152,7 @@ fn main() {
         t.recovery.len()
     );
     println!(
-        "torture summary: kills {}, messages {}, lost {}, duplicated {}, disorder {}, wedges {}, errors {}, uncounted overwrite losses {}, {:.1} s",
+        "torture summary: kills {}, messages {}, lost {}, duplicated {}, disorder {}, wedges {}, errors {}, uncounted overwrite losses {}, {:.1} s, named lives {}, redelivered {}, away errors {}, replays {}, replay miscounts {}",
         t.kills,
         t.committed,
         t.lost,
@@ -930,9 +1161,23 @@ fn main() {
         t.wedges,
         t.errors,
         t.uncounted,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        t.named_lives,
+        t.named_redelivered,
+        t.named_away_bad,
+        t.replays,
+        t.replay_miscounted
     );
-    if t.lost + t.duplicated + t.disorder + t.wedges + t.errors + t.uncounted > 0 {
+    if t.lost
+        + t.duplicated
+        + t.disorder
+        + t.wedges
+        + t.errors
+        + t.uncounted
+        + t.named_away_bad
+        + t.replay_miscounted
+        > 0
+    {
         std::process::exit(1);
     }
 }
@@ -988,11 +1233,11 @@ fn classic_kill(r: &mut Round, t: &mut Totals, round: usize) -> u64 {
         pid
     } else {
         // A running participant (never the witness), at a random instant.
-        let witness = witness_pid(r);
-        if r.pids(role, &witness).is_empty() {
+        let spared = r.spared();
+        if r.pids(role, &spared).is_empty() {
             r.spawn(role, None, SpawnOpts::default());
         }
-        let k = r.pids(role, &witness);
+        let k = r.pids(role, &spared);
         let pid = k[r.rng.below(k.len() as u64) as usize];
         std::thread::sleep(Duration::from_micros(r.rng.below(20_000)));
         if role == "reader" && r.kind == Kind::Queue {
@@ -1004,13 +1249,107 @@ fn classic_kill(r: &mut Round, t: &mut Totals, round: usize) -> u64 {
     1
 }
 
-/// The witness subscriber's pid (a topic's first reader, never killed), if any.
-fn witness_pid(r: &Round) -> Vec<u32> {
-    r.procs
-        .iter()
-        .filter(|p| p.logs.iter().any(|&l| r.logs[l].witness))
-        .map(Proc::pid)
-        .collect()
+/// Named subscribers: a life of one of them killed at a random instant, at `mid_read` (in
+/// a fresh life), or at `judged_dead` (a fresh life that stops there, at the claim of a
+/// producer killed at a named point, while the other readers are held); after each kill,
+/// while the name is away, it must still be listed (away, or dead not yet reclaimed) and
+/// hold the producers: they fill the ring up to its cursor and no further. Then a new life
+/// resumes it. Returns the processes killed.
+fn named_kill(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 {
+    let i = r.rng.below(r.names.len() as u64) as usize;
+    let mut kills = 0;
+    if let Some(pid) = r.life_pid(i) {
+        std::thread::sleep(Duration::from_micros(r.rng.below(20_000)));
+        r.kill(pid);
+        kills += 1;
+        t.named_kills += 1;
+        check_away(r, t, ch, i, round);
+    }
+    match r.rng.below(3) {
+        0 => {}
+        1 => {
+            let nth = 1 + r.rng.below(40);
+            let pid = r.spawn_life(i, Some(format!("mid_read:{nth}")));
+            if !wait_stopped(pid) {
+                eprintln!("round {round}: named reader never reached mid_read:{nth}");
+                t.wedges += 1;
+            }
+            r.kill(pid);
+            kills += 1;
+            t.named_kills += 1;
+            t.point_kills += 1;
+            t.named_point_kills += 1;
+            check_away(r, t, ch, i, round);
+        }
+        _ => {
+            // At `judged_dead`: only the fresh life may judge the dead claim, so the other
+            // readers are held (after the victim claimed: it needs room to).
+            let life = r.spawn_life(i, Some("judged_dead:1".into()));
+            let (_, dead, point, nth) = r.spawn_stopping_producer(20);
+            if !wait_stopped(dead) {
+                eprintln!("round {round}: named round producer never reached {point}:{nth}");
+                t.wedges += 1;
+            }
+            let others = r.pids("reader", &[life]);
+            stop_all(&others);
+            r.kill(dead);
+            kills += 1;
+            t.point_kills += 1;
+            if wait_stopped_for(life, Duration::from_secs(3)) {
+                t.named_point_kills += 1;
+                t.point_kills += 1;
+            } else {
+                t.named_judged_unstaged += 1;
+            }
+            r.kill(life);
+            kills += 1;
+            t.named_kills += 1;
+            check_away(r, t, ch, i, round);
+            resume_all(&others);
+        }
+    }
+    r.spawn_life(i, None);
+    kills
+}
+
+/// Named subscriber `i` has no life: it must be listed (away, or its dead owner not yet
+/// reclaimed) and hold the producers (they reach its cursor plus the capacity, not more).
+fn check_away(r: &Round, t: &mut Totals, ch: &Channel, i: usize, round: usize) {
+    let name = &r.names[i].name;
+    let cap = ch.descriptor().geometry.capacity;
+    let find = || {
+        ch.participants()
+            .into_iter()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+    };
+    let Some(p) = find() else {
+        eprintln!("round {round}: named subscriber {name} not listed while away");
+        t.named_away_bad += 1;
+        return;
+    };
+    if p.alive {
+        eprintln!("round {round}: named subscriber {name} listed alive with no life");
+        t.named_away_bad += 1;
+    }
+    // Held: the producers run into its cursor (a record's worth of room may be left).
+    let held = wait_until(Duration::from_millis(300), || {
+        shmring::summarize(ch).tail + 4096 + 256 >= p.cursor + cap
+    });
+    t.named_held += held as u64;
+    let Some(q) = find() else {
+        eprintln!("round {round}: named subscriber {name} gone while away");
+        t.named_away_bad += 1;
+        return;
+    };
+    t.named_away_seen += q.away as u64;
+    let tail = shmring::summarize(ch).tail;
+    if q.cursor != p.cursor || tail > q.cursor + cap {
+        eprintln!(
+            "round {round}: named subscriber {name} away at cursor {} (then {}), tail {tail}, capacity {cap}",
+            p.cursor, q.cursor
+        );
+        t.named_away_bad += 1;
+    }
 }
 
 /// Queue co-recovery (see the module docs). Returns the processes killed.
@@ -1142,16 +1481,16 @@ fn overwrite_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) 
                 t.point_kills += 1;
                 r.kill(pid);
             } else {
-                let witness = witness_pid(r);
+                let spared = r.spared();
                 let role = if r.rng.below(2) == 0 {
                     "reader"
                 } else {
                     "producer"
                 };
-                if r.pids(role, &witness).is_empty() {
+                if r.pids(role, &spared).is_empty() {
                     r.spawn(role, None, SpawnOpts::default());
                 }
-                let k = r.pids(role, &witness);
+                let k = r.pids(role, &spared);
                 let pid = k[r.rng.below(k.len() as u64) as usize];
                 std::thread::sleep(Duration::from_micros(r.rng.below(20_000)));
                 r.kill(pid);
@@ -1322,7 +1661,7 @@ fn run_round(
     t.fail_rounds += (policy == Policy::Fail) as u64;
     // Small rings where the flavour needs the ring full (try-only) or lapped often.
     let capacity: u64 = match flavor {
-        Flavor::Classic | Flavor::MultiKill => 1 << 15,
+        Flavor::Classic | Flavor::MultiKill | Flavor::Named => 1 << 15,
         Flavor::FailTry => 1 << 13,
         Flavor::CoRecover => 1 << 12,
         Flavor::Overwrite => 1 << 14,
@@ -1367,6 +1706,8 @@ fn run_round(
         ended: Vec::new(),
         markers: Vec::new(),
         random_consumer_kills: 0,
+        names: Vec::new(),
+        marker_slot: u32::MAX,
         producers: 0,
         batch_producers: 0,
         rng,
@@ -1388,10 +1729,30 @@ fn run_round(
             },
         );
     }
+    if flavor == Flavor::Named {
+        // Created before the producers: it must get every message of the round.
+        r.add_name();
+    }
     for _ in 0..2 {
         r.spawn_producer();
     }
+    let replays = matches!(flavor, Flavor::Named | Flavor::Overwrite);
+    if replays {
+        // Some bytes to replay (and producers wrapping over them as it joins).
+        std::thread::sleep(Duration::from_millis(r.rng.below(30)));
+        r.spawn_replayer();
+    }
+    if flavor == Flavor::Named && r.rng.below(2) == 0 {
+        // Created while the producers run: it must get every message of each producer after
+        // the first one it got from it.
+        r.add_name();
+    }
     let mut marker = ch.producer().unwrap();
+    r.marker_slot = ch
+        .participants()
+        .iter()
+        .find(|p| p.pid == std::process::id())
+        .map_or(u32::MAX, |p| p.slot);
     let mut done = 0u64;
     let mut k = 0u32;
     while done < kills {
@@ -1402,7 +1763,17 @@ fn run_round(
             Flavor::Overwrite => overwrite_episode(&mut r, t, &ch, round),
             Flavor::MultiKill if r.rng.below(4) == 0 => classic_kill(&mut r, t, round),
             Flavor::MultiKill => multikill_episode(&mut r, t, &ch, round),
+            Flavor::Named if r.rng.below(3) == 0 => classic_kill(&mut r, t, round),
+            Flavor::Named => named_kill(&mut r, t, &ch, round),
         };
+        if replays && r.rng.below(3) == 0 {
+            r.spawn_replayer();
+        }
+        for i in 0..r.names.len() {
+            if r.life_pid(i).is_none() {
+                r.spawn_life(i, None);
+            }
+        }
         // Keep two producers and (queue) two consumers going, and (topic) a killable reader.
         while r.count("producer") < 2 {
             r.spawn_producer();
@@ -1569,7 +1940,17 @@ fn audit(r: &Round, t: &mut Totals, round: usize, label: &str, policy: Policy) {
     for v in by_producer.values_mut() {
         v.sort_unstable();
     }
-    let readers: Vec<&LogFile> = r.logs.iter().filter(|l| l.role == "reader").collect();
+    let readers: Vec<&LogFile> = r
+        .logs
+        .iter()
+        .filter(|l| l.role == "reader" && l.name.is_none() && !l.replay)
+        .collect();
+    for log in r.logs.iter().filter(|l| l.replay && l.survived) {
+        replay_audit(r, log, t, &what, policy, &by_producer);
+    }
+    for i in 0..r.names.len() {
+        named_audit(r, i, t, &what, &by_producer);
+    }
     if policy == Policy::Overwrite {
         let witness = readers.iter().find(|l| l.witness);
         t.delivered += witness.map_or(0, |l| read_log(&l.path).len() as u64);
@@ -1717,4 +2098,225 @@ fn overwrite_audit(log: &LogFile, t: &mut Totals, what: &str, markers: u64) {
     }
     t.ow_received += received;
     t.ow_lost += lost;
+}
+
+/// A named subscriber: its lives' logs in order must hold every committed message it is due
+/// (see the module docs), each once and in each producer's order, but for the message in hand
+/// at a kill, which the next life that gets anything gets again first.
+fn named_audit(
+    r: &Round,
+    i: usize,
+    t: &mut Totals,
+    what: &str,
+    by_producer: &HashMap<u32, Vec<u32>>,
+) {
+    let ns = &r.names[i];
+    t.names += 1;
+    let lives: Vec<&LogFile> = r.logs.iter().filter(|l| l.name == Some(i)).collect();
+    t.named_lives += lives.len() as u64;
+    if !lives.last().is_some_and(|l| l.survived) {
+        eprintln!("{what}: named subscriber {}: its last life did not finish", ns.name);
+        t.errors += 1;
+    }
+    let mut seen: HashSet<(u32, u32)> = HashSet::new();
+    let mut last: HashMap<u32, u32> = HashMap::new();
+    let mut first: HashMap<u32, u32> = HashMap::new();
+    let mut prev: Option<(u32, u32)> = None;
+    for life in &lives {
+        let got = read_log(&life.path);
+        for (k, &(p, s)) in got.iter().enumerate() {
+            if seen.contains(&(p, s)) {
+                if k == 0 && prev == Some((p, s)) {
+                    t.named_redelivered += 1;
+                } else {
+                    t.duplicated += 1;
+                    eprintln!("{what}: named {} got {p}/{s} again ({})", ns.name, life.path);
+                }
+                continue;
+            }
+            if let Some(&l) = last.get(&p)
+                && s <= l
+            {
+                t.disorder += 1;
+                eprintln!("{what}: named {} got {p}/{s} after {p}/{l}", ns.name);
+            }
+            seen.insert((p, s));
+            last.insert(p, s);
+            first.entry(p).or_insert(s);
+        }
+        if let Some(&m) = got.last() {
+            prev = Some(m);
+        }
+    }
+    t.named_delivered += seen.len() as u64;
+    // Due: markers published after it was created, every message of producers started after
+    // it was, and of the others everything after the first one it got.
+    let markers: HashSet<u32> = r.markers[ns.markers_before..].iter().copied().collect();
+    let mut missing = Vec::new();
+    for (&p, seqs) in by_producer {
+        for &s in seqs {
+            let due = if p == 0 {
+                markers.contains(&s)
+            } else if p >= ns.next_id {
+                true
+            } else {
+                first.get(&p).is_some_and(|&f| s > f)
+            };
+            if due && !seen.contains(&(p, s)) {
+                missing.push((p, s));
+            }
+        }
+    }
+    if let Some(m) = missing.first() {
+        eprintln!(
+            "{what}: named subscriber {} is missing {} committed messages, e.g. {}/{}",
+            ns.name,
+            missing.len(),
+            m.0,
+            m.1
+        );
+    }
+    t.lost += missing.len() as u64;
+}
+
+/// A replaying reader that survived: `received()` is what it logged, each producer's
+/// messages come in order, `lost()` is exactly the sum of the gaps in each producer slot's
+/// message numbers after the first one it got from it (a marker's number is its index among
+/// the markers), and under policy `block` nothing after the tail it joined at is missing.
+fn replay_audit(
+    r: &Round,
+    log: &LogFile,
+    t: &mut Totals,
+    what: &str,
+    policy: Policy,
+    by_producer: &HashMap<u32, Vec<u32>>,
+) {
+    let got: Vec<(u32, u32, u64)> = std::fs::read_to_string(&log.path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            Some((
+                it.next()?.parse().ok()?,
+                it.next()?.parse().ok()?,
+                it.next()?.parse().ok()?,
+            ))
+        })
+        .collect();
+    let stats = std::fs::read_to_string(format!("{}.stats", log.path)).unwrap_or_default();
+    let v: Vec<u64> = stats
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let [received, lost, joined_by] = v[..] else {
+        eprintln!("{what}: {} wrote no stats", log.path);
+        t.errors += 1;
+        return;
+    };
+    t.replays += 1;
+    t.replay_received += received;
+    t.replay_lost += lost;
+    if received != got.len() as u64 {
+        eprintln!(
+            "{what}: {} logged {} messages but received() says {received}",
+            log.path,
+            got.len()
+        );
+        t.errors += 1;
+    }
+    // Each producer's slot (written by the producer as it started).
+    let mut slots: HashMap<u32, u32> = HashMap::new();
+    slots.insert(0, r.marker_slot);
+    for l in r.logs.iter().filter(|l| l.role == "producer") {
+        let text = std::fs::read_to_string(format!("{}.slot", l.path)).unwrap_or_default();
+        let mut it = text.split_whitespace().map(|x| x.parse::<u32>().ok());
+        if let (Some(Some(id)), Some(Some(slot))) = (it.next(), it.next()) {
+            slots.insert(id, slot);
+        }
+    }
+    let mut expected: HashMap<u32, u64> = HashMap::new();
+    let mut last: HashMap<u32, u64> = HashMap::new();
+    let (mut counted, mut gaps, mut exact) = (0u64, 0u64, true);
+    for &(p, s, _) in &got {
+        let pseq = if p == 0 {
+            match r.markers.binary_search(&s) {
+                Ok(k) => k as u64,
+                Err(_) => {
+                    exact = false;
+                    continue;
+                }
+            }
+        } else {
+            u64::from(s)
+        };
+        match last.get(&p) {
+            Some(&l) if pseq <= l => {
+                if pseq == l {
+                    t.duplicated += 1;
+                } else {
+                    t.disorder += 1;
+                }
+                eprintln!("{what}: {} got {p}/{s} after a later one", log.path);
+            }
+            Some(&l) => gaps += pseq - l - 1,
+            None => {}
+        }
+        last.insert(p, pseq);
+        // The engine counts per slot: a new owner's first message after a smaller number
+        // starts again; after a larger one it counts as the old owner's gap.
+        let Some(&slot) = slots.get(&p) else {
+            exact = false;
+            continue;
+        };
+        if let Some(&e) = expected.get(&slot)
+            && pseq > e
+        {
+            counted += pseq - e;
+        }
+        expected.insert(slot, pseq + 1);
+    }
+    t.replay_slot_reuse += counted.saturating_sub(gaps);
+    if exact && lost != counted {
+        eprintln!(
+            "{what}: replaying {} lost() says {lost}, it missed {counted} ({gaps} between messages of one producer)",
+            log.path
+        );
+        t.replay_miscounted += 1;
+    } else if !exact && lost < gaps {
+        eprintln!("{what}: replaying {} lost() says {lost} < {gaps} gaps", log.path);
+        t.replay_miscounted += 1;
+    }
+    if policy != Policy::Block {
+        return;
+    }
+    // From the tail it joined at on, nothing is missing.
+    let mut from: HashMap<u32, u32> = HashMap::new();
+    for &(p, s, pos) in &got {
+        if pos >= joined_by {
+            from.entry(p).or_insert(s);
+        }
+    }
+    let seen: HashSet<(u32, u32)> = got.iter().map(|&(p, s, _)| (p, s)).collect();
+    let missing: Vec<(u32, u32)> = from
+        .iter()
+        .flat_map(|(&p, &f)| {
+            by_producer
+                .get(&p)
+                .into_iter()
+                .flatten()
+                .filter(move |&&s| s > f)
+                .map(move |&s| (p, s))
+        })
+        .filter(|m| !seen.contains(m))
+        .collect();
+    if let Some(m) = missing.first() {
+        eprintln!(
+            "{what}: replaying {} is missing {} committed messages after its join, e.g. {}/{}",
+            log.path,
+            missing.len(),
+            m.0,
+            m.1
+        );
+    }
+    t.lost += missing.len() as u64;
 }

@@ -1299,6 +1299,7 @@ fn named_kill(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 
                 t.named_point_kills += 1;
                 t.point_kills += 1;
             } else {
+                eprintln!("round {round} ({:?}): named life never reached judged_dead", r.sync);
                 t.named_judged_unstaged += 1;
             }
             r.kill(life);

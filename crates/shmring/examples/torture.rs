@@ -2,11 +2,11 @@
 //! every named test point, in both sync modes, for topics and queues; then an audit.
 //!
 //! `cargo run --release --features test-hooks --example torture -- [--kills N] [--seed S]
-//! [--only classic|fail|corecover|overwrite|multikill]`
+//! [--only classic|fail|corecover|overwrite|multikill|named]`
 //! (`npm run torture`; `npm test` runs a short form). Producers log each message id after
 //! it was published (so "committed" is known from outside); readers log each id they got
 //! and check that every message is whole (its bytes are a function of its id). The rounds
-//! cycle through five flavours, each over the sync modes and kinds it applies to, and take
+//! cycle through six flavours, each over the sync modes and kinds it applies to, and take
 //! kills in proportion to `--kills`:
 //!
 //! - **classic** (policy `block`, callers that wait): about half the producers publish with
@@ -38,6 +38,24 @@
 //!   swept the dead slots (then no slot says where one dead claim ends). Both modes: a process
 //!   group of free-running producers killed at a random instant, or a multi-threaded producer
 //!   process killed while one thread is at a named point (the others wherever they were).
+//! - **named** (topic, policy `block`, both modes): besides the witness, named subscribers
+//!   (`subscribe_named`): one created before the producers start, and in half the rounds a
+//!   second one while they run. Each life logs a message before its next receive, which
+//!   consumes it. Two episodes in three kill a named life: at a random instant; or that, and
+//!   then a fresh life stopped at `mid_read` and killed there; or that, and then a fresh life
+//!   that stops at `judged_dead` at the claim of a producer killed at a named point (the other
+//!   readers held so that it is the one to judge it) and is killed there. Every life killed
+//!   is followed by a new one under the same name. Between lives the name must be listed (by
+//!   `participants()`: away, or its dead owner not yet reclaimed), its cursor must not move,
+//!   and the producers must be held at it (they fill the ring up to it, never past it). The
+//!   other episodes are classic kills (with a plain killable reader beside the witness, as in
+//!   the other topic flavours), whose random-instant reader kills may hit a named life too
+//!   (a new life follows).
+//! - **replaying readers** (in the named and overwrite rounds): readers that join with
+//!   `Start::Earliest`, or `Start::Position` of one of the first 1..=200 messages a probe
+//!   subscription from the earliest gets, while producers publish and wrap over them; one
+//!   as the round starts and one more after each episode with a chance of one in three.
+//!   Random-instant kills spare them (as the witness).
 //!
 //! After each kill the parent publishes a marker and checks that every live reader gets past
 //! it within 10 s (else a wedge); under `fail`/try-only and `overwrite` the marker too is
@@ -48,11 +66,28 @@
 //! every committed message must reach exactly one of them, except that a consumer SIGKILLed at
 //! a random instant may take one message (it reads one at a time) and die before logging it —
 //! such gaps are counted apart (`taken by killed consumers`, at most one per such kill) and are
-//! not counted as lost. Any error a child reports (an `Error` from the library, a damaged
-//! message, a failed exit) counts as an error.
+//! not counted as lost. A named subscriber's lives' logs, taken in order, must hold every
+//! committed message of each producer started after the name was created, every marker
+//! published after it, and of the other producers every message after the first one it got;
+//! each once and in each producer's order, except that a life's first message may be the
+//! previous life's last one (the message in hand at the kill, not consumed yet: counted as
+//! `seen again at a life's start`); its last life must finish. A replaying reader that
+//! survived (it logs each message's position, and its stats add the tail it saw just after
+//! joining): every message whole, each producer's messages in order, `received()` equal to
+//! what it logged, and `lost()` exactly the gaps it saw: the sum, per producer slot (each
+//! producer writes its slot to `<log>.slot`), of the gaps in the message numbers after the
+//! first one it got from that slot (a producer's number is its seq; a marker's, its index
+//! among the markers). A slot's new owner whose first message has a higher number than the
+//! old owner's last is counted by the engine as a gap of the slot; that part is printed
+//! apart. Under `block` nothing after the tail it joined at may be missing: from each
+//! producer, every committed message after the first one it got at or after that tail. Any
+//! error a child reports (an `Error` from the library, a damaged message, a failed exit)
+//! counts as an error.
 //!
-//! The last line is a summary (`torture summary: kills ..., errors ...`); the exit status is
-//! non-zero if anything was lost, duplicated, out of order, wedged, miscounted or failed.
+//! The last line is a summary (`torture summary: kills ..., errors ..., uncounted overwrite
+//! losses ..., <seconds> s, named lives ..., redelivered ..., away errors ..., replays ...,
+//! replay miscounts ...`); the exit status is non-zero if anything was lost, duplicated, out
+//! of order, wedged, miscounted or failed, or a named subscriber was wrong while away.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -1068,10 +1103,10 @@ fn main() {
         "multikill",
         "named",
     ]
-        .iter()
-        .map(|f| format!("{f} {}", t.rounds.get(f).copied().unwrap_or(0)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    .iter()
+    .map(|f| format!("{f} {}", t.rounds.get(f).copied().unwrap_or(0)))
+    .collect::<Vec<_>>()
+    .join(", ");
     println!(
         "torture: {round} rounds ({flavours}) over lockfree/semaphore x topic/queue, seed {seed:#x}, {:.1} s",
         started.elapsed().as_secs_f64()
@@ -1299,7 +1334,10 @@ fn named_kill(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 
                 t.named_point_kills += 1;
                 t.point_kills += 1;
             } else {
-                eprintln!("round {round} ({:?}): named life never reached judged_dead", r.sync);
+                eprintln!(
+                    "round {round} ({:?}): named life never reached judged_dead",
+                    r.sync
+                );
                 t.named_judged_unstaged += 1;
             }
             r.kill(life);
@@ -2116,7 +2154,10 @@ fn named_audit(
     let lives: Vec<&LogFile> = r.logs.iter().filter(|l| l.name == Some(i)).collect();
     t.named_lives += lives.len() as u64;
     if !lives.last().is_some_and(|l| l.survived) {
-        eprintln!("{what}: named subscriber {}: its last life did not finish", ns.name);
+        eprintln!(
+            "{what}: named subscriber {}: its last life did not finish",
+            ns.name
+        );
         t.errors += 1;
     }
     let mut seen: HashSet<(u32, u32)> = HashSet::new();
@@ -2131,7 +2172,10 @@ fn named_audit(
                     t.named_redelivered += 1;
                 } else {
                     t.duplicated += 1;
-                    eprintln!("{what}: named {} got {p}/{s} again ({})", ns.name, life.path);
+                    eprintln!(
+                        "{what}: named {} got {p}/{s} again ({})",
+                        ns.name, life.path
+                    );
                 }
                 continue;
             }
@@ -2284,7 +2328,10 @@ fn replay_audit(
         );
         t.replay_miscounted += 1;
     } else if !exact && lost < gaps {
-        eprintln!("{what}: replaying {} lost() says {lost} < {gaps} gaps", log.path);
+        eprintln!(
+            "{what}: replaying {} lost() says {lost} < {gaps} gaps",
+            log.path
+        );
         t.replay_miscounted += 1;
     }
     if policy != Policy::Block {

@@ -42,7 +42,8 @@
 //!   (`subscribe_named`): one created before the producers start, and in half the rounds a
 //!   second one while they run. Each life logs a message before its next receive, which
 //!   consumes it. Two episodes in three kill a named life: at a random instant; or that, and
-//!   then a fresh life stopped at `mid_read` and killed there; or that, and then a fresh life
+//!   then a slow fresh life (2 ms with each message in hand) killed at a random instant; or
+//!   that, and then a fresh life stopped at `mid_read` and killed there; or that, and then a fresh life
 //!   that stops at `judged_dead` at the claim of a producer killed at a named point (the other
 //!   readers held so that it is the one to judge it) and is killed there. Every life killed
 //!   is followed by a new one under the same name. Between lives the name must be listed (by
@@ -53,7 +54,8 @@
 //!   (a new life follows).
 //! - **replaying readers** (in the named and overwrite rounds): readers that join with
 //!   `Start::Earliest`, or `Start::Position` of one of the first 1..=200 messages a probe
-//!   subscription from the earliest gets, while producers publish and wrap over them; one
+//!   subscription from the earliest gets, while producers publish and wrap over them (under
+//!   `overwrite` half of them slow, so lapped all the time); one
 //!   as the round starts and one more after each episode with a chance of one in three.
 //!   Random-instant kills spare them (as the witness).
 //!
@@ -859,17 +861,19 @@ impl Round<'_> {
             markers_before: self.markers.len(),
             next_id: self.next_id,
         });
-        self.spawn_life(i, None);
+        self.spawn_life(i, None, false);
         i
     }
 
-    /// Spawns a life of the named subscriber `i`; returns its pid.
-    fn spawn_life(&mut self, i: usize, hook: Option<String>) -> u32 {
+    /// Spawns a life of the named subscriber `i` (`slow`: it sleeps 2 ms with each message in
+    /// hand, logged and not consumed yet); returns its pid.
+    fn spawn_life(&mut self, i: usize, hook: Option<String>, slow: bool) -> u32 {
         let k = self.spawn(
             "reader",
             hook,
             SpawnOpts {
                 join: Join::Named(i),
+                slow,
                 ..SpawnOpts::default()
             },
         );
@@ -885,8 +889,10 @@ impl Round<'_> {
     }
 
     /// Spawns a replaying reader: from the earliest message, or (one in three) from the
-    /// position of one of the first 1..=200 messages there.
+    /// position of one of the first 1..=200 messages there; under `overwrite` half of them
+    /// slow (lapped all the time).
     fn spawn_replayer(&mut self) {
+        let slow = self.pace && self.rng.below(2) == 0;
         let join = if self.rng.below(3) == 0 {
             Join::Probe(1 + self.rng.below(200) as u32)
         } else {
@@ -897,6 +903,7 @@ impl Round<'_> {
             None,
             SpawnOpts {
                 join,
+                slow,
                 ..SpawnOpts::default()
             },
         );
@@ -1300,11 +1307,21 @@ fn named_kill(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 
         t.named_kills += 1;
         check_away(r, t, ch, i, round);
     }
-    match r.rng.below(3) {
+    match r.rng.below(4) {
         0 => {}
         1 => {
+            // With a message in hand: a slow life (2 ms per message, logged but not consumed
+            // until its next receive) killed after a few of them.
+            let pid = r.spawn_life(i, None, true);
+            std::thread::sleep(Duration::from_micros(2_000 + r.rng.below(20_000)));
+            r.kill(pid);
+            kills += 1;
+            t.named_kills += 1;
+            check_away(r, t, ch, i, round);
+        }
+        2 => {
             let nth = 1 + r.rng.below(40);
-            let pid = r.spawn_life(i, Some(format!("mid_read:{nth}")));
+            let pid = r.spawn_life(i, Some(format!("mid_read:{nth}")), false);
             if !wait_stopped(pid) {
                 eprintln!("round {round}: named reader never reached mid_read:{nth}");
                 t.wedges += 1;
@@ -1319,7 +1336,7 @@ fn named_kill(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 
         _ => {
             // At `judged_dead`: only the fresh life may judge the dead claim, so the other
             // readers are held (after the victim claimed: it needs room to).
-            let life = r.spawn_life(i, Some("judged_dead:1".into()));
+            let life = r.spawn_life(i, Some("judged_dead:1".into()), false);
             let (_, dead, point, nth) = r.spawn_stopping_producer(20);
             if !wait_stopped(dead) {
                 eprintln!("round {round}: named round producer never reached {point}:{nth}");
@@ -1347,7 +1364,7 @@ fn named_kill(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 
             resume_all(&others);
         }
     }
-    r.spawn_life(i, None);
+    r.spawn_life(i, None, false);
     kills
 }
 
@@ -1810,7 +1827,7 @@ fn run_round(
         }
         for i in 0..r.names.len() {
             if r.life_pid(i).is_none() {
-                r.spawn_life(i, None);
+                r.spawn_life(i, None, false);
             }
         }
         // Keep two producers and (queue) two consumers going, and (topic) a killable reader.

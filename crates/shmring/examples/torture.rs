@@ -45,7 +45,7 @@
 //!   then a slow fresh life (2 ms with each message in hand) killed at a random instant; or
 //!   that, and then a fresh life stopped at `mid_read` and killed there; or that, and then a fresh life
 //!   that stops at `judged_dead` at the claim of a producer killed at a named point (the other
-//!   readers held so that it is the one to judge it) and is killed there. Every life killed
+//!   readers and producers held so that it is the one to judge it) and is killed there. Every life killed
 //!   is followed by a new one under the same name. Between lives the name must be listed (by
 //!   `participants()`: away, or its dead owner not yet reclaimed), its cursor must not move,
 //!   and the producers must be held at it (they fill the ring up to it, never past it). The
@@ -1334,15 +1334,18 @@ fn named_kill(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 
             check_away(r, t, ch, i, round);
         }
         _ => {
-            // At `judged_dead`: only the fresh life may judge the dead claim, so the other
-            // readers are held (after the victim claimed: it needs room to).
+            // At `judged_dead`: only the fresh life may judge the dead claim, so the others are
+            // held (after the victim claimed: it needs room to).
             let life = r.spawn_life(i, Some("judged_dead:1".into()), false);
             let (_, dead, point, nth) = r.spawn_stopping_producer(20);
             if !wait_stopped(dead) {
                 eprintln!("round {round}: named round producer never reached {point}:{nth}");
                 t.wedges += 1;
             }
-            let others = r.pids("reader", &[life]);
+            // The other producers too: in semaphore mode the next one to take the mutex would
+            // repair the dead claim first.
+            let mut others = r.pids("reader", &[life]);
+            others.extend(r.pids("producer", &[dead]));
             stop_all(&others);
             r.kill(dead);
             kills += 1;

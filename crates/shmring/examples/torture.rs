@@ -614,6 +614,9 @@ struct Totals {
     replay_lost: u64,
     replay_miscounted: u64,
     replay_slot_reuse: u64,
+    /// Replaying readers that got a message whose producer slot or marker number is unknown
+    /// (then only `lost()` >= the gaps seen is checked).
+    replay_inexact: u64,
     committed: u64,
     delivered: u64,
     lost: u64,
@@ -1173,8 +1176,13 @@ fn main() {
         t.named_away_bad
     );
     println!(
-        "replay:     {} replaying readers audited (earliest, or a position), received {}, lost {} (= the gaps they saw: {} miscounted; {} of it a slot's new owner counted as the old one's gap)",
-        t.replays, t.replay_received, t.replay_lost, t.replay_miscounted, t.replay_slot_reuse
+        "replay:     {} replaying readers audited (earliest, or a position), received {}, lost {} (= the gaps they saw: {} miscounted; {} of it a slot's new owner counted as the old one's gap; {} checked only for lost() >= gaps, a producer's slot or a marker's number unknown)",
+        t.replays,
+        t.replay_received,
+        t.replay_lost,
+        t.replay_miscounted,
+        t.replay_slot_reuse,
+        t.replay_inexact
     );
     println!("delivered:  {}", t.delivered);
     println!("lost:       {}", t.lost);
@@ -2341,6 +2349,7 @@ fn replay_audit(
         expected.insert(slot, pseq + 1);
     }
     t.replay_slot_reuse += counted.saturating_sub(gaps);
+    t.replay_inexact += !exact as u64;
     if exact && lost != counted {
         eprintln!(
             "{what}: replaying {} lost() says {lost}, it missed {counted} ({gaps} between messages of one producer)",

@@ -135,23 +135,46 @@ function stream<T, R>(
     let h = -1; // its handle, for the native drain
     let immediate: NodeJS.Immediate | undefined;
     let lost = 0;
-    /** Named: the last message whose handler returned, not committed yet (-1: none). */
+    // Named: when a message counts as consumed. Its `next` handler returned; but an error
+    // the handler threw is not seen here (RxJS reports it on a timer of its own, which by
+    // default kills the process). So what a drain turn handled is committed by a timer made
+    // at the end of that turn, after every error timer its handlers made: a process that
+    // dies of such an error never commits the message that failed.
+    /** The last message whose handler returned (-1: none yet). */
     let handled = -1;
+    /** What the pending commit timer commits: what earlier turns handled. */
+    let scheduled = -1;
+    /** `handled` when the running drain turn began (-1: no turn runs). */
+    let beforeTurn = -1;
+    let inTurn = false;
     let commitTimer: NodeJS.Timeout | undefined;
-    const commitHandled = (): void => {
+    const commitScheduled = (): void => {
       commitTimer = undefined;
-      if (handled < 0 || sub === undefined) return;
-      const position = handled;
-      handled = -1;
+      if (scheduled < 0 || sub === undefined || done) return;
       try {
-        native.commit(h, position);
+        native.commit(h, scheduled);
       } catch (e) {
-        if (!done) subscriber.error(fromNative(e));
+        subscriber.error(fromNative(e));
       }
     };
     const drain = (): void => {
       immediate = undefined;
       if (done || sub === undefined) return;
+      inTurn = true;
+      beforeTurn = handled;
+      try {
+        drainTurn();
+      } finally {
+        inTurn = false;
+        if (durable && !done && handled > scheduled) {
+          scheduled = handled;
+          if (commitTimer !== undefined) clearTimeout(commitTimer);
+          commitTimer = setTimeout(commitScheduled, 0);
+        }
+      }
+    };
+    const drainTurn = (): void => {
+      if (sub === undefined) return;
       try {
         for (let turn = 0; turn < BATCHES_PER_TURN; turn++) {
           const bytes = native.drain(h, buf, BATCH_COUNT);
@@ -168,13 +191,7 @@ function stream<T, R>(
             const position = frames.position;
             subscriber.next(shape(decode(buf, frames.start, frames.end), position));
             if (done) return;
-            // Its handler returned. A named subscription commits it a timer later: an error
-            // the handler threw is reported by RxJS on a timer of its own, made first, so a
-            // process that dies of it never commits the message that failed.
-            if (durable) {
-              handled = position;
-              commitTimer ??= setTimeout(commitHandled, 0);
-            }
+            handled = position; // its handler returned (see above)
           }
         }
         // More may be waiting: let other work run first, then go on.
@@ -188,11 +205,14 @@ function stream<T, R>(
       done = true;
       if (immediate !== undefined) clearImmediate(immediate);
       if (commitTimer !== undefined) clearTimeout(commitTimer);
-      // What handlers finished with is consumed; the message whose handler ended the
-      // stream (an operator's error, or `take(n)`) is not: it comes again.
-      if (handled >= 0 && sub !== undefined) {
+      // What earlier turns handled is consumed. Ended from inside a turn (a handler, an
+      // operator's error, `take(n)`), what this turn handled comes again: a handler of it
+      // may have thrown (an error not seen yet), and the one that ended the stream did not
+      // return.
+      const through = inTurn ? beforeTurn : handled;
+      if (durable && through >= 0 && sub !== undefined) {
         try {
-          native.commit(h, handled);
+          native.commit(h, through);
         } catch {
           // Closed under us (the channel's close): those come again; nothing is lost.
         }

@@ -68,6 +68,19 @@ fn attached(seg: &Segment, name: &str, i: u32) -> Error {
     )
 }
 
+/// Takes the lock of the away (or dead owner's) slot `i` of a name. A thread of ours may be
+/// between its release's CAS to AWAY and its unlock, so a refused lock is asked again a few
+/// times; `false` only if a live owner holds it after all.
+fn lock_away(seg: &Segment, i: u32) -> Result<bool> {
+    for _ in 0..100 {
+        if seg.lock_slot(i)? {
+            return Ok(true);
+        }
+        std::thread::yield_now();
+    }
+    Ok(false)
+}
+
 /// Joins as the named subscriber `name`, under the names lock (`_names`).
 pub(crate) fn join_named(seg: &Segment, name: &str, _names: &NamesGuard<'_>) -> Result<NamedJoin> {
     validate_subscriber_name(name)?;
@@ -83,7 +96,7 @@ pub(crate) fn join_named(seg: &Segment, name: &str, _names: &NamesGuard<'_>) -> 
         return Err(attached(seg, name, i));
     }
     // Away, or its owner died: its lock is free (a live holder is attached after all).
-    if !seg.lock_slot(i)? {
+    if !lock_away(seg, i)? {
         return Err(attached(seg, name, i));
     }
     let word = seg.u32_at(slot_field(seg, i, slot::STATE));
@@ -153,7 +166,7 @@ pub(crate) fn remove_named(seg: &Segment, name: &str) -> Result<bool> {
     if state & slot::STATE_BITS == slot::ACTIVE && seg.slot_owner_alive(i) {
         return Err(attached(seg, name, i));
     }
-    if !seg.lock_slot(i)? {
+    if !lock_away(seg, i)? {
         return Err(attached(seg, name, i));
     }
     let word = seg.u32_at(slot_field(seg, i, slot::STATE));

@@ -82,8 +82,11 @@ pub(crate) fn grab(seg: &Segment, role: Role) -> Result<u32> {
         for i in 0..n {
             let state = seg.u32_at(slot_field(seg, i, slot::STATE));
             // Relaxed: only picks candidates; `take` re-reads under the lock.
-            let free = state.load(Ordering::Relaxed) & slot::STATE_BITS == slot::FREE;
-            if free != free_pass || !seg.lock_slot(i)? {
+            let word = state.load(Ordering::Relaxed);
+            let free = word & slot::STATE_BITS == slot::FREE;
+            // A named subscriber's slot is never taken: not even its lock for a moment, which
+            // would make a join or a removal of that name see it as attached.
+            if free != free_pass || (!free && is_named(seg, i, word)) || !seg.lock_slot(i)? {
                 continue;
             }
             if take(seg, i, role) {

@@ -68,13 +68,18 @@ impl Subscriber {
         let sub = match named::join_named(&seg, name, &names)? {
             NamedJoin::Resumed { slot, cursor } => {
                 let mut sub = new(slot);
-                // Our slot's cursor has counted for producers all along, so what follows
-                // it is intact (but under `overwrite`, where it may be lapped).
                 seg.check_position("named subscriber's cursor", cursor)?;
+                // Our cursor counted for producers while away, but only from where their
+                // cached head was: a name that consumed less than a replay had read may be
+                // below it, and `overwrite` ignores cursors. So read as a replay does below
+                // the tail seen now (validated, and counting what was overwritten).
+                // SYNC POINT: as in `join`, after the SeqCst activation of our slot.
+                fence(Ordering::SeqCst);
+                let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
+                seg.check_position("tail", tail)?;
                 sub.cursor = cursor;
-                if geo.overwrite() {
-                    sub.expected = vec![UNSEEN; geo.max_participants as usize];
-                }
+                sub.validate_below = tail;
+                sub.expected = vec![UNSEEN; geo.max_participants as usize];
                 sub.publish_read();
                 sub
             }

@@ -36,6 +36,11 @@ import {
 const BATCH_COUNT = 1024;
 /** Native drains per event-loop turn before yielding with `setImmediate`. */
 const BATCHES_PER_TURN = 16;
+/**
+ * A named subscription's drain turn: one batch of this many. What a turn handled is
+ * committed a timer later, so a smaller turn is less to deliver again after a kill.
+ */
+const DURABLE_BATCH_COUNT = 256;
 
 /** What a channel's subscriptions need of it. */
 export interface Source<T> {
@@ -176,8 +181,10 @@ function stream<T, R>(
     const drainTurn = (): void => {
       if (sub === undefined) return;
       try {
-        for (let turn = 0; turn < BATCHES_PER_TURN; turn++) {
-          const bytes = native.drain(h, buf, BATCH_COUNT);
+        const turns = durable ? 1 : BATCHES_PER_TURN;
+        const count = durable ? DURABLE_BATCH_COUNT : BATCH_COUNT;
+        for (let turn = 0; turn < turns; turn++) {
+          const bytes = native.drain(h, buf, count);
           if (bytes === 0) {
             sub.rearm();
             return;

@@ -72,7 +72,7 @@ pub use options::{
 };
 pub use recovery::RECOVERY_POLL;
 pub use registry::{ParticipantInfo, Role};
-pub use ring::{Drained, Producer, Subscriber, Waiter};
+pub use ring::{Drained, FRAME_PREFIX, Producer, RECORD_FRAME_PREFIX, Subscriber, Waiter};
 pub use wait::WaitStrategy;
 
 /// An open channel. Cheap to clone; the mapping lives until the last handle, producer and

@@ -57,7 +57,7 @@ mod subscriber;
 mod waiter;
 
 pub use producer::Producer;
-pub use subscriber::{Drained, Subscriber};
+pub use subscriber::{Drained, FRAME_PREFIX, RECORD_FRAME_PREFIX, Subscriber};
 pub use waiter::Waiter;
 
 /// How often a waiting producer, or one that finds the ring full, re-checks the participant

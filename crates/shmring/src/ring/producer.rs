@@ -82,7 +82,7 @@ impl Producer {
     /// it, in its message and in [`Error::published`].
     ///
     /// Lock-free channels without the `overwrite` policy claim room for several records with
-    /// one CAS (see [`Producer::write_batch`]); the others claim each record on its own.
+    /// one CAS (`write_batch`); the others claim each record on its own.
     pub fn try_publish_many<'a>(
         &mut self,
         payloads: impl IntoIterator<Item = &'a [u8]>,

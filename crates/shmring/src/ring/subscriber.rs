@@ -98,7 +98,7 @@ pub struct Subscriber {
 impl Subscriber {
     /// How long to wait at a claim in progress before checking whether its producer is dead,
     /// and how often to check again: about the time to recover from a producer killed between
-    /// claim and commit (default [`RECOVERY_POLL`], 5 ms). Shorter costs more `/proc` reads
+    /// claim and commit (default [`RECOVERY_POLL`](crate::RECOVERY_POLL), 5 ms). Shorter costs more `/proc` reads
     /// while a live producer is slow; the check never takes a live producer's claim.
     pub fn set_recovery_poll(&mut self, every: Duration) {
         // A loom model may judge at once (its clock stands still, see `process::monotonic_ns`).

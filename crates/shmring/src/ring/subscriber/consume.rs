@@ -11,7 +11,7 @@ use crate::wait::ring_doorbell;
 
 impl Subscriber {
     /// Frames of [`Subscriber::drain_into`] carry the record's position: `[len: u32 LE]
-    /// [flags: u32, zero][position: u64 LE][payload]` ([`RECORD_FRAME_PREFIX`] bytes before
+    /// [flags: u32, zero][position: u64 LE][payload]` ([`RECORD_FRAME_PREFIX`](crate::RECORD_FRAME_PREFIX) bytes before
     /// the payload) instead of `[len: u32 LE][payload]`.
     pub fn set_record_frames(&mut self, on: bool) {
         self.record_frames = on;

@@ -12,6 +12,13 @@
  * ```
  * @packageDocumentation
  */
+export {
+  type Bridge,
+  type BridgeDirection,
+  type BridgeOptions,
+  type BridgeStats,
+  bridge,
+} from './bridge/index.js';
 export { list, open, unlink, unlinkIfStale } from './catalog.js';
 export { Channel } from './channel.js';
 export { type Codec, type CodecName, json, msgpack, raw, rawView } from './codec.js';

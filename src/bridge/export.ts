@@ -17,11 +17,11 @@
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
-import { open } from '../catalog.js';
 import { makeError } from '../errors.js';
 import { backoff, oneLine, sleep } from './connect.js';
 import { LoopFilter } from './loop.js';
 import type { Resolved } from './options.js';
+import { RecordReader } from './reader.js';
 import type { BridgeStats } from './stats.js';
 import { ensureStream } from './stream.js';
 
@@ -32,6 +32,17 @@ export const H_SESSION = 'Shmring-Session';
 export const H_SEQ = 'Shmring-Seq';
 export const H_CODEC = 'Shmring-Codec';
 
+/** One publish in flight. */
+interface Flight {
+  position: number;
+  msgID: string;
+  data: Buffer;
+  h: MsgHdrs;
+  /** Settled: `true` acknowledged, `false` failed, `undefined` pending. */
+  ok: boolean | undefined;
+  settled: Promise<void>;
+}
+
 /** Runs an exporter until `signal` aborts; rejects on a fatal error. */
 export async function runExport(
   o: Resolved,
@@ -40,55 +51,86 @@ export async function runExport(
   signal: AbortSignal,
   ready: () => void,
 ): Promise<void> {
-  const dirOpt = o.dir === undefined ? {} : { dir: o.dir };
-  const ch = open<Buffer>(o.channel, { codec: 'raw', create: o.create, ...dirOpt });
   const durable = o.jetstream || o.durableGiven ? o.durable : undefined;
-  let filter: LoopFilter | undefined;
-  let wake: (() => void) | undefined;
-  const bell = ch.messages({ wait: 'block' }).subscribe({
-    next: () => {
-      const w = wake;
-      wake = undefined;
-      w?.();
-    },
-    error: () => {},
-  });
+  // Join the side channel first: every import announced from now on is seen (./loop.ts).
+  const filter = new LoopFilter(o.channel, o.dir, durable);
+  let reader: RecordReader | undefined;
   try {
-    filter = new LoopFilter(o.channel, o.dir, durable);
-    const info = ch.info();
-    const source = `${o.channel}@${info.createdAtMs}`;
+    reader = new RecordReader(o.channel, o.dir, durable, (n) => {
+      stats.lost += n;
+    });
+    const source = `${o.channel}@${reader.createdAtMs}`;
     const session = `${process.pid}-${Date.now().toString(36)}`;
     const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
     const js = o.jetstream ? jetstream(nc) : undefined;
     if (o.jetstream) await ensureStream(await jetstreamManager(nc), o, o.subject);
-    const recv = {
-      ...(durable === undefined ? {} : { durable }),
-      wait: 'block' as const,
-      onLost: (n: number) => {
-        stats.lost += n;
-      },
-    };
     ready();
     let seq = 0;
+    /** Core: published, not flushed yet; the last one's position. */
     let unflushed = 0;
+    let lastPosition = -1;
+    /** JetStream: in order; the head is the oldest. */
+    const flights: Flight[] = [];
+    /** JetStream: after a start or a failure, publish one at a time until caught up. */
+    let resync = true;
+    /** JetStream: the id of the last message sent (the next one's expected predecessor). */
+    let prevID = '';
+    let retryWait = 50;
+    const commit = (position: number) => {
+      if (durable !== undefined) reader?.commit(position);
+    };
     while (!signal.aborted) {
-      const m = ch.receiveSync(0, recv);
+      if (js !== undefined) {
+        // Consume the acknowledged prefix; on a failure, go back to one at a time.
+        while (flights.length > 0 && flights[0]?.ok !== undefined) {
+          const f = flights[0] as Flight;
+          if (f.ok) {
+            flights.shift();
+            stats.forwarded += 1;
+            commit(f.position);
+            retryWait = 50;
+          } else {
+            // Everything after it was refused or may have been stored: wait for all, then
+            // send them again one by one (their ids make copies harmless).
+            await Promise.all(flights.map((x) => x.settled));
+            const again = flights.splice(0);
+            stats.retried += again.length;
+            await sleep(retryWait, signal);
+            retryWait = backoff(retryWait);
+            for (const x of again) {
+              if (signal.aborted) return;
+              await publishOne(js, o, x, stats, signal);
+              if (signal.aborted) return;
+              stats.forwarded += 1;
+              commit(x.position);
+            }
+            resync = true;
+          }
+        }
+        stats.inFlight = flights.length;
+        if (flights.length >= o.maxInFlight) {
+          await Promise.race(flights.map((x) => x.settled));
+          continue;
+        }
+      }
+      const m = reader.take();
       if (m === undefined) {
-        if (unflushed > 0 && !o.jetstream) {
+        if (unflushed > 0) {
           await flushed(nc, stats, unflushed, signal);
+          commit(lastPosition);
           unflushed = 0;
           continue;
         }
-        await new Promise<void>((res) => {
-          wake = res;
-          setTimeout(res, 200).unref();
-          signal.addEventListener('abort', () => res(), { once: true });
-        });
-        wake = undefined;
+        if (flights.length > 0) {
+          await Promise.race(flights.map((x) => x.settled));
+          continue;
+        }
+        await reader.wait(200, signal);
         continue;
       }
       if (filter.imported(m.value)) {
         stats.skipped += 1;
+        if (flights.length === 0 && unflushed === 0) commit(m.position);
         continue;
       }
       if (m.value.length > maxPayload - 512) {
@@ -109,20 +151,58 @@ export async function runExport(
       if (js === undefined) {
         nc.publish(o.subject, m.value, { headers: h });
         unflushed += 1;
+        lastPosition = m.position;
         stats.inFlight = unflushed;
         if (unflushed >= o.maxInFlight) {
           await flushed(nc, stats, unflushed, signal);
+          commit(lastPosition);
           unflushed = 0;
         }
-      } else {
-        await publishJs(js, o, h, m.value, `${source}:${m.position}`, stats, signal);
+        continue;
       }
+      const msgID = `${source}:${m.position}`;
+      if (resync) {
+        // One at a time, no expectation: the stream's last message is not known.
+        const f = flight(m.position, msgID, m.value, h);
+        await publishOne(js, o, f, stats, signal);
+        if (signal.aborted) return;
+        stats.forwarded += 1;
+        commit(m.position);
+        prevID = msgID;
+        resync = false;
+        continue;
+      }
+      // Windowed: each publish expects its predecessor to be the stream's last message, so
+      // the stream keeps the channel's order even when a publish in the middle fails.
+      const f = flight(m.position, msgID, m.value, h);
+      const expect = prevID;
+      f.settled = js
+        .publish(o.subject, m.value, {
+          msgID,
+          headers: h,
+          timeout: 5000,
+          expect: { lastMsgID: expect },
+        })
+        .then(
+          () => {
+            f.ok = true;
+          },
+          (e: unknown) => {
+            f.ok = false;
+            stats.lastEvent = `publish: ${oneLine(e)}`;
+          },
+        );
+      prevID = msgID;
+      flights.push(f);
     }
   } finally {
-    bell.unsubscribe();
-    filter?.close();
-    ch.close();
+    filter.close();
+    reader?.close();
   }
+}
+
+function flight(position: number, msgID: string, data: Buffer, h: MsgHdrs): Flight {
+  return { position, msgID, data, h, ok: undefined, settled: Promise.resolve() };
 }
 
 /** Waits until the server has what was published (retrying through reconnects). */
@@ -148,22 +228,17 @@ async function flushed(
 }
 
 /** Publishes one message to JetStream until it is acknowledged (same id on every try). */
-async function publishJs(
+async function publishOne(
   js: ReturnType<typeof jetstream>,
   o: Resolved,
-  h: MsgHdrs,
-  data: Buffer,
-  msgID: string,
+  f: Flight,
   stats: BridgeStats,
   signal: AbortSignal,
 ): Promise<void> {
   let wait = 50;
-  stats.inFlight = 1;
   while (!signal.aborted) {
     try {
-      await js.publish(o.subject, data, { msgID, headers: h, timeout: 5000 });
-      stats.forwarded += 1;
-      stats.inFlight = 0;
+      await js.publish(o.subject, f.data, { msgID: f.msgID, headers: f.h, timeout: 5000 });
       return;
     } catch (e) {
       stats.retried += 1;

@@ -31,6 +31,8 @@ interface Flags {
 /** Runs one bridge until a signal; the exit status is 1 if it failed. */
 async function runBridge(o: BridgeOptions): Promise<void> {
   const b = await bridge(o);
+  // Connected and set up (stream, consumer, subscription): scripts may go on.
+  process.stdout.write('ready\n');
   const stop = () => void b.close();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);

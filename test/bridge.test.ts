@@ -54,10 +54,16 @@ class Receiver {
   }
 }
 
-async function until(what: string, cond: () => boolean, ms = 180_000): Promise<void> {
+async function until(
+  what: string | (() => string),
+  cond: () => boolean,
+  ms = 90_000,
+): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) {
+      throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    }
     await sleep(25);
   }
 }
@@ -171,11 +177,18 @@ test.serial('core: a server restart mid-stream: the loss is counted exactly', as
   const exp = spawnBridge(t, ['export', 'src', '--nats', nats.url, '--subject', 'c', '--dir', a]);
   await started(exp);
   const ps = producers(t, 'src', a);
-  await until('a quarter at B', () => rx.total >= TOTAL / 4);
+  await until(
+    () => `a quarter at B: ${rx.total}`,
+    () => rx.total >= TOTAL / 4,
+  );
   await nats.restart(300);
   await Promise.all(ps.map((p) => p.exit));
   const lost = () => Number(imp.reports.at(-1)?.lost ?? 0);
-  await until('every message received or counted lost', () => rx.total + lost() >= TOTAL);
+  await until(
+    () =>
+      `every message received or counted lost: ${rx.total} + ${lost()}; ${JSON.stringify(imp.reports.at(-1))} ${JSON.stringify(exp.reports.at(-1))}`,
+    () => rx.total + lost() >= TOTAL,
+  );
   await sleep(500);
   const e = await exp.stop();
   const i = await imp.stop();

@@ -31,6 +31,10 @@ export const H_POSITION = 'Shmring-Position';
 export const H_SESSION = 'Shmring-Session';
 export const H_SEQ = 'Shmring-Seq';
 export const H_CODEC = 'Shmring-Codec';
+/** Core: an empty message saying `Shmring-Seq` is the last one sent (so tail losses count). */
+export const H_TICK = 'Shmring-Tick';
+/** Core: an idle exporter repeats its tick this often. */
+const TICK_MS = 1000;
 
 /** One publish in flight. */
 interface Flight {
@@ -69,6 +73,7 @@ export async function runExport(
     /** Core: published, not flushed yet; the last one's position. */
     let unflushed = 0;
     let lastPosition = -1;
+    let tickedAt = 0;
     /** JetStream: in order; the head is the oldest. */
     const flights: Flight[] = [];
     /** JetStream: after a start or a failure, publish one at a time until caught up. */
@@ -124,6 +129,16 @@ export async function runExport(
         if (flights.length > 0) {
           await Promise.race(flights.map((x) => x.settled));
           continue;
+        }
+        if (js === undefined && seq > 0 && Date.now() - tickedAt >= TICK_MS) {
+          // Idle: tell importers how many were sent, so that losses at the end count too.
+          const h = headers();
+          h.set(H_ORIGIN, o.origin);
+          h.set(H_SESSION, session);
+          h.set(H_SEQ, String(seq));
+          h.set(H_TICK, '1');
+          nc.publish(o.subject, new Uint8Array(0), { headers: h });
+          tickedAt = Date.now();
         }
         await reader.wait(200, signal);
         continue;

@@ -15,7 +15,7 @@ import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import { open } from '../catalog.js';
 import type { Channel } from '../channel.js';
 import { backoff, oneLine, sleep } from './connect.js';
-import { H_ORIGIN, H_POSITION, H_SEQ, H_SESSION, H_SOURCE } from './export.js';
+import { H_ORIGIN, H_POSITION, H_SEQ, H_SESSION, H_SOURCE, H_TICK } from './export.js';
 import { LoopMarker } from './loop.js';
 import type { Resolved } from './options.js';
 import type { BridgeStats } from './stats.js';
@@ -28,14 +28,17 @@ class Seen {
   /** Per source channel, the last position published. */
   readonly #position = new Map<string, number>();
 
-  /** Core: the messages missing before this one of its session. */
-  gap(h: MsgHdrs | undefined): number {
+  /**
+   * Core: the messages of its session missing before this one (a tick: up to and including
+   * the one it names, the last sent).
+   */
+  gap(h: MsgHdrs | undefined, tick: boolean): number {
     const session = h?.get(H_SESSION);
     const seq = Number(h?.get(H_SEQ));
     if (!session || !Number.isInteger(seq)) return 0;
     const last = this.#seq.get(session);
     this.#seq.set(session, Math.max(seq, last ?? 0));
-    return last === undefined || seq <= last ? 0 : seq - last - 1;
+    return last === undefined || seq <= last ? 0 : seq - last - (tick ? 0 : 1);
   }
 
   /** JetStream: whether this message's source position was published already. */
@@ -81,7 +84,9 @@ export async function runImport(
           stats.skipped += 1;
           continue;
         }
-        stats.lost += seen.gap(m.headers);
+        const tick = m.headers?.get(H_TICK) === '1';
+        stats.lost += seen.gap(m.headers, tick);
+        if (tick) continue;
         await deliver(ch, marker, m.data);
         stats.forwarded += 1;
       }

@@ -53,11 +53,19 @@ class Seen {
   }
 }
 
-/** Publishes `data` into `ch` (announced first), waiting for room. */
-async function deliver(ch: Channel<Buffer>, marker: LoopMarker, data: Uint8Array): Promise<void> {
+/**
+ * Publishes `data` into `ch` (announced first): `undefined` when both went in at once, else a
+ * promise that settles once they did (waiting for room).
+ */
+function deliver(
+  ch: Channel<Buffer>,
+  marker: LoopMarker,
+  data: Uint8Array,
+): Promise<void> | undefined {
   const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  await marker.mark(b);
-  if (!ch.publish(b)) await ch.send(b);
+  const marked = marker.mark(b);
+  if (marked !== undefined) return marked.then(() => (ch.publish(b) ? undefined : ch.send(b)));
+  return ch.publish(b) ? undefined : ch.send(b);
 }
 
 /** Runs an importer until `signal` aborts; rejects on a fatal error. */
@@ -87,7 +95,8 @@ export async function runImport(
         const tick = m.headers?.get(H_TICK) === '1';
         stats.lost += seen.gap(m.headers, tick);
         if (tick) continue;
-        await deliver(ch, marker, m.data);
+        const w = deliver(ch, marker, m.data);
+        if (w !== undefined) await w;
         stats.forwarded += 1;
       }
       return;
@@ -110,7 +119,8 @@ export async function runImport(
             if (mine(m.headers)) stats.skipped += 1;
             else if (seen.duplicate(m.headers)) stats.duplicates += 1;
             else {
-              await deliver(ch, marker, m.data);
+              const w = deliver(ch, marker, m.data);
+              if (w !== undefined) await w;
               stats.forwarded += 1;
             }
             m.ack();

@@ -47,10 +47,13 @@ export class LoopMarker {
   constructor(channel: string, dir: string | undefined) {
     this.#side = openSide(channel, dir);
   }
-  /** Announces `bytes` (waits for room in the side channel when it is full). */
-  async mark(bytes: Uint8Array): Promise<void> {
+  /**
+   * Announces `bytes`: `undefined` when done at once, else a promise that settles once the
+   * side channel had room.
+   */
+  mark(bytes: Uint8Array): Promise<void> | undefined {
     const d = Buffer.from(digest(bytes), 'base64');
-    if (!this.#side.publish(d)) await this.#side.send(d);
+    return this.#side.publish(d) ? undefined : this.#side.send(d);
   }
   close(): void {
     this.#side.close();

@@ -33,7 +33,9 @@ const TMPFS_MAGIC = 0x01021994;
 const disk = mkdtempSync(join(base, 'shmring-bench-durable-'));
 const fsType = (dir) => {
   const t = statfsSync(dir).type;
-  return t === TMPFS_MAGIC ? 'tmpfs' : `0x${t.toString(16)}`;
+  // statfs(2)'s f_type of the usual ones (linux/magic.h).
+  const known = { [TMPFS_MAGIC]: 'tmpfs', 61267: 'ext4', 1481003842: 'xfs', 2435016766: 'btrfs' };
+  return known[t] ?? `0x${t.toString(16)}`;
 };
 
 /** The cells: where the channel lives, its flush setting, and single or batched publishes. */

@@ -3,7 +3,7 @@
  * `npm run bench:replay` — how fast a replay from `earliest` reads what a channel holds,
  * beside a live subscription reading the same messages from the same ring, in one run,
  * alternating which goes first. A 64 MiB topic is filled with N messages (64-byte raw
- * payloads, or 40-byte msgpack objects); then either a replay (`records({ from: 'earliest' })`,
+ * payloads, or 40-byte msgpack objects); then either a replay (`messages({ from: 'earliest' })`,
  * joined after the publishes) or a subscriber that joined before them (`messages()`) reads
  * all N (GB/s counts payload bytes; for msgpack, record bytes).
  * Prints a table: msg/s and GB/s of payload for each, and the ratio replay/live.
@@ -61,7 +61,7 @@ async function measure(p, which, r) {
     const bytes = p.bytes || ch.stats().tail / count; // msgpack: bytes of a record
     const start = process.hrtime.bigint();
     const replay =
-      which === 'replay' ? ch.records({ from: 'earliest' }).subscribe(observer) : undefined;
+      which === 'replay' ? ch.messages({ from: 'earliest' }).subscribe(observer) : undefined;
     await finished;
     const s = Number(process.hrtime.bigint() - start) / 1e9;
     live?.unsubscribe();
@@ -101,7 +101,7 @@ const summary = payloads.map((p) => {
     ratio: replay / live,
   };
 });
-if (values.json) console.log(JSON.stringify({ count, rounds, results, summary }, null, 2));
+if (values.json) console.log(JSON.stringify({ count, rounds, results, summary }));
 else {
   console.log(
     `replay from earliest vs a subscriber that joined before, ${count} messages, median of ${rounds}`,

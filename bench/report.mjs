@@ -317,6 +317,47 @@ export function markdown(report) {
       );
     }
   }
+  const { replay, durable } = report.channels ?? {};
+  if (replay?.summary?.length) {
+    L.push('');
+    L.push('## Replay from `earliest`');
+    L.push('');
+    L.push(
+      `A 64 MiB topic holds ${fmtInt(replay.count)} messages; then either \`messages({ from: 'earliest' })\` ` +
+        '(joined after the publishes: every record below the tail it joined at is validated after ' +
+        'its copy, and skipped messages are counted) or a `messages()` subscription that joined ' +
+        `before them reads all of them, alternating which runs first; median of ${replay.rounds} rounds. ` +
+        'GB/s counts bytes of payload (raw) or of records (msgpack).',
+    );
+    L.push('');
+    L.push(
+      '| payload | replay msg/s | replay GB/s | joined before, msg/s | replay ÷ joined before |',
+    );
+    L.push('|---|--:|--:|--:|--:|');
+    for (const s of replay.summary) {
+      L.push(
+        `| ${s.payload} | ${fmtInt(s.replayMsgPerS)} | ${fmt(s.replayGbPerS, 3)} | ${fmtInt(s.liveMsgPerS)} | ${fmt(s.ratio, 2)} |`,
+      );
+    }
+  }
+  if (durable?.rows?.length) {
+    L.push('');
+    L.push('## Channels on disk, by `flush`');
+    L.push('');
+    L.push(
+      `One process publishes ${durable.payload}-byte raw messages into a topic with no subscriber for ` +
+        `${durable.cellMs} ms per cell, cells in a rotated order each round, median of ${durable.rounds} rounds; ` +
+        `the disk directory is on ${durable.diskFs}.`,
+    );
+    L.push('');
+    L.push('| cell | msg/s | MB/s | µs per message |');
+    L.push('|---|--:|--:|--:|');
+    for (const r of durable.rows) {
+      L.push(
+        `| ${r.cell} | ${fmtInt(r.msgPerSec)} | ${fmt(r.mbPerSec, 1)} | ${fmt(r.usPerMsg, 3)} |`,
+      );
+    }
+  }
   L.push('');
   L.push('## Targets (issue 6), as figures of this run');
   L.push('');

@@ -173,6 +173,7 @@ async function main() {
     transports.reduce((n, t) => n + runs(t).length, 0) +
     (withWakeup ? 1 : 0) +
     (withMicro ? 1 : 0) +
+    (withMicro ? 1 : 0) +
     (withRust ? 1 : 0);
   const info = machine();
   progress.note(
@@ -220,6 +221,31 @@ async function main() {
     progress.done++;
   }
 
+  // Replay from `earliest` beside a subscriber that joined before, and the publish rate into
+  // a channel on disk with each `flush` beside /dev/shm (bench/replay.mjs, bench/durable.mjs).
+  const channels = { replay: undefined, durable: undefined };
+  if (withMicro) {
+    progress.step('replay and durable channels');
+    const r = await runJson(
+      node,
+      [here('replay.mjs'), '--json', ...(quick ? ['--rounds', '3', '--count', '200000'] : [])],
+      'replay',
+      300,
+    );
+    channels.replay = r.rows[0];
+    if (r.error) progress.note(`replay: ${r.error}`);
+    const d = await runJson(
+      node,
+      [here('durable.mjs'), '--json', ...(quick ? ['--rounds', '3', '--ms', '300'] : [])],
+      'durable',
+      300,
+    );
+    channels.durable = d.rows[0];
+    if (d.error) progress.note(`durable: ${d.error}`);
+    removeLeftovers();
+    progress.done++;
+  }
+
   let rust = [];
   if (withRust) {
     const b = buildRust();
@@ -238,7 +264,7 @@ async function main() {
   progress.step('done');
   progress.clear();
 
-  const report = { machine: info, mode, skipped, results, wakeup, micro, rust };
+  const report = { machine: info, mode, skipped, results, wakeup, micro, rust, channels };
   const outDir = smoke
     ? mkdtempSync(join(tmpdir(), 'shmring-bench-smoke-'))
     : (args.out ?? here('results'));
@@ -246,7 +272,7 @@ async function main() {
   // latest.json: `cells` is the array of {transport, payload, bytes, msgPerSec, …}, Node and
   // Rust alike; the machine, what was skipped and the micro-benchmarks sit beside it.
   const cells = [...results, ...rust.filter((r) => r.transport)];
-  const json = { machine: info, skipped, cells, wakeup, micro };
+  const json = { machine: info, skipped, cells, wakeup, micro, channels };
   writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`);
   const md = markdown(report);
   writeFileSync(join(outDir, 'latest.md'), md);

@@ -2,11 +2,11 @@
 //! every named test point, in both sync modes, for topics and queues; then an audit.
 //!
 //! `cargo run --release --features test-hooks --example torture -- [--kills N] [--seed S]
-//! [--only classic|fail|corecover|overwrite|multikill]`
+//! [--only classic|fail|corecover|overwrite|multikill|named]`
 //! (`npm run torture`; `npm test` runs a short form). Producers log each message id after
 //! it was published (so "committed" is known from outside); readers log each id they got
 //! and check that every message is whole (its bytes are a function of its id). The rounds
-//! cycle through five flavours, each over the sync modes and kinds it applies to, and take
+//! cycle through six flavours, each over the sync modes and kinds it applies to, and take
 //! kills in proportion to `--kills`:
 //!
 //! - **classic** (policy `block`, callers that wait): about half the producers publish with
@@ -38,6 +38,26 @@
 //!   swept the dead slots (then no slot says where one dead claim ends). Both modes: a process
 //!   group of free-running producers killed at a random instant, or a multi-threaded producer
 //!   process killed while one thread is at a named point (the others wherever they were).
+//! - **named** (topic, policy `block`, both modes): besides the witness, named subscribers
+//!   (`subscribe_named`): one created before the producers start, and in half the rounds a
+//!   second one while they run. Each life logs a message before its next receive, which
+//!   consumes it. Two episodes in three kill a named life: at a random instant; or that, and
+//!   then a slow fresh life (2 ms with each message in hand) killed at a random instant; or
+//!   that, and then a fresh life stopped at `mid_read` and killed there; or that, and then a fresh life
+//!   that stops at `judged_dead` at the claim of a producer killed at a named point (the other
+//!   readers and producers held so that it is the one to judge it) and is killed there. Every life killed
+//!   is followed by a new one under the same name. Between lives the name must be listed (by
+//!   `participants()`: away, or its dead owner not yet reclaimed), its cursor must not move,
+//!   and the producers must be held at it (they fill the ring up to it, never past it). The
+//!   other episodes are classic kills (with a plain killable reader beside the witness, as in
+//!   the other topic flavours), whose random-instant reader kills may hit a named life too
+//!   (a new life follows).
+//! - **replaying readers** (in the named and overwrite rounds): readers that join with
+//!   `Start::Earliest`, or `Start::Position` of one of the first 1..=200 messages a probe
+//!   subscription from the earliest gets, while producers publish and wrap over them (under
+//!   `overwrite` half of them slow, so lapped all the time); one
+//!   as the round starts and one more after each episode with a chance of one in three.
+//!   Random-instant kills spare them (as the witness).
 //!
 //! After each kill the parent publishes a marker and checks that every live reader gets past
 //! it within 10 s (else a wedge); under `fail`/try-only and `overwrite` the marker too is
@@ -48,11 +68,28 @@
 //! every committed message must reach exactly one of them, except that a consumer SIGKILLed at
 //! a random instant may take one message (it reads one at a time) and die before logging it —
 //! such gaps are counted apart (`taken by killed consumers`, at most one per such kill) and are
-//! not counted as lost. Any error a child reports (an `Error` from the library, a damaged
-//! message, a failed exit) counts as an error.
+//! not counted as lost. A named subscriber's lives' logs, taken in order, must hold every
+//! committed message of each producer started after the name was created, every marker
+//! published after it, and of the other producers every message after the first one it got;
+//! each once and in each producer's order, except that a life's first message may be the
+//! previous life's last one (the message in hand at the kill, not consumed yet: counted as
+//! `seen again at a life's start`); its last life must finish. A replaying reader that
+//! survived (it logs each message's position, and its stats add the tail it saw just after
+//! joining): every message whole, each producer's messages in order, `received()` equal to
+//! what it logged, and `lost()` exactly the gaps it saw: the sum, per producer slot (each
+//! producer writes its slot to `<log>.slot`), of the gaps in the message numbers after the
+//! first one it got from that slot (a producer's number is its seq; a marker's, its index
+//! among the markers). A slot's new owner whose first message has a higher number than the
+//! old owner's last is counted by the engine as a gap of the slot; that part is printed
+//! apart. Under `block` nothing after the tail it joined at may be missing: from each
+//! producer, every committed message after the first one it got at or after that tail. Any
+//! error a child reports (an `Error` from the library, a damaged message, a failed exit)
+//! counts as an error.
 //!
-//! The last line is a summary (`torture summary: kills ..., errors ...`); the exit status is
-//! non-zero if anything was lost, duplicated, out of order, wedged, miscounted or failed.
+//! The last line is a summary (`torture summary: kills ..., errors ..., uncounted overwrite
+//! losses ..., <seconds> s, named lives ..., redelivered ..., away errors ..., replays ...,
+//! replay miscounts ...`); the exit status is non-zero if anything was lost, duplicated, out
+//! of order, wedged, miscounted or failed, or a named subscriber was wrong while away.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -61,7 +98,9 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use shmring::{Channel, ErrorCode, Kind, OpenOptions, Policy, Role, SyncMode};
+use shmring::{
+    Channel, ErrorCode, Kind, OpenOptions, Policy, Role, Start, SubscribeOptions, SyncMode,
+};
 
 const PRODUCER_POINTS: &[&str] = &["after_claim", "mid_payload", "before_commit"];
 
@@ -134,6 +173,8 @@ fn producer() {
         try_only: env_flag("T_TRY"),
         pace: env_flag("T_PACE"),
         stop: env("T_STOP"),
+        write_slot: std::env::var("T_THREADS").map_or(true, |v| v == "1"),
+        log_base: env("T_LOG"),
     };
     let id: u32 = env("T_ID").parse().unwrap();
     let log = env("T_LOG");
@@ -159,6 +200,9 @@ struct ProducerCfg {
     try_only: bool,
     pace: bool,
     stop: String,
+    /// One thread: write our slot to `<T_LOG>.slot`.
+    write_slot: bool,
+    log_base: String,
 }
 
 impl ProducerCfg {
@@ -172,6 +216,16 @@ fn run_producer(ch: &Channel, id: u32, log: &str, batch_seed: u64, cfg: &Produce
     let mut p = ch
         .producer()
         .unwrap_or_else(|e| child_fail(&format!("producer {id}: {e}")));
+    if cfg.write_slot {
+        // For the replay audit, which counts skipped messages per slot as the engine does.
+        let me = std::process::id();
+        let slot = ch
+            .participants()
+            .iter()
+            .find(|q| q.pid == me && q.role != Some(Role::Subscriber))
+            .map_or(u32::MAX, |q| q.slot);
+        std::fs::write(format!("{}.slot", cfg.log_base), format!("{id} {slot}")).unwrap();
+    }
     if batch_seed != 0 {
         return batch_producer(ch, &mut p, id, cfg, &mut log, Rng(batch_seed | 1));
     }
@@ -277,7 +331,12 @@ fn batch_producer(
 
 /// Child role: a reader that takes one message at a time and logs it at once, until the
 /// stop file appears and nothing is left; then writes `received() lost()` to
-/// `<T_LOG>.stats`. `T_SLOW=1`: it sleeps 2 ms after each message.
+/// `<T_LOG>.stats`. `T_SLOW=1`: it sleeps 2 ms after each message. `T_JOIN`: how it joins:
+/// `latest` (the default), `named:<name>` (`subscribe_named`: each message is logged before
+/// the next receive, which consumes it), `earliest` or `probe:<k>` (a replay: `Start::Earliest`,
+/// or `Start::Position` of the `k`th message a probe subscription got from the earliest one);
+/// a replaying reader logs each message's position too (`<p> <s> <position>`) and appends the
+/// tail it saw right after joining to its stats.
 fn reader() {
     install_panic_hook();
     let ch = Channel::open(&env("T_CHANNEL"), &OpenOptions::default())
@@ -285,10 +344,29 @@ fn reader() {
     let stop = env("T_STOP");
     let log_path = env("T_LOG");
     let slow = env_flag("T_SLOW");
+    let join = std::env::var("T_JOIN").unwrap_or_else(|_| "latest".into());
     let mut log = std::fs::File::create(&log_path).unwrap();
-    let mut sub = ch
-        .subscribe()
-        .unwrap_or_else(|e| child_fail(&format!("subscribe: {e}")));
+    let replay = join == "earliest" || join.starts_with("probe:");
+    let mut sub = if let Some(name) = join.strip_prefix("named:") {
+        ch.subscribe_named(name)
+    } else if let Some(k) = join.strip_prefix("probe:") {
+        let from = probe_position(&ch, k.parse().unwrap());
+        ch.subscribe_with(&SubscribeOptions { from, name: None })
+    } else if replay {
+        ch.subscribe_with(&SubscribeOptions {
+            from: Start::Earliest,
+            name: None,
+        })
+    } else {
+        ch.subscribe()
+    }
+    .unwrap_or_else(|e| child_fail(&format!("subscribe ({join}): {e}")));
+    // Every message at or after this position is at or after the tail it joined at.
+    let joined_by = shmring::summarize(&ch).tail;
+    sub.set_record_frames(replay);
+    // Bytes before the payload in a frame: `len u32`, and with record frames `flags u32 |
+    // position u64` after it (see `Subscriber::set_record_frames`).
+    let prefix = if replay { 16 } else { 4 };
     std::fs::write(format!("{log_path}.ready"), "").unwrap();
     let mut buf = vec![0u8; 8192];
     let mut idle = 0;
@@ -307,7 +385,7 @@ fn reader() {
             continue;
         }
         idle = 0;
-        let msg = &buf[4..d.bytes];
+        let msg = &buf[prefix..d.bytes];
         let Some((p, s)) = parse(msg) else {
             child_fail(&format!(
                 "reader: damaged message of {} bytes, starting {:?}",
@@ -315,16 +393,48 @@ fn reader() {
                 &msg[..msg.len().min(16)]
             ))
         };
-        log.write_all(format!("{p} {s}\n").as_bytes()).unwrap();
+        let line = if replay {
+            let pos = sub.last_position().unwrap_or(u64::MAX);
+            format!("{p} {s} {pos}\n")
+        } else {
+            format!("{p} {s}\n")
+        };
+        log.write_all(line.as_bytes()).unwrap();
         if slow {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+    let extra = if replay {
+        format!(" {joined_by}")
+    } else {
+        String::new()
+    };
     std::fs::write(
         format!("{log_path}.stats"),
-        format!("{} {}\n", sub.received(), sub.lost()),
+        format!("{} {}{extra}\n", sub.received(), sub.lost()),
     )
     .unwrap();
+}
+
+/// Child: the position of the `k`th message (or the last one there is) that a probe
+/// subscription from the earliest message gets; `Start::Earliest` if it gets none.
+fn probe_position(ch: &Channel, k: usize) -> Start {
+    let mut probe = ch
+        .subscribe_with(&SubscribeOptions {
+            from: Start::Earliest,
+            name: None,
+        })
+        .unwrap_or_else(|e| child_fail(&format!("probe subscribe: {e}")));
+    let mut at = None;
+    let mut buf = Vec::new();
+    for _ in 0..k {
+        match probe.try_recv(&mut buf) {
+            Ok(true) => at = probe.last_position(),
+            Ok(false) => break,
+            Err(e) => child_fail(&format!("probe: {e}")),
+        }
+    }
+    at.map_or(Start::Earliest, Start::Position)
 }
 
 struct Rng(u64);
@@ -421,6 +531,7 @@ enum Flavor {
     CoRecover,
     Overwrite,
     MultiKill,
+    Named,
 }
 
 impl Flavor {
@@ -432,6 +543,7 @@ impl Flavor {
             Flavor::CoRecover => "corecover",
             Flavor::Overwrite => "overwrite",
             Flavor::MultiKill => "multikill",
+            Flavor::Named => "named",
         }
     }
 }
@@ -480,6 +592,31 @@ struct Totals {
     /// producers; a random-instant multi-kill instead).
     unheld: u64,
     threaded_events: u64,
+    /// Named subscribers: names, lives, lives killed (of them at `mid_read`/`judged_dead`,
+    /// and fresh lives that never reached `judged_dead`), messages seen again at the start
+    /// of a life (the one in hand at a kill), checks while away: the slot said away (not
+    /// just dead), the producers were held at its cursor, something was wrong (an error).
+    names: u64,
+    named_lives: u64,
+    named_kills: u64,
+    named_point_kills: u64,
+    named_judged_unstaged: u64,
+    named_redelivered: u64,
+    named_delivered: u64,
+    named_away_seen: u64,
+    named_held: u64,
+    named_away_bad: u64,
+    /// Replaying readers audited (that survived), their messages, their `lost()`, the
+    /// readers whose `lost()` differs from the gaps they saw (an error), and the part of
+    /// `lost()` that came from a producer slot's new owner counted as the old one's gap.
+    replays: u64,
+    replay_received: u64,
+    replay_lost: u64,
+    replay_miscounted: u64,
+    replay_slot_reuse: u64,
+    /// Replaying readers that got a message whose producer slot or marker number is unknown
+    /// (then only `lost()` >= the gaps seen is checked).
+    replay_inexact: u64,
     committed: u64,
     delivered: u64,
     lost: u64,
@@ -498,6 +635,31 @@ struct LogFile {
     /// The process exited by itself, successfully (a reader: its log is complete).
     survived: bool,
     witness: bool,
+    /// A life of the named subscriber `names[i]`.
+    name: Option<usize>,
+    /// A replaying reader (`Start::Earliest` or `Start::Position`).
+    replay: bool,
+}
+
+/// How a reader joins (`T_JOIN`).
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Join {
+    #[default]
+    Latest,
+    /// A life of the named subscriber `names[i]`.
+    Named(usize),
+    Earliest,
+    /// `Start::Position` of the `k`th message from the earliest.
+    Probe(u32),
+}
+
+/// A named subscriber of a round.
+struct NameState {
+    name: String,
+    /// Markers published (`Round::markers.len()`) and the next producer id when the name was
+    /// created: later markers and producers' messages must all reach it.
+    markers_before: usize,
+    next_id: u32,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -510,6 +672,8 @@ struct SpawnOpts {
     slow: bool,
     /// Never a batch producer.
     no_batch: bool,
+    /// A reader: how it joins.
+    join: Join,
 }
 
 struct Round<'a> {
@@ -536,6 +700,10 @@ struct Round<'a> {
     markers: Vec<u32>,
     /// Consumers SIGKILLed at random instants (each may take one message unlogged).
     random_consumer_kills: u64,
+    /// Named subscribers (their lives are readers with `LogFile::name`).
+    names: Vec<NameState>,
+    /// The participant slot of the parent's marker producer.
+    marker_slot: u32,
     rng: &'a mut Rng,
 }
 
@@ -592,6 +760,13 @@ impl Round<'_> {
         if let Some(h) = hook {
             cmd.env("SHMRING_HOOK", h);
         }
+        let join = match o.join {
+            Join::Latest => "latest".to_owned(),
+            Join::Named(i) => format!("named:{}", self.names[i].name),
+            Join::Earliest => "earliest".to_owned(),
+            Join::Probe(k) => format!("probe:{k}"),
+        };
+        cmd.env("T_JOIN", join);
         if let Some(g) = o.pgroup {
             cmd.process_group(g);
         }
@@ -627,6 +802,11 @@ impl Round<'_> {
                 batch,
                 survived: false,
                 witness: false,
+                name: match o.join {
+                    Join::Named(i) => Some(i),
+                    _ => None,
+                },
+                replay: matches!(o.join, Join::Earliest | Join::Probe(_)),
             });
         }
         self.procs.push(Proc {
@@ -672,6 +852,76 @@ impl Round<'_> {
         self.procs
             .iter()
             .filter(|p| p.role == role && !except.contains(&p.pid()))
+            .map(Proc::pid)
+            .collect()
+    }
+
+    /// Creates a named subscriber (its first life); returns its index in `names`.
+    fn add_name(&mut self) -> usize {
+        let i = self.names.len();
+        self.names.push(NameState {
+            name: format!("n{i}"),
+            markers_before: self.markers.len(),
+            next_id: self.next_id,
+        });
+        self.spawn_life(i, None, false);
+        i
+    }
+
+    /// Spawns a life of the named subscriber `i` (`slow`: it sleeps 2 ms with each message in
+    /// hand, logged and not consumed yet); returns its pid.
+    fn spawn_life(&mut self, i: usize, hook: Option<String>, slow: bool) -> u32 {
+        let k = self.spawn(
+            "reader",
+            hook,
+            SpawnOpts {
+                join: Join::Named(i),
+                slow,
+                ..SpawnOpts::default()
+            },
+        );
+        self.procs[k].pid()
+    }
+
+    /// The pid of the live life of named subscriber `i`, if any.
+    fn life_pid(&self, i: usize) -> Option<u32> {
+        self.procs
+            .iter()
+            .find(|p| p.logs.iter().any(|&l| self.logs[l].name == Some(i)))
+            .map(Proc::pid)
+    }
+
+    /// Spawns a replaying reader: from the earliest message, or (one in three) from the
+    /// position of one of the first 1..=200 messages there; under `overwrite` half of them
+    /// slow (lapped all the time).
+    fn spawn_replayer(&mut self) {
+        let slow = self.pace && self.rng.below(2) == 0;
+        let join = if self.rng.below(3) == 0 {
+            Join::Probe(1 + self.rng.below(200) as u32)
+        } else {
+            Join::Earliest
+        };
+        self.spawn(
+            "reader",
+            None,
+            SpawnOpts {
+                join,
+                slow,
+                ..SpawnOpts::default()
+            },
+        );
+    }
+
+    /// Readers a random-instant kill does not pick: the witness and the replaying readers
+    /// (audited only if they survive).
+    fn spared(&self) -> Vec<u32> {
+        self.procs
+            .iter()
+            .filter(|p| {
+                p.logs
+                    .iter()
+                    .any(|&l| self.logs[l].witness || self.logs[l].replay)
+            })
             .map(Proc::pid)
             .collect()
     }
@@ -807,18 +1057,20 @@ fn main() {
         (FailTry, LockFree, Topic, 4),
         (CoRecover, LockFree, Queue, 4),
         (Overwrite, LockFree, Topic, 4),
+        (Named, LockFree, Topic, 3),
         (MultiKill, LockFree, Topic, 4),
         (Classic, Semaphore, Topic, 3),
-        (FailTry, Semaphore, Queue, 4),
-        (MultiKill, Semaphore, Queue, 4),
+        (FailTry, Semaphore, Queue, 3),
+        (MultiKill, Semaphore, Queue, 3),
         (Overwrite, Semaphore, Topic, 4),
+        (Named, Semaphore, Topic, 3),
         (Classic, LockFree, Queue, 3),
-        (FailTry, LockFree, Queue, 4),
-        (CoRecover, LockFree, Queue, 4),
-        (MultiKill, LockFree, Queue, 4),
+        (FailTry, LockFree, Queue, 3),
+        (CoRecover, LockFree, Queue, 3),
+        (MultiKill, LockFree, Queue, 3),
         (Classic, Semaphore, Queue, 3),
-        (FailTry, Semaphore, Topic, 4),
-        (MultiKill, Semaphore, Topic, 4),
+        (FailTry, Semaphore, Topic, 3),
+        (MultiKill, Semaphore, Topic, 3),
     ];
     let schedule: Vec<_> = schedule
         .iter()
@@ -827,7 +1079,7 @@ fn main() {
         .collect();
     assert!(
         !schedule.is_empty(),
-        "--only takes one of classic, fail, corecover, overwrite, multikill"
+        "--only takes one of classic, fail, corecover, overwrite, multikill, named"
     );
     let mut t = Totals::default();
     let started = Instant::now();
@@ -853,11 +1105,18 @@ fn main() {
             .copied()
             .unwrap_or_default()
     };
-    let flavours = ["classic", "fail", "corecover", "overwrite", "multikill"]
-        .iter()
-        .map(|f| format!("{f} {}", t.rounds.get(f).copied().unwrap_or(0)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let flavours = [
+        "classic",
+        "fail",
+        "corecover",
+        "overwrite",
+        "multikill",
+        "named",
+    ]
+    .iter()
+    .map(|f| format!("{f} {}", t.rounds.get(f).copied().unwrap_or(0)))
+    .collect::<Vec<_>>()
+    .join(", ");
     println!(
         "torture: {round} rounds ({flavours}) over lockfree/semaphore x topic/queue, seed {seed:#x}, {:.1} s",
         started.elapsed().as_secs_f64()
@@ -903,6 +1162,28 @@ fn main() {
         t.unheld,
         t.threaded_events
     );
+    println!(
+        "named:      {} named subscribers over {} lives, {} lives killed ({} at mid_read/judged_dead, {} fresh lives never reached judged_dead), {} messages delivered to them, {} seen again at a life's start (in hand at a kill); while away: {} checks saw the slot away (the rest: dead, not yet reclaimed), {} saw the producers held at its cursor, {} went wrong",
+        t.names,
+        t.named_lives,
+        t.named_kills,
+        t.named_point_kills,
+        t.named_judged_unstaged,
+        t.named_delivered,
+        t.named_redelivered,
+        t.named_away_seen,
+        t.named_held,
+        t.named_away_bad
+    );
+    println!(
+        "replay:     {} replaying readers audited (earliest, or a position), received {}, lost {} (= the gaps they saw: {} miscounted; {} of it a slot's new owner counted as the old one's gap; {} checked only for lost() >= gaps, a producer's slot or a marker's number unknown)",
+        t.replays,
+        t.replay_received,
+        t.replay_lost,
+        t.replay_miscounted,
+        t.replay_slot_reuse,
+        t.replay_inexact
+    );
     println!("delivered:  {}", t.delivered);
     println!("lost:       {}", t.lost);
     println!("duplicated: {}", t.duplicated);
@@ -921,7 +1202,7 @@ fn main() {
         t.recovery.len()
     );
     println!(
-        "torture summary: kills {}, messages {}, lost {}, duplicated {}, disorder {}, wedges {}, errors {}, uncounted overwrite losses {}, {:.1} s",
+        "torture summary: kills {}, messages {}, lost {}, duplicated {}, disorder {}, wedges {}, errors {}, uncounted overwrite losses {}, {:.1} s, named lives {}, redelivered {}, away errors {}, replays {}, replay miscounts {}",
         t.kills,
         t.committed,
         t.lost,
@@ -930,9 +1211,23 @@ fn main() {
         t.wedges,
         t.errors,
         t.uncounted,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        t.named_lives,
+        t.named_redelivered,
+        t.named_away_bad,
+        t.replays,
+        t.replay_miscounted
     );
-    if t.lost + t.duplicated + t.disorder + t.wedges + t.errors + t.uncounted > 0 {
+    if t.lost
+        + t.duplicated
+        + t.disorder
+        + t.wedges
+        + t.errors
+        + t.uncounted
+        + t.named_away_bad
+        + t.replay_miscounted
+        > 0
+    {
         std::process::exit(1);
     }
 }
@@ -988,11 +1283,11 @@ fn classic_kill(r: &mut Round, t: &mut Totals, round: usize) -> u64 {
         pid
     } else {
         // A running participant (never the witness), at a random instant.
-        let witness = witness_pid(r);
-        if r.pids(role, &witness).is_empty() {
+        let spared = r.spared();
+        if r.pids(role, &spared).is_empty() {
             r.spawn(role, None, SpawnOpts::default());
         }
-        let k = r.pids(role, &witness);
+        let k = r.pids(role, &spared);
         let pid = k[r.rng.below(k.len() as u64) as usize];
         std::thread::sleep(Duration::from_micros(r.rng.below(20_000)));
         if role == "reader" && r.kind == Kind::Queue {
@@ -1004,13 +1299,124 @@ fn classic_kill(r: &mut Round, t: &mut Totals, round: usize) -> u64 {
     1
 }
 
-/// The witness subscriber's pid (a topic's first reader, never killed), if any.
-fn witness_pid(r: &Round) -> Vec<u32> {
-    r.procs
-        .iter()
-        .filter(|p| p.logs.iter().any(|&l| r.logs[l].witness))
-        .map(Proc::pid)
-        .collect()
+/// Named subscribers: a life of one of them killed at a random instant, at `mid_read` (in
+/// a fresh life), or at `judged_dead` (a fresh life that stops there, at the claim of a
+/// producer killed at a named point, while the other readers are held); after each kill,
+/// while the name is away, it must still be listed (away, or dead not yet reclaimed) and
+/// hold the producers: they fill the ring up to its cursor and no further. Then a new life
+/// resumes it. Returns the processes killed.
+fn named_kill(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) -> u64 {
+    let i = r.rng.below(r.names.len() as u64) as usize;
+    let mut kills = 0;
+    if let Some(pid) = r.life_pid(i) {
+        std::thread::sleep(Duration::from_micros(r.rng.below(20_000)));
+        r.kill(pid);
+        kills += 1;
+        t.named_kills += 1;
+        check_away(r, t, ch, i, round);
+    }
+    match r.rng.below(4) {
+        0 => {}
+        1 => {
+            // With a message in hand: a slow life (2 ms per message, logged but not consumed
+            // until its next receive) killed after a few of them.
+            let pid = r.spawn_life(i, None, true);
+            std::thread::sleep(Duration::from_micros(2_000 + r.rng.below(20_000)));
+            r.kill(pid);
+            kills += 1;
+            t.named_kills += 1;
+            check_away(r, t, ch, i, round);
+        }
+        2 => {
+            let nth = 1 + r.rng.below(40);
+            let pid = r.spawn_life(i, Some(format!("mid_read:{nth}")), false);
+            if !wait_stopped(pid) {
+                eprintln!("round {round}: named reader never reached mid_read:{nth}");
+                t.wedges += 1;
+            }
+            r.kill(pid);
+            kills += 1;
+            t.named_kills += 1;
+            t.point_kills += 1;
+            t.named_point_kills += 1;
+            check_away(r, t, ch, i, round);
+        }
+        _ => {
+            // At `judged_dead`: only the fresh life may judge the dead claim, so the others are
+            // held (after the victim claimed: it needs room to).
+            let life = r.spawn_life(i, Some("judged_dead:1".into()), false);
+            let (_, dead, point, nth) = r.spawn_stopping_producer(20);
+            if !wait_stopped(dead) {
+                eprintln!("round {round}: named round producer never reached {point}:{nth}");
+                t.wedges += 1;
+            }
+            // The other producers too: in semaphore mode the next one to take the mutex would
+            // repair the dead claim first.
+            let mut others = r.pids("reader", &[life]);
+            others.extend(r.pids("producer", &[dead]));
+            stop_all(&others);
+            r.kill(dead);
+            kills += 1;
+            t.point_kills += 1;
+            if wait_stopped_for(life, Duration::from_secs(3)) {
+                t.named_point_kills += 1;
+                t.point_kills += 1;
+            } else {
+                eprintln!(
+                    "round {round} ({:?}): named life never reached judged_dead",
+                    r.sync
+                );
+                t.named_judged_unstaged += 1;
+            }
+            r.kill(life);
+            kills += 1;
+            t.named_kills += 1;
+            check_away(r, t, ch, i, round);
+            resume_all(&others);
+        }
+    }
+    r.spawn_life(i, None, false);
+    kills
+}
+
+/// Named subscriber `i` has no life: it must be listed (away, or its dead owner not yet
+/// reclaimed) and hold the producers (they reach its cursor plus the capacity, not more).
+fn check_away(r: &Round, t: &mut Totals, ch: &Channel, i: usize, round: usize) {
+    let name = &r.names[i].name;
+    let cap = ch.descriptor().geometry.capacity;
+    let find = || {
+        ch.participants()
+            .into_iter()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+    };
+    let Some(p) = find() else {
+        eprintln!("round {round}: named subscriber {name} not listed while away");
+        t.named_away_bad += 1;
+        return;
+    };
+    if p.alive {
+        eprintln!("round {round}: named subscriber {name} listed alive with no life");
+        t.named_away_bad += 1;
+    }
+    // Held: the producers run into its cursor (a record's worth of room may be left).
+    let held = wait_until(Duration::from_millis(300), || {
+        shmring::summarize(ch).tail + 4096 + 256 >= p.cursor + cap
+    });
+    t.named_held += held as u64;
+    let Some(q) = find() else {
+        eprintln!("round {round}: named subscriber {name} gone while away");
+        t.named_away_bad += 1;
+        return;
+    };
+    t.named_away_seen += q.away as u64;
+    let tail = shmring::summarize(ch).tail;
+    if q.cursor != p.cursor || tail > q.cursor + cap {
+        eprintln!(
+            "round {round}: named subscriber {name} away at cursor {} (then {}), tail {tail}, capacity {cap}",
+            p.cursor, q.cursor
+        );
+        t.named_away_bad += 1;
+    }
 }
 
 /// Queue co-recovery (see the module docs). Returns the processes killed.
@@ -1142,16 +1548,16 @@ fn overwrite_episode(r: &mut Round, t: &mut Totals, ch: &Channel, round: usize) 
                 t.point_kills += 1;
                 r.kill(pid);
             } else {
-                let witness = witness_pid(r);
+                let spared = r.spared();
                 let role = if r.rng.below(2) == 0 {
                     "reader"
                 } else {
                     "producer"
                 };
-                if r.pids(role, &witness).is_empty() {
+                if r.pids(role, &spared).is_empty() {
                     r.spawn(role, None, SpawnOpts::default());
                 }
-                let k = r.pids(role, &witness);
+                let k = r.pids(role, &spared);
                 let pid = k[r.rng.below(k.len() as u64) as usize];
                 std::thread::sleep(Duration::from_micros(r.rng.below(20_000)));
                 r.kill(pid);
@@ -1322,7 +1728,7 @@ fn run_round(
     t.fail_rounds += (policy == Policy::Fail) as u64;
     // Small rings where the flavour needs the ring full (try-only) or lapped often.
     let capacity: u64 = match flavor {
-        Flavor::Classic | Flavor::MultiKill => 1 << 15,
+        Flavor::Classic | Flavor::MultiKill | Flavor::Named => 1 << 15,
         Flavor::FailTry => 1 << 13,
         Flavor::CoRecover => 1 << 12,
         Flavor::Overwrite => 1 << 14,
@@ -1367,6 +1773,8 @@ fn run_round(
         ended: Vec::new(),
         markers: Vec::new(),
         random_consumer_kills: 0,
+        names: Vec::new(),
+        marker_slot: u32::MAX,
         producers: 0,
         batch_producers: 0,
         rng,
@@ -1388,10 +1796,30 @@ fn run_round(
             },
         );
     }
+    if flavor == Flavor::Named {
+        // Created before the producers: it must get every message of the round.
+        r.add_name();
+    }
     for _ in 0..2 {
         r.spawn_producer();
     }
+    let replays = matches!(flavor, Flavor::Named | Flavor::Overwrite);
+    if replays {
+        // Some bytes to replay (and producers wrapping over them as it joins).
+        std::thread::sleep(Duration::from_millis(r.rng.below(30)));
+        r.spawn_replayer();
+    }
+    if flavor == Flavor::Named && r.rng.below(2) == 0 {
+        // Created while the producers run: it must get every message of each producer after
+        // the first one it got from it.
+        r.add_name();
+    }
     let mut marker = ch.producer().unwrap();
+    r.marker_slot = ch
+        .participants()
+        .iter()
+        .find(|p| p.pid == std::process::id())
+        .map_or(u32::MAX, |p| p.slot);
     let mut done = 0u64;
     let mut k = 0u32;
     while done < kills {
@@ -1402,7 +1830,17 @@ fn run_round(
             Flavor::Overwrite => overwrite_episode(&mut r, t, &ch, round),
             Flavor::MultiKill if r.rng.below(4) == 0 => classic_kill(&mut r, t, round),
             Flavor::MultiKill => multikill_episode(&mut r, t, &ch, round),
+            Flavor::Named if r.rng.below(3) == 0 => classic_kill(&mut r, t, round),
+            Flavor::Named => named_kill(&mut r, t, &ch, round),
         };
+        if replays && r.rng.below(3) == 0 {
+            r.spawn_replayer();
+        }
+        for i in 0..r.names.len() {
+            if r.life_pid(i).is_none() {
+                r.spawn_life(i, None, false);
+            }
+        }
         // Keep two producers and (queue) two consumers going, and (topic) a killable reader.
         while r.count("producer") < 2 {
             r.spawn_producer();
@@ -1569,7 +2007,17 @@ fn audit(r: &Round, t: &mut Totals, round: usize, label: &str, policy: Policy) {
     for v in by_producer.values_mut() {
         v.sort_unstable();
     }
-    let readers: Vec<&LogFile> = r.logs.iter().filter(|l| l.role == "reader").collect();
+    let readers: Vec<&LogFile> = r
+        .logs
+        .iter()
+        .filter(|l| l.role == "reader" && l.name.is_none() && !l.replay)
+        .collect();
+    for log in r.logs.iter().filter(|l| l.replay && l.survived) {
+        replay_audit(r, log, t, &what, policy, &by_producer);
+    }
+    for i in 0..r.names.len() {
+        named_audit(r, i, t, &what, &by_producer);
+    }
     if policy == Policy::Overwrite {
         let witness = readers.iter().find(|l| l.witness);
         t.delivered += witness.map_or(0, |l| read_log(&l.path).len() as u64);
@@ -1717,4 +2165,235 @@ fn overwrite_audit(log: &LogFile, t: &mut Totals, what: &str, markers: u64) {
     }
     t.ow_received += received;
     t.ow_lost += lost;
+}
+
+/// A named subscriber: its lives' logs in order must hold every committed message it is due
+/// (see the module docs), each once and in each producer's order, but for the message in hand
+/// at a kill, which the next life that gets anything gets again first.
+fn named_audit(
+    r: &Round,
+    i: usize,
+    t: &mut Totals,
+    what: &str,
+    by_producer: &HashMap<u32, Vec<u32>>,
+) {
+    let ns = &r.names[i];
+    t.names += 1;
+    let lives: Vec<&LogFile> = r.logs.iter().filter(|l| l.name == Some(i)).collect();
+    t.named_lives += lives.len() as u64;
+    if !lives.last().is_some_and(|l| l.survived) {
+        eprintln!(
+            "{what}: named subscriber {}: its last life did not finish",
+            ns.name
+        );
+        t.errors += 1;
+    }
+    let mut seen: HashSet<(u32, u32)> = HashSet::new();
+    let mut last: HashMap<u32, u32> = HashMap::new();
+    let mut first: HashMap<u32, u32> = HashMap::new();
+    let mut prev: Option<(u32, u32)> = None;
+    for life in &lives {
+        let got = read_log(&life.path);
+        for (k, &(p, s)) in got.iter().enumerate() {
+            if seen.contains(&(p, s)) {
+                if k == 0 && prev == Some((p, s)) {
+                    t.named_redelivered += 1;
+                } else {
+                    t.duplicated += 1;
+                    eprintln!(
+                        "{what}: named {} got {p}/{s} again ({})",
+                        ns.name, life.path
+                    );
+                }
+                continue;
+            }
+            if let Some(&l) = last.get(&p)
+                && s <= l
+            {
+                t.disorder += 1;
+                eprintln!("{what}: named {} got {p}/{s} after {p}/{l}", ns.name);
+            }
+            seen.insert((p, s));
+            last.insert(p, s);
+            first.entry(p).or_insert(s);
+        }
+        if let Some(&m) = got.last() {
+            prev = Some(m);
+        }
+    }
+    t.named_delivered += seen.len() as u64;
+    // Due: markers published after it was created, every message of producers started after
+    // it was, and of the others everything after the first one it got.
+    let markers: HashSet<u32> = r.markers[ns.markers_before..].iter().copied().collect();
+    let mut missing = Vec::new();
+    for (&p, seqs) in by_producer {
+        for &s in seqs {
+            let due = if p == 0 {
+                markers.contains(&s)
+            } else if p >= ns.next_id {
+                true
+            } else {
+                first.get(&p).is_some_and(|&f| s > f)
+            };
+            if due && !seen.contains(&(p, s)) {
+                missing.push((p, s));
+            }
+        }
+    }
+    if let Some(m) = missing.first() {
+        eprintln!(
+            "{what}: named subscriber {} is missing {} committed messages, e.g. {}/{}",
+            ns.name,
+            missing.len(),
+            m.0,
+            m.1
+        );
+    }
+    t.lost += missing.len() as u64;
+}
+
+/// A replaying reader that survived: `received()` is what it logged, each producer's
+/// messages come in order, `lost()` is exactly the sum of the gaps in each producer slot's
+/// message numbers after the first one it got from it (a marker's number is its index among
+/// the markers), and under policy `block` nothing after the tail it joined at is missing.
+fn replay_audit(
+    r: &Round,
+    log: &LogFile,
+    t: &mut Totals,
+    what: &str,
+    policy: Policy,
+    by_producer: &HashMap<u32, Vec<u32>>,
+) {
+    let got: Vec<(u32, u32, u64)> = std::fs::read_to_string(&log.path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            Some((
+                it.next()?.parse().ok()?,
+                it.next()?.parse().ok()?,
+                it.next()?.parse().ok()?,
+            ))
+        })
+        .collect();
+    let stats = std::fs::read_to_string(format!("{}.stats", log.path)).unwrap_or_default();
+    let v: Vec<u64> = stats
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let [received, lost, joined_by] = v[..] else {
+        eprintln!("{what}: {} wrote no stats", log.path);
+        t.errors += 1;
+        return;
+    };
+    t.replays += 1;
+    t.replay_received += received;
+    t.replay_lost += lost;
+    if received != got.len() as u64 {
+        eprintln!(
+            "{what}: {} logged {} messages but received() says {received}",
+            log.path,
+            got.len()
+        );
+        t.errors += 1;
+    }
+    // Each producer's slot (written by the producer as it started).
+    let mut slots: HashMap<u32, u32> = HashMap::new();
+    slots.insert(0, r.marker_slot);
+    for l in r.logs.iter().filter(|l| l.role == "producer") {
+        let text = std::fs::read_to_string(format!("{}.slot", l.path)).unwrap_or_default();
+        let mut it = text.split_whitespace().map(|x| x.parse::<u32>().ok());
+        if let (Some(Some(id)), Some(Some(slot))) = (it.next(), it.next()) {
+            slots.insert(id, slot);
+        }
+    }
+    let mut expected: HashMap<u32, u64> = HashMap::new();
+    let mut last: HashMap<u32, u64> = HashMap::new();
+    let (mut counted, mut gaps, mut exact) = (0u64, 0u64, true);
+    for &(p, s, _) in &got {
+        let pseq = if p == 0 {
+            match r.markers.binary_search(&s) {
+                Ok(k) => k as u64,
+                Err(_) => {
+                    exact = false;
+                    continue;
+                }
+            }
+        } else {
+            u64::from(s)
+        };
+        match last.get(&p) {
+            Some(&l) if pseq <= l => {
+                if pseq == l {
+                    t.duplicated += 1;
+                } else {
+                    t.disorder += 1;
+                }
+                eprintln!("{what}: {} got {p}/{s} after a later one", log.path);
+            }
+            Some(&l) => gaps += pseq - l - 1,
+            None => {}
+        }
+        last.insert(p, pseq);
+        // The engine counts per slot: a new owner's first message after a smaller number
+        // starts again; after a larger one it counts as the old owner's gap.
+        let Some(&slot) = slots.get(&p) else {
+            exact = false;
+            continue;
+        };
+        if let Some(&e) = expected.get(&slot)
+            && pseq > e
+        {
+            counted += pseq - e;
+        }
+        expected.insert(slot, pseq + 1);
+    }
+    t.replay_slot_reuse += counted.saturating_sub(gaps);
+    t.replay_inexact += !exact as u64;
+    if exact && lost != counted {
+        eprintln!(
+            "{what}: replaying {} lost() says {lost}, it missed {counted} ({gaps} between messages of one producer)",
+            log.path
+        );
+        t.replay_miscounted += 1;
+    } else if !exact && lost < gaps {
+        eprintln!(
+            "{what}: replaying {} lost() says {lost} < {gaps} gaps",
+            log.path
+        );
+        t.replay_miscounted += 1;
+    }
+    if policy != Policy::Block {
+        return;
+    }
+    // From the tail it joined at on, nothing is missing.
+    let mut from: HashMap<u32, u32> = HashMap::new();
+    for &(p, s, pos) in &got {
+        if pos >= joined_by {
+            from.entry(p).or_insert(s);
+        }
+    }
+    let seen: HashSet<(u32, u32)> = got.iter().map(|&(p, s, _)| (p, s)).collect();
+    let missing: Vec<(u32, u32)> = from
+        .iter()
+        .flat_map(|(&p, &f)| {
+            by_producer
+                .get(&p)
+                .into_iter()
+                .flatten()
+                .filter(move |&&s| s > f)
+                .map(move |&s| (p, s))
+        })
+        .filter(|m| !seen.contains(m))
+        .collect();
+    if let Some(m) = missing.first() {
+        eprintln!(
+            "{what}: replaying {} is missing {} committed messages after its join, e.g. {}/{}",
+            log.path,
+            missing.len(),
+            m.0,
+            m.1
+        );
+    }
+    t.lost += missing.len() as u64;
 }

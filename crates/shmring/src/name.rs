@@ -68,12 +68,14 @@ pub(crate) fn check_regular(name: &str, st: &libc::stat) -> Result<()> {
     }
 }
 
+/// Whether `b` may be in a name (of a channel or of a subscriber): `[A-Za-z0-9._-]`.
+pub(crate) fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')
+}
+
 /// Checks a channel name: `[A-Za-z0-9._-]{1,200}`.
 pub fn validate_name(name: &str) -> Result<()> {
-    let ok_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if name.is_empty() || name.len() > MAX_NAME_LEN || !ok_chars {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || !name.bytes().all(is_name_byte) {
         let shown: String = name.chars().take(40).collect();
         return Err(Error::new(
             ErrorCode::InvalidName,

@@ -8,6 +8,7 @@
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout::slot;
+use crate::name::is_name_byte;
 use crate::process;
 use crate::registry::{self, Role, is_named, read_name, slot_field};
 use crate::segment::{NamesGuard, Segment};
@@ -27,10 +28,7 @@ pub(crate) enum NamedJoin {
 
 /// Checks a subscriber name: `[A-Za-z0-9._-]{1,32}`.
 pub fn validate_subscriber_name(name: &str) -> Result<()> {
-    let ok_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if name.is_empty() || name.len() > MAX_SUBSCRIBER_NAME_LEN || !ok_chars {
+    if name.is_empty() || name.len() > MAX_SUBSCRIBER_NAME_LEN || !name.bytes().all(is_name_byte) {
         let shown: String = name.chars().take(40).collect();
         return Err(Error::new(
             ErrorCode::InvalidName,

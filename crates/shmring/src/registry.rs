@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::layout::slot;
+use crate::name::is_name_byte;
 use crate::process;
 use crate::segment::Segment;
 
@@ -282,7 +283,7 @@ pub(crate) fn read_name(seg: &Segment, i: u32) -> String {
     seg.read_bytes(slot_field(seg, i, slot::NAME), &mut bytes);
     bytes
         .iter()
-        .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        .take_while(|&&b| is_name_byte(b))
         .map(|&b| b as char)
         .collect()
 }

@@ -122,38 +122,80 @@ fn replay_from_earliest_after_the_producer_exited() {
 }
 
 /// The producer is SIGKILLed mid-stream: a replay is an exact prefix of what it published,
-/// nothing torn (a claim it died in is skipped once judged dead).
+/// nothing torn (a claim it died in is skipped once judged dead). In /dev/shm and in a
+/// channel on disk (a directory under the temp dir, which is removed afterwards).
 #[test]
 fn replay_after_a_producer_was_killed_is_an_exact_prefix() {
-    for sync in MODES {
-        let n = unique("replaykill");
-        let _g = Unlink::new(&n);
-        let opts = OpenOptions {
-            capacity: Some(1 << 22),
-            sync: Some(sync),
-            ..OpenOptions::create()
-        };
-        let ch = Channel::open(&n, &opts).unwrap();
-        let env = [
-            ("SHMRING_TEST_ID", "1".to_owned()),
-            ("SHMRING_TEST_COUNT", "0".to_owned()),
-        ];
-        let mut child = spawn_child("child_replay_producer", "replay_producer", &n, &env);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while published_by_producers(&ch) < 2_000 {
+    let disk = std::env::temp_dir().join(unique("replaydir"));
+    std::fs::create_dir(&disk).unwrap();
+    let _rm = RemoveDir(disk.clone());
+    for dir in [None, Some(disk.clone())] {
+        for sync in MODES {
+            let n = unique("replaykill");
+            let opts = OpenOptions {
+                capacity: Some(1 << 22),
+                sync: Some(sync),
+                dir: dir.clone(),
+                ..OpenOptions::create()
+            };
+            let ch = Channel::open(&n, &opts).unwrap();
+            let _g = UnlinkIn(dir.clone(), n.clone());
+            let mut env = vec![
+                ("SHMRING_TEST_ID", "1".to_owned()),
+                ("SHMRING_TEST_COUNT", "0".to_owned()),
+            ];
+            if let Some(d) = &dir {
+                env.push(("SHMRING_DIR", d.display().to_string()));
+            }
+            let mut child = spawn_child("child_replay_producer", "replay_producer", &n, &env);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while published_by_producers(&ch) < 2_000 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the producer published too little"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            child.kill();
+            // A new handle, as a process would open it after the crash.
+            let again = Channel::open(
+                &n,
+                &OpenOptions {
+                    dir: dir.clone(),
+                    ..OpenOptions::default()
+                },
+            )
+            .unwrap();
+            let mut sub = replay(&again, Start::Earliest);
+            let got = collect(&mut sub, Duration::from_millis(300));
             assert!(
-                Instant::now() < deadline,
-                "the producer published too little"
+                got.len() >= 2_000,
+                "{sync:?} {dir:?}: replayed {}",
+                got.len()
             );
-            std::thread::sleep(Duration::from_millis(5));
+            for (i, m) in got.iter().enumerate() {
+                assert_eq!(*m, (1, i as u32), "{sync:?} {dir:?}: not a prefix at {i}");
+            }
         }
-        child.kill();
-        let mut sub = replay(&ch, Start::Earliest);
-        let got = collect(&mut sub, Duration::from_millis(300));
-        assert!(got.len() >= 2_000, "{sync:?}: replayed {}", got.len());
-        for (i, m) in got.iter().enumerate() {
-            assert_eq!(*m, (1, i as u32), "{sync:?}: not a prefix at {i}");
-        }
+    }
+}
+
+/// Unlinks a channel in a directory (or the default one) when dropped.
+struct UnlinkIn(Option<std::path::PathBuf>, String);
+impl Drop for UnlinkIn {
+    fn drop(&mut self) {
+        let _ = match &self.0 {
+            Some(d) => shmring::unlink_in(d, &self.1),
+            None => shmring::unlink(&self.1),
+        };
+    }
+}
+
+/// Removes a directory and what is in it when dropped.
+struct RemoveDir(std::path::PathBuf);
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -210,17 +252,7 @@ fn child_slow_replayer() {
 fn replay_racing_wrapping_producers_counts_exactly_what_it_skipped() {
     let per = env_or("SHMRING_REPLAY_RACE", 20_000) as u32;
     for sync in MODES {
-        let n = unique("replayrace");
-        let _g = Unlink::new(&n);
-        let out = std::env::temp_dir().join(format!("{n}.out"));
-        let _rm = RemoveFile(out.clone());
-        let opts = OpenOptions {
-            capacity: Some(16 * 1024),
-            max_message_size: Some(256),
-            sync: Some(sync),
-            ..OpenOptions::create()
-        };
-        let ch = Channel::open(&n, &opts).unwrap();
+        let (n, ch, out, _g) = small_ring("replayrace", sync);
         let mut fast = ch.subscribe().unwrap();
         let mut buf = vec![0u8; 64 * 1024];
         // Producer 7 (this process) wraps the ring a few times with `fast` keeping up, so the
@@ -344,6 +376,26 @@ fn wait_for_subscribers(ch: &Channel, n: usize) {
         assert!(Instant::now() < deadline, "subscribers did not join");
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// A 16 KiB channel (messages up to 256 bytes) for the racing tests, its name, and a log file
+/// path for a child; the guard unlinks the one and removes the other.
+fn small_ring(
+    tag: &str,
+    sync: SyncMode,
+) -> (String, Channel, std::path::PathBuf, (Unlink, RemoveFile)) {
+    let n = unique(tag);
+    let unlink = Unlink::new(&n);
+    let out = std::env::temp_dir().join(format!("{n}.out"));
+    let rm = RemoveFile(out.clone());
+    let opts = OpenOptions {
+        capacity: Some(16 * 1024),
+        max_message_size: Some(256),
+        sync: Some(sync),
+        ..OpenOptions::create()
+    };
+    let ch = Channel::open(&n, &opts).unwrap();
+    (n, ch, out, (unlink, rm))
 }
 
 struct RemoveFile(std::path::PathBuf);
@@ -486,17 +538,7 @@ fn named_subscriber_killed_and_restarted_sees_everything() {
         if std::env::var("CI").is_ok() { 20 } else { 50 },
     );
     for sync in MODES {
-        let n = unique("namedkill");
-        let _g = Unlink::new(&n);
-        let out = std::env::temp_dir().join(format!("{n}.out"));
-        let _rm = RemoveFile(out.clone());
-        let opts = OpenOptions {
-            capacity: Some(16 * 1024),
-            max_message_size: Some(256),
-            sync: Some(sync),
-            ..OpenOptions::create()
-        };
-        let ch = Channel::open(&n, &opts).unwrap();
+        let (n, ch, out, _g) = small_ring("namedkill", sync);
         // Create the name before publishing, so it holds back everything from message 0.
         drop(ch.subscribe_named("audit").unwrap());
         let mut p = ch.producer().unwrap();

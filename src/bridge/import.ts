@@ -116,7 +116,9 @@ export async function runImport(
         try {
           for await (const m of msgs as AsyncIterable<JsMsg>) {
             wait = 50;
-            if (mine(m.headers)) stats.skipped += 1;
+            if (m.headers?.get(H_TICK) === '1') {
+              // a core exporter's tick captured by the stream: not a message
+            } else if (mine(m.headers)) stats.skipped += 1;
             else if (seen.duplicate(m.headers)) stats.duplicates += 1;
             else {
               const w = deliver(ch, marker, m.data);

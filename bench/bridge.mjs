@@ -42,10 +42,12 @@ if (spawnSync('nats-server', ['--version']).status !== 0) {
 const cli = new URL('../dist/cli/index.js', import.meta.url).pathname;
 const children = new Set();
 const dirs = [];
-process.once('exit', () => {
+const cleanup = () => {
   for (const c of children) c.kill('SIGKILL');
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+};
+process.once('exit', cleanup);
+for (const s of ['SIGINT', 'SIGTERM']) process.once(s, () => process.exit(130));
 
 const port = await new Promise((res) => {
   const s = createServer().listen(0, '127.0.0.1', () => {
@@ -214,3 +216,6 @@ console.log(
   `bridge/NATS: throughput ${(ratio * 100).toFixed(0)}% (target >= 90%), p50 ${lat.toFixed(2)}x (target <= 1.5x)`,
 );
 if (values.json) console.log(JSON.stringify({ ...results, throughputRatio: ratio, p50Ratio: lat }));
+// The server child keeps the event loop alive: end here.
+cleanup();
+process.exit(0);

@@ -124,4 +124,5 @@ console.log(
   `host A published ${fmt(result.published)}; bridge exported ${fmt(result.exported)}, imported ${fmt(result.imported)}; host B received ${fmt(result.received)} (${result.outOfOrder} out of order), lost ${result.lost}, ${fmt(result.msgPerSec)} msg/s`,
 );
 if (opts.json) console.log(JSON.stringify(result));
-process.exitCode = result.received === result.published && result.outOfOrder === 0 ? 0 : 1;
+// The server child keeps the event loop alive: end here (the exit handler cleans up).
+process.exit(result.received === result.published && result.outOfOrder === 0 ? 0 : 1);

@@ -123,6 +123,7 @@ const result = {
 console.log(
   `host A published ${fmt(result.published)}; bridge exported ${fmt(result.exported)}, imported ${fmt(result.imported)}; host B received ${fmt(result.received)} (${result.outOfOrder} out of order), lost ${result.lost}, ${fmt(result.msgPerSec)} msg/s`,
 );
-if (opts.json) console.log(JSON.stringify(result));
+const ok = result.received === result.published && result.outOfOrder === 0;
+if (opts.json) console.log(JSON.stringify({ ok, ...result }));
 // The server child keeps the event loop alive: end here (the exit handler cleans up).
-process.exit(result.received === result.published && result.outOfOrder === 0 ? 0 : 1);
+process.exit(ok ? 0 : 1);

@@ -12,6 +12,9 @@
  * ```
  * @packageDocumentation
  */
+export { type Bridge, bridge } from './bridge/index.js';
+export type { BridgeDirection, BridgeOptions } from './bridge/options.js';
+export type { BridgeStats } from './bridge/stats.js';
 export { list, open, unlink, unlinkIfStale } from './catalog.js';
 export { Channel } from './channel.js';
 export { type Codec, type CodecName, json, msgpack, raw, rawView } from './codec.js';

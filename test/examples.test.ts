@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import test, { type ExecutionContext } from 'ava';
 import { list, unlink } from 'shmring';
+import { natsMissing } from './nats.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const scripts: Record<string, string> = JSON.parse(
@@ -102,6 +103,7 @@ test('every example has its npm script', (t) => {
     'rust-to-node': 'examples/rust-node/rust-to-node.mjs',
     'node-to-rust': 'examples/rust-node/node-to-rust.mjs',
     'pipe-vs-shm': 'examples/pipe-vs-shm/index.mjs',
+    'two-hosts': 'examples/two-hosts/index.mjs',
   };
   for (const [name, file] of Object.entries(expected)) {
     t.true(scripts[`example:${name}`]?.includes(`node ${file}`), `example:${name} runs ${file}`);
@@ -200,6 +202,22 @@ test('pipe-vs-shm: the same messages through a pipe and a channel, both rates me
   t.is(r.json.ratio, shm.msgPerSecond / pipe.msgPerSecond);
   t.regex(r.stdout, /ratio +[\d.]+x/);
   t.deepEqual(r.leftovers, []);
+});
+
+test('two-hosts: host A to host B through the bridge pair and a NATS server, every message in order', async (t) => {
+  if (natsMissing !== undefined) {
+    t.fail(natsMissing);
+    return;
+  }
+  for (const mode of [[], ['--core']]) {
+    const r = await runExample(t, 'two-hosts/index.mjs', ['--count', '3000', ...mode]);
+    t.is(r.code, 0);
+    t.true(r.json.ok);
+    t.is(r.json.received, 3000);
+    t.is(r.json.exported, 3000);
+    t.is(r.json.imported, 3000);
+    t.is(r.json.lost, 0);
+  }
 });
 
 test('npm run docs: the API reference covers every export of the package', async (t) => {

@@ -11,6 +11,8 @@
  * shmring rm <ch> | --stale             # remove a channel, or every stale one
  * shmring rm <ch> --subscriber <name>   # remove a named subscriber of a channel
  * shmring demo | bench                  # the two-process demo; the benchmark suite
+ * shmring bridge export <ch> --nats <url> --subject <s> [--jetstream [--stream <n>] [--no-create]]
+ * shmring bridge import <s> <ch> --nats <url> [--jetstream --stream <n> --durable <c>] [--create]
  * ```
  *
  * Every command takes `--dir <path>`: the directory of the channels (default the
@@ -34,6 +36,7 @@ import {
   unlink,
   unlinkIfStale,
 } from '../index.js';
+import { addBridge } from './bridge.js';
 import { bytes, listingJson, statText, table, toJson } from './format.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -516,5 +519,7 @@ program
       process.exitCode = await runInherited(cmd[0] as string, cmd.slice(1));
     }),
   );
+
+addBridge(program, action, dirOption);
 
 await program.parseAsync(process.argv);

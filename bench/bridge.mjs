@@ -1,0 +1,221 @@
+/**
+ * `npm run bench:bridge [-- --count N] [--latency N] [--jetstream] [--json]`
+ *
+ * A→NATS→B through the bridge beside NATS client-to-client, in the same run, against a
+ * nats-server this script starts (127.0.0.1, a free port, a temporary store):
+ *
+ * - NATS: a publishing and a subscribing connection of this process, 64-byte messages.
+ * - bridge: this process publishes into channel `A` (dir A), `shmring bridge export` and
+ *   `shmring bridge import` (processes of their own) carry it to channel `B` (dir B), which
+ *   this process reads. Core NATS; with `--jetstream` also through JetStream.
+ *
+ * Throughput: `count` messages as fast as they go, first publish to last receipt.
+ * Latency: `latency` messages one every 0.5 ms, each carrying its send time; one-way p50
+ * and p99 (one clock: the same process sends and receives).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { connect } from '@nats-io/transport-node';
+import { open } from 'shmring';
+
+const { values } = parseArgs({
+  options: {
+    count: { type: 'string', default: '200000' },
+    latency: { type: 'string', default: '2000' },
+    jetstream: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  },
+});
+const COUNT = Number(values.count);
+const LAT = Number(values.latency);
+const SIZE = 64;
+if (spawnSync('nats-server', ['--version']).status !== 0) {
+  console.error('bench:bridge: nats-server is missing (apt-get install -y nats-server); skipped');
+  process.exit(0);
+}
+const cli = new URL('../dist/cli/index.js', import.meta.url).pathname;
+const children = new Set();
+const dirs = [];
+const cleanup = () => {
+  for (const c of children) c.kill('SIGKILL');
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+};
+process.once('exit', cleanup);
+for (const s of ['SIGINT', 'SIGTERM']) process.once(s, () => process.exit(130));
+
+const port = await new Promise((res) => {
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const p = s.address().port;
+    s.close(() => res(p));
+  });
+});
+const store = mkdtempSync(join(tmpdir(), 'bench-bridge-nats-'));
+dirs.push(store);
+const nats = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', store], {
+  stdio: 'ignore',
+});
+children.add(nats);
+const url = `nats://127.0.0.1:${port}`;
+await new Promise((r) => setTimeout(r, 400));
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const now = () => performance.now();
+function message(i, stamp) {
+  const b = Buffer.alloc(SIZE);
+  b.writeUInt32LE(i, 0);
+  b.writeDoubleLE(stamp, 8);
+  return b;
+}
+
+/**
+ * One cell: `send(buf)` publishes (may return a promise when it must wait), `onMessage`
+ * registers the receiver. Returns throughput and latency.
+ */
+async function cell(send, onMessage) {
+  let got = 0;
+  let lats = [];
+  let want = COUNT;
+  let finished;
+  onMessage((b) => {
+    const stamp = b.readDoubleLE(8);
+    if (stamp > 0) lats.push(now() - stamp);
+    got++;
+    if (got === want) finished?.();
+  });
+  // Throughput.
+  let done = new Promise((r) => {
+    finished = r;
+  });
+  const t0 = now();
+  for (let i = 0; i < COUNT; i++) {
+    const w = send(message(i, 0));
+    if (w !== undefined) await w;
+    if ((i & 1023) === 0) await new Promise(setImmediate);
+  }
+  await done;
+  const ms = now() - t0;
+  // Latency.
+  got = 0;
+  want = LAT;
+  lats = [];
+  done = new Promise((r) => {
+    finished = r;
+  });
+  for (let i = 0; i < LAT; i++) {
+    const w = send(message(i, now()));
+    if (w !== undefined) await w;
+    await sleep(0.5);
+  }
+  await done;
+  return {
+    msgPerSec: Math.round((COUNT / ms) * 1000),
+    p50us: Math.round(pct(lats, 50) * 1000),
+    p99us: Math.round(pct(lats, 99) * 1000),
+  };
+}
+
+async function natsCell() {
+  const pub = await connect({ servers: url });
+  const sub = await connect({ servers: url });
+  let handler;
+  sub.subscribe('bench.nats', { callback: (_e, m) => handler(m.data) });
+  await sub.flush();
+  let n = 0;
+  const r = await cell(
+    (b) => {
+      pub.publish('bench.nats', b);
+      if ((++n & 1023) === 0) return pub.flush();
+    },
+    (h) => {
+      handler = (d) => h(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+    },
+  );
+  await pub.close();
+  await sub.close();
+  return r;
+}
+
+async function startBridge(args) {
+  const child = spawn(process.execPath, [cli, 'bridge', ...args, '--report-ms', '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  const lines = [];
+  createInterface({ input: child.stdout }).on('line', (l) => lines.push(l));
+  while (!lines.includes('ready')) {
+    if (child.exitCode !== null) throw new Error(`bridge ${args[0]} exited`);
+    await sleep(20);
+  }
+  return child;
+}
+
+async function bridgeCell(jetstream) {
+  const a = mkdtempSync('/dev/shm/bench-bridge-A-');
+  const b = mkdtempSync('/dev/shm/bench-bridge-B-');
+  dirs.push(a, b);
+  const src = open('src', { create: true, codec: 'raw', dir: a, capacity: 1 << 22 });
+  const dst = open('dst', { create: true, codec: 'raw', dir: b, capacity: 1 << 22 });
+  const subject = jetstream ? 'bench.js' : 'bench.core';
+  const js = jetstream ? ['--jetstream', '--stream', 'BENCH'] : [];
+  const imp = await startBridge(['import', subject, 'dst', '--nats', url, '--dir', b, ...js]);
+  const exp = await startBridge([
+    'export',
+    'src',
+    '--nats',
+    url,
+    '--subject',
+    subject,
+    '--dir',
+    a,
+    ...js,
+  ]);
+  let sub;
+  const r = await cell(
+    (m) => (src.publish(m) ? undefined : src.send(m)),
+    (h) => {
+      sub = dst.messages().subscribe(h);
+    },
+  );
+  sub.unsubscribe();
+  for (const c of [exp, imp]) {
+    c.kill('SIGTERM');
+    await once(c, 'close');
+    children.delete(c);
+  }
+  src.close();
+  dst.close();
+  return r;
+}
+
+const results = {
+  count: COUNT,
+  size: SIZE,
+  nats: await natsCell(),
+  bridgeCore: await bridgeCell(false),
+};
+if (values.jetstream) results.bridgeJetStream = await bridgeCell(true);
+const ratio = results.bridgeCore.msgPerSec / results.nats.msgPerSec;
+const lat = results.bridgeCore.p50us / results.nats.p50us;
+const row = (name, r) =>
+  `${name.padEnd(22)} ${String(r.msgPerSec).padStart(10)} msg/s   p50 ${String(r.p50us).padStart(6)} µs   p99 ${String(r.p99us).padStart(6)} µs`;
+console.log(`A→NATS→B, ${COUNT} messages of ${SIZE} bytes; latency over ${LAT} paced messages`);
+console.log(row('NATS client-to-client', results.nats));
+console.log(row('bridge (core)', results.bridgeCore));
+if (results.bridgeJetStream) console.log(row('bridge (JetStream)', results.bridgeJetStream));
+console.log(
+  `bridge/NATS: throughput ${(ratio * 100).toFixed(0)}% (target >= 90%), p50 ${lat.toFixed(2)}x (target <= 1.5x)`,
+);
+if (values.json) console.log(JSON.stringify({ ...results, throughputRatio: ratio, p50Ratio: lat }));
+// The server child keeps the event loop alive: end here.
+cleanup();
+process.exit(0);

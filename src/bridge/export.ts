@@ -1,0 +1,265 @@
+/**
+ * The exporting bridge: every message of a local channel is published to a NATS subject,
+ * bytes untouched, with the `Shmring-*` headers (see ./index.ts).
+ *
+ * It reads the channel with `receiveSync(0)` (never blocking the event loop) and waits for
+ * more on a doorbell (a plain subscription whose only job is to wake it), so it stops
+ * draining when NATS cannot keep up: then the channel's policy decides (block holds local
+ * producers back; overwrite laps the bridge, and the lap is counted as lost).
+ *
+ * - Core NATS: a flush after every `maxInFlight` publishes bounds what is buffered; while the
+ *   server is away the flush waits (nothing more is drained). At-most-once.
+ * - JetStream: the bridge is the channel's named subscriber `durable`; each record is
+ *   published with `Nats-Msg-Id: <channel>@<created-at>:<position>` and is consumed (its
+ *   cursor moved past it) only once JetStream acknowledged it; a failed publish is retried
+ *   with the same id after a backoff, so the server drops the copies. At-least-once into the
+ *   stream, and with the id no duplicate in it.
+ */
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { headers, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import { makeError } from '../errors.js';
+import { backoff, oneLine, sleep } from './connect.js';
+import { LoopFilter } from './loop.js';
+import type { Resolved } from './options.js';
+import { RecordReader } from './reader.js';
+import type { BridgeStats } from './stats.js';
+import { ensureStream } from './stream.js';
+
+export const H_ORIGIN = 'Shmring-Origin';
+export const H_SOURCE = 'Shmring-Source';
+export const H_POSITION = 'Shmring-Position';
+export const H_SESSION = 'Shmring-Session';
+export const H_SEQ = 'Shmring-Seq';
+export const H_CODEC = 'Shmring-Codec';
+/** Core: an empty message saying `Shmring-Seq` is the last one sent (so tail losses count). */
+export const H_TICK = 'Shmring-Tick';
+/** Core: an idle exporter repeats its tick this often. */
+const TICK_MS = 1000;
+
+/** One publish in flight. */
+interface Flight {
+  position: number;
+  msgID: string;
+  data: Buffer;
+  h: MsgHdrs;
+  /** Settled: `true` acknowledged, `false` failed, `undefined` pending. */
+  ok: boolean | undefined;
+  settled: Promise<void>;
+}
+
+/** Runs an exporter until `signal` aborts; rejects on a fatal error. */
+export async function runExport(
+  o: Resolved,
+  nc: NatsConnection,
+  stats: BridgeStats,
+  signal: AbortSignal,
+  ready: () => void,
+): Promise<void> {
+  const durable = o.jetstream || o.durableGiven ? o.durable : undefined;
+  // Join the side channel first: every import announced from now on is seen (./loop.ts).
+  const filter = new LoopFilter(o.channel, o.dir, durable);
+  let reader: RecordReader | undefined;
+  try {
+    reader = new RecordReader(o.channel, o.dir, durable, (n) => {
+      stats.lost += n;
+    });
+    const source = `${o.channel}@${reader.createdAtMs}`;
+    const session = `${process.pid}-${Date.now().toString(36)}`;
+    const maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+    const js = o.jetstream ? jetstream(nc) : undefined;
+    if (o.jetstream) await ensureStream(await jetstreamManager(nc), o, o.subject);
+    ready();
+    let seq = 0;
+    /** Core: published, not flushed yet; the last one's position. */
+    let unflushed = 0;
+    let lastPosition = -1;
+    let tickedAt = 0;
+    /** JetStream: in order; the head is the oldest. */
+    const flights: Flight[] = [];
+    /** JetStream: after a start or a failure, publish one at a time until caught up. */
+    let resync = true;
+    /** JetStream: the id of the last message sent (the next one's expected predecessor). */
+    let prevID = '';
+    let retryWait = 50;
+    const commit = (position: number) => {
+      if (durable !== undefined) reader?.commit(position);
+    };
+    while (!signal.aborted) {
+      if (js !== undefined) {
+        // Consume the acknowledged prefix; on a failure, go back to one at a time.
+        while (flights.length > 0 && flights[0]?.ok !== undefined) {
+          const f = flights[0] as Flight;
+          if (f.ok) {
+            flights.shift();
+            stats.forwarded += 1;
+            commit(f.position);
+            retryWait = 50;
+          } else {
+            // Everything after it was refused or may have been stored: wait for all, then
+            // send them again one by one (their ids make copies harmless).
+            await Promise.all(flights.map((x) => x.settled));
+            const again = flights.splice(0);
+            stats.retried += again.length;
+            await sleep(retryWait, signal);
+            retryWait = backoff(retryWait);
+            for (const x of again) {
+              if (signal.aborted) return;
+              await publishOne(js, o, x, stats, signal);
+              if (signal.aborted) return;
+              stats.forwarded += 1;
+              commit(x.position);
+            }
+            resync = true;
+          }
+        }
+        stats.inFlight = flights.length;
+        if (flights.length >= o.maxInFlight) {
+          await Promise.race(flights.map((x) => x.settled));
+          continue;
+        }
+      }
+      const m = reader.take();
+      if (m === undefined) {
+        if (unflushed > 0) {
+          await flushed(nc, stats, unflushed, signal);
+          commit(lastPosition);
+          unflushed = 0;
+          continue;
+        }
+        if (flights.length > 0) {
+          await Promise.race(flights.map((x) => x.settled));
+          continue;
+        }
+        if (js === undefined && seq > 0 && Date.now() - tickedAt >= TICK_MS) {
+          // Idle: tell importers how many were sent, so that losses at the end count too.
+          const h = headers();
+          h.set(H_ORIGIN, o.origin);
+          h.set(H_SESSION, session);
+          h.set(H_SEQ, String(seq));
+          h.set(H_TICK, '1');
+          nc.publish(o.subject, new Uint8Array(0), { headers: h });
+          tickedAt = Date.now();
+        }
+        await reader.wait(200, signal);
+        continue;
+      }
+      if (filter.imported(m.value)) {
+        stats.skipped += 1;
+        if (flights.length === 0 && unflushed === 0) commit(m.position);
+        continue;
+      }
+      if (m.value.length > maxPayload - 512) {
+        stats.oversize += 1;
+        stats.lost += 1;
+        stats.lastEvent = `a ${m.value.length}-byte message at position ${m.position} exceeds the server's max_payload ${maxPayload}`;
+        if (o.oversize === 'error') throw makeError('MessageTooLarge', stats.lastEvent);
+        continue;
+      }
+      seq += 1;
+      const h = headers();
+      h.set(H_ORIGIN, o.origin);
+      h.set(H_SOURCE, source);
+      h.set(H_POSITION, String(m.position));
+      h.set(H_SESSION, session);
+      h.set(H_SEQ, String(seq));
+      if (o.codec !== undefined) h.set(H_CODEC, o.codec);
+      if (js === undefined) {
+        nc.publish(o.subject, m.value, { headers: h });
+        unflushed += 1;
+        lastPosition = m.position;
+        stats.inFlight = unflushed;
+        if (unflushed >= o.maxInFlight) {
+          await flushed(nc, stats, unflushed, signal);
+          commit(lastPosition);
+          unflushed = 0;
+        }
+        continue;
+      }
+      const msgID = `${source}:${m.position}`;
+      if (resync) {
+        // One at a time, no expectation: the stream's last message is not known.
+        const f = flight(m.position, msgID, m.value, h);
+        await publishOne(js, o, f, stats, signal);
+        if (signal.aborted) return;
+        stats.forwarded += 1;
+        commit(m.position);
+        prevID = msgID;
+        resync = false;
+        continue;
+      }
+      // Windowed: each publish expects its predecessor to be the stream's last message, so
+      // the stream keeps the channel's order even when a publish in the middle fails.
+      const f = flight(m.position, msgID, m.value, h);
+      const expect = prevID;
+      f.settled = js
+        .publish(o.subject, m.value, {
+          msgID,
+          headers: h,
+          timeout: 5000,
+          expect: { lastMsgID: expect },
+        })
+        .then(
+          () => {
+            f.ok = true;
+          },
+          (e: unknown) => {
+            f.ok = false;
+            stats.lastEvent = `publish: ${oneLine(e)}`;
+          },
+        );
+      prevID = msgID;
+      flights.push(f);
+    }
+  } finally {
+    filter.close();
+    reader?.close();
+  }
+}
+
+function flight(position: number, msgID: string, data: Buffer, h: MsgHdrs): Flight {
+  return { position, msgID, data, h, ok: undefined, settled: Promise.resolve() };
+}
+
+/** Waits until the server has what was published (retrying through reconnects). */
+async function flushed(
+  nc: NatsConnection,
+  stats: BridgeStats,
+  n: number,
+  signal: AbortSignal,
+): Promise<void> {
+  let wait = 50;
+  while (!signal.aborted) {
+    try {
+      await nc.flush();
+      stats.forwarded += n;
+      stats.inFlight = 0;
+      return;
+    } catch (e) {
+      stats.lastEvent = `flush: ${oneLine(e)}`;
+      await sleep(wait, signal);
+      wait = backoff(wait);
+    }
+  }
+}
+
+/** Publishes one message to JetStream until it is acknowledged (same id on every try). */
+async function publishOne(
+  js: ReturnType<typeof jetstream>,
+  o: Resolved,
+  f: Flight,
+  stats: BridgeStats,
+  signal: AbortSignal,
+): Promise<void> {
+  let wait = 50;
+  while (!signal.aborted) {
+    try {
+      await js.publish(o.subject, f.data, { msgID: f.msgID, headers: f.h, timeout: 5000 });
+      return;
+    } catch (e) {
+      stats.retried += 1;
+      stats.lastEvent = `publish: ${oneLine(e)}`;
+      await sleep(wait, signal);
+      wait = backoff(wait);
+    }
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The exporter's read side: a subscription of the channel whose records are pulled one by
+ * one (`next()`, waiting without blocking the event loop) and consumed only when the bridge
+ * says so (`commit(position)`), so that a named subscriber's cursor moves past a message
+ * only once NATS has it, while many publishes are in flight. It is the native subscription
+ * that `records({ durable })` uses, driven by the bridge instead of by handlers returning.
+ * @internal
+ */
+import { call, fromNative } from '../errors.js';
+import { FrameWalker, frameBuffer } from '../frame.js';
+import { type NativeChannel, type NativeSubscription, native } from '../native.js';
+
+/** One record: a copy of its bytes, and its position. */
+export interface Rec {
+  value: Buffer;
+  position: number;
+}
+
+/** Most records taken per native drain. */
+const BATCH = 512;
+
+export class RecordReader {
+  readonly #nat: NativeChannel;
+  readonly #sub: NativeSubscription;
+  readonly #h: number;
+  readonly #buf: Buffer;
+  readonly #frames: FrameWalker;
+  readonly #queue: Rec[] = [];
+  #head = 0;
+  #wake: (() => void) | undefined;
+  #lost = 0;
+  #closed = false;
+  readonly #onLost: (n: number) => void;
+  /** `createdAtMs` of the channel: with the name, its identity. */
+  readonly createdAtMs: number;
+
+  constructor(
+    name: string,
+    dir: string | undefined,
+    durable: string | undefined,
+    onLost: (n: number) => void,
+  ) {
+    this.#nat = call(() => native.NativeChannel.open(name, dir === undefined ? {} : { dir }));
+    const info = this.#nat.info();
+    this.createdAtMs = info.createdAtMs;
+    this.#onLost = onLost;
+    this.#buf = frameBuffer(info.maxMessageSize);
+    this.#frames = new FrameWalker(this.#buf, true);
+    const ready = (): void => {
+      const w = this.#wake;
+      this.#wake = undefined;
+      w?.();
+    };
+    this.#sub = call(() => this.#nat.subscribe(ready, 'adaptive', { durable, records: true }));
+    this.#h = this.#sub.handle();
+  }
+
+  /** The next record now, or `undefined` if none is there. */
+  take(): Rec | undefined {
+    if (this.#head < this.#queue.length) {
+      const r = this.#queue[this.#head++] as Rec;
+      if (this.#head === this.#queue.length) {
+        this.#queue.length = 0;
+        this.#head = 0;
+      }
+      return r;
+    }
+    if (this.#closed) return undefined;
+    let bytes: number;
+    try {
+      bytes = native.drain(this.#h, this.#buf, BATCH);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    const lost = this.#sub.lost();
+    if (lost > this.#lost) {
+      this.#onLost(lost - this.#lost);
+      this.#lost = lost;
+    }
+    if (bytes === 0) return undefined;
+    const f = this.#frames;
+    f.reset(bytes);
+    while (f.next()) {
+      this.#queue.push({
+        value: Buffer.from(this.#buf.subarray(f.start, f.end)),
+        position: f.position,
+      });
+    }
+    return this.take();
+  }
+
+  /** Resolves when data may be there (or after `ms`, or when `signal` aborts). */
+  wait(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((res) => {
+      const done = (): void => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        this.#wake = undefined;
+        res();
+      };
+      const t = setTimeout(done, ms);
+      signal.addEventListener('abort', done);
+      this.#wake = done;
+      this.#sub.rearm();
+    });
+  }
+
+  /** A named subscriber: every record up to and including `position` is consumed. */
+  commit(position: number): void {
+    if (!this.#closed) call(() => native.commit(this.#h, position));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sub.close();
+    this.#nat.close();
+  }
+}

@@ -1,0 +1,308 @@
+/**
+ * The NATS bridge with a real nats-server and real processes: A→NATS→B from two producer
+ * processes (core and JetStream), the exporter killed -9 and restarted and the server
+ * restarted (JetStream: nothing lost or duplicated), a server restart under core (the loss
+ * counted exactly), bridges both ways (no echo), and bad input. Under CI (env `CI`) the
+ * counts are smaller; `npm run test:bridge` runs them in full.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import test, { type ExecutionContext } from 'ava';
+import { type Channel, open } from 'shmring';
+import { sleep, spawnFixture } from './helpers.js';
+import { freePort, natsMissing, runBridgeCli, spawnBridge, started, startNats } from './nats.js';
+
+const FULL = process.env.CI === undefined || process.env.BRIDGE_FULL !== undefined;
+/** Messages per test: 100,000 from two producers in full, 10,000 under CI. */
+const TOTAL = FULL ? 100_000 : 10_000;
+
+test.beforeEach((t) => {
+  // Never a silent pass: without a server every test here fails with how to install it.
+  if (natsMissing !== undefined) t.fail(natsMissing);
+});
+
+/** A "host": a channel directory of its own (tmpfs), removed when the test ends. */
+function host(t: ExecutionContext, tag: string): string {
+  const dir = mkdtempSync(`/dev/shm/bridge-${tag}-`);
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Counts what arrives on a channel per producer: in order, gaps, duplicates. */
+class Receiver {
+  readonly next = new Map<number, number>();
+  total = 0;
+  gaps = 0;
+  dups = 0;
+  readonly ch: Channel<Buffer>;
+  constructor(t: ExecutionContext, name: string, dir: string) {
+    this.ch = open<Buffer>(name, { create: true, codec: 'raw', dir, capacity: 1 << 22 });
+    const sub = this.ch.messages().subscribe((m) => {
+      const p = m.readUInt32LE(0);
+      const i = m.readUInt32LE(4);
+      const want = this.next.get(p) ?? 0;
+      if (i < want) this.dups += 1;
+      else {
+        this.gaps += i - want;
+        this.next.set(p, i + 1);
+      }
+      this.total += 1;
+    });
+    t.teardown(() => {
+      sub.unsubscribe();
+      this.ch.close();
+    });
+  }
+}
+
+async function until(
+  what: string | (() => string),
+  cond: () => boolean,
+  ms = 90_000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) {
+      throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    }
+    await sleep(25);
+  }
+}
+
+/** Two producer processes of `TOTAL / 2` messages each into `name` in `dir`. */
+function producers(t: ExecutionContext, name: string, dir: string) {
+  return [1, 2].map((id) =>
+    spawnFixture(t, 'bridge-pub', [name, dir, String(id), String(TOTAL / 2)]),
+  );
+}
+
+async function aToB(t: ExecutionContext, jetstream: boolean): Promise<void> {
+  const nats = await startNats(t);
+  const [a, b] = [host(t, 'a'), host(t, 'b')];
+  const js = jetstream ? ['--jetstream', '--stream', 'AB'] : [];
+  open('src', { create: true, codec: 'raw', dir: a }).close();
+  const rx = new Receiver(t, 'dst', b);
+  const imp = spawnBridge(t, ['import', 'ab', 'dst', '--nats', nats.url, '--dir', b, ...js]);
+  await started(imp);
+  const exp = spawnBridge(t, [
+    'export',
+    'src',
+    '--nats',
+    nats.url,
+    '--subject',
+    'ab',
+    '--dir',
+    a,
+    ...js,
+  ]);
+  await started(exp);
+  const ps = producers(t, 'src', a);
+  await Promise.all(ps.map((p) => p.exit));
+  await until(`${TOTAL} messages at B`, () => rx.total >= TOTAL);
+  await sleep(300);
+  const e = await exp.stop();
+  const i = await imp.stop();
+  t.is(rx.total, TOTAL);
+  t.is(rx.gaps, 0);
+  t.is(rx.dups, 0);
+  t.is(rx.next.get(1), TOTAL / 2);
+  t.is(rx.next.get(2), TOTAL / 2);
+  t.is(e?.forwarded, TOTAL);
+  t.is(i?.forwarded, TOTAL);
+  t.is(i?.lost, 0);
+}
+
+test.serial('core: A→NATS→B, two producers, every message in each producer order', (t) =>
+  aToB(t, false),
+);
+
+test.serial('JetStream: A→NATS→B, two producers, every message in each producer order', (t) =>
+  aToB(t, true),
+);
+
+test.serial(
+  'JetStream: exporter kill -9 ten times, then a server restart: 0 lost, 0 duplicated',
+  async (t) => {
+    const nats = await startNats(t);
+    const [a, b] = [host(t, 'a'), host(t, 'b')];
+    const js = ['--jetstream', '--stream', 'KILL'];
+    open('src', { create: true, codec: 'raw', dir: a }).close();
+    const rx = new Receiver(t, 'dst', b);
+    const imp = spawnBridge(t, [
+      'import',
+      'k',
+      'dst',
+      '--nats',
+      nats.url,
+      '--dir',
+      b,
+      ...js,
+      '--durable',
+      'imp',
+    ]);
+    await started(imp);
+    const exportArgs = ['export', 'src', '--nats', nats.url, '--subject', 'k', '--dir', a, ...js];
+    let exp = spawnBridge(t, exportArgs);
+    await started(exp);
+    const ps = producers(t, 'src', a);
+    for (let k = 0; k < 10; k++) {
+      const seen = rx.total;
+      await until('progress before a kill', () => rx.total > seen || rx.total >= TOTAL);
+      await sleep(50 + 20 * k);
+      await exp.kill9();
+      exp = spawnBridge(t, exportArgs);
+      await started(exp);
+    }
+    const seen = rx.total;
+    await until('progress before the server restart', () => rx.total > seen || rx.total >= TOTAL);
+    await nats.restart(500);
+    await Promise.all(ps.map((p) => p.exit));
+    await until(`${TOTAL} messages at B`, () => rx.total >= TOTAL);
+    await sleep(1000); // anything duplicated would arrive now
+    const e = await exp.stop();
+    await imp.stop();
+    t.log(`exporter's last run: ${JSON.stringify(e)}`);
+    t.is(rx.total, TOTAL);
+    t.is(rx.gaps, 0, 'lost');
+    t.is(rx.dups, 0, 'duplicated');
+  },
+);
+
+test.serial('core: a server restart mid-stream: the loss is counted exactly', async (t) => {
+  const nats = await startNats(t);
+  const [a, b] = [host(t, 'a'), host(t, 'b')];
+  open('src', { create: true, codec: 'raw', dir: a }).close();
+  const rx = new Receiver(t, 'dst', b);
+  const imp = spawnBridge(t, ['import', 'c', 'dst', '--nats', nats.url, '--dir', b]);
+  await started(imp);
+  const exp = spawnBridge(t, ['export', 'src', '--nats', nats.url, '--subject', 'c', '--dir', a]);
+  await started(exp);
+  const ps = producers(t, 'src', a);
+  await until(
+    () => `a quarter at B: ${rx.total}`,
+    () => rx.total >= TOTAL / 4,
+  );
+  await nats.restart(300);
+  await Promise.all(ps.map((p) => p.exit));
+  const lost = () => Number(imp.reports.at(-1)?.lost ?? 0);
+  await until(
+    () =>
+      `every message received or counted lost: ${rx.total} + ${lost()}; ${JSON.stringify(imp.reports.at(-1))} ${JSON.stringify(exp.reports.at(-1))}`,
+    () => rx.total + lost() >= TOTAL,
+  );
+  await sleep(500);
+  const e = await exp.stop();
+  const i = await imp.stop();
+  t.log(`received ${rx.total}, lost ${i?.lost}, reconnects ${i?.reconnects}/${e?.reconnects}`);
+  t.is(rx.dups, 0);
+  t.is(rx.total + Number(i?.lost), TOTAL);
+  // What B misses: the holes in each producer's sequence, and what is missing at its end.
+  const missing = rx.gaps + [1, 2].reduce((n, p) => n + TOTAL / 2 - (rx.next.get(p) ?? 0), 0);
+  t.is(missing, Number(i?.lost), 'the importer counts exactly what B misses');
+  t.true(Number(i?.reconnects) >= 1 && Number(e?.reconnects) >= 1);
+});
+
+test.serial('bridges both ways between A and B on one subject: no echo', async (t) => {
+  const nats = await startNats(t);
+  const [a, b] = [host(t, 'a'), host(t, 'b')];
+  const rxA = new Receiver(t, 'ch', a);
+  const rxB = new Receiver(t, 'ch', b);
+  const bridges = [
+    spawnBridge(t, ['import', 'both', 'ch', '--nats', nats.url, '--dir', a]),
+    spawnBridge(t, ['import', 'both', 'ch', '--nats', nats.url, '--dir', b]),
+    spawnBridge(t, ['export', 'ch', '--nats', nats.url, '--subject', 'both', '--dir', a]),
+    spawnBridge(t, ['export', 'ch', '--nats', nats.url, '--subject', 'both', '--dir', b]),
+  ];
+  for (const br of bridges) await started(br);
+  const n = FULL ? 20_000 : 2_000;
+  const pa = spawnFixture(t, 'bridge-pub', ['ch', a, '1', String(n)]);
+  const pb = spawnFixture(t, 'bridge-pub', ['ch', b, '2', String(n)]);
+  await Promise.all([pa.exit, pb.exit]);
+  await until('both sides have both streams', () => rxA.total >= 2 * n && rxB.total >= 2 * n);
+  await sleep(1000); // an echo would arrive now
+  const [, , ea, eb] = await Promise.all(bridges.map((br) => br.stop()));
+  for (const rx of [rxA, rxB]) {
+    t.is(rx.total, 2 * n);
+    t.is(rx.dups, 0);
+    t.is(rx.gaps, 0);
+  }
+  // Each exporter skipped exactly what its importer brought in.
+  t.is(ea?.skipped, n);
+  t.is(eb?.skipped, n);
+  t.is(ea?.forwarded, n);
+  t.is(eb?.forwarded, n);
+});
+
+test.serial('bad input: a clear one-line error or a counted event', async (t) => {
+  const a = host(t, 'a');
+  open('src', { create: true, codec: 'raw', dir: a }).close();
+  const oneLine = (r: { status: number | null; stderr: string }, re: RegExp) => {
+    t.is(r.status, 1, r.stderr);
+    t.regex(r.stderr, re);
+    t.is(r.stderr.trim().split('\n').length, 1, r.stderr);
+  };
+  const dead = `nats://127.0.0.1:${await freePort()}`;
+  oneLine(
+    runBridgeCli(['export', 'src', '--nats', dead, '--subject', 'x', '--dir', a]),
+    /^shmring bridge export: cannot connect to NATS at nats:\/\/127\.0\.0\.1:\d+/,
+  );
+  oneLine(
+    runBridgeCli(['export', 'src', '--nats', dead, '--subject', 'a..b', '--dir', a]),
+    /invalid subject "a\.\.b"/,
+  );
+  oneLine(
+    runBridgeCli(['export', 'src', '--nats', dead, '--subject', 'a.*', '--dir', a]),
+    /invalid subject "a\.\*"/,
+  );
+  const nats = await startNats(t, 'max_payload: 2048\n');
+  oneLine(
+    runBridgeCli([
+      'export',
+      'src',
+      '--nats',
+      nats.url,
+      '--subject',
+      'x',
+      '--dir',
+      a,
+      '--jetstream',
+      '--stream',
+      'NOPE',
+      '--no-create',
+    ]),
+    /JetStream stream NOPE does not exist \(--no-create\)/,
+  );
+  oneLine(
+    runBridgeCli(['export', 'missing', '--nats', nats.url, '--subject', 'x', '--dir', a]),
+    /missing/,
+  );
+  const locked = await startNats(t, 'authorization { user: bridge, password: secret }\n');
+  oneLine(
+    runBridgeCli(['export', 'src', '--nats', locked.url, '--subject', 'x', '--dir', a]),
+    /^shmring bridge export: cannot connect to NATS at .*: .*(authorization|Authorization)/,
+  );
+  // A message over the server's max_payload is counted and skipped; the bridge goes on.
+  const b = host(t, 'b');
+  const rx = new Receiver(t, 'dst', b);
+  const imp = spawnBridge(t, ['import', 'big', 'dst', '--nats', nats.url, '--dir', b]);
+  await started(imp);
+  const exp = spawnBridge(t, ['export', 'src', '--nats', nats.url, '--subject', 'big', '--dir', a]);
+  await started(exp);
+  const ch = open<Buffer>('src', { codec: 'raw', dir: a });
+  const msg = (i: number, size: number) => {
+    const m = Buffer.alloc(size);
+    m.writeUInt32LE(1, 0);
+    m.writeUInt32LE(i, 4);
+    return m;
+  };
+  ch.publish(msg(0, 64));
+  ch.publish(msg(1, 4000));
+  ch.publish(msg(2, 64));
+  ch.close();
+  await until('the two small ones at B', () => rx.total >= 2);
+  const e = await exp.stop();
+  await imp.stop();
+  t.is(rx.total, 2);
+  t.is(e?.oversize, 1);
+  t.is(e?.lost, 1);
+  t.is(e?.forwarded, 2);
+});

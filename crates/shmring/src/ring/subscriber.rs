@@ -77,6 +77,8 @@ pub struct Subscriber {
     pending: VecDeque<(u64, u64)>,
     /// The records of the last drain, as (position, position after it).
     delivered: Vec<(u64, u64)>,
+    /// The position of the last message delivered (for `last_position`).
+    last: Option<u64>,
     /// Frames carry `RECORD_FRAME_PREFIX` bytes (with the position) instead of `FRAME_PREFIX`.
     record_frames: bool,
     /// Named: each receive call first consumes everything received before (else only
@@ -266,7 +268,11 @@ impl Subscriber {
                     if !skip {
                         d.bytes += prefix + len;
                         d.count += 1;
-                        self.delivered.push((pos, next));
+                        self.last = Some(pos);
+                        // Only a named subscriber needs each one (to consume it later).
+                        if self.named {
+                            self.delivered.push((pos, next));
+                        }
                     }
                     debug_assert!(next > pos, "a record ends beyond its start");
                     pos = next;

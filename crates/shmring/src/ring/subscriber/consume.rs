@@ -24,10 +24,10 @@ impl Subscriber {
         self.auto_commit = on;
     }
 
-    /// The position of the last message received (by the last `try_recv`, `recv_timeout` or
-    /// `drain_into`), if any: unique in the channel's life and increasing.
+    /// The position of the last message this subscription received, if any: unique in the
+    /// channel's life and increasing.
     pub fn last_position(&self) -> Option<u64> {
-        self.delivered.last().map(|&(pos, _)| pos)
+        self.last
     }
 
     /// A named subscriber: marks every message received up to and including the one at

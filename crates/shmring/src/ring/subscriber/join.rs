@@ -49,6 +49,7 @@ impl Subscriber {
             named: opts.name.is_some(),
             pending: VecDeque::new(),
             delivered: Vec::new(),
+            last: None,
             record_frames: false,
             auto_commit: true,
             strategy: WaitStrategy::default(),

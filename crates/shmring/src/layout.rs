@@ -17,16 +17,17 @@
 //! ```text
 //!  header line 0 (bytes 0..128): the descriptor, written once by the creator before `ready`
 //!    0 magic u64 | 8 layout_version u32 | 12 header_len u32 | 16 flags u32 (atomic) | 20 kind u8
-//!   21 sync u8 | 22 policy u8 | 23 reserved u8 | 24 capacity u64 | 32 max_message_size u32
+//!   21 sync u8 | 22 policy u8 | 23 delivery u8 | 24 capacity u64 | 32 max_message_size u32
 //!   36 max_participants u32 | 40 participants_offset u64 | 48 data_offset u64
 //!   56 segment_len u64 | 64 creator_pid u32 | 68 mode u32 | 72 creator_start_time u64
-//!   80 created_at_ns u64 | 88 ready u32 (atomic) | 92 reserved u32 | 96 seq_key u64
+//!   80 created_at_ns u64 | 88 ready u32 (atomic) | 92 ack_timeout_ms u32 | 96 seq_key u64
 //!  104..128 reserved (zero)
 //!  line 1 (128..256): tail u64 (atomic)        - producers' CAS target
 //!  line 2 (256..384): head_cache u64 (atomic)  - lowest live subscriber cursor, cached
 //!  line 3 (384..512): data_seq u32, data_waiters u32 (atomics; the consumers' doorbell)
 //!  line 4 (512..640): space_seq u32, space_waiters u32 (atomics; the producers' doorbell)
 //!  line 5 (640..768): queue_head u64 (atomic)  - queue kind: next position to hand out
+//!                     648 taker u64 | 656 offers u32 (atomics; at-least-once queues)
 //!  line 6 (768..896): mutex (pthread_mutex_t, robust, process-shared; 64 bytes reserved)
 //!                     832 pending_pos u64 | 840 pending_len u64 | 848 pending_start u64
 //!                     (semaphore mode: the claim the mutex holder is writing)
@@ -36,7 +37,7 @@
 /// `"SHMRING\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Version of this layout. Any change to an offset or a protocol rule bumps it.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Size of one cache line as used for padding hot fields apart.
 pub const CACHE_LINE: usize = 128;
@@ -59,6 +60,11 @@ pub const KIND_OFFSET: usize = 20;
 pub const SYNC_OFFSET: usize = 21;
 /// `u8` — [`crate::Policy`] code.
 pub const POLICY_OFFSET: usize = 22;
+/// `u8` — [`crate::Delivery`] code (queues: 0 at-most-once, 1 at-least-once; topics: 0).
+pub const DELIVERY_OFFSET: usize = 23;
+/// `u32` — at-least-once queues: milliseconds without an acknowledgement after which a live
+/// consumer's deliveries go to another consumer (0: never).
+pub const ACK_TIMEOUT_OFFSET: usize = 92;
 /// `u64` — bytes in the data area; a power of two.
 pub const CAPACITY_OFFSET: usize = 24;
 /// `u32` — largest payload a record may carry.
@@ -108,6 +114,14 @@ pub const SPACE_WAITERS_OFFSET: usize = 4 * CACHE_LINE + 4;
 /// Invariants: `queue_head <= tail`, a multiple of [`record::ALIGN`], only ever grows (each
 /// CAS moves it past whole records, padding and dead extents).
 pub const QUEUE_HEAD_OFFSET: usize = 5 * CACHE_LINE;
+/// `u64` atomic — at-least-once queues: the take in progress, `(slot + 1) << 48 | op` (the
+/// low 48 bits of that consumer slot's [`slot::TAKE_OP`] sequence), or 0. A consumer moves
+/// `queue_head` only through a take published here; anyone who finds one completes it
+/// (see docs/LAYOUT.md, "Acknowledged queues").
+pub const TAKER_OFFSET: usize = QUEUE_HEAD_OFFSET + 8;
+/// `u32` atomic — at-least-once queues: bumped whenever deliveries go back to the queue (a
+/// `nack`, a consumer closing with deliveries unacknowledged), so idle consumers look.
+pub const OFFERS_OFFSET: usize = QUEUE_HEAD_OFFSET + 16;
 /// `pthread_mutex_t` (40 bytes on x86_64 glibc; 64 reserved) — semaphore mode: a robust,
 /// process-shared mutex around the ring's bookkeeping.
 pub const MUTEX_OFFSET: usize = 6 * CACHE_LINE;
@@ -144,6 +158,7 @@ pub const MAX_POSITION: u64 = 1 << 62;
 
 const _: () = assert!(SEQ_KEY_OFFSET + 8 <= CACHE_LINE);
 const _: () = assert!(SPACE_WAITERS_OFFSET + 4 <= QUEUE_HEAD_OFFSET);
+const _: () = assert!(OFFERS_OFFSET + 4 <= MUTEX_OFFSET);
 const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() <= MUTEX_LEN);
 const _: () = assert!(PENDING_START_OFFSET + 8 <= LATEST_OFFSET);
 const _: () = assert!(LATEST_OFFSET + 8 <= HEADER_LEN);
@@ -160,6 +175,10 @@ const _: () = assert!(HEADER_LEN.is_multiple_of(CACHE_LINE));
 ///  64 cursor u64 (atomic; topic subscribers: next position not yet consumed)
 ///  72 messages u64 (atomic; published or received) | 80 lost u64 (atomic) | 88..96 reserved
 ///  96 name [u8; 32] (named subscribers: the name, zero padded)
+///
+///  at-least-once queue consumers use the topic-only words for their range instead:
+///  48 held_end u64 | 56 take_op u64 | 64 held u64 | 88 owner u64 | 96 in_flight u64
+///  104 taken_at u64 | 112 redelivered u64 | 120 deliveries u64 (all atomic)
 /// ```
 /// Everything in a slot is written by its owner only (and by recovery once the owner is dead),
 /// so one slot never false-shares with another's writer.
@@ -205,6 +224,47 @@ pub mod slot {
     pub const NAME: usize = 96;
     /// Longest subscriber name, in bytes.
     pub const NAME_LEN: usize = 32;
+
+    /// `u64` atomic — an at-least-once consumer's range (the records its last take moved the
+    /// queue head over): the first position not yet acknowledged, or [`NO_HELD`]. Producers
+    /// never reuse space at or after it (`lowest_needed`). Set to the take's start before
+    /// the take is published; only grows while the range is held; back to [`NO_HELD`] once
+    /// the range is settled (or its take failed). Same word as [`CURSOR`] (topics only).
+    pub const HELD: usize = 64;
+    /// [`HELD`] when the slot holds no range.
+    pub const NO_HELD: u64 = u64::MAX;
+    /// `u64` atomic — the end of the range (the queue head the take moved to). Same word as
+    /// [`READ`] (topics only).
+    pub const HELD_END: usize = 48;
+    /// `u64` atomic — the slot's latest take: `sequence << 2 | state`, state
+    /// [`OP_PENDING`], [`OP_DONE`] or [`OP_FAILED`] (0: none yet). Decided once, by a CAS
+    /// from pending, by whoever completes the take.
+    pub const TAKE_OP: usize = 56;
+    /// Take state: published, not decided.
+    pub const OP_PENDING: u64 = 1;
+    /// Take state: the queue head was where the take started; the range is the slot's.
+    pub const OP_DONE: u64 = 2;
+    /// Take state: another take came first; the range is void.
+    pub const OP_FAILED: u64 = 3;
+    /// `u64` atomic — who works on the slot's range: `index << 52 | tag << 32 | state` with
+    /// the consumer's slot `index`, its slot `state` word when it took the range over
+    /// (generation included), and `tag` the low 20 bits of the range's take sequence (so
+    /// that one range's owner word never equals the next range's). `index`
+    /// [`OWNER_OFFERED`]: given back, for any consumer to take.
+    pub const OWNER: usize = 88;
+    /// [`OWNER`] index of a range given back (nacked, or its consumer closed).
+    pub const OWNER_OFFERED: u64 = 0xfff;
+    /// `u64` atomic — an at-least-once consumer's deliveries not acknowledged yet
+    /// (statistics).
+    pub const IN_FLIGHT: usize = 96;
+    /// `u64` atomic — `CLOCK_MONOTONIC` nanoseconds when the range last changed hands or was
+    /// acknowledged in part: the ack timeout counts from there.
+    pub const TAKEN_AT: usize = 104;
+    /// `u64` atomic — messages an at-least-once consumer received again (statistics).
+    pub const REDELIVERED: usize = 112;
+    /// `u64` atomic — how many times the slot's range has been delivered (1 after the take,
+    /// one more each time another consumer takes it over).
+    pub const DELIVERIES: usize = 120;
 
     /// Slot state: nobody owns it.
     pub const FREE: u32 = 0;

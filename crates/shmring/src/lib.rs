@@ -67,8 +67,8 @@ pub use lifecycle::{unlink, unlink_in};
 pub use name::{MAX_NAME_LEN, segment_path, shm_path, validate_name};
 pub use named::{MAX_SUBSCRIBER_NAME_LEN, validate_subscriber_name};
 pub use options::{
-    DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Descriptor,
-    Kind, OpenOptions, Policy, Start, SubscribeOptions, SyncMode,
+    DEFAULT_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_PARTICIPANTS, DEFAULT_MODE, Delivery,
+    Descriptor, Kind, MAX_ACK_TIMEOUT_MS, OpenOptions, Policy, Start, SubscribeOptions, SyncMode,
 };
 pub use recovery::RECOVERY_POLL;
 pub use registry::{ParticipantInfo, Role};

@@ -409,6 +409,8 @@ impl Segment {
             kind: opts.kind.unwrap_or_default(),
             sync: opts.sync.unwrap_or_default(),
             policy: opts.policy.unwrap_or_default(),
+            delivery: opts.delivery.unwrap_or_default(),
+            ack_timeout_ms: opts.ack_timeout_ms.unwrap_or(0),
             mode: opts.mode,
             creator_pid: std::process::id(),
             creator_start_time: process::self_start_time(),

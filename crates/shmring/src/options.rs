@@ -84,6 +84,23 @@ code_enum! {
     }
 }
 
+code_enum! {
+    /// What a queue promises about each message ([`OpenOptions::delivery`]).
+    Delivery {
+        /// A message is handed to one consumer once; if that consumer dies before handling
+        /// it, it is gone.
+        #[default]
+        AtMostOnce = 0 => "at-most-once",
+        /// A consumer's deliveries stay its own until it acknowledges them; what a dead
+        /// consumer held, what it returned (`nack`) and (with an ack timeout) what it sat on
+        /// too long goes to another consumer. Queues only.
+        AtLeastOnce = 1 => "at-least-once",
+    }
+}
+
+/// Longest [`OpenOptions::ack_timeout_ms`]: about 49 days (a `u32` of milliseconds).
+pub const MAX_ACK_TIMEOUT_MS: u32 = u32::MAX;
+
 /// Options of [`crate::Channel::open`]. `None` fields take the segment's value on attach (or
 /// the default on create); `Some` fields are checked against an existing segment.
 #[derive(Clone, Debug)]
@@ -98,6 +115,12 @@ pub struct OpenOptions {
     pub sync: Option<SyncMode>,
     /// What a full ring does to a publisher.
     pub policy: Option<Policy>,
+    /// Queues: at-most-once (the default) or at-least-once delivery, stored in the header.
+    pub delivery: Option<Delivery>,
+    /// At-least-once queues: a consumer that acknowledges nothing of what it holds for this
+    /// many milliseconds loses it to another consumer, even while it lives (`0` or `None`:
+    /// only a consumer's death or `nack` returns its deliveries). Stored in the header.
+    pub ack_timeout_ms: Option<u32>,
     /// Data area bytes (power of two).
     pub capacity: Option<u64>,
     /// Largest payload.
@@ -153,6 +176,8 @@ impl Default for OpenOptions {
             kind: None,
             sync: None,
             policy: None,
+            delivery: None,
+            ack_timeout_ms: None,
             capacity: None,
             max_message_size: None,
             max_participants: None,
@@ -223,6 +248,22 @@ impl OpenOptions {
         {
             return Err(invalid("policy \"overwrite\" needs kind \"topic\"".into()));
         }
+        let kind = self.kind.unwrap_or_default();
+        if self.delivery == Some(Delivery::AtLeastOnce) && kind != Kind::Queue {
+            return Err(invalid(
+                "delivery \"at-least-once\" is for queues (kind \"queue\"); a topic hands every \
+                 message to every subscriber"
+                    .into(),
+            ));
+        }
+        if self.ack_timeout_ms.is_some_and(|t| t > 0)
+            && self.delivery != Some(Delivery::AtLeastOnce)
+            && self.creates()
+        {
+            return Err(invalid(
+                "ackTimeoutMs needs delivery \"at-least-once\"".into(),
+            ));
+        }
         if self.creates() {
             self.geometry().validate().map_err(invalid)?;
         } else if let Some(c) = self.capacity {
@@ -263,6 +304,12 @@ impl OpenOptions {
         if let Some(p) = self.policy.filter(|p| *p != d.policy) {
             return Err(differ(name, "policy", p.as_str(), d.policy.as_str()));
         }
+        if let Some(v) = self.delivery.filter(|v| *v != d.delivery) {
+            return Err(differ(name, "delivery", v.as_str(), d.delivery.as_str()));
+        }
+        if let Some(t) = self.ack_timeout_ms.filter(|t| *t != d.ack_timeout_ms) {
+            return Err(differ(name, "ackTimeoutMs", t, d.ack_timeout_ms));
+        }
         Ok(())
     }
 }
@@ -278,6 +325,11 @@ pub struct Descriptor {
     pub sync: SyncMode,
     /// What a full ring does to a publisher.
     pub policy: Policy,
+    /// At-most-once or at-least-once (queues).
+    pub delivery: Delivery,
+    /// At-least-once: milliseconds without an acknowledgement after which a live consumer's
+    /// deliveries go to another consumer (0: never).
+    pub ack_timeout_ms: u32,
     /// Permission bits the creator asked for.
     pub mode: u32,
     /// Pid of the creator.

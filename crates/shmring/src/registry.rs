@@ -63,6 +63,13 @@ pub struct ParticipantInfo {
     pub name: Option<String>,
     /// A named subscriber that is away (closed or dead; its cursor still counts).
     pub away: bool,
+    /// An at-least-once consumer: deliveries it holds, not acknowledged yet.
+    pub in_flight: u64,
+    /// An at-least-once consumer: messages it received again (a dead or returning consumer
+    /// had them before).
+    pub redelivered: u64,
+    /// An at-least-once consumer's slot that still holds a range of unacknowledged records.
+    pub holds_range: bool,
 }
 
 pub(crate) fn slot_field(seg: &Segment, index: u32, field: usize) -> usize {
@@ -259,7 +266,7 @@ pub(crate) fn reclaim_dead(seg: &Segment) -> u32 {
         // The CAS on the whole word (generation included) fails if the slot changed hands
         // since `participants` read it, so a new owner is never evicted for an old one's
         // death: a new owner takes the lock before it changes the word.
-        if !p.alive && !p.away {
+        if !p.alive && !p.away && !holds_range(seg, p.slot) {
             let state = seg.u32_at(slot_field(seg, p.slot, slot::STATE));
             // A dead named subscriber goes away (keeping its name and cursor), others free.
             let leaves_as = if p.name.is_some() {
@@ -277,6 +284,21 @@ pub(crate) fn reclaim_dead(seg: &Segment) -> u32 {
         }
     }
     freed
+}
+
+/// Whether slot `i` is an at-least-once consumer's that still describes a range (held by
+/// whoever works on it now): such a slot is not freed, or its `held` would stop holding the
+/// space, until the range is settled. Acquire: pairs with the Release store that settles it.
+fn holds_range(seg: &Segment, i: u32) -> bool {
+    seg.descriptor().delivery == crate::options::Delivery::AtLeastOnce
+        && seg
+            .u32_at(slot_field(seg, i, slot::ROLE))
+            .load(Ordering::Relaxed)
+            == slot::ROLE_CONSUMER
+        && seg
+            .u64_at(slot_field(seg, i, slot::HELD))
+            .load(Ordering::Acquire)
+            != slot::NO_HELD
 }
 
 /// A named subscriber's name, from slot `i` (zero padded; anything but the name's
@@ -307,6 +329,8 @@ pub fn participants(seg: &Segment) -> Vec<ParticipantInfo> {
         let pid = r32(slot::PID);
         let away = state & slot::STATE_BITS == slot::AWAY;
         let named = is_named(seg, i, state);
+        let acks = seg.descriptor().delivery == crate::options::Delivery::AtLeastOnce
+            && r32(slot::ROLE) == slot::ROLE_CONSUMER;
         out.push(ParticipantInfo {
             slot: i,
             state,
@@ -322,10 +346,13 @@ pub fn participants(seg: &Segment) -> Vec<ParticipantInfo> {
             alive: !away && seg.slot_owner_alive(i),
             name: named.then(|| read_name(seg, i)),
             away,
-            cursor: r64(slot::CURSOR),
+            cursor: if acks { 0 } else { r64(slot::CURSOR) },
             messages: r64(slot::MESSAGES),
             lost: r64(slot::LOST),
             heartbeat_ns: r64(slot::HEARTBEAT),
+            in_flight: if acks { r64(slot::IN_FLIGHT) } else { 0 },
+            redelivered: if acks { r64(slot::REDELIVERED) } else { 0 },
+            holds_range: acks && holds_range(seg, i),
         });
     }
     out

@@ -3,7 +3,7 @@
 //! the recovery of dead claims all do their arithmetic with it.
 
 use crate::layout::record;
-use crate::options::{Kind, Policy, SyncMode};
+use crate::options::{Delivery, Kind, Policy, SyncMode};
 use crate::segment::Segment;
 
 /// Fixed facts about one ring: its place in the segment, its sizes, its key and its options.
@@ -22,6 +22,11 @@ pub(crate) struct RingMap {
     pub kind: Kind,
     pub sync: SyncMode,
     pub policy: Policy,
+    /// At-least-once queue: consumers hold what they took until they acknowledge it.
+    pub acks: bool,
+    /// At-least-once: nanoseconds without an acknowledgement before a live consumer's range
+    /// may be taken over (0: never).
+    pub ack_timeout_ns: u64,
     /// Slots in the participant table.
     pub max_participants: u32,
 }
@@ -39,6 +44,8 @@ impl RingMap {
             kind: d.kind,
             sync: d.sync,
             policy: d.policy,
+            acks: d.delivery == Delivery::AtLeastOnce,
+            ack_timeout_ns: d.ack_timeout_ms as u64 * 1_000_000,
             max_participants: d.geometry.max_participants,
         }
     }

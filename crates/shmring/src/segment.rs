@@ -14,7 +14,7 @@ use crate::layout::{self, Geometry};
 use crate::memory::Memory;
 #[cfg(loom)]
 use crate::options::OpenOptions;
-use crate::options::{Descriptor, Kind, Policy, SyncMode};
+use crate::options::{Delivery, Descriptor, Kind, Policy, SyncMode};
 use crate::process;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
@@ -121,6 +121,8 @@ impl Segment {
             kind: opts.kind.unwrap_or_default(),
             sync: opts.sync.unwrap_or_default(),
             policy: opts.policy.unwrap_or_default(),
+            delivery: opts.delivery.unwrap_or_default(),
+            ack_timeout_ms: opts.ack_timeout_ms.unwrap_or(0),
             mode: opts.mode,
             creator_pid: std::process::id(),
             creator_start_time: process::self_start_time(),
@@ -145,6 +147,8 @@ impl Segment {
         self.write_u8(layout::KIND_OFFSET, d.kind as u8);
         self.write_u8(layout::SYNC_OFFSET, d.sync as u8);
         self.write_u8(layout::POLICY_OFFSET, d.policy as u8);
+        self.write_u8(layout::DELIVERY_OFFSET, d.delivery as u8);
+        self.write_u32(layout::ACK_TIMEOUT_OFFSET, d.ack_timeout_ms);
         self.write_u64(layout::CAPACITY_OFFSET, g.capacity);
         self.write_u32(layout::MAX_MESSAGE_SIZE_OFFSET, g.max_message_size);
         self.write_u32(layout::MAX_PARTICIPANTS_OFFSET, g.max_participants);
@@ -211,6 +215,8 @@ impl Segment {
                 kind: Kind::Topic,
                 sync: SyncMode::LockFree,
                 policy: Policy::Block,
+                delivery: Delivery::AtMostOnce,
+                ack_timeout_ms: 0,
                 mode: 0,
                 creator_pid: 0,
                 creator_start_time: 0,
@@ -335,11 +341,17 @@ impl Segment {
         if policy == Policy::Overwrite && kind == Kind::Queue {
             return Err(other("policy overwrite on a queue".into()));
         }
+        let delivery = Delivery::from_code(seg.read_u8(layout::DELIVERY_OFFSET)).map_err(other)?;
+        if delivery == Delivery::AtLeastOnce && kind != Kind::Queue {
+            return Err(other("delivery at-least-once on a topic".into()));
+        }
         seg.desc = Descriptor {
             geometry,
             kind,
             sync,
             policy,
+            delivery,
+            ack_timeout_ms: seg.read_u32(layout::ACK_TIMEOUT_OFFSET),
             mode: seg.read_u32(layout::MODE_OFFSET),
             creator_pid: seg.read_u32(layout::CREATOR_PID_OFFSET),
             creator_start_time: seg.read_u64(layout::CREATOR_START_TIME_OFFSET),

@@ -52,6 +52,7 @@ use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
 use crate::wait::{WaitStrategy, ring_doorbell, sleep_until};
 
+mod ack;
 mod producer;
 mod subscriber;
 mod waiter;
@@ -94,6 +95,7 @@ fn lowest_needed(seg: &Segment, geo: &RingMap) -> u64 {
         );
     }
     let cursors = geo.kind == Kind::Topic && geo.policy != Policy::Overwrite;
+    let held = geo.acks;
     for i in 0..geo.max_participants {
         let state = seg
             .u32_at(slot_field(seg, i, slot::STATE))
@@ -112,6 +114,15 @@ fn lowest_needed(seg: &Segment, geo: &RingMap) -> u64 {
             slot::ROLE_SUBSCRIBER if cursors => {
                 low = low.min(
                     seg.u64_at(slot_field(seg, i, slot::CURSOR))
+                        .load(Ordering::Acquire),
+                )
+            }
+            // SYNC POINT: an at-least-once consumer's `held` (stored before its take moved
+            // the queue head, which we read above with Acquire; then Release as it grows):
+            // what it has not acknowledged is never reused.
+            slot::ROLE_CONSUMER if held => {
+                low = low.min(
+                    seg.u64_at(slot_field(seg, i, slot::HELD))
                         .load(Ordering::Acquire),
                 )
             }

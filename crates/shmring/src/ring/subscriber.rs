@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::waiter::Waiter;
 
+mod acked;
 mod consume;
 mod join;
 use super::{MAX_RESUMES, Next, first_record_from, next_at, repair_pending};
@@ -95,6 +96,22 @@ pub struct Subscriber {
     recovery_poll: Duration,
     /// Drains in a row that found nothing, for the segment file checks.
     idle: u32,
+    /// At-least-once: the range we work on, if any.
+    work: Option<acked::Work>,
+    /// At-least-once: the sequence of our slot's last take.
+    take_seq: u64,
+    /// At-least-once: the `offers` count when we last looked for ranges to take over.
+    offers_seen: u32,
+    /// At-least-once: when to look again anyway (CLOCK_MONOTONIC_COARSE, ns).
+    next_scan_ns: u64,
+    /// At-least-once: messages received again.
+    redelivered: u64,
+    /// `copy_from` stops at this position (the end of a range taken over).
+    copy_end: u64,
+    /// The `flags` word of record frames: the delivery count in at-least-once queues.
+    frame_flags: u32,
+    /// Our slot's state word once active (at-least-once `owner` words carry it).
+    slot_state: u32,
 }
 
 impl Subscriber {
@@ -168,6 +185,7 @@ impl Subscriber {
         }
         self.delivered.clear();
         let d = match (self.geo.kind, self.geo.sync) {
+            (Kind::Queue, _) if self.geo.acks => self.drain_acked(buf, max_count),
             (Kind::Topic, _) => self.drain_topic(buf, max_count),
             (Kind::Queue, SyncMode::LockFree) => self.drain_queue_lockfree(buf, max_count),
             (Kind::Queue, SyncMode::Semaphore) => self.drain_queue_locked(buf, max_count),
@@ -206,7 +224,7 @@ impl Subscriber {
         // Resumes after being lapped, bounded: a damaged `tail` or `latest` could otherwise
         // keep us lapped forever. The next call goes on from where this one stopped.
         let mut resumes = 0u32;
-        while d.count < max_count {
+        while d.count < max_count && pos < self.copy_end {
             let validate = overwrite || pos < self.validate_below;
             if validate {
                 let tail = seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire);
@@ -248,7 +266,7 @@ impl Subscriber {
                         let frame = &mut buf[d.bytes..d.bytes + prefix + len];
                         frame[..4].copy_from_slice(&(len as u32).to_le_bytes());
                         if prefix == RECORD_FRAME_PREFIX {
-                            frame[4..8].copy_from_slice(&0u32.to_le_bytes());
+                            frame[4..8].copy_from_slice(&self.frame_flags.to_le_bytes());
                             frame[8..16].copy_from_slice(&pos.to_le_bytes());
                         }
                         seg.read_bytes(at + record::HEADER_LEN, &mut frame[prefix..]);
@@ -269,8 +287,9 @@ impl Subscriber {
                         d.bytes += prefix + len;
                         d.count += 1;
                         self.last = Some(pos);
-                        // Only a named subscriber needs each one (to consume it later).
-                        if self.named {
+                        // Only a named subscriber or an at-least-once consumer needs each
+                        // one (to consume or acknowledge it later).
+                        if self.named || geo.acks {
                             self.delivered.push((pos, next));
                         }
                     }
@@ -508,6 +527,12 @@ impl Drop for Subscriber {
     fn drop(&mut self) {
         if self.seg.shrunk() {
             return; // the mapping must not be touched any more
+        }
+        if self.geo.acks && self.leave_acked() {
+            // Our slot describes a range another consumer will finish: it stays, unowned,
+            // until that is done (then it is reclaimed as a dead owner's).
+            self.seg.unlock_slot(self.slot);
+            return;
         }
         registry::release(&self.seg, self.slot);
         // Producers waiting for room may now go on: our cursor no longer counts.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Next, next_at};
+use super::{Next, ack, next_at};
 use crate::layout::{self, slot};
 use crate::options::Kind;
 use crate::recovery;
@@ -13,6 +13,9 @@ use crate::ring_map::RingMap;
 use crate::segment::Segment;
 use crate::sync::Ordering;
 use crate::wait::{WaitStrategy, sleep_until};
+
+/// How often an idle at-least-once consumer's wait looks for what a dead consumer held.
+const ADOPT_POLL: Duration = Duration::from_millis(25);
 
 /// Waits for data on behalf of a [`Subscriber`](crate::Subscriber), from another thread. It reads the
 /// subscription's position from shared memory, so it never races the subscriber's copies.
@@ -97,23 +100,46 @@ impl Waiter {
         cancelled: &dyn Fn() -> bool,
     ) -> bool {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // At-least-once: deliveries given back bump `offers` (Acquire: pairs with its
+        // Release bump); what a dead consumer held is looked for every `ADOPT_POLL`.
+        let offers = self.seg.u32_at(layout::OFFERS_OFFSET);
+        let offers_at = offers.load(Ordering::Acquire);
+        if self.geo.acks && ack::adoptable_exists(&self.seg, &self.geo, self.slot) {
+            return !cancelled();
+        }
         loop {
             if cancelled() {
                 return false;
             }
             let pos = self.position();
             let pending = self.seg.u64_at(layout::TAIL_OFFSET).load(Ordering::Acquire) > pos;
+            let poll = match (pending, self.geo.acks) {
+                (true, true) => Some(self.recovery_poll.min(ADOPT_POLL)),
+                (true, false) => Some(self.recovery_poll),
+                (false, true) => Some(ADOPT_POLL),
+                (false, false) => None,
+            };
             if sleep_until(
                 &self.seg,
                 layout::DATA_SEQ_OFFSET,
                 layout::DATA_WAITERS_OFFSET,
                 self.wake_bits(),
                 deadline,
-                pending.then_some(self.recovery_poll),
+                poll,
                 strategy,
-                || cancelled() || self.has_data(),
+                || {
+                    cancelled()
+                        || self.has_data()
+                        || (self.geo.acks && offers.load(Ordering::Acquire) != offers_at)
+                },
             ) {
                 return !cancelled();
+            }
+            if self.geo.acks
+                && !cancelled()
+                && ack::adoptable_exists(&self.seg, &self.geo, self.slot)
+            {
+                return true;
             }
             if pending
                 && !cancelled()
@@ -123,7 +149,7 @@ impl Waiter {
             {
                 return true;
             }
-            if !pending || deadline.is_some_and(|d| Instant::now() >= d) {
+            if (!pending && !self.geo.acks) || deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
         }

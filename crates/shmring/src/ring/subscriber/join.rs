@@ -57,11 +57,20 @@ impl Subscriber {
             scratch: Vec::new(),
             idle: 0,
             recovery_poll: RECOVERY_POLL,
+            work: None,
+            take_seq: 0,
+            offers_seen: 0,
+            next_scan_ns: 0,
+            redelivered: 0,
+            copy_end: u64::MAX,
+            frame_flags: 0,
+            slot_state: 0,
         };
         // From here on a `Subscriber` owns its slot: dropping it on an error releases it.
         let Some(name) = &opts.name else {
             let mut sub = new(registry::grab(&seg, role)?);
             sub.join(opts.from)?;
+            sub.slot_state = sub.read_slot_state();
             registry::mark_joined(&seg, sub.slot);
             return Ok(sub);
         };
@@ -101,6 +110,12 @@ impl Subscriber {
         let geo = self.geo;
         let tail = seg.u64_at(layout::TAIL_OFFSET);
         let cursor_word = seg.u64_at(slot_field(&seg, self.slot, slot::CURSOR));
+        if geo.acks {
+            // An at-least-once consumer: no cursor (the same word is its `held`, none yet).
+            self.join_acked();
+            registry::activate(&seg, self.slot);
+            return Ok(());
+        }
         // Join protocol (see `lowest_needed`): publish a cursor, activate, then start from a
         // tail read after activation. A producer that missed our slot read an earlier tail,
         // so it cannot have claimed beyond what our start position allows.

@@ -44,6 +44,27 @@ const steps = [
     ],
   },
   {
+    // At-least-once queues under kill -9 (short form; `npm run torture:acks` runs 100+).
+    name: 'torture acks',
+    cmd: 'cargo',
+    args: [
+      'run',
+      '--release',
+      '-q',
+      '-p',
+      'shmring',
+      '--features',
+      'test-hooks',
+      '--example',
+      'torture_acks',
+      '--',
+      '--kills',
+      '30',
+      '--messages',
+      '5000',
+    ],
+  },
+  {
     // The ring's loom model checks (crates/shmring/tests/loom.rs), in their own target dir.
     name: 'loom',
     cmd: 'cargo',

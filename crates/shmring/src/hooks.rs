@@ -12,6 +12,11 @@
 //! | `holding_mutex` | semaphore mode: a producer holds the robust mutex, claimed nothing  |
 //! | `mid_read`      | a reader copied records out but has not yet moved its cursor/head  |
 //! | `judged_dead`   | a reader judged a claim dead and has not yet skipped it            |
+//! | `take_published`| at-least-once: a consumer published its take, has not got `taker` |
+//! | `take_acquired` | at-least-once: a consumer's take holds `taker`, not yet completed  |
+//! | `after_take`    | at-least-once: a consumer's take succeeded, nothing delivered yet  |
+//! | `mid_ack`       | at-least-once: a consumer moved its `held`, not yet woke producers |
+//! | `adopted`       | at-least-once: a consumer took a range over, copied nothing yet    |
 //!
 //! Without the feature, `hook!` expands to nothing: zero cost.
 

@@ -4,8 +4,12 @@
 //! removing a segment are in `lifecycle.rs`; the checks of the file under a mapping in
 //! `filecheck.rs`.
 
+#[cfg(loom)]
+use crate::sync::AtomicU32 as LocalU32;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU8, AtomicU32 as LocalU32, AtomicU64 as LocalU64};
+#[cfg(not(loom))]
+use std::sync::atomic::AtomicU32 as LocalU32;
+use std::sync::atomic::{AtomicU8, AtomicU64 as LocalU64};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::fd::Fd;
@@ -42,7 +46,9 @@ pub struct Segment {
     /// entry first also keeps two participants of this process from taking one slot. A child
     /// forked without `exec` inherits the entries and the locks (its slots stay alive while
     /// it runs) but, its pid differing, never releases its parent's. In a loom model (no
-    /// descriptor) these entries are the locks.
+    /// descriptor) these entries are the locks: loom atomics there, so the model sees the
+    /// ordering a real lock's system calls give (a dead owner's stores are visible to whoever
+    /// finds its lock gone).
     pub(crate) held: Box<[LocalU32]>,
     /// The directory of the segment file (see `dir.rs`).
     pub(crate) dir: PathBuf,

@@ -308,7 +308,7 @@ fn competing_consumers_with_nacks_lose_nothing() {
                         quiet = Instant::now();
                         turn += 1;
                         let pos = c.last_position().unwrap();
-                        if k == 0 && turn % 7 == 0 {
+                        if k == 0 && turn.is_multiple_of(7) {
                             assert!(c.nack(pos));
                             nacked += 1;
                         } else {

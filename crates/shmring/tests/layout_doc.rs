@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use shmring::layout::{self, record, slot};
-use shmring::{Kind, Policy, SyncMode};
+use shmring::{Delivery, Kind, Policy, SyncMode};
 
 const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/LAYOUT.md");
 const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/layout.rs");
@@ -25,6 +25,8 @@ const OFFSETS: &[(&str, usize, usize, &str)] = &[
     ("KIND_OFFSET", layout::KIND_OFFSET, 1, "u8"),
     ("SYNC_OFFSET", layout::SYNC_OFFSET, 1, "u8"),
     ("POLICY_OFFSET", layout::POLICY_OFFSET, 1, "u8"),
+    ("DELIVERY_OFFSET", layout::DELIVERY_OFFSET, 1, "u8"),
+    ("ACK_TIMEOUT_OFFSET", layout::ACK_TIMEOUT_OFFSET, 4, "u32"),
     ("CAPACITY_OFFSET", layout::CAPACITY_OFFSET, 8, "u64"),
     (
         "MAX_MESSAGE_SIZE_OFFSET",
@@ -69,6 +71,8 @@ const OFFSETS: &[(&str, usize, usize, &str)] = &[
         "u32",
     ),
     ("QUEUE_HEAD_OFFSET", layout::QUEUE_HEAD_OFFSET, 8, "u64"),
+    ("TAKER_OFFSET", layout::TAKER_OFFSET, 8, "u64"),
+    ("OFFERS_OFFSET", layout::OFFERS_OFFSET, 4, "u32"),
     (
         "MUTEX_OFFSET",
         layout::MUTEX_OFFSET,
@@ -97,6 +101,14 @@ const OFFSETS: &[(&str, usize, usize, &str)] = &[
     ("slot::LOST", slot::LOST, 8, "u64"),
     ("slot::READ", slot::READ, 8, "u64"),
     ("slot::NAME", slot::NAME, slot::NAME_LEN, "[u8; 32]"),
+    ("slot::HELD_END", slot::HELD_END, 8, "u64"),
+    ("slot::TAKE_OP", slot::TAKE_OP, 8, "u64"),
+    ("slot::HELD", slot::HELD, 8, "u64"),
+    ("slot::OWNER", slot::OWNER, 8, "u64"),
+    ("slot::IN_FLIGHT", slot::IN_FLIGHT, 8, "u64"),
+    ("slot::TAKEN_AT", slot::TAKEN_AT, 8, "u64"),
+    ("slot::REDELIVERED", slot::REDELIVERED, 8, "u64"),
+    ("slot::DELIVERIES", slot::DELIVERIES, 8, "u64"),
     ("record::SEQ", record::SEQ, 8, "u64"),
     ("record::LEN", record::LEN, 4, "u32"),
     ("record::PRODUCER", record::PRODUCER, 2, "u16"),
@@ -146,6 +158,13 @@ const CONSTANTS: &[(&str, u64)] = &[
     ("Policy::Block", Policy::Block as u64),
     ("Policy::Fail", Policy::Fail as u64),
     ("Policy::Overwrite", Policy::Overwrite as u64),
+    ("Delivery::AtMostOnce", Delivery::AtMostOnce as u64),
+    ("Delivery::AtLeastOnce", Delivery::AtLeastOnce as u64),
+    ("slot::NO_HELD", slot::NO_HELD),
+    ("slot::OP_PENDING", slot::OP_PENDING),
+    ("slot::OP_DONE", slot::OP_DONE),
+    ("slot::OP_FAILED", slot::OP_FAILED),
+    ("slot::OWNER_OFFERED", slot::OWNER_OFFERED),
 ];
 
 /// One row of an offset table.
@@ -238,7 +257,11 @@ fn parse(doc: &str) -> (Vec<Vec<Field>>, Vec<Constant>) {
                 assert_eq!(c.len(), 5, "LAYOUT.md line {line}: {raw}");
                 let name = code_name(&c[3]);
                 if name.is_none() {
-                    assert_eq!(c[3], "(reserved)", "LAYOUT.md line {line}: name cell");
+                    // `(as above)`: fields a variant of a table shares with the table before.
+                    assert!(
+                        c[3] == "(reserved)" || c[3] == "(as above)",
+                        "LAYOUT.md line {line}: name cell"
+                    );
                 }
                 tables.last_mut().unwrap().push(Field {
                     line,
@@ -298,7 +321,11 @@ fn layout_doc_matches_code() {
 
     // Each documented offset and size equals the code's.
     let mut seen = BTreeSet::new();
-    assert_eq!(tables.len(), 3, "header, slot and record tables");
+    assert_eq!(
+        tables.len(),
+        4,
+        "header, slot, at-least-once consumer slot and record tables"
+    );
     for table in &tables {
         for f in table {
             let Some(name) = &f.name else { continue };

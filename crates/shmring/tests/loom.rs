@@ -356,3 +356,110 @@ fn named_subscriber_holds_what_it_read_until_consumed() {
         }
     });
 }
+
+// ---- at-least-once queues -------------------------------------------------------------------
+
+/// `tiny4` as an at-least-once queue.
+fn tiny_acked() -> OpenOptions {
+    OpenOptions {
+        delivery: Some(shmring::Delivery::AtLeastOnce),
+        ..tiny4(Kind::Queue, Policy::Block)
+    }
+}
+
+/// Receives once and acknowledges what it got (by the next receive, which is the auto-ack).
+fn take_once(c: &mut shmring::Subscriber, mine: &mut Vec<Vec<u8>>) {
+    let mut out = Vec::new();
+    if c.try_recv(&mut out).unwrap() {
+        mine.push(out);
+        if let Some(p) = c.last_position() {
+            c.ack(p);
+        }
+    }
+}
+
+/// A consumer took the first message and died without acknowledging it. Two live consumers
+/// race to take it over and to take the second, while a producer tries to publish a third
+/// into the space the first one holds (the ring is full). In every interleaving the first
+/// message is delivered again exactly once, the second exactly once, the third (if the space
+/// was freed) once, and no byte is read while it is written: the dead consumer's range holds
+/// the ring until whoever took it over acknowledged it.
+#[test]
+fn a_dead_consumers_range_is_delivered_again_once() {
+    model_with(20_000, || {
+        let ch = Channel::model("m", &tiny_acked()).unwrap();
+        let mut prod = ch.producer().unwrap();
+        assert!(prod.try_publish(&msg(1, 0)).unwrap());
+        assert!(prod.try_publish(&msg(1, 1)).unwrap());
+        let mut dead = ch.subscribe().unwrap();
+        dead.set_auto_commit(false);
+        let mut out = Vec::new();
+        assert!(dead.try_recv(&mut out).unwrap());
+        assert_eq!(out, msg(1, 0));
+        dead.die();
+        let consumers: Vec<_> = (0..2)
+            .map(|_| {
+                let mut c = ch.subscribe().unwrap();
+                loom::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    take_once(&mut c, &mut mine);
+                    mine
+                })
+            })
+            .collect();
+        let sent = prod.try_publish(&msg(1, 2)).unwrap();
+        let mut all: Vec<Vec<u8>> = consumers
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        let mut c = ch.subscribe().unwrap();
+        for _ in 0..3 {
+            take_once(&mut c, &mut all);
+        }
+        all.sort();
+        let mut want = vec![msg(1, 0).to_vec(), msg(1, 1).to_vec()];
+        if sent {
+            want.push(msg(1, 2).to_vec());
+        }
+        assert_eq!(all, want);
+    });
+}
+
+/// A consumer published a take of both messages (with `acquire`, it also got `taker`) and
+/// died before completing it. Two live consumers race: whoever finds the take completes it
+/// (the range is then the dead consumer's, and one of them takes it over) or, if it never got
+/// `taker`, fails it. Each message is delivered once.
+#[test]
+fn a_take_left_by_a_dead_consumer_is_completed_or_failed() {
+    for acquire in [false, true] {
+        model_with(20_000, move || {
+            let ch = Channel::model("m", &tiny_acked()).unwrap();
+            {
+                let mut prod = ch.producer().unwrap();
+                assert!(prod.try_publish(&msg(1, 0)).unwrap());
+                assert!(prod.try_publish(&msg(1, 1)).unwrap());
+            }
+            assert_eq!(ch.subscribe().unwrap().take_and_die(acquire), 2);
+            let consumers: Vec<_> = (0..2)
+                .map(|_| {
+                    let mut c = ch.subscribe().unwrap();
+                    loom::thread::spawn(move || {
+                        let mut mine = Vec::new();
+                        take_once(&mut c, &mut mine);
+                        mine
+                    })
+                })
+                .collect();
+            let mut all: Vec<Vec<u8>> = consumers
+                .into_iter()
+                .flat_map(|t| t.join().unwrap())
+                .collect();
+            let mut c = ch.subscribe().unwrap();
+            for _ in 0..3 {
+                take_once(&mut c, &mut all);
+            }
+            all.sort();
+            assert_eq!(all, vec![msg(1, 0).to_vec(), msg(1, 1).to_vec()]);
+        });
+    }
+}

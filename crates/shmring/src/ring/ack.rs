@@ -146,16 +146,7 @@ pub(super) fn take(
     // Release: see above.
     field(seg, index, slot::HELD).store(from, Ordering::Release);
     crate::hooks::hook!("take_published");
-    let me = taker_word(index, seq);
-    let taker = seg.u64_at(layout::TAKER_OFFSET);
-    loop {
-        // AcqRel: Acquire orders us after the previous take's completion (the queue head it
-        // left is what our evaluation compares with); Release publishes our op to helpers.
-        match taker.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => break,
-            Err(other) => evaluate(seg, geo, other),
-        }
-    }
+    let me = acquire_taker(seg, geo, index, seq);
     crate::hooks::hook!("take_acquired");
     evaluate(seg, geo, me);
     let op = field(seg, index, slot::TAKE_OP).load(Ordering::Acquire);
@@ -169,6 +160,41 @@ pub(super) fn take(
     // Release: as every store of `held` (producers may reuse the space at once).
     field(seg, index, slot::HELD).store(slot::NO_HELD, Ordering::Release);
     false
+}
+
+/// Makes slot `index`'s published take `seq` the one in `taker`, completing the takes found
+/// there first. Returns our `taker` word.
+pub(super) fn acquire_taker(seg: &Segment, geo: &RingMap, index: u32, seq: u64) -> u64 {
+    let me = taker_word(index, seq);
+    let taker = seg.u64_at(layout::TAKER_OFFSET);
+    loop {
+        // AcqRel: Acquire orders us after the previous take's completion (the queue head it
+        // left is what our evaluation compares with); Release publishes our op to helpers.
+        match taker.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return me,
+            Err(other) => evaluate(seg, geo, other),
+        }
+    }
+}
+
+/// A loom model's consumer that dies in the middle of a take: publishes it and, with
+/// `acquire`, also gets `taker` for it, but never completes it.
+#[cfg(loom)]
+pub(super) fn publish_take(
+    seg: &Segment,
+    geo: &RingMap,
+    index: u32,
+    (seq, from, to, owner): (u64, u64, u64, u64),
+    acquire: bool,
+) {
+    field(seg, index, slot::TAKE_OP).store(seq << 2 | slot::OP_PENDING, Ordering::Relaxed);
+    field(seg, index, slot::HELD_END).store(to, Ordering::Relaxed);
+    field(seg, index, slot::OWNER).store(owner, Ordering::Relaxed);
+    field(seg, index, slot::DELIVERIES).store(1, Ordering::Relaxed);
+    field(seg, index, slot::HELD).store(from, Ordering::Release);
+    if acquire {
+        acquire_taker(seg, geo, index, seq);
+    }
 }
 
 /// What a consumer found about slot `index`'s range, looking for one to take over.
@@ -233,10 +259,10 @@ pub(super) fn inspect(
     // Acquire: pairs with the Release CAS of the last owner; its stores are visible.
     let owner = field(seg, index, slot::OWNER).load(Ordering::Acquire);
     let (who, _, state) = owner_parts(owner);
-    let adoptable = if who == slot::OWNER_OFFERED {
+    // Given back, or (a damaged word) an owner outside the table: better delivered again
+    // than held for ever.
+    let adoptable = if who == slot::OWNER_OFFERED || who >= geo.max_participants as u64 {
         true
-    } else if who >= geo.max_participants as u64 {
-        true // damaged: better delivered again than held for ever
     } else if who as u32 == me && state == me_state {
         false
     } else {

@@ -133,12 +133,13 @@ impl Subscriber {
 
     /// Gives back every delivery not acknowledged and every record not delivered yet.
     pub(super) fn return_all(&mut self) {
-        if let Some(w) = self.work.as_mut() {
-            if w.recs.iter().all(|r| r.2 != Mark::Delivered) && w.next_copy < w.end {
-                // Nothing handed out is unsettled, but records are left to copy: give them
-                // back as they are (a returned "delivery" stands in front of them).
-                w.recs.push_back((w.next_copy, w.next_copy, Mark::Returned));
-            }
+        if let Some(w) = self.work.as_mut()
+            && w.recs.iter().all(|r| r.2 != Mark::Delivered)
+            && w.next_copy < w.end
+        {
+            // Nothing handed out is unsettled, but records are left to copy: give them back
+            // as they are (a returned "delivery" stands in front of them).
+            w.recs.push_back((w.next_copy, w.next_copy, Mark::Returned));
         }
         self.mark(|_| true, Mark::Returned);
     }
@@ -417,5 +418,44 @@ impl Subscriber {
         self.seg
             .u32_at(slot_field(&self.seg, self.slot, slot::STATE))
             .load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(loom)]
+impl Subscriber {
+    /// A loom model's consumer that dies: its slot's lock goes (as the kernel drops a dead
+    /// process's), nothing else is released.
+    #[doc(hidden)]
+    pub fn die(self) {
+        self.seg.unlock_slot(self.slot);
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never used or dropped again, so moving its `Arc` out drops it once.
+        drop(unsafe { std::ptr::read(&me.seg) });
+    }
+
+    /// A loom model's consumer that copies what the queue head offers, publishes its take
+    /// (and, with `acquire`, gets `taker` for it) and dies before completing it. Returns the
+    /// number of records its take covered.
+    #[doc(hidden)]
+    pub fn take_and_die(mut self, acquire: bool) -> usize {
+        let mut buf = vec![0u8; 256];
+        let head = self
+            .seg
+            .u64_at(layout::QUEUE_HEAD_OFFSET)
+            .load(Ordering::Acquire);
+        let (d, pos) = self.copy_from(head, &mut buf, 8).unwrap();
+        if pos != head {
+            let seq = self.take_seq + 1;
+            let owner = owner_word(self.slot as u64, seq, self.slot_state);
+            ack::publish_take(
+                &self.seg,
+                &self.geo,
+                self.slot,
+                (seq, head, pos, owner),
+                acquire,
+            );
+        }
+        self.die();
+        d.count
     }
 }

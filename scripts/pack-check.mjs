@@ -2,7 +2,8 @@
 // `npm run test:pack` (and a step of `npm test`): the package as a user gets it. `npm pack`s
 // this project (its `prepare` builds the portable addon, scripts/prepare.mjs), installs the
 // tarball into an empty temporary project with `npm install --prefer-offline` (the
-// dependencies are in the npm cache after this project's own install), and there, on a PATH
+// dependencies' tarballs are in the npm cache after this project's own install; their
+// metadata is fetched from the registry when a fresh `npm ci` left none), and there, on a PATH
 // of only Node's and npm's directories plus /usr/bin and /bin (checked to reach no cargo,
 // rustc or rustup), publishes and subscribes across two processes through `import 'shmring'`
 // and runs `npx shmring ls`. Runs under node:test; `--test-reporter=tap` gives the

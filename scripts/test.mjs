@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // `npm test`: builds the portable addon (glibc 2.17 floor, `npm run build:portable`), then
-// runs the Rust tests, clippy, rustfmt, the TypeScript lint and type check, and the ava suite
-// on this machine's Node and again on Node 24. Prints every step's output as it goes and ends
-// with one plain line, `N passed, N failed`, summed over `cargo test` and both ava runs. Exits
-// non-zero if any step failed.
+// runs the Rust tests, clippy, rustfmt, the TypeScript lint and type check, the ava suite
+// on this machine's Node and again on Node 24, and the packaging check (the tarball installed
+// where no Rust toolchain is reachable). Prints every step's output as it goes and ends
+// with one plain line, `N passed, N failed`, summed over `cargo test`, both ava runs and the
+// packaging check. Exits non-zero if any step failed.
 import { spawn, spawnSync } from 'node:child_process';
 
 const steps = [
@@ -75,6 +76,15 @@ const steps = [
   { name: 'biome', cmd: 'npx', args: ['biome', 'check', '.'] },
   { name: 'tsc', cmd: 'npx', args: ['tsc', '-p', 'tsconfig.test.json', '--noEmit'] },
   ...avaRuns(),
+  {
+    // The package as a user gets it: `npm pack`, installed into an empty project with no
+    // Rust toolchain on the PATH, then pub/sub across two processes and `npx shmring ls`
+    // (scripts/pack-check.mjs, also `npm run test:pack`). On the machine's Node, as a user's.
+    name: 'pack',
+    cmd: process.env.npm_node_execpath ?? process.execPath,
+    args: ['--test-reporter=tap', 'scripts/pack-check.mjs'],
+    count: tapCounts,
+  },
   // The benchmark harness end to end on a few thousand messages, so it cannot rot.
   { name: 'bench smoke', cmd: 'node', args: ['bench/run.mjs', '--smoke'] },
 ];

@@ -88,10 +88,10 @@ function parseArguments(argv) {
     smoke: s,
     only,
     out: values.out,
-    rounds: int('rounds', s ? 1 : 3, 1),
+    rounds: int('rounds', s ? 1 : 3, s ? 1 : 2),
     trips: int('trips', s ? 20_000 : 1_000_000, 1),
     messages: int('messages', s ? 200_000 : 30_000_000, 1),
-    seconds: int('seconds', s ? 4 : 10, 4),
+    seconds: int('seconds', s ? 6 : 10, 4),
   };
 }
 
@@ -207,14 +207,20 @@ function aeronRun(seconds) {
         ms: Number(m[1]),
         n: Number(m[2].replaceAll(',', '')),
       }));
-      const steady = lines.slice(2, -1);
+      // A short (smoke) run on a loaded machine may print only a few lines: then drop one.
+      const steady = lines.length >= 4 ? lines.slice(2, -1) : lines.slice(1, -1);
       if (steady.length === 0) {
-        resolve({ error: `aeron exited ${signal ?? code} with ${lines.length} rate lines: ${tail(err)}` });
+        resolve({
+          error: `aeron exited ${signal ?? code} with ${lines.length} rate lines: ${tail(err)}`,
+        });
         return;
       }
       const n = steady.reduce((a, l) => a + l.n, 0);
       const ms = steady.reduce((a, l) => a + l.ms, 0);
-      resolve({ value: n / (ms / 1000), perSecond: steady.map((l) => Math.round(l.n / (l.ms / 1000))) });
+      resolve({
+        value: n / (ms / 1000),
+        perSecond: steady.map((l) => Math.round(l.n / (l.ms / 1000))),
+      });
     });
   });
 }
@@ -269,8 +275,12 @@ async function main() {
       better: 'lower',
       peer: 'iceoryx2',
       peerLabel: `iceoryx2 ${ICEORYX2.version} (ipc service, pub-sub)`,
-      shm: () => one(SHM_BIN, ['pingpong', `${trips}`, '64', '0', '1'], 'shmring ping-pong', 'one_way_ns'),
-      run: () => one(ICEORYX2_BIN, [`${trips}`, '64', '0', '1'], 'iceoryx2 ping-pong', 'one_way_ns'),
+      shm: () =>
+        one(SHM_BIN, ['pingpong', `${trips}`, '64', '0', '1'], 'shmring ping-pong', 'one_way_ns'),
+      run: () =>
+        one(ICEORYX2_BIN, [`${trips}`, '64', '0', '1'], 'iceoryx2 ping-pong', 'one_way_ns'),
+      // The machine's floor for this method: the same pinned threads, one cache line each way.
+      floor: () => one(SHM_BIN, ['floor', `${trips}`, '0', '1'], 'cache-line floor', 'one_way_ns'),
     },
     ...[1, 2].map((producers) => ({
       id: producers === 1 ? 'spsc-32B' : 'mpsc2-32B',
@@ -293,12 +303,18 @@ async function main() {
     f.shmring = [];
     f.peerValues = [];
     f.peerDetail = [];
+    f.floorValues = [];
   }
   // Aeron's one figure serves both throughput rows: run it once per round, beside SPSC.
   progress.total = args.rounds * figures.length;
   for (let round = 0; round < args.rounds && !shmErr; round++) {
     for (const f of figures) {
       const reuse = f.id === 'mpsc2-32B';
+      if (f.floor) {
+        const r = await f.floor();
+        if (r.error) failures.push(r.error);
+        else f.floorValues.push(r.value);
+      }
       const order = round % 2 === 0 ? ['shm', 'peer'] : ['peer', 'shm'];
       for (const side of order) {
         if (side === 'peer' && (peerErr[f.peer] || reuse)) continue;
@@ -335,6 +351,7 @@ async function main() {
         ? { skipped: peerErr[f.peer] }
         : { values: f.peerValues, median: p, perSecond: f.peerDetail },
       ratio: Number.isFinite(s) && Number.isFinite(p) ? s / p : null,
+      ...(f.floor ? { floor: { values: f.floorValues, median: median(f.floorValues) } } : {}),
     };
   });
   const report = {
@@ -355,8 +372,8 @@ async function main() {
   const shmMissing = rows.filter((r) => r.shmring.values.length !== args.rounds);
   if (shmMissing.length > 0 && failures.length === 0)
     failures.push(`no shmring figure for ${shmMissing.map((r) => r.id).join(', ')}`);
+  process.stdout.write(readFileSync(join(outDir, 'peers.md'), 'utf8'));
   if (smoke) rmSync(outDir, { recursive: true, force: true });
-  process.stdout.write(markdown(report));
   if (failures.length > 0) {
     console.error(`bench:peers: FAILED\n  ${failures.join('\n  ')}`);
     process.exit(1);
@@ -373,11 +390,7 @@ async function main() {
 // Report.
 
 const show = (v, u) =>
-  !Number.isFinite(v)
-    ? '–'
-    : u === 'ns'
-      ? `${v.toFixed(0)} ns`
-      : `${(v / 1e6).toFixed(2)} M msg/s`;
+  !Number.isFinite(v) ? '–' : u === 'ns' ? `${v.toFixed(0)} ns` : `${(v / 1e6).toFixed(2)} M msg/s`;
 
 function markdown(report) {
   const m = report.machine;
@@ -392,7 +405,9 @@ function markdown(report) {
     `Rounds: ${s.rounds}, each figure alternating shmring and the peer (the order flips each round); medians below. Ping-pong: ${s.trips.toLocaleString('en-US')} round trips. shmring throughput: ${s.messages.toLocaleString('en-US')} messages a run; Aeron: ${s.aeronSeconds} s a run, its per-second lines after the first two.`,
   );
   L.push('');
-  L.push('| Figure | shmring | Peer | Peer figure | shmring / peer | Better | shmring runs | Peer runs |');
+  L.push(
+    '| Figure | shmring | Peer | Peer figure | shmring / peer | Better | shmring runs | Peer runs |',
+  );
   L.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of report.figures) {
     const p = r.peerResult;
@@ -405,6 +420,16 @@ function markdown(report) {
   L.push(
     'Ratio = shmring ÷ peer: above 1 is shmring slower on latency, faster on throughput. The 2-producer row is set against the same Aeron figure (its sample has one publisher).',
   );
+  for (const r of report.figures.filter((x) => x.floor)) {
+    const fl = r.floor.median;
+    const hops = (v) => (Number.isFinite(v) && fl > 0 ? `${(v / fl).toFixed(1)} hops` : '–');
+    L.push('');
+    L.push(
+      `Floor of the ping-pong method on this machine: the same two pinned threads passing a counter through one cache line each way, no ring: ${show(fl, 'ns')} one-way (runs: ${r.floor.values.map((v) => show(v, 'ns')).join(', ')}). In those units shmring takes ${hops(r.shmring.median)}, ${r.peer} ${hops(r.peerResult.median)}.`,
+    );
+  }
+  L.push('');
+  for (const s of report.skipped) L.push(`- SKIPPED ${s.peer}: ${s.reason}`);
   for (const f of report.failures) L.push(`- FAILED: ${f}`);
   L.push('');
   return L.join('\n');
@@ -414,13 +439,13 @@ function markdown(report) {
 function svg(report) {
   const W = 960;
   const rows = report.figures;
-  const ph = 92;
+  const ph = 116;
   const top = 58;
   const H = top + rows.length * ph + 30;
   const x0 = 330;
   const bw = W - x0 - 150;
   const m = report.machine;
-  const color = { shmring: COLORS.shmring, iceoryx2: '#1f77b4', aeron: '#2ca02c' };
+  const color = { shmring: COLORS.shmring, iceoryx2: '#1f77b4', aeron: '#2ca02c', floor: '#bbb' };
   const o = [
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
@@ -433,6 +458,7 @@ function svg(report) {
     const bars = [
       ['shmring', 'shmring (Rust API)', r.shmring.median],
       [r.peer, r.peerLabel, p.skipped ? NaN : p.median],
+      ...(r.floor ? [['floor', 'floor: one cache line each way', r.floor.median]] : []),
     ];
     const max = Math.max(...bars.map((b) => b[2]).filter(Number.isFinite), 1);
     o.push(
@@ -442,12 +468,17 @@ function svg(report) {
       const by = y + 24 + k * 28;
       o.push(`<text x="${x0 - 8}" y="${by + 15}" text-anchor="end">${esc(label)}</text>`);
       if (!Number.isFinite(v)) {
-        o.push(`<text x="${x0}" y="${by + 15}" fill="#a00">${esc(p.skipped ? `skipped: ${p.skipped}` : 'no figure')}</text>`);
+        o.push(
+          `<text x="${x0}" y="${by + 15}" fill="#a00">${esc(id !== 'floor' && p.skipped ? `skipped: ${p.skipped}` : 'no figure')}</text>`,
+        );
         return;
       }
       const w = (v / max) * bw;
-      o.push(`<rect x="${x0}" y="${by}" width="${w.toFixed(1)}" height="20" fill="${color[id] ?? '#777'}"/>`);
-      const txt = r.unit === 'ns' ? `${v.toFixed(0)} ns` : unit(Number((v / 1e6).toFixed(2)) * 1e6, 'msg/s');
+      o.push(
+        `<rect x="${x0}" y="${by}" width="${w.toFixed(1)}" height="20" fill="${color[id] ?? '#777'}"/>`,
+      );
+      const txt =
+        r.unit === 'ns' ? `${v.toFixed(0)} ns` : unit(Number((v / 1e6).toFixed(2)) * 1e6, 'msg/s');
       o.push(`<text x="${(x0 + w + 6).toFixed(1)}" y="${by + 15}">${esc(txt)}</text>`);
     });
   });

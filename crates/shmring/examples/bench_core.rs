@@ -6,6 +6,9 @@
 //!   `size`-byte message with `try_publish` and busy-polls `try_recv` on b2a for the answer, B
 //!   busy-polls a2b and answers. Clock from the moment both are ready to both done;
 //!   one-way latency = elapsed / (2 × round trips).
+//! - `floor <round_trips> <cpu_a> <cpu_b>`: the machine's floor for that method: the same two
+//!   pinned threads bouncing a counter through two cache lines (one atomic store and a
+//!   spinning load a hop), no ring at all.
 //! - `throughput <producers> <per_producer> <size>`: Aeron's `EmbeddedIpcThroughput` method.
 //!   Threads of one process, unpinned: each producer `try_publish`es one message at a time,
 //!   busy-retrying while the ring is full (yielding every 1024 failed tries, so that more
@@ -66,7 +69,10 @@ fn pingpong(args: &[String]) -> Res<()> {
     let (n, size, cpu_a, cpu_b): (u64, usize, usize, usize) =
         (n.parse()?, size.parse()?, cpu_a.parse()?, cpu_b.parse()?);
     let pid = std::process::id();
-    let names = [format!("corepeers-{pid}-a2b"), format!("corepeers-{pid}-b2a")];
+    let names = [
+        format!("corepeers-{pid}-a2b"),
+        format!("corepeers-{pid}-b2a"),
+    ];
     let _cleanup = Cleanup(names.to_vec());
     let (a2b, b2a) = (open(&names[0])?, open(&names[1])?);
     let (ready, go) = (Barrier::new(3), Barrier::new(3));
@@ -106,6 +112,56 @@ fn pingpong(args: &[String]) -> Res<()> {
     }
     println!(
         "{{\"peer\":\"shmring\",\"figure\":\"pingpong\",\"round_trips\":{n},\"size\":{size},\"elapsed_ns\":{elapsed},\"one_way_ns\":{:.1}}}",
+        elapsed as f64 / (2 * n) as f64
+    );
+    Ok(())
+}
+
+/// A word on a cache line of its own.
+#[repr(align(128))]
+struct Line(std::sync::atomic::AtomicU64);
+
+fn floor(args: &[String]) -> Res<()> {
+    use std::sync::atomic::Ordering::{Acquire, Release};
+    let [n, cpu_a, cpu_b] = args else {
+        return Err("floor <round_trips> <cpu_a> <cpu_b>".into());
+    };
+    let (n, cpu_a, cpu_b): (u64, usize, usize) = (n.parse()?, cpu_a.parse()?, cpu_b.parse()?);
+    let (ping, pong) = (Line(0.into()), Line(0.into()));
+    let (ready, go) = (Barrier::new(3), Barrier::new(3));
+    let elapsed = std::thread::scope(|s| {
+        s.spawn(|| {
+            pin(cpu_a);
+            ready.wait();
+            go.wait();
+            for i in 1..=n {
+                // Release/Acquire: each hop hands the other thread the count, nothing more.
+                ping.0.store(i, Release);
+                while pong.0.load(Acquire) != i {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+        s.spawn(|| {
+            pin(cpu_b);
+            ready.wait();
+            go.wait();
+            for i in 1..=n {
+                while ping.0.load(Acquire) != i {
+                    std::hint::spin_loop();
+                }
+                pong.0.store(i, Release);
+            }
+        });
+        ready.wait();
+        let start = Instant::now();
+        go.wait();
+        start
+    })
+    .elapsed()
+    .as_nanos();
+    println!(
+        "{{\"peer\":\"floor\",\"figure\":\"pingpong\",\"round_trips\":{n},\"elapsed_ns\":{elapsed},\"one_way_ns\":{:.1}}}",
         elapsed as f64 / (2 * n) as f64
     );
     Ok(())
@@ -192,8 +248,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
         Some("pingpong") => pingpong(&args[1..]),
+        Some("floor") => floor(&args[1..]),
         Some("throughput") => throughput(&args[1..]),
-        _ => Err("bench_core pingpong … | throughput …".into()),
+        _ => Err("bench_core pingpong … | floor … | throughput …".into()),
     };
     if let Err(e) = r {
         eprintln!("bench_core: {e}");

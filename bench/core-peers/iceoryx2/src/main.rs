@@ -52,7 +52,9 @@ fn service(
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [n, size, cpu_a, cpu_b] = args.as_slice() else {
-        return Err("usage: core-peers-iceoryx2 <round_trips> <payload_bytes> <cpu_a> <cpu_b>".into());
+        return Err(
+            "usage: core-peers-iceoryx2 <round_trips> <payload_bytes> <cpu_a> <cpu_b>".into(),
+        );
     };
     let (n, size, cpu_a, cpu_b): (u64, usize, usize, usize) =
         (n.parse()?, size.parse()?, cpu_a.parse()?, cpu_b.parse()?);
@@ -67,14 +69,24 @@ fn main() -> Res<()> {
     let (elapsed, received) = std::thread::scope(|s| -> Res<(u128, u64)> {
         let a = s.spawn(|| -> Result<u64, String> {
             pin(cpu_a);
-            let tx = a2b.publisher_builder().initial_max_slice_len(size).create().map_err(|e| e.to_string())?;
-            let rx = b2a.subscriber_builder().create().map_err(|e| e.to_string())?;
+            let tx = a2b
+                .publisher_builder()
+                .initial_max_slice_len(size)
+                .create()
+                .map_err(|e| e.to_string())?;
+            let rx = b2a
+                .subscriber_builder()
+                .create()
+                .map_err(|e| e.to_string())?;
             ready.wait();
             go.wait();
             let mut got = 0u64;
             for _ in 0..n {
                 let sample = tx.loan_slice_uninit(size).map_err(|e| e.to_string())?;
-                sample.write_from_slice(&payload).send().map_err(|e| e.to_string())?;
+                sample
+                    .write_from_slice(&payload)
+                    .send()
+                    .map_err(|e| e.to_string())?;
                 loop {
                     if let Some(answer) = rx.receive().map_err(|e| e.to_string())? {
                         got += u64::from(answer.payload().len() == size);
@@ -86,8 +98,15 @@ fn main() -> Res<()> {
         });
         let b = s.spawn(|| -> Result<u64, String> {
             pin(cpu_b);
-            let tx = b2a.publisher_builder().initial_max_slice_len(size).create().map_err(|e| e.to_string())?;
-            let rx = a2b.subscriber_builder().create().map_err(|e| e.to_string())?;
+            let tx = b2a
+                .publisher_builder()
+                .initial_max_slice_len(size)
+                .create()
+                .map_err(|e| e.to_string())?;
+            let rx = a2b
+                .subscriber_builder()
+                .create()
+                .map_err(|e| e.to_string())?;
             ready.wait();
             go.wait();
             let mut got = 0u64;
@@ -99,7 +118,10 @@ fn main() -> Res<()> {
                     }
                 }
                 let sample = tx.loan_slice_uninit(size).map_err(|e| e.to_string())?;
-                sample.write_from_slice(&payload).send().map_err(|e| e.to_string())?;
+                sample
+                    .write_from_slice(&payload)
+                    .send()
+                    .map_err(|e| e.to_string())?;
             }
             Ok(got)
         });

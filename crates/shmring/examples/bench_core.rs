@@ -196,7 +196,7 @@ fn throughput(args: &[String]) -> Res<()> {
                     let mut tries = 0u32;
                     while !tx.try_publish(&msg)? {
                         tries += 1;
-                        if tries % 1024 == 0 {
+                        if tries.is_multiple_of(1024) {
                             std::thread::yield_now();
                         }
                     }

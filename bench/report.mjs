@@ -393,7 +393,7 @@ export function markdown(report) {
 // ---------------------------------------------------------------------------------------------
 // SVG
 
-const COLORS = {
+export const COLORS = {
   shmring: '#d62728',
   'shmring-many': '#e377c2',
   'shmring-recv': '#bcbd22',
@@ -407,7 +407,7 @@ const COLORS = {
   redis: '#7f7f7f',
 };
 
-const esc = (s) =>
+export const esc = (s) =>
   String(s).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
 
 /** Powers of ten covering [lo, hi]. */
@@ -421,7 +421,7 @@ function decades(lo, hi) {
 
 const sizeLabel = (b) =>
   b >= 1 << 20 ? `${b / (1 << 20)} MiB` : b >= 1024 ? `${b / 1024} KiB` : `${b} B`;
-const unit = (v, u) =>
+export const unit = (v, u) =>
   v >= 1e9
     ? `${v / 1e9} G${u}`
     : v >= 1e6

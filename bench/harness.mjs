@@ -132,25 +132,29 @@ export const progress = {
 
 export class CellRun {
   children = [];
+  services = [];
   roles = new Map();
   stderr = '';
 
-  /** Spawns `cmd args` with one control socket per role in `ctl` (fds 3, 4, …). */
-  spawn(cmd, args, ctl, env) {
+  /**
+   * Spawns `cmd args` with one control socket per role in `ctl` (fds 3, 4, …). A `service`
+   * (a server the roles use) is not waited for by `finish`, only killed by `reap`.
+   */
+  spawn(cmd, args, ctl, env, { service = false } = {}) {
     const child = spawn(cmd, args, {
       cwd: root,
       detached: true,
-      stdio: ['ignore', 'ignore', 'pipe', ...ctl.map(() => 'pipe')],
+      stdio: ['ignore', 'ignore', service ? 'ignore' : 'pipe', ...ctl.map(() => 'pipe')],
       env: { ...process.env, ...env },
     });
     live.add(child);
-    this.children.push(child);
+    (service ? this.services : this.children).push(child);
     const exited = once(child, 'exit').then(([code, signal]) => {
       live.delete(child);
       return { code, signal };
     });
     child.exited = exited;
-    child.stderr.on('data', (d) => {
+    child.stderr?.on('data', (d) => {
       this.stderr = (this.stderr + d).slice(-4000);
     });
     ctl.forEach((role, i) => {
@@ -221,7 +225,7 @@ export class CellRun {
   /** Kills every live child, waits until each of this cell's has exited, then cleans up. */
   async reap() {
     killAll();
-    await Promise.all(this.children.map((c) => c.exited));
+    await Promise.all([...this.children, ...this.services].map((c) => c.exited));
     removeLeftovers();
   }
 }

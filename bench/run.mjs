@@ -41,7 +41,7 @@ import {
 } from './harness.mjs';
 import { NO_TS, PAYLOADS, quote } from './lib.mjs';
 import { checkShape, markdown, svg } from './report.mjs';
-import { chooseTransports, EXTERNAL, PHASES, runCell, TRANSPORTS } from './transports.mjs';
+import { chooseTransports, PHASES, runCell, TRANSPORTS } from './transports.mjs';
 
 const USAGE =
   'usage: node bench/run.mjs [--quick | --smoke] [--only=shmring,pipe,...] [--payloads=obj,4KiB]\n' +
@@ -109,7 +109,7 @@ function parseArguments(argv) {
     ...values,
     only: ids(
       'only',
-      [...TRANSPORTS, ...EXTERNAL].map((t) => t.id),
+      TRANSPORTS.map((t) => t.id),
     ),
     payloads: ids(
       'payloads',

@@ -3,10 +3,10 @@
  * (bench/peers/), the phase lengths of each mode, and one cell: a transport and a payload,
  * run through its warm-up, throughput and latency phases to one result row.
  */
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { CellRun, here, prefix, trackChannel, trackPath } from './harness.mjs';
+import { SERVERS, startServer, which } from './servers.mjs';
 
 const node = process.execPath;
 const peer = (f) => here(`peers/${f}`);
@@ -17,6 +17,20 @@ const separate = (file) => async (run, env, t) => {
   await run.event('consumer', 'ready', t);
   run.spawn(node, [peer(file), 'producer'], ['producer'], env);
   await run.event('producer', 'ready', t);
+};
+
+/** A real pipe(2) from the shell: Node's own stdio 'pipe' is a socketpair. */
+async function pipeline(run, env, t) {
+  const script =
+    'BENCH_CTRL_FD=3 "$1" "$2" producer 4<&- | BENCH_CTRL_FD=4 "$1" "$2" consumer 3<&-';
+  run.spawn('/bin/sh', ['-c', script, 'sh', node, peer('pipe.mjs')], ['producer', 'consumer'], env);
+  await Promise.all([run.event('consumer', 'ready', t), run.event('producer', 'ready', t)]);
+}
+
+/** A server of its own for the cell (bench/servers.mjs), then consumer and producer. */
+const served = (kind, file) => async (run, env, t) => {
+  const port = await startServer(run, kind, t);
+  await separate(file)(run, { ...env, BENCH_SERVER_PORT: String(port) }, t);
 };
 
 export const TRANSPORTS = [
@@ -55,21 +69,12 @@ export const TRANSPORTS = [
     sync: 'semaphore',
     launch: separate('shmring.mjs'),
   },
+  { id: 'pipe', label: 'pipe', launch: pipeline },
   {
-    id: 'pipe',
-    label: 'pipe',
-    async launch(run, env, t) {
-      // A real pipe(2) from the shell: Node's own stdio 'pipe' is a socketpair.
-      const script =
-        'BENCH_CTRL_FD=3 "$1" "$2" producer 4<&- | BENCH_CTRL_FD=4 "$1" "$2" consumer 3<&-';
-      run.spawn(
-        '/bin/sh',
-        ['-c', script, 'sh', node, peer('pipe.mjs')],
-        ['producer', 'consumer'],
-        env,
-      );
-      await Promise.all([run.event('consumer', 'ready', t), run.event('producer', 'ready', t)]);
-    },
+    id: 'pipe-many',
+    label: 'pipe, 64 frames per write',
+    batch: 64,
+    launch: pipeline,
   },
   { id: 'uds', label: 'Unix socket', launch: separate('uds.mjs') },
   {
@@ -81,12 +86,18 @@ export const TRANSPORTS = [
     },
   },
   { id: 'zeromq', label: 'ZeroMQ ipc', launch: separate('zeromq.mjs') },
-];
-
-/** Servers we would compare with if installed; never installed by the benchmark. */
-export const EXTERNAL = [
-  { id: 'nats', label: 'NATS core', binary: 'nats-server' },
-  { id: 'redis', label: 'Redis pub/sub', binary: 'redis-server' },
+  {
+    id: 'nats',
+    label: 'NATS core',
+    server: 'nats',
+    launch: served('nats', 'nats.mjs'),
+  },
+  {
+    id: 'redis',
+    label: 'Redis pub/sub',
+    server: 'redis',
+    launch: served('redis', 'redis.mjs'),
+  },
 ];
 
 /**
@@ -102,24 +113,19 @@ export function chooseTransports({ only, smoke, semaphoreError }) {
     skipped.push({ transport: 'shmring semaphore', reason: semaphoreError });
     transports = transports.filter((t) => t.id !== 'shmring-sem');
   }
-  for (const x of EXTERNAL) {
-    if (only && !only.includes(x.id)) continue;
-    const bin = which(x.binary);
+  // Peers that need a server: run when its binary is installed (the benchmark installs
+  // nothing), skipped with the reason otherwise.
+  transports = transports.filter((t) => {
+    if (t.server === undefined) return true;
+    const { binary } = SERVERS[t.server];
+    if (which(binary)) return true;
     skipped.push({
-      transport: x.label,
-      reason: bin
-        ? `${x.binary} is installed at ${bin}, but this harness has no ${x.label} peer yet`
-        : `${x.binary} is not installed (apt-get install ${x.binary} to include it)`,
+      transport: t.label,
+      reason: `skipped: ${binary} is not installed (apt-get install -y ${binary} to include it)`,
     });
-  }
+    return false;
+  });
   return { transports, skipped };
-}
-
-function which(bin) {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (dir && existsSync(join(dir, bin))) return join(dir, bin);
-  }
-  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,9 @@
  * An anonymous pipe(2) between two processes (`producer | consumer`, made by `/bin/sh`),
  * carrying length-prefixed frames: one `process.stdout.write` per message (synchronous for
  * pipes on Linux: one write(2) each), `process.stdin` 'data' chunks parsed by the consumer.
+ * With `batch` > 1 (the 'pipe-many' cell, like for like with shmring's publishMany): frames
+ * are encoded straight into one buffer, written once per `batch` messages (or at once for a
+ * phase's end and each latency message): one write(2) carries many frames.
  */
 import { once } from 'node:events';
 import {
@@ -11,6 +14,7 @@ import {
   encoder,
   FrameReader,
   frame,
+  NO_TS,
   produce,
   receiver,
 } from '../lib.mjs';
@@ -31,7 +35,37 @@ if (role === 'consumer') {
 } else {
   const encode = encoder(cfg);
   const out = process.stdout;
-  const send = (seq, ts) => (out.write(frame(encode(seq, ts))) ? undefined : once(out, 'drain'));
+  let send;
+  if (cfg.batch > 1) {
+    // A fresh buffer per write (the stream may still hold the last one), grown as needed.
+    let size = cfg.batch * (4 + Math.max(64, cfg.bytes));
+    let buf = Buffer.allocUnsafe(size);
+    let at = 0;
+    let n = 0;
+    const write = () => {
+      const ok = out.write(buf.subarray(0, at));
+      buf = Buffer.allocUnsafe(size);
+      at = 0;
+      n = 0;
+      return ok ? undefined : once(out, 'drain');
+    };
+    send = (seq, ts) => {
+      const v = encode(seq, ts);
+      if (at + 4 + v.length > size) {
+        if (at > 0) out.write(buf.subarray(0, at));
+        size = Math.max(size, 2 * (4 + v.length));
+        buf = Buffer.allocUnsafe(size);
+        at = 0;
+      }
+      buf.writeUInt32LE(v.length, at);
+      v.copy(buf, at + 4);
+      at += 4 + v.length;
+      if (++n >= cfg.batch || seq < 0 || ts !== NO_TS) return write();
+      return undefined;
+    };
+  } else {
+    send = (seq, ts) => (out.write(frame(encode(seq, ts))) ? undefined : once(out, 'drain'));
+  }
   await produce(ctl, cfg, send);
   process.exit(0);
 }

@@ -8,7 +8,8 @@ import { type Codec, frameDecoder } from './codec.js';
 import { ClosedError, call, makeError } from './errors.js';
 import { type NativeChannel, native } from './native.js';
 import { Publisher } from './publish.js';
-import { iterate, messages, records, type Source, SyncReceiver } from './subscribe.js';
+import { SyncReceiver } from './receive.js';
+import { iterate, messages, records, type Source } from './subscribe.js';
 import { summaryOf } from './summary.js';
 import type {
   ChannelInfo,
@@ -82,6 +83,7 @@ export class Channel<T = unknown> {
       decode,
       maxMessageSize: info.maxMessageSize,
       overwrite: info.policy === 'overwrite',
+      acked: info.delivery === 'at-least-once',
       wait,
       live: this.#live,
     };
@@ -293,10 +295,7 @@ export class Channel<T = unknown> {
    * }
    * ```
    */
-  receiveSync(
-    timeoutMs?: number,
-    options?: ReceiveOptions | null,
-  ): { value: T; position: number } | undefined {
+  receiveSync(timeoutMs?: number, options?: ReceiveOptions | null): ChannelRecord<T> | undefined {
     return this.#receiver.receive(timeoutMs, options);
   }
 

@@ -24,6 +24,14 @@ export function positionAt(buffer: Buffer, at: number): number {
 }
 
 /**
+ * The flags word in a record frame starting at `at`: on an at-least-once queue, how many
+ * times the message has been delivered, this time included (else 0).
+ */
+export function flagsAt(buffer: Buffer, at: number): number {
+  return buffer.readUInt32LE(at + 4);
+}
+
+/**
  * A frame buffer for draining: a batch of frames, or at least one message of any size. Each
  * subscription has its own, zero-filled (`Buffer.alloc`, never from Node's shared pool), so
  * a `rawView` view's `buffer` holds only this subscription's frames.
@@ -51,6 +59,8 @@ export class FrameWalker {
   end = 0;
   /** Record frames: the current record's position (else 0). */
   position = 0;
+  /** Record frames: the current record's flags word ({@link flagsAt}; else 0). */
+  flags = 0;
   /** The next frame's offset. */
   #at = 0;
   /** The batch's length in bytes. */
@@ -77,7 +87,10 @@ export class FrameWalker {
   next(): boolean {
     const at = this.#at;
     if (at >= this.#bytes) return false;
-    if (this.records) this.position = positionAt(this.buffer, at);
+    if (this.records) {
+      this.position = positionAt(this.buffer, at);
+      this.flags = flagsAt(this.buffer, at);
+    }
     this.start = at + this.#prefix;
     this.end = this.start + this.buffer.readUInt32LE(at);
     this.#at = this.end;

@@ -54,6 +54,12 @@ export interface FastPath {
    * `position` (from a record frame): they are not delivered again to its name.
    */
   commit(subscription: number, position: number): void;
+  /**
+   * An at-least-once consumer settles deliveries (positions from record frames): `how` 0
+   * acknowledges the one at `position`, 1 gives it back with every unsettled one after it,
+   * 2 acknowledges every one up to and including it. Returns whether a delivery was settled.
+   */
+  settle(subscription: number, position: number, how: number): boolean;
 }
 
 function load(): typeof Binding & FastPath {

@@ -7,30 +7,23 @@
  * @internal
  */
 import { Observable } from 'rxjs';
+import { Batch, Delivered, plainRecord, SETTLE, settle, uncaughtSeen } from './acked.js';
 import { call, fromNative } from './errors.js';
-import { FrameWalker, frameBuffer, frameBytes, positionAt, RECORD_FRAME_PREFIX } from './frame.js';
+import { FrameWalker, frameBuffer } from './frame.js';
 import {
   type NativeChannel,
   type NativeSubscribeOptions,
   type NativeSubscription,
-  type NativeSyncSubscription,
   native,
 } from './native.js';
 import type {
   ChannelRecord,
   IterateOptions,
   LostCallback,
-  ReceiveOptions,
   SubscribeOptions,
   WaitStrategy,
 } from './types.js';
-import {
-  checkSignal,
-  checkSubscribeOptions,
-  checkTimeout,
-  invalid,
-  optionsOf,
-} from './validate.js';
+import { checkSignal, checkSubscribeOptions, optionsOf } from './validate.js';
 
 /** Most messages decoded per native call. */
 const BATCH_COUNT = 1024;
@@ -51,6 +44,8 @@ export interface Source<T> {
   readonly maxMessageSize: number;
   /** Policy `overwrite`: subscriptions may be lapped and should count what they lost. */
   readonly overwrite: boolean;
+  /** An at-least-once queue: deliveries are settled (./acked.ts). */
+  readonly acked: boolean;
   /** The channel's default wait strategy (`open`'s `wait`). */
   readonly wait: WaitStrategy | undefined;
   /** Completes each open stream (`messages()` subscription or iterator); `close` calls them. */
@@ -58,7 +53,7 @@ export interface Source<T> {
 }
 
 /** The native subscription options of `o`; `records`: frames carry positions. */
-function nativeOptions(
+export function nativeOptions(
   o: { from?: unknown; durable?: string },
   records: boolean,
 ): NativeSubscribeOptions | undefined {
@@ -73,7 +68,10 @@ function nativeOptions(
 }
 
 /** Whether a subscription with options `o` may count losses (`overwrite`, or a replay). */
-function mayLose(src: { overwrite: boolean }, o: { from?: unknown; durable?: string }): boolean {
+export function mayLose(
+  src: { overwrite: boolean },
+  o: { from?: unknown; durable?: string },
+): boolean {
   return src.overwrite || (o.from !== undefined && o.from !== 'latest') || o.durable !== undefined;
 }
 
@@ -85,12 +83,25 @@ export function messages<T>(
   return stream(src, 'messages', options, false, (value) => value);
 }
 
+/** What a record stream emits: a value with its position, and how to settle it. */
+type Shape<T, R> = (
+  value: T,
+  position: number,
+  flags: number,
+  batch: Batch | undefined,
+  index: number,
+) => R;
+
 /** `Channel.records`. */
 export function records<T>(
   src: Source<T>,
   options: SubscribeOptions | null | undefined,
 ): Observable<ChannelRecord<T>> {
-  return stream(src, 'records', options, true, (value, position) => ({ value, position }));
+  return stream(src, 'records', options, true, (value, position, flags, batch, index) =>
+    batch === undefined
+      ? plainRecord(value, position)
+      : new Delivered(value, position, Math.max(1, flags), batch, index),
+  );
 }
 
 /**
@@ -103,7 +114,7 @@ function stream<T, R>(
   what: string,
   options: SubscribeOptions | null | undefined,
   positions: boolean,
-  shape: (value: T, position: number) => R,
+  shape: Shape<T, R>,
 ): Observable<R> {
   // A bad option is the stream's error, like every other reason it cannot start.
   let bad: { error: unknown } | undefined;
@@ -117,7 +128,10 @@ function stream<T, R>(
   const { wait = src.wait, onLost } = o;
   const counting = mayLose(src, o);
   const durable = o.durable !== undefined;
-  const nativeOpts = nativeOptions(o, positions);
+  const acked = src.acked;
+  // An at-least-once queue: `records()` leaves settling to the user; `messages()` settles.
+  const explicit = acked && positions;
+  const nativeOpts = nativeOptions(o, positions || acked);
   return new Observable<R>((subscriber) => {
     if (bad !== undefined) {
       subscriber.error(bad.error);
@@ -153,6 +167,19 @@ function stream<T, R>(
     let beforeTurn = -1;
     let inTurn = false;
     let commitTimer: NodeJS.Timeout | undefined;
+    // At-least-once (./acked.ts): one batch per turn, settled before the next is drained.
+    // `messages()` settles a turn on a timer made at its end, for the reason above: the
+    // batch is acknowledged if no handler's error was reported meanwhile, else given back.
+    /** The settling of the last turn, not done yet (runs on `settleTimer`, or at close). */
+    let unsettledTurn: (() => void) | undefined;
+    let settleTimer: NodeJS.Timeout | undefined;
+    /** `records()`: the batch handed out; the stream closes once it is settled. */
+    let batch: Batch | undefined;
+    /** The message whose handler runs (at-least-once; -1: none). */
+    let current = -1;
+    /** The running turn's first message, and `uncaughtSeen()` when it began. */
+    let turnFirst = -1;
+    let turnUncaught = 0;
     const commitScheduled = (): void => {
       commitTimer = undefined;
       if (scheduled < 0 || sub === undefined || done) return;
@@ -168,9 +195,11 @@ function stream<T, R>(
       inTurn = true;
       beforeTurn = handled;
       try {
-        drainTurn();
+        if (acked) drainAcked();
+        else drainTurn();
       } finally {
         inTurn = false;
+        current = -1;
         if (durable && !done && handled > scheduled) {
           scheduled = handled;
           if (commitTimer !== undefined) clearTimeout(commitTimer);
@@ -196,7 +225,9 @@ function stream<T, R>(
           frames.reset(bytes);
           while (frames.next()) {
             const position = frames.position;
-            subscriber.next(shape(decode(buf, frames.start, frames.end), position));
+            subscriber.next(
+              shape(decode(buf, frames.start, frames.end), position, 0, undefined, -1),
+            );
             if (done) return;
             handled = position; // its handler returned (see above)
           }
@@ -206,6 +237,92 @@ function stream<T, R>(
       } catch (e) {
         subscriber.error(fromNative(e));
       }
+    };
+    /** Settles a `messages()` turn: through `through`, or from `first` on after an error. */
+    const settleTurn = (first: number, through: number, uncaught: number): void => {
+      if (sub === undefined) return;
+      if (uncaughtSeen() !== uncaught) settle(h, first, SETTLE.nack);
+      else if (through >= 0) settle(h, through, SETTLE.ackThrough);
+    };
+    const drainAcked = (): void => {
+      if (sub === undefined) return;
+      const s = sub;
+      const uncaught = uncaughtSeen();
+      turnUncaught = uncaught;
+      try {
+        const bytes = native.drain(h, buf, BATCH_COUNT);
+        if (bytes === 0) {
+          s.rearm();
+          return;
+        }
+        frames.reset(bytes);
+        const b = explicit
+          ? new Batch(h, () => {
+              batch = undefined;
+              if (!done) immediate = setImmediate(drain);
+              else closeNative();
+            })
+          : undefined;
+        batch = b;
+        let first = -1;
+        let through = -1;
+        while (frames.next()) {
+          const position = frames.position;
+          if (first < 0) {
+            first = position;
+            turnFirst = position;
+          }
+          current = position;
+          const index = b === undefined ? -1 : b.add(position);
+          subscriber.next(
+            shape(decode(buf, frames.start, frames.end), position, frames.flags, b, index),
+          );
+          if (done) return;
+          through = position;
+        }
+        current = -1;
+        if (b !== undefined) {
+          // After the error timers of this turn's handlers: a batch whose handler threw is
+          // given back (what it acknowledged stays acknowledged).
+          settleTimer = setTimeout(() => {
+            settleTimer = undefined;
+            if (uncaughtSeen() !== uncaught) b.returnAll();
+          }, 0);
+          b.seal();
+          return;
+        }
+        unsettledTurn = () => settleTurn(first, through, uncaught);
+        settleTimer = setTimeout(() => {
+          settleTimer = undefined;
+          const run = unsettledTurn;
+          unsettledTurn = undefined;
+          try {
+            run?.();
+          } catch (e) {
+            subscriber.error(fromNative(e));
+            return;
+          }
+          if (done) closeNative();
+          else drain();
+        }, 0);
+      } catch (e) {
+        subscriber.error(fromNative(e));
+      }
+    };
+    /** Releases the slot (what it still holds goes back to the queue). */
+    const closeNative = (): void => {
+      if (settleTimer !== undefined) clearTimeout(settleTimer);
+      settleTimer = undefined;
+      const run = unsettledTurn;
+      unsettledTurn = undefined;
+      try {
+        run?.();
+      } catch {
+        // Closed under us: what it held went back to the queue; nothing is lost.
+      }
+      sub?.close();
+      sub = undefined;
+      src.live.delete(complete);
     };
     const teardown = (): void => {
       if (done) return;
@@ -224,11 +341,36 @@ function stream<T, R>(
           // Closed under us (the channel's close): those come again; nothing is lost.
         }
       }
-      sub?.close();
-      src.live.delete(complete);
+      if (acked) {
+        const b = batch;
+        if (b !== undefined) {
+          // `records()`: what was not handed out goes back now; the slot stays until the
+          // user settled what was (or the channel closes).
+          if (inTurn && frames.next()) settle(h, frames.position, SETTLE.nack);
+          if (b.unsettled > 0) {
+            b.seal(); // its `onSettled` closes
+            return;
+          }
+        } else if (inTurn && current >= 0) {
+          // `messages()` ended inside a turn (`take(n)`, `firstValueFrom`, an operator's
+          // error): the message being handled counts as handled, unless a handler's error
+          // is reported before the timer; what was not handed out goes back at close.
+          const [at, first, uncaught] = [current, turnFirst, turnUncaught];
+          unsettledTurn = () => {
+            if (uncaughtSeen() !== uncaught) settle(h, first, SETTLE.nack);
+            else settle(h, at, SETTLE.ackThrough);
+          };
+          settleTimer = setTimeout(closeNative, 0);
+          return;
+        } else if (settleTimer !== undefined) {
+          return; // the turn's settling closes
+        }
+      }
+      closeNative();
     };
     const complete = (): void => {
       teardown();
+      closeNative();
       subscriber.complete();
     };
     try {
@@ -262,9 +404,15 @@ export function iterate<T>(
   const { signal, wait = src.wait, onLost } = o;
   const counting = mayLose(src, o);
   const durable = o.durable !== undefined;
-  const nativeOpts = nativeOptions(o, false);
-  /** A named subscription: the position of the value last handed out, not yet consumed. */
+  const acked = src.acked;
+  const nativeOpts = nativeOptions(o, acked);
+  /**
+   * A named subscription or an at-least-once queue: the position of the value last handed
+   * out, not yet consumed (acknowledged).
+   */
   let inHand = -1;
+  /** At-least-once: the last value the loop asked past, not acknowledged yet (-1: none). */
+  let passed = -1;
   let lost = 0;
   const decode = src.decode;
   let frames: FrameWalker | undefined;
@@ -279,6 +427,10 @@ export function iterate<T>(
   const finish = (): void => {
     if (done) return;
     done = true;
+    // What the loop asked past is acknowledged; the value in hand (the loop broke out or
+    // threw) and what was not handed out go back to the queue when the slot is released.
+    if (passed >= 0 && sub !== undefined) settle(h, passed, SETTLE.ackThrough);
+    passed = -1;
     frames?.reset(0);
     sub?.close();
     sub = undefined;
@@ -325,9 +477,13 @@ export function iterate<T>(
       call(() => native.commit(h, inHand));
       inHand = -1;
     }
+    if (acked && inHand >= 0) {
+      passed = inHand; // acknowledged before the next drain (one native call per batch)
+      inHand = -1;
+    }
     for (;;) {
       if (frames?.next()) {
-        if (durable) inHand = frames.position;
+        if (durable || acked) inHand = frames.position;
         return { value: decode(frames.buffer, frames.start, frames.end), done: false };
       }
       if (failure !== undefined) {
@@ -339,6 +495,10 @@ export function iterate<T>(
         return { value: undefined, done: true };
       }
       const buf = frames.buffer;
+      if (passed >= 0) {
+        settle(h, passed, SETTLE.ackThrough);
+        passed = -1;
+      }
       const bytes = call(() => native.drain(h, buf, BATCH_COUNT));
       frames.reset(bytes);
       if (bytes > 0) {
@@ -374,76 +534,8 @@ export function iterate<T>(
   return iterator;
 }
 
-/** The channel's `receiveSync` subscription, made by the first call. */
-export class SyncReceiver<T> {
-  readonly #src: Source<T>;
-  #sub: NativeSyncSubscription | undefined;
-  #handle = -1;
-  #buf: Buffer | undefined;
-  /** The wait strategy the subscription was last given. */
-  #wait: WaitStrategy | undefined;
-  /** The named subscriber the subscription joined as, if any. */
-  #durable: string | undefined;
-  /** Whether the subscription may count losses. */
-  #counting = false;
-  /** Messages the subscription had lost as of the last call. */
-  #lost = 0;
-
-  constructor(src: Source<T>) {
-    this.#src = src;
-  }
-
-  /** `Channel.receiveSync`. */
-  receive(
-    timeoutMs: number | undefined,
-    options: ReceiveOptions | null | undefined,
-  ): { value: T; position: number } | undefined {
-    const nat = this.#src.open();
-    checkTimeout('receiveSync timeoutMs', timeoutMs);
-    const o = optionsOf<ReceiveOptions>('receiveSync', options);
-    checkSubscribeOptions('receiveSync', o);
-    const wait = o.wait ?? this.#src.wait ?? 'adaptive';
-    if (this.#sub === undefined) {
-      // Frames with positions: the result carries the record's.
-      const opts = nativeOptions(o, true);
-      this.#sub = call(() => nat.subscribeSync(wait, opts));
-      this.#handle = this.#sub.handle();
-      this.#wait = wait;
-      this.#durable = o.durable;
-      this.#counting = mayLose(this.#src, o);
-    } else if (o.durable !== undefined && o.durable !== this.#durable) {
-      throw invalid(
-        `receiveSync's subscription joined as ${this.#durable === undefined ? 'an unnamed subscriber' : `named subscriber ${JSON.stringify(this.#durable)}`}, not ${JSON.stringify(o.durable)}`,
-      );
-    }
-    const sub = this.#sub;
-    if (wait !== this.#wait) {
-      call(() => sub.setWait(wait));
-      this.#wait = wait;
-    }
-    if (this.#buf === undefined) {
-      // One frame; zero-filled and never from the shared pool (see `frameBuffer`).
-      this.#buf = Buffer.alloc(frameBytes(this.#src.maxMessageSize, true));
-    }
-    const buf = this.#buf;
-    const len = call(() => native.recv(this.#handle, buf, timeoutMs));
-    if (this.#counting) this.#lost = reportLost(sub.lost(), this.#lost, o.onLost);
-    if (len < 0) return undefined;
-    return {
-      value: this.#src.decode(buf, RECORD_FRAME_PREFIX, frameBytes(len, true)),
-      position: positionAt(buf, 0),
-    };
-  }
-
-  /** Releases the subscription's slot (the channel's `close`). */
-  close(): void {
-    this.#sub?.close();
-    this.#sub = undefined;
-  }
-}
-
 /** Calls `onLost` if a subscription's lost count grew past `seen`; returns the count. */
-function reportLost(total: number, seen: number, onLost: LostCallback | undefined): number {
+export function reportLost(total: number, seen: number, onLost: LostCallback | undefined): number {
   if (total > seen) onLost?.(total - seen, total);
   return total;
 }

@@ -38,6 +38,24 @@ export type SyncMode = 'lockfree' | 'semaphore';
 export type Policy = 'block' | 'fail' | 'overwrite';
 
 /**
+ * What a queue promises about each message (stored in the channel's header):
+ *
+ * - `at-most-once` (the default): a message is removed from the queue when a consumer
+ *   receives it; if that consumer dies before handling it, it is lost.
+ * - `at-least-once` (queues only): a consumer's deliveries stay its own until it
+ *   acknowledges them; a consumer that dies (or calls `nack`, or with
+ *   {@link OpenOptions.ackTimeoutMs}, sits on them too long) gives them back, and another
+ *   consumer receives them again, marked `redelivered`. Producers never overwrite a record
+ *   that is not acknowledged. See {@link Channel.records}.
+ *
+ * @example
+ * ```ts
+ * const jobs = open('jobs', { create: true, kind: 'queue', delivery: 'at-least-once' });
+ * ```
+ */
+export type Delivery = 'at-most-once' | 'at-least-once';
+
+/**
  * How a subscription waits for the next message (the engine's `WaitStrategy`):
  *
  * - `adaptive` (the default): poll the ring for about 50 µs, then sleep on a futex. Low
@@ -122,6 +140,20 @@ export interface OpenOptions<T = unknown> {
   maxParticipants?: number;
   /** Full-ring behaviour (default `block`). Checked if given. */
   policy?: Policy;
+  /**
+   * Queues: `at-most-once` (the default) or `at-least-once` ({@link Delivery}). Checked
+   * against an existing channel if given; `at-least-once` on a topic is an
+   * {@link InvalidArgumentError}.
+   */
+  delivery?: Delivery;
+  /**
+   * At-least-once queues: a live consumer's deliveries not acknowledged this many
+   * milliseconds after it received them (or after its last acknowledgement) go back to the
+   * queue for another consumer (default 0: never; a dead consumer's go back within about
+   * 100 ms in any case). A whole number up to 4,294,967,295; stored in the header and checked
+   * against an existing channel if given. Needs `delivery: 'at-least-once'`.
+   */
+  ackTimeoutMs?: number;
   /** Permission bits of a created segment (default `0o600`). */
   mode?: number;
   /**
@@ -195,6 +227,10 @@ export interface ChannelInfo {
   createdAtMs: number;
   /** The directory of the channel's file (`<dir>/shmring.<name>`), as resolved at `open`. */
   dir: string;
+  /** `at-most-once` or `at-least-once` ({@link Delivery}; topics: `at-most-once`). */
+  delivery: string;
+  /** At-least-once queues: the ack timeout in milliseconds (0: none). */
+  ackTimeoutMs: number;
 }
 
 /**
@@ -228,6 +264,10 @@ export interface Participant {
    * under `block`, and its `lag` grows, until it resumes or `removeSubscriber` drops it.
    */
   away?: boolean;
+  /** An at-least-once queue consumer's deliveries not acknowledged yet (else 0). */
+  inFlight: number;
+  /** Messages an at-least-once queue consumer received that had been delivered before. */
+  redelivered: number;
 }
 
 /**
@@ -258,6 +298,10 @@ export interface ChannelSummary {
   /** Creator and every participant are dead: nobody can be using the channel. */
   stale: boolean;
   participants: Participant[];
+  /** `at-most-once` or `at-least-once` ({@link Delivery}). */
+  delivery: string;
+  /** At-least-once queues: the ack timeout in milliseconds (0: none). */
+  ackTimeoutMs: number;
 }
 
 /**
@@ -406,7 +450,9 @@ export interface ReceiveOptions {
 }
 
 /**
- * A message with its position, as {@link Channel.records} emits it.
+ * A message with its position, as {@link Channel.records} emits it and
+ * {@link Channel.receiveSync} returns it; on an at-least-once queue, a delivery to settle
+ * with {@link ChannelRecord.ack} or {@link ChannelRecord.nack}.
  *
  * @example
  * ```ts
@@ -414,14 +460,39 @@ export interface ReceiveOptions {
  * ch.records().subscribe((r) => { last = r.position; });
  * // later: resume right after it
  * ch.records({ from: last + 1 });
+ * // an at-least-once queue
+ * jobs.records().subscribe(async (job) => {
+ *   try { await run(job.value); job.ack(); } catch { job.nack(); }
+ * });
  * ```
  */
 export interface ChannelRecord<T> {
   /** The decoded message. */
-  value: T;
+  readonly value: T;
   /**
    * The record's position in the channel's stream (bytes since it was created): unique for
    * the channel's life and increasing; exact up to 2^53 (8 PiB of stream).
    */
-  position: number;
+  readonly position: number;
+  /**
+   * At-least-once queues: this message was delivered before (to a consumer that died,
+   * called `nack`, closed before acknowledging it, or sat on it past `ackTimeoutMs`).
+   * Always false elsewhere.
+   */
+  readonly redelivered: boolean;
+  /** How many times the message has been delivered, this time included (1 elsewhere). */
+  readonly deliveries: number;
+  /**
+   * At-least-once queues: acknowledges the delivery: it is not delivered again. Returns
+   * false if there was nothing to acknowledge: settled already, given back (the
+   * subscription closed), taken over by another consumer after `ackTimeoutMs`, or not an
+   * at-least-once queue.
+   */
+  ack(): boolean;
+  /**
+   * At-least-once queues: gives the delivery back to the queue at once, with this
+   * subscription's unsettled deliveries after it: they are delivered again (to any
+   * consumer, this one included), marked `redelivered`. Returns false like {@link ack}.
+   */
+  nack(): boolean;
 }

@@ -94,7 +94,7 @@ export function checkTimeout(what: string, v: unknown): void {
 
 /**
  * The strings each enum option accepts, in the engine's order. They are the engine's own
- * (`Kind`, `SyncMode`, `Policy` in `crates/shmring/src/options.rs`, `WaitStrategy` in
+ * (`Kind`, `SyncMode`, `Policy`, `Delivery` in `crates/shmring/src/options.rs`, `WaitStrategy` in
  * `wait.rs`); `test/drift.test.ts` compares them, and the option types, with the Rust side.
  */
 export const KINDS: readonly string[] = ['topic', 'queue'];
@@ -102,6 +102,8 @@ export const KINDS: readonly string[] = ['topic', 'queue'];
 export const SYNC_MODES: readonly string[] = ['lockfree', 'semaphore'];
 /** The full-ring policies (see {@link KINDS}). */
 export const POLICIES: readonly string[] = ['block', 'fail', 'overwrite'];
+/** The delivery promises of queues (see {@link KINDS}). */
+export const DELIVERIES: readonly string[] = ['at-most-once', 'at-least-once'];
 /** The wait strategies, for `wait` options (see {@link KINDS}). */
 export const WAIT_STRATEGIES: readonly string[] = ['adaptive', 'spin', 'block'];
 
@@ -167,10 +169,11 @@ export function checkOpenOptions(options: object): void {
   checkChoice('open', 'kind', o.kind, KINDS);
   checkChoice('open', 'sync', o.sync, SYNC_MODES);
   checkChoice('open', 'policy', o.policy, POLICIES);
+  checkChoice('open', 'delivery', o.delivery, DELIVERIES);
   checkChoice('open', 'wait', o.wait, WAIT_STRATEGIES);
   checkDir('open', o.dir);
   checkFlush('open', o.flush);
-  for (const key of ['capacity', 'maxMessageSize', 'maxParticipants']) {
+  for (const key of ['capacity', 'maxMessageSize', 'maxParticipants', 'ackTimeoutMs']) {
     checkNumber('open', key, o[key]);
   }
   const mode = o.mode;

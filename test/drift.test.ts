@@ -1,7 +1,7 @@
 /**
  * Facts written on both sides of the binding, compared so that they cannot drift: the error
  * codes (Rust `ErrorCode` and its `as_str`, TypeScript `ErrorCode` and its classes), the
- * strings of the enum options (Rust `Kind`, `SyncMode`, `Policy`, `WaitStrategy`; the
+ * strings of the enum options (Rust `Kind`, `SyncMode`, `Policy`, `Delivery`, `WaitStrategy`; the
  * TypeScript option types and the lists the validators accept), the frame the native
  * drain and `recv` write (`[length: u32 LE][payload]`, read by `src/frame.ts` alone), and
  * the hand-written signatures of the fast-path calls (`FastPath` in `src/native.ts`, the
@@ -157,6 +157,7 @@ interface Validate {
   KINDS: readonly string[];
   SYNC_MODES: readonly string[];
   POLICIES: readonly string[];
+  DELIVERIES: readonly string[];
   WAIT_STRATEGIES: readonly string[];
 }
 interface Errors {
@@ -228,6 +229,7 @@ const optionEnums = [
   { rust: 'Kind', ts: 'Kind', list: 'KINDS' },
   { rust: 'SyncMode', ts: 'SyncMode', list: 'SYNC_MODES' },
   { rust: 'Policy', ts: 'Policy', list: 'POLICIES' },
+  { rust: 'Delivery', ts: 'Delivery', list: 'DELIVERIES' },
 ] as const;
 
 test('the option enums of Rust and TypeScript accept the same strings', async (t) => {
@@ -257,15 +259,25 @@ test('open accepts every Rust option string and refuses a near miss', (t) => {
   const name = channelName(t, 'drift');
   for (const e of optionEnums) {
     for (const s of rustEnums.get(e.rust)?.strings ?? []) {
-      // `overwrite` needs a topic; every other value goes with the defaults.
-      const key = e.rust === 'Kind' ? 'kind' : e.rust === 'SyncMode' ? 'sync' : 'policy';
-      const ch = shmring.open(name, { create: true, exclusive: true, [key]: s });
+      // `overwrite` needs a topic, a delivery a queue; every other value goes with the defaults.
+      const keys = {
+        Kind: 'kind',
+        SyncMode: 'sync',
+        Policy: 'policy',
+        Delivery: 'delivery',
+      } as const;
+      const key = keys[e.rust];
+      const kind = key === 'delivery' ? { kind: 'queue' as const } : {};
+      const ch = shmring.open(name, { create: true, exclusive: true, ...kind, [key]: s });
       t.is(ch.info()[key], s, `open ${key} ${s}`);
       ch.close();
       shmring.unlink(name);
-      t.throws(() => shmring.open(name, { create: true, [key]: `${s}x` } as shmring.OpenOptions), {
-        instanceOf: shmring.InvalidArgumentError,
-      });
+      t.throws(
+        () => shmring.open(name, { create: true, ...kind, [key]: `${s}x` } as shmring.OpenOptions),
+        {
+          instanceOf: shmring.InvalidArgumentError,
+        },
+      );
     }
   }
   for (const wait of rustWaitStrategy().strings) {
@@ -502,4 +514,20 @@ test('frames with positions: the native prefix sizes are the ones src/frame.ts w
     seen.every(([pos], i) => i === 0 || pos > (seen[i - 1]?.[0] ?? 0)),
     'positions increase',
   );
+});
+
+test("settle's `how` codes are the same in fast.rs and src/acked.ts", async (t) => {
+  const hits = [
+    ...findOne(binding, /const SETTLE_ACK: u32/).text.matchAll(/const SETTLE_(\w+): u32 = (\d+);/g),
+  ];
+  const rustCodes = Object.fromEntries(hits.map((m) => [m[1] as string, Number(m[2])]));
+  const acked = (await import(new URL('acked.js', dist).href)) as {
+    SETTLE: Record<string, number>;
+  };
+  t.deepEqual(rustCodes, {
+    ACK: acked.SETTLE.ack,
+    NACK: acked.SETTLE.nack,
+    ACK_THROUGH: acked.SETTLE.ackThrough,
+  });
+  t.is(new Set(Object.values(rustCodes)).size, 3, 'distinct');
 });

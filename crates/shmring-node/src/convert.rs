@@ -86,6 +86,11 @@ pub struct NativeOpenOptions {
     pub dir: Option<String>,
     /// `"os"`, `"publish"` or an interval in whole milliseconds (`"10"`).
     pub flush: Option<String>,
+    /// Queues: `"at-most-once"` (default) or `"at-least-once"`.
+    pub delivery: Option<String>,
+    /// At-least-once queues: milliseconds after which a live consumer's unacknowledged
+    /// deliveries go back to the queue (0 or absent: never).
+    pub ack_timeout_ms: Option<f64>,
 }
 
 fn whole(name: &str, v: Option<f64>, max: f64) -> Result<Option<f64>, Code> {
@@ -103,6 +108,10 @@ impl NativeOpenOptions {
         let capacity = whole("capacity", self.capacity, 2f64.powi(53))?;
         let max_msg = whole("maxMessageSize", self.max_message_size, u32::MAX as f64)?;
         let max_part = whole("maxParticipants", self.max_participants, u32::MAX as f64)?;
+        let ack_timeout = match self.ack_timeout_ms {
+            Some(0.0) => Some(0),
+            v => whole("ackTimeoutMs", v, shmring::MAX_ACK_TIMEOUT_MS as f64)?.map(|t| t as u32),
+        };
         Ok(shmring::OpenOptions {
             create: self.create.unwrap_or(false),
             exclusive: self.exclusive.unwrap_or(false),
@@ -138,6 +147,13 @@ impl NativeOpenOptions {
                 .transpose()
                 .map_err(js_err)?
                 .unwrap_or_default(),
+            delivery: self
+                .delivery
+                .as_deref()
+                .map(shmring::Delivery::parse)
+                .transpose()
+                .map_err(js_err)?,
+            ack_timeout_ms: ack_timeout,
             // Options the engine has that TypeScript does not pass (yet) keep their defaults.
             ..shmring::OpenOptions::default()
         })
@@ -160,6 +176,10 @@ pub struct NativeChannelInfo {
     pub created_at_ms: f64,
     /// The directory of the channel's file.
     pub dir: String,
+    /// `at-most-once` or `at-least-once` (topics: `at-most-once`).
+    pub delivery: String,
+    /// At-least-once queues: the ack timeout in milliseconds (0: none).
+    pub ack_timeout_ms: u32,
 }
 
 impl From<&shmring::Channel> for NativeChannelInfo {
@@ -178,6 +198,8 @@ impl From<&shmring::Channel> for NativeChannelInfo {
             creator_pid: d.creator_pid,
             created_at_ms: (d.created_at_ns / 1_000_000) as f64,
             dir: ch.dir().display().to_string(),
+            delivery: d.delivery.as_str().to_owned(),
+            ack_timeout_ms: d.ack_timeout_ms,
         }
     }
 }
@@ -197,6 +219,10 @@ pub struct NativeParticipant {
     pub name: Option<String>,
     /// A named subscriber that is away (its cursor still holds producers back).
     pub away: bool,
+    /// At-least-once queue consumers: deliveries held, not acknowledged yet.
+    pub in_flight: f64,
+    /// At-least-once queue consumers: messages received that had been delivered before.
+    pub redelivered: f64,
 }
 
 impl From<shmring::ParticipantInfo> for NativeParticipant {
@@ -218,6 +244,8 @@ impl From<shmring::ParticipantInfo> for NativeParticipant {
             heartbeat_ms: (p.heartbeat_ns / 1_000_000) as f64,
             name: p.name,
             away: p.away,
+            in_flight: p.in_flight as f64,
+            redelivered: p.redelivered as f64,
         }
     }
 }
@@ -240,6 +268,10 @@ pub struct NativeSummary {
     pub bytes_used: f64,
     pub stale: bool,
     pub participants: Vec<NativeParticipant>,
+    /// `at-most-once` or `at-least-once`.
+    pub delivery: String,
+    /// At-least-once queues: the ack timeout in milliseconds (0: none).
+    pub ack_timeout_ms: u32,
 }
 
 impl From<shmring::Summary> for NativeSummary {
@@ -261,6 +293,8 @@ impl From<shmring::Summary> for NativeSummary {
             bytes_used: s.bytes_used as f64,
             stale: s.stale,
             participants: s.participants.into_iter().map(Into::into).collect(),
+            delivery: d.delivery.as_str().to_owned(),
+            ack_timeout_ms: d.ack_timeout_ms,
         }
     }
 }

@@ -176,6 +176,47 @@ unsafe extern "C" fn commit(env: sys::napi_env, info: sys::napi_callback_info) -
     }
 }
 
+/// `settle(handle, position, how: number): boolean` — an at-least-once consumer settles its
+/// deliveries (positions from record frames): `how` [`SETTLE_ACK`] acknowledges the one at
+/// `position`, [`SETTLE_NACK`] gives it back with every unsettled delivery after it, and
+/// [`SETTLE_ACK_THROUGH`] acknowledges every one up to and including it. Returns whether a
+/// delivery was settled (false: none of this consumer's unsettled deliveries is concerned:
+/// settled already, or taken over after the channel's ack timeout).
+unsafe extern "C" fn settle(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by Node-API as this function's callback, with its own env and info.
+    unsafe {
+        run(env, info, |c| {
+            let r = reader_or_closed(c.number(0, "handle")?)?;
+            let position = c.number(1, "position")?;
+            let how = c.u32(2, "how")?;
+            let mut sub = r
+                .sub
+                .try_borrow_mut()
+                .map_err(|_| invalid("subscription is busy".into()))?;
+            // Positions come from our own frames, below 2^53.
+            let p = position as u64;
+            let done = match how {
+                SETTLE_ACK => sub.ack(p),
+                SETTLE_NACK => sub.nack(p),
+                SETTLE_ACK_THROUGH => sub.ack_through(p),
+                other => {
+                    drop(sub);
+                    return Err(invalid(format!("settle how {other} is not 0, 1 or 2")));
+                }
+            };
+            drop(sub);
+            c.boolean(done)
+        })
+    }
+}
+
+/// `settle`'s `how`: acknowledge one delivery.
+const SETTLE_ACK: u32 = 0;
+/// `settle`'s `how`: give a delivery back, with every unsettled one after it.
+const SETTLE_NACK: u32 = 1;
+/// `settle`'s `how`: acknowledge every delivery up to and including one.
+const SETTLE_ACK_THROUGH: u32 = 2;
+
 /// The longest `recv` waits before it looks whether its thread is ending.
 const RECV_SLICE: Duration = Duration::from_millis(50);
 
@@ -191,12 +232,13 @@ fn ending() -> Fail {
 #[napi_derive::napi(module_exports)]
 pub fn register_fast_path(exports: Object, env: Env) -> napi::Result<()> {
     type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-    let fns: [(&std::ffi::CStr, Callback); 5] = [
+    let fns: [(&std::ffi::CStr, Callback); 6] = [
         (c"publish", publish),
         (c"publishMany", publish_many),
         (c"drain", drain),
         (c"recv", recv),
         (c"commit", commit),
+        (c"settle", settle),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();

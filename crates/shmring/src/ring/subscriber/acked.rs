@@ -32,6 +32,19 @@ pub(super) enum Mark {
     Returned,
 }
 
+/// Which deliveries `mark` settles.
+#[derive(Clone, Copy, Debug)]
+enum Which {
+    /// The one at this position.
+    One(u64),
+    /// Those at or after this position.
+    From(u64),
+    /// Those at or before this position.
+    Through(u64),
+    /// All of them.
+    All,
+}
+
 /// The range this consumer works on (its own take, or one taken over).
 #[derive(Debug)]
 pub(super) struct Work {
@@ -47,8 +60,10 @@ pub(super) struct Work {
     end: u64,
     /// Where the records not copied out yet start (`end` once all were).
     next_copy: u64,
-    /// Copied records: (position, position after it, what became of it).
+    /// Copied records: (position, position after it, what became of it), in position order.
     recs: VecDeque<(u64, u64, Mark)>,
+    /// How many of `recs` are `Mark::Delivered` (unsettled).
+    unsettled: usize,
 }
 
 impl Subscriber {
@@ -56,7 +71,7 @@ impl Subscriber {
     /// again. Returns false if it was not an unsettled delivery of this consumer (already
     /// settled, or taken over by another consumer after the channel's ack timeout).
     pub fn ack(&mut self, position: u64) -> bool {
-        self.mark(|p| p == position, Mark::Acked)
+        self.mark(Which::One(position), Mark::Acked)
     }
 
     /// At-least-once: gives the delivery at `position` back to the queue, with every
@@ -64,18 +79,22 @@ impl Subscriber {
     /// (or this one) receives them again, marked as redelivered, once every delivery before
     /// it was acknowledged. Returns false if `position` was not an unsettled delivery.
     pub fn nack(&mut self, position: u64) -> bool {
-        self.mark(|p| p >= position, Mark::Returned)
+        self.mark(Which::From(position), Mark::Returned)
     }
 
     /// At-least-once: acknowledges every delivery up to and including `position`.
     pub fn ack_through(&mut self, position: u64) -> bool {
-        self.mark(|p| p <= position, Mark::Acked)
+        self.mark(Which::Through(position), Mark::Acked)
     }
 
     /// At-least-once: how many deliveries this consumer holds, not acknowledged yet.
     pub fn in_flight(&self) -> usize {
         self.work.as_ref().map_or(0, |w| {
-            w.recs.iter().filter(|r| r.2 == Mark::Delivered).count()
+            debug_assert_eq!(
+                w.unsettled,
+                w.recs.iter().filter(|r| r.2 == Mark::Delivered).count()
+            );
+            w.unsettled
         })
     }
 
@@ -90,7 +109,7 @@ impl Subscriber {
         self.frame_flags.max(1) as u64
     }
 
-    fn mark(&mut self, which: impl Fn(u64) -> bool, to: Mark) -> bool {
+    fn mark(&mut self, which: Which, to: Mark) -> bool {
         let Some(w) = self.work.as_mut() else {
             return false;
         };
@@ -100,10 +119,22 @@ impl Subscriber {
             self.publish_in_flight();
             return false;
         }
+        // `recs` is in position order: the records concerned are one run of it, found by
+        // binary search (acknowledging a batch one by one stays linear).
+        let run = match which {
+            Which::One(p) => match w.recs.binary_search_by_key(&p, |r| r.0) {
+                Ok(i) => i..i + 1,
+                Err(_) => 0..0,
+            },
+            Which::From(p) => w.recs.partition_point(|r| r.0 < p)..w.recs.len(),
+            Which::Through(p) => 0..w.recs.partition_point(|r| r.0 <= p),
+            Which::All => 0..w.recs.len(),
+        };
         let mut any = false;
-        for r in w.recs.iter_mut() {
-            if r.2 == Mark::Delivered && which(r.0) {
+        for r in w.recs.range_mut(run) {
+            if r.2 == Mark::Delivered {
                 r.2 = to;
+                w.unsettled -= 1;
                 any = true;
             }
         }
@@ -115,6 +146,7 @@ impl Subscriber {
                 for r in w.recs.iter_mut().skip(first) {
                     if r.2 == Mark::Delivered {
                         r.2 = Mark::Returned;
+                        w.unsettled -= 1;
                     }
                 }
             }
@@ -128,20 +160,23 @@ impl Subscriber {
     /// Acknowledges every delivery not settled yet (each receive call does this first, unless
     /// [`Subscriber::set_auto_commit`] turned it off).
     pub(super) fn ack_all(&mut self) {
-        self.mark(|_| true, Mark::Acked);
+        self.mark(Which::All, Mark::Acked);
     }
 
     /// Gives back every delivery not acknowledged and every record not delivered yet.
     pub(super) fn return_all(&mut self) {
         if let Some(w) = self.work.as_mut()
-            && w.recs.iter().all(|r| r.2 != Mark::Delivered)
+            && w.unsettled == 0
             && w.next_copy < w.end
         {
             // Nothing handed out is unsettled, but records are left to copy: give them back
-            // as they are (a returned "delivery" stands in front of them).
+            // as they are (a returned "delivery" stands in front of them; no delivery
+            // changes, so `mark` would not settle: settle here).
             w.recs.push_back((w.next_copy, w.next_copy, Mark::Returned));
+            self.settle();
+            return;
         }
-        self.mark(|_| true, Mark::Returned);
+        self.mark(Which::All, Mark::Returned);
     }
 
     /// Moves the range's shared `held` over what is settled, and settles the range once
@@ -220,7 +255,7 @@ impl Subscriber {
             self.ack_all();
         }
         if let Some(w) = &self.work {
-            let open = w.recs.iter().filter(|r| r.2 == Mark::Delivered).count();
+            let open = w.unsettled;
             if open > 0 {
                 return Err(Error::new(
                     ErrorCode::Busy,
@@ -267,6 +302,7 @@ impl Subscriber {
         if let Some(w) = self.work.as_mut() {
             w.recs
                 .extend(delivered.iter().map(|&(p, n)| (p, n, Mark::Delivered)));
+            w.unsettled += delivered.len();
             w.next_copy = pos.min(w.end).max(w.next_copy);
             if pos >= w.end {
                 w.next_copy = w.end;
@@ -317,6 +353,7 @@ impl Subscriber {
                 end,
                 next_copy: held,
                 recs: VecDeque::new(),
+                unsettled: 0,
             });
             let d = self.copy_work(buf, max_count)?;
             if d.count > 0 {
@@ -383,6 +420,7 @@ impl Subscriber {
                     .iter()
                     .map(|&(p, n)| (p, n, Mark::Delivered))
                     .collect(),
+                unsettled: delivered.len(),
             });
             self.delivered = delivered;
             self.took(d);

@@ -9,6 +9,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import {
@@ -18,7 +19,7 @@ import {
   open,
   type SyncMode,
 } from 'shmring';
-import { channelName, type Proc, sleep, spawnFixture, until } from './helpers.js';
+import { channelName, type Proc, runToEnd, sleep, spawnFixture, until } from './helpers.js';
 
 const FULL = process.env.ACKS_FULL !== undefined;
 const KILLS = FULL ? 100 : 12;
@@ -117,6 +118,24 @@ test('receiveSync: the next call acknowledges, nack gives back at once, close gi
   t.like(c, { value: { i: 2 }, redelivered: true, deliveries: 2 });
   t.true(c?.ack());
   t.is(next.receiveSync(0), undefined, 'nothing else: 1 was acknowledged');
+});
+
+test("shmring stat shows each consumer's deliveries in flight and redelivered", async (t) => {
+  const [name, ch] = queue(t, 'ackstat', { ackTimeoutMs: 60_000 });
+  for (let i = 0; i < 3; i++) ch.publish({ i });
+  const a = ch.receiveSync(1000);
+  a?.nack();
+  ch.receiveSync(1000); // 0 again, held
+  const cli = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
+  const json = await runToEnd(t, process.execPath, [cli, 'stat', name, '--json']);
+  t.is(json.code, 0, json.stderr);
+  const s = JSON.parse(json.stdout) as ReturnType<Channel['stats']>;
+  t.is(s.delivery, 'at-least-once');
+  t.is(s.ackTimeoutMs, 60_000);
+  t.like(consumerOf(s)[0], { inFlight: 1, redelivered: 1 });
+  const text = await runToEnd(t, process.execPath, [cli, 'stat', name]);
+  t.regex(text.stdout, /delivery\s+at-least-once \(ack timeout 60000 ms\)/);
+  t.regex(text.stdout, /IN FLIGHT\s+REDELIVERED/);
 });
 
 test('records(): each record is acked or nacked by the user; a nacked one comes again, marked', async (t) => {
@@ -288,7 +307,9 @@ for (const sync of ['lockfree', 'semaphore'] as SyncMode[]) {
     while (published < count || distinct() < count) {
       if (Date.now() > deadline) break;
       // Publish a slice, then kill one consumer at a random instant of its work.
-      const slice = Math.min(count - published, 500 + Math.floor(Math.random() * 1500));
+      // Slices that leave room for every kill: count / (kills + 5), give or take half.
+      const mean = count / (KILLS + 5);
+      const slice = Math.min(count - published, Math.floor(mean * (0.5 + Math.random())));
       for (let n = 0; n < slice; n++) {
         if (!ch.publish({ i: published })) await ch.send({ i: published });
         published++;

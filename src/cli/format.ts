@@ -67,6 +67,11 @@ export function statText(s: ChannelStats): string {
     `kind           ${s.kind}`,
     `sync           ${s.sync}`,
     `policy         ${s.policy}`,
+    ...(s.kind === 'queue'
+      ? [
+          `delivery       ${s.delivery}${s.ackTimeoutMs > 0 ? ` (ack timeout ${s.ackTimeoutMs} ms)` : ''}`,
+        ]
+      : []),
     `capacity       ${bytes(s.capacity)} (${s.capacity})`,
     `max message    ${bytes(s.maxMessageSize)}`,
     `max parts      ${s.maxParticipants}`,
@@ -78,6 +83,7 @@ export function statText(s: ChannelStats): string {
     `stale          ${s.stale ? 'yes' : 'no'}`,
   ].join('\n');
   if (s.participants.length === 0) return `${header}\n\nno participants`;
+  const acked = s.delivery === 'at-least-once';
   const rows = s.participants.map((p) => [
     String(p.slot),
     p.role,
@@ -88,6 +94,14 @@ export function statText(s: ChannelStats): string {
     p.role === 'subscriber' ? bytes(p.lag) : '',
     new Date(p.heartbeatMs).toISOString(),
     p.name ?? '',
+    ...(acked
+      ? [
+          p.role === 'consumer' ? String(p.inFlight) : '',
+          p.role === 'consumer' ? String(p.redelivered) : '',
+        ]
+      : []),
   ]);
-  return `${header}\n\n${table(['SLOT', 'ROLE', 'PID', 'ALIVE', 'MESSAGES', 'LOST', 'LAG', 'HEARTBEAT', 'NAME'], rows)}`;
+  const columns = ['SLOT', 'ROLE', 'PID', 'ALIVE', 'MESSAGES', 'LOST', 'LAG', 'HEARTBEAT', 'NAME'];
+  if (acked) columns.push('IN FLIGHT', 'REDELIVERED');
+  return `${header}\n\n${table(columns, rows)}`;
 }

@@ -317,7 +317,29 @@ export function markdown(report) {
       );
     }
   }
-  const { replay, durable } = report.channels ?? {};
+  const { replay, durable, acks } = report.channels ?? {};
+  if (acks?.summary) {
+    const a = acks.summary;
+    L.push('');
+    L.push('## Queues with and without acknowledgements');
+    L.push('');
+    L.push(
+      `One producer process publishes ${fmtInt(acks.count)} 40-byte msgpack objects into a queue that two ` +
+        "consumer processes read with `messages()`, `delivery: 'at-most-once'` and `'at-least-once'` " +
+        `alternately (which goes first alternates too); median of ${acks.rounds} rounds. Redelivery: a ` +
+        'consumer process holds one unacknowledged delivery and is SIGKILLed; the time from the kill ' +
+        `until another consumer (a \`records()\` stream) receives it again, over ${acks.kills} kills.`,
+    );
+    L.push('');
+    L.push('| queue | msg/s | ÷ at-most-once |');
+    L.push('|---|--:|--:|');
+    L.push(`| at-most-once | ${fmtInt(a.atMostOnceMsgPerS)} | 1.00 |`);
+    L.push(`| at-least-once | ${fmtInt(a.atLeastOnceMsgPerS)} | ${fmt(a.ratio, 2)} |`);
+    L.push('');
+    L.push(
+      `Redelivery after a consumer's death: p50 ${fmt(a.redeliveryP50Ms, 1)} ms, max ${fmt(a.redeliveryMaxMs, 1)} ms.`,
+    );
+  }
   if (replay?.summary?.length) {
     L.push('');
     L.push('## Replay from `earliest`');

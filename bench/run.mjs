@@ -3,7 +3,8 @@
  * `npm run bench` — shmring beside the transports people use today, measured in one run on
  * this machine: a producer process → a consumer process per transport and payload, then
  * the wake-up latency of each wait strategy (bench/wakeup.mjs), tinybench micro-benchmarks
- * of the native calls and codecs, then the Rust crate across processes beside a pipe.
+ * of the native calls and codecs, replay, durable channels and acknowledged queues
+ * (bench/replay.mjs, durable.mjs, acks.mjs), then the Rust crate across processes beside a pipe.
  * Writes bench/results/latest.json, bench/results/latest.md and docs/bench.svg.
  *
  *   node bench/run.mjs [--quick | --smoke] [--only=shmring,pipe,...] [--payloads=obj,4KiB]
@@ -223,9 +224,9 @@ async function main() {
 
   // Replay from `earliest` beside a subscriber that joined before, and the publish rate into
   // a channel on disk with each `flush` beside /dev/shm (bench/replay.mjs, bench/durable.mjs).
-  const channels = { replay: undefined, durable: undefined };
+  const channels = { replay: undefined, durable: undefined, acks: undefined };
   if (withMicro) {
-    progress.step('replay and durable channels');
+    progress.step('replay, durable channels and acknowledged queues');
     const r = await runJson(
       node,
       [here('replay.mjs'), '--json', ...(quick ? ['--rounds', '3', '--count', '200000'] : [])],
@@ -242,6 +243,19 @@ async function main() {
     );
     channels.durable = d.rows[0];
     if (d.error) progress.note(`durable: ${d.error}`);
+    // Queues with and without acknowledgements, and redelivery after a death (bench/acks.mjs).
+    const a = await runJson(
+      node,
+      [
+        here('acks.mjs'),
+        '--json',
+        ...(quick ? ['--rounds', '2', '--count', '100000', '--kills', '5'] : []),
+      ],
+      'acks',
+      300,
+    );
+    channels.acks = a.rows[0];
+    if (a.error) progress.note(`acks: ${a.error}`);
     removeLeftovers();
     progress.done++;
   }

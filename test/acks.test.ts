@@ -304,7 +304,7 @@ for (const sync of ['lockfree', 'semaphore'] as SyncMode[]) {
     let kills = 0;
     const distinct = (): number => new Set(logged(logs).map(([i]) => i)).size;
     const deadline = Date.now() + 8 * 60_000;
-    while (published < count || distinct() < count) {
+    while (published < count || distinct() < count || kills < KILLS) {
       if (Date.now() > deadline) break;
       // Publish a slice, then kill one consumer at a random instant of its work.
       // Slices that leave room for every kill: count / (kills + 5), give or take half.

@@ -448,6 +448,7 @@ function svg(report) {
   const color = { shmring: COLORS.shmring, iceoryx2: '#1f77b4', aeron: '#2ca02c', floor: '#bbb' };
   const o = [
     `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`,
+    `<title>${esc('Rust core beside iceoryx2 and Aeron, one run (medians)')}</title>`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15" font-weight="600">${esc('Rust core beside iceoryx2 and Aeron, one run (medians)')}</text>`,
     `<text x="${W / 2}" y="40" text-anchor="middle" fill="#555">${esc(`${m.cpu}, ${m.cores} cores (shared, load ${m.loadavg1Start}–${m.loadavg1End}), ${m.mode} run ${m.date.slice(0, 10)}`)}</text>`,

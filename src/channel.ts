@@ -178,6 +178,13 @@ export class Channel<T = unknown> {
    * {@link records}); `durable` joins as a named subscriber that resumes where the last one
    * of that name stopped, across process restarts (see {@link SubscribeOptions}).
    *
+   * On an at-least-once queue ({@link Delivery}) the stream takes one batch at a time and
+   * acknowledges it once its handlers returned, on a timer after the turn: if an uncaught
+   * exception was reported meanwhile (RxJS reports a handler's error that way), the batch is
+   * given back instead, and so it is if the process dies of it. Ended by `take(n)` or
+   * `firstValueFrom`, it acknowledges what it handed out and gives back the rest; its slot
+   * goes a timer later.
+   *
    * @example
    * ```ts
    * ch.messages().pipe(filter((q) => q.px > 100)).subscribe((q) => console.log(q));
@@ -195,10 +202,26 @@ export class Channel<T = unknown> {
    * increasing, so `from: last.position + 1` resumes right after a record (as long as the
    * ring still holds what follows it).
    *
+   * On an at-least-once queue each record is a delivery to settle with
+   * {@link ChannelRecord.ack} or {@link ChannelRecord.nack}: the stream takes its next batch
+   * once every record of the one before is settled (so settle every one, or set
+   * `ackTimeoutMs`), and an ended stream keeps its slot until the records it handed out are
+   * settled (or the channel is closed; then they go back to the queue). Elsewhere records are
+   * `{ value, position }` with nothing to settle.
+   *
    * @example
    * ```ts
    * const seen = await firstValueFrom(ch.records({ from: 'earliest' }).pipe(take(10), toArray()));
    * ch.records({ from: seen[9].position + 1 }).subscribe((r) => console.log(r.value));
+   * // an at-least-once queue: settle each record, also after an await
+   * jobs.records().subscribe(async (job) => {
+   *   try {
+   *     await run(job.value);
+   *     job.ack();
+   *   } catch {
+   *     job.nack(); // delivered again, to any consumer, marked redelivered
+   *   }
+   * });
    * ```
    */
   records(options?: SubscribeOptions | null): Observable<ChannelRecord<T>> {
@@ -231,7 +254,9 @@ export class Channel<T = unknown> {
    * Breaking out of the loop, `return()`, an aborted `signal` or {@link close} releases the
    * slot. `for await (const v of ch)` is `for await (const v of ch.iterate())`. With
    * `durable`, a value counts as consumed when the loop asks for the next one; the value a
-   * loop breaks out at is delivered again to the next subscription of that name.
+   * loop breaks out at is delivered again to the next subscription of that name. On an
+   * at-least-once queue a value is acknowledged when the loop asks for the next one; the one
+   * it breaks out at (or throws in), and what was drained with it, go back to the queue.
    *
    * @example
    * ```ts
@@ -264,7 +289,9 @@ export class Channel<T = unknown> {
    * `timeoutMs` milliseconds (forever if omitted, `Infinity`, or from about 100 years up; `NaN`
    * or a negative number is an {@link InvalidArgumentError}): meant for latency-critical code in a
    * worker thread, never for the main thread of a server. Returns `{ value, position }`, or
-   * `undefined` if nothing came in time (like `receiveMessageOnPort`). `options.from` and
+   * `undefined` if nothing came in time (like `receiveMessageOnPort`). On an at-least-once
+   * queue it is a delivery ({@link ChannelRecord}: `redelivered`, `deliveries`, `ack()`,
+   * `nack()`); the next call acknowledges it unless you settled it first. `options.from` and
    * `options.durable`, read by the first call, choose where it starts and join as a named
    * subscriber (a message counts as consumed at the next call).
    *

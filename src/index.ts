@@ -43,6 +43,7 @@ export type {
   ChannelRecord,
   ChannelStats,
   ChannelSummary,
+  Delivery,
   Flush,
   IterateOptions,
   Kind,

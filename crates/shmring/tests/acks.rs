@@ -337,3 +337,38 @@ fn competing_consumers_with_nacks_lose_nothing() {
         assert!(nacks > 0);
     }
 }
+
+/// A consumer that took over a range, delivered only part of it (a small buffer), settled
+/// that part and closed: the rest goes back to the queue for the next consumer, not held by
+/// a closed consumer of a live process.
+#[test]
+fn a_closed_consumer_gives_back_the_rest_of_a_range_it_took_over() {
+    for sync in MODES {
+        let n = unique("ackrest");
+        let _g = Unlink::new(&n);
+        let ch = Channel::open(&n, &opts(sync)).unwrap();
+        publish_n(&ch, 10);
+        let mut a = ch.subscribe().unwrap();
+        a.set_auto_commit(false);
+        let mut buf = vec![0u8; 4096];
+        let d = a.drain_into(&mut buf, 10).unwrap();
+        assert_eq!(d.count, 10, "{sync:?}");
+        let first = {
+            let mut b = ch.subscribe().unwrap();
+            b.set_auto_commit(false);
+            // `a` gives all ten back; `b` takes the range over and delivers three of them.
+            assert!(a.nack(0), "{sync:?}");
+            let d = b.drain_into(&mut buf, 3).unwrap();
+            assert_eq!(d.count, 3, "{sync:?}");
+            assert_eq!(b.last_deliveries(), 2, "{sync:?}");
+            let p = b.last_position().unwrap();
+            assert!(b.ack_through(p), "{sync:?}");
+            p
+        }; // `b` closes with seven records of the range not delivered
+        drop(a);
+        let mut c = ch.subscribe().unwrap();
+        let (got, again) = drain(&mut c, Duration::from_millis(300));
+        assert_eq!(got, (3..10).collect::<Vec<_>>(), "{sync:?}: after {first}");
+        assert_eq!(again, 7, "{sync:?}");
+    }
+}

@@ -42,11 +42,20 @@ if (role === 'produce') {
   const ch = open(name);
   let received = 0;
   let lastAt = 0;
+  let done = false;
   const sub = ch.messages().subscribe((m) => {
     if (m.stop) {
-      sub.unsubscribe();
+      // One stop each: a consumer that drained both in one batch sends the second back.
+      if (done) {
+        if (!ch.publish(m)) ch.send(m);
+        return;
+      }
+      done = true;
       console.log(JSON.stringify({ received, lastAt }));
-      setTimeout(() => ch.close(), 10);
+      setTimeout(() => {
+        sub.unsubscribe();
+        ch.close();
+      }, 200);
       return;
     }
     received++;

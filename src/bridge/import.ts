@@ -11,15 +11,16 @@
  *   it is opened again after a backoff.
  */
 import { type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { open } from '../catalog.js';
 import type { Channel } from '../channel.js';
 import { backoff, oneLine, sleep } from './connect.js';
-import { H_ORIGIN, H_POSITION, H_SEQ, H_SESSION, H_SOURCE, H_TICK } from './export.js';
+import { Delivery } from './deliver.js';
 import { LoopMarker } from './loop.js';
 import type { Resolved } from './options.js';
 import type { BridgeStats } from './stats.js';
 import { ensureConsumer, ensureStream } from './stream.js';
+import { type BridgeHeaders, fromHeaders, readHeaders } from './wire.js';
 
 /** What an importer remembers to count losses and drop duplicates. */
 class Seen {
@@ -32,9 +33,8 @@ class Seen {
    * Core: the messages of its session missing before this one (a tick: up to and including
    * the one it names, the last sent).
    */
-  gap(h: MsgHdrs | undefined, tick: boolean): number {
-    const session = h?.get(H_SESSION);
-    const seq = Number(h?.get(H_SEQ));
+  gap(h: BridgeHeaders): number {
+    const { session, seq, tick } = h;
     if (!session || !Number.isInteger(seq)) return 0;
     const last = this.#seq.get(session);
     this.#seq.set(session, Math.max(seq, last ?? 0));
@@ -42,9 +42,8 @@ class Seen {
   }
 
   /** JetStream: whether this message's source position was published already. */
-  duplicate(h: MsgHdrs | undefined): boolean {
-    const source = h?.get(H_SOURCE);
-    const pos = Number(h?.get(H_POSITION));
+  duplicate(h: BridgeHeaders): boolean {
+    const { source, position: pos } = h;
     if (!source || !Number.isFinite(pos)) return false;
     const last = this.#position.get(source);
     if (last !== undefined && pos <= last) return true;
@@ -80,24 +79,41 @@ export async function runImport(
   const ch = open<Buffer>(o.channel, { codec: 'raw', create: o.create, ...dirOpt });
   const marker = new LoopMarker(o.channel, o.dir);
   const seen = new Seen();
-  const mine = (h: MsgHdrs | undefined): boolean => h?.get(H_ORIGIN) === o.origin;
   try {
     if (!o.jetstream) {
-      const sub = nc.subscribe(o.subject);
+      // Each message is looked at as the client parses it; the ones of one socket read are
+      // published together (./deliver.ts).
+      const delivery = new Delivery(ch, marker, (n) => {
+        stats.forwarded += n;
+      });
+      const onMsg = (err: Error | null, m: Msg): void => {
+        if (err !== null) {
+          stats.lastEvent = `subscription: ${oneLine(err)}`;
+          return;
+        }
+        const h = readHeaders(m);
+        if (h.origin === o.origin) {
+          stats.skipped += 1;
+          return;
+        }
+        stats.lost += seen.gap(h);
+        if (h.tick) return;
+        const d = m.data;
+        delivery.push(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+      };
+      const sub = nc.subscribe(o.subject, { callback: onMsg });
       await nc.flush(); // the server has the subscription
       ready();
-      signal.addEventListener('abort', () => sub.unsubscribe(), { once: true });
-      for await (const m of sub as AsyncIterable<Msg>) {
-        if (mine(m.headers)) {
-          stats.skipped += 1;
-          continue;
-        }
-        const tick = m.headers?.get(H_TICK) === '1';
-        stats.lost += seen.gap(m.headers, tick);
-        if (tick) continue;
-        const w = deliver(ch, marker, m.data);
-        if (w !== undefined) await w;
-        stats.forwarded += 1;
+      const stopped = new Promise<void>((res) => {
+        if (signal.aborted) res();
+        signal.addEventListener('abort', () => res(), { once: true });
+      });
+      try {
+        await Promise.race([stopped, delivery.failed, sub.closed]);
+      } finally {
+        sub.unsubscribe();
+        // What was received before the stop goes in (unless the channel stays full).
+        await Promise.race([delivery.idle(), sleep(1000, new AbortController().signal)]);
       }
       return;
     }
@@ -116,10 +132,11 @@ export async function runImport(
         try {
           for await (const m of msgs as AsyncIterable<JsMsg>) {
             wait = 50;
-            if (m.headers?.get(H_TICK) === '1') {
+            const h = fromHeaders(m.headers);
+            if (h.tick) {
               // a core exporter's tick captured by the stream: not a message
-            } else if (mine(m.headers)) stats.skipped += 1;
-            else if (seen.duplicate(m.headers)) stats.duplicates += 1;
+            } else if (h.origin === o.origin) stats.skipped += 1;
+            else if (seen.duplicate(h)) stats.duplicates += 1;
             else {
               const w = deliver(ch, marker, m.data);
               if (w !== undefined) await w;

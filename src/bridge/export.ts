@@ -26,7 +26,16 @@ import type { Resolved } from './options.js';
 import { RecordReader } from './reader.js';
 import type { BridgeStats } from './stats.js';
 import { ensureStream } from './stream.js';
-import { H_CODEC, H_ORIGIN, H_SEQ, H_SESSION, H_SOURCE, H_TICK, HeaderTemplate } from './wire.js';
+import {
+  Framer,
+  H_CODEC,
+  H_ORIGIN,
+  H_SEQ,
+  H_SESSION,
+  H_SOURCE,
+  H_TICK,
+  HeaderTemplate,
+} from './wire.js';
 
 /** Core: an idle exporter repeats its tick this often. */
 const TICK_MS = 1000;
@@ -71,6 +80,9 @@ export async function runExport(
       [H_SESSION, session],
       [H_CODEC, o.codec],
     ]);
+    const framer = new Framer(nc, o.subject, template, (data, h) =>
+      nc.publish(o.subject, data, { headers: h }),
+    );
     /** Core: published since the last flush started; the last one's position. */
     let unflushed = 0;
     let lastPosition = -1;
@@ -95,6 +107,7 @@ export async function runExport(
     };
     /** Core: flushes what was published (after the outstanding flush, if any, is done). */
     const startFlush = async () => {
+      framer.send(); // the frames go before the flush's PING
       if (flushing !== undefined) await flushing;
       if (unflushed === 0) return;
       const n = unflushed;
@@ -157,6 +170,7 @@ export async function runExport(
         }
         if (js === undefined && seq > 0 && Date.now() - tickedAt >= TICK_MS) {
           // Idle: tell importers how many were sent, so that losses at the end count too.
+          framer.send();
           const h = headers();
           h.set(H_ORIGIN, o.origin);
           h.set(H_SESSION, session);
@@ -182,7 +196,7 @@ export async function runExport(
       }
       seq += 1;
       if (js === undefined) {
-        nc.publish(o.subject, m.value, { headers: template.wire(m.position, seq) });
+        framer.publish(m.value, m.position, seq);
         unflushed += 1;
         lastPosition = m.position;
         stats.inFlight = unflushed + flushingCount;
@@ -226,6 +240,7 @@ export async function runExport(
       flights.push(f);
     }
     // Stopped: what is published is flushed by the connection's drain; count it if it is quick.
+    framer.send();
     if (flushing !== undefined)
       await Promise.race([flushing, sleep(1000, new AbortController().signal)]);
   } finally {

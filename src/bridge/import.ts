@@ -20,7 +20,7 @@ import { LoopMarker } from './loop.js';
 import type { Resolved } from './options.js';
 import type { BridgeStats } from './stats.js';
 import { ensureConsumer, ensureStream } from './stream.js';
-import { type BridgeHeaders, fromHeaders, readHeaders } from './wire.js';
+import { type BridgeHeaders, fromHeaders, HeaderReader } from './wire.js';
 
 /** What an importer remembers to count losses and drop duplicates. */
 class Seen {
@@ -86,20 +86,20 @@ export async function runImport(
       const delivery = new Delivery(ch, marker, (n) => {
         stats.forwarded += n;
       });
+      const reader = new HeaderReader();
       const onMsg = (err: Error | null, m: Msg): void => {
         if (err !== null) {
           stats.lastEvent = `subscription: ${oneLine(err)}`;
           return;
         }
-        const h = readHeaders(m);
+        const { h, data } = reader.read(m);
         if (h.origin === o.origin) {
           stats.skipped += 1;
           return;
         }
         stats.lost += seen.gap(h);
         if (h.tick) return;
-        const d = m.data;
-        delivery.push(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+        delivery.push(data);
       };
       const sub = nc.subscribe(o.subject, { callback: onMsg });
       await nc.flush(); // the server has the subscription

@@ -92,6 +92,13 @@ interface RawMsg {
   _msg?: { hdr?: unknown };
 }
 
+/** Whether `b` holds the bytes of `a` at `at` (a plain loop: cheaper than a native call here). */
+function same(a: Uint8Array, b: Uint8Array, at: number): boolean {
+  if (at + a.length > b.length) return false;
+  for (let i = a.length - 1; i >= 0; i--) if (a[i] !== b[at + i]) return false;
+  return true;
+}
+
 const POSITION_LINE = Buffer.from(`${H_POSITION}: `);
 const SEQ_LINE = Buffer.from(`${CRLF}${H_SEQ}: `);
 
@@ -121,7 +128,7 @@ export class HeaderReader {
     const data = Buffer.from(rdata.buffer, rdata.byteOffset + start, rdata.length - start);
     if (hdr <= 0) return { h: parse(''), data };
     const p = this.#prefix;
-    if (p !== undefined && hdr > p.length && p.compare(rdata, 0, p.length) === 0) {
+    if (p !== undefined && hdr > p.length && same(p, rdata, 0)) {
       const h = this.#tail(rdata, p.length, hdr);
       if (h !== undefined) return { h, data };
     }
@@ -142,8 +149,7 @@ export class HeaderReader {
 
   /** `Shmring-Position: <p>\r\nShmring-Seq: <s>\r\n\r\n` from `at` to `end`, or undefined. */
   #tail(b: Uint8Array, at: number, end: number): BridgeHeaders | undefined {
-    if (at + POSITION_LINE.length > end) return undefined;
-    if (POSITION_LINE.compare(b, at, at + POSITION_LINE.length) !== 0) return undefined;
+    if (at + POSITION_LINE.length > end || !same(POSITION_LINE, b, at)) return undefined;
     let i = at + POSITION_LINE.length;
     let position = 0;
     let digits = 0;
@@ -152,8 +158,7 @@ export class HeaderReader {
       if (c < 0 || c > 9) return undefined;
       position = position * 10 + c;
     }
-    if (digits === 0 || i + SEQ_LINE.length > end) return undefined;
-    if (SEQ_LINE.compare(b, i, i + SEQ_LINE.length) !== 0) return undefined;
+    if (digits === 0 || i + SEQ_LINE.length > end || !same(SEQ_LINE, b, i)) return undefined;
     i += SEQ_LINE.length;
     let seq = 0;
     digits = 0;

@@ -7,7 +7,7 @@
  * - Core: at-most-once; the gaps in each exporter session's `Shmring-Seq` are counted as lost.
  * - JetStream: a message is acked only after its local publish returned (committed into the
  *   ring); a message from a source position this importer already published is a duplicate,
- *   dropped and acked. When the consumer's stream of messages fails (the server went away),
+ *   dropped and acked, also after a restart (./recover.ts). When the consumer's stream of messages fails (the server went away),
  *   it is opened again after a backoff.
  */
 import { type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -16,8 +16,9 @@ import { open } from '../catalog.js';
 import type { Channel } from '../channel.js';
 import { backoff, oneLine, sleep } from './connect.js';
 import { Delivery } from './deliver.js';
-import { LoopMarker } from './loop.js';
+import { LoopMarker, type Origin, sourceTag } from './loop.js';
 import type { Resolved } from './options.js';
+import { Published, recoverPublished } from './recover.js';
 import type { BridgeStats } from './stats.js';
 import { ensureConsumer, ensureStream } from './stream.js';
 import { type BridgeHeaders, fromHeaders, HeaderReader } from './wire.js';
@@ -26,8 +27,15 @@ import { type BridgeHeaders, fromHeaders, HeaderReader } from './wire.js';
 class Seen {
   /** Per exporter session, the last `Shmring-Seq`. */
   readonly #seq = new Map<string, number>();
-  /** Per source channel, the last position published. */
-  readonly #position = new Map<string, number>();
+  /** JetStream: what was published (./recover.ts). */
+  readonly #published: Published;
+  /** Per source channel, its tag. */
+  readonly #tags = new Map<string, Buffer>();
+
+  /** `published`: what a restarted JetStream importer remembers. */
+  constructor(published = new Published()) {
+    this.#published = published;
+  }
 
   /**
    * Core: the messages of its session missing before this one (a tick: up to and including
@@ -41,14 +49,27 @@ class Seen {
     return last === undefined || seq <= last ? 0 : seq - last - (tick ? 0 : 1);
   }
 
-  /** JetStream: whether this message's source position was published already. */
-  duplicate(h: BridgeHeaders): boolean {
-    const { source, position: pos } = h;
-    if (!source || !Number.isFinite(pos)) return false;
-    const last = this.#position.get(source);
-    if (last !== undefined && pos <= last) return true;
-    this.#position.set(source, pos);
-    return false;
+  /**
+   * JetStream: `'duplicate'` if this message was published already, else where it comes
+   * from (for its announcement; `undefined` without the headers). A first delivery comes in
+   * the source's order; a redelivery is a duplicate only if its very position was published.
+   */
+  take(h: BridgeHeaders, redelivered: boolean): Origin | 'duplicate' | undefined {
+    const { source, position } = h;
+    if (!source || !Number.isFinite(position)) return undefined;
+    let tag = this.#tags.get(source);
+    if (tag === undefined) {
+      tag = sourceTag(source);
+      this.#tags.set(source, tag);
+    }
+    const key = tag.toString('hex');
+    const p = this.#published;
+    const high = p.high(key);
+    if (redelivered ? p.has(key, position) : high !== undefined && position <= high) {
+      return 'duplicate';
+    }
+    p.add(key, position);
+    return { tag, position };
   }
 }
 
@@ -60,9 +81,10 @@ function deliver(
   ch: Channel<Buffer>,
   marker: LoopMarker,
   data: Uint8Array,
+  from: Origin | undefined,
 ): Promise<void> | undefined {
   const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const marked = marker.mark(b);
+  const marked = marker.mark(b, from);
   if (marked !== undefined) return marked.then(() => (ch.publish(b) ? undefined : ch.send(b)));
   return ch.publish(b) ? undefined : ch.send(b);
 }
@@ -78,7 +100,7 @@ export async function runImport(
   const dirOpt = o.dir === undefined ? {} : { dir: o.dir };
   const ch = open<Buffer>(o.channel, { codec: 'raw', create: o.create, ...dirOpt });
   const marker = new LoopMarker(o.channel, o.dir);
-  const seen = new Seen();
+  let seen = new Seen();
   try {
     if (!o.jetstream) {
       // Each message is looked at as the client parses it; the ones of one socket read are
@@ -120,8 +142,11 @@ export async function runImport(
     const jsm = await jetstreamManager(nc);
     await ensureStream(jsm, o, o.subject);
     await ensureConsumer(jsm, o);
+    seen = new Seen(recoverPublished(o.channel, o.dir));
     ready();
     const js = jetstream(nc);
+    // Tests only: die (SIGKILL) right after the N-th local publish, before its ack.
+    const dieAfter = Number(process.env.SHMRING_BRIDGE_TEST_DIE_AFTER_PUBLISH ?? Number.NaN);
     let wait = 50;
     while (!signal.aborted) {
       try {
@@ -136,11 +161,15 @@ export async function runImport(
             if (h.tick) {
               // a core exporter's tick captured by the stream: not a message
             } else if (h.origin === o.origin) stats.skipped += 1;
-            else if (seen.duplicate(h)) stats.duplicates += 1;
             else {
-              const w = deliver(ch, marker, m.data);
-              if (w !== undefined) await w;
-              stats.forwarded += 1;
+              const from = seen.take(h, m.redelivered);
+              if (from === 'duplicate') stats.duplicates += 1;
+              else {
+                const w = deliver(ch, marker, m.data, from);
+                if (w !== undefined) await w;
+                stats.forwarded += 1;
+                if (stats.forwarded === dieAfter) process.kill(process.pid, 'SIGKILL');
+              }
             }
             m.ack();
           }

@@ -1,9 +1,11 @@
 /**
  * The NATS bridge with a real nats-server and real processes: A→NATS→B from two producer
  * processes (core and JetStream), the exporter killed -9 and restarted and the server
- * restarted (JetStream: nothing lost or duplicated), a server restart under core (the loss
- * counted exactly), bridges both ways (no echo), and bad input. Under CI (env `CI`) the
- * counts are smaller; `npm run test:bridge` runs them in full.
+ * restarted (JetStream: nothing lost or duplicated), the JetStream importer killed -9
+ * between its local publish and its ack (each message once), a server restart and a slow
+ * consumer under core (the loss counted exactly), bridges both ways (no echo), `stat`
+ * showing the exporter's lag, and bad input (`--oversize count|error` too). Under CI (env
+ * `CI`) the counts are smaller; `npm run test:bridge` runs them in full.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import test, { type ExecutionContext } from 'ava';

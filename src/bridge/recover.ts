@@ -18,12 +18,17 @@
 import { open } from '../catalog.js';
 import { DIGEST, digest, openSide, TAGGED } from './loop.js';
 
+/** How many published source positions an importer remembers for redeliveries. */
+const RECENT = 1 << 16;
+
 /** What a JetStream importer published, by source tag (hex) and source position. */
 export class Published {
   /** Per source, the highest position published. */
   readonly #high = new Map<string, number>();
-  /** The last {@link RECENT} `<tag>:<position>` published, oldest first. */
+  /** The last {@link RECENT} `<tag>:<position>` published, and the same in a ring. */
   readonly #recent = new Set<string>();
+  readonly #ring: Array<string | undefined> = new Array(RECENT);
+  #next = 0;
 
   /** Whether this source position was published. */
   has(tag: string, position: number): boolean {
@@ -35,19 +40,18 @@ export class Published {
   }
   add(tag: string, position: number): void {
     const key = `${tag}:${position}`;
-    this.#recent.delete(key);
-    this.#recent.add(key);
-    if (this.#recent.size > RECENT) {
-      const oldest = this.#recent.values().next().value as string;
-      this.#recent.delete(oldest);
+    if (!this.#recent.has(key)) {
+      // Forget the oldest by its key (a Set's first entry is slow to find after many deletes).
+      const old = this.#ring[this.#next];
+      if (old !== undefined) this.#recent.delete(old);
+      this.#ring[this.#next] = key;
+      this.#next = (this.#next + 1) % RECENT;
+      this.#recent.add(key);
     }
     const h = this.#high.get(tag);
     if (h === undefined || position > h) this.#high.set(tag, position);
   }
 }
-
-/** How many published source positions an importer remembers for redeliveries. */
-const RECENT = 1 << 16;
 
 /** What channel `name`'s side channel says this host's JetStream importers published. */
 export function recoverPublished(name: string, dir: string | undefined): Published {

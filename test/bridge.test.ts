@@ -8,6 +8,7 @@
  * `CI`) the counts are smaller; `npm run test:bridge` runs them in full.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, headers } from '@nats-io/transport-node';
 import test, { type ExecutionContext } from 'ava';
 import { type Channel, open } from 'shmring';
 import { sleep, spawnFixture } from './helpers.js';
@@ -503,4 +504,39 @@ test.serial("stat --json shows the exporter's named subscriber and its lag", asy
   await sleep(300);
   t.is(stat()?.lag, 0);
   await again.stop();
+});
+
+test.serial('core import of plain NATS messages: headers in any order or none', async (t) => {
+  const nats = await startNats(t);
+  const b = host(t, 'b');
+  const rx = new Receiver(t, 'dst', b);
+  const imp = spawnBridge(t, ['import', 'plain', 'dst', '--nats', nats.url, '--dir', b]);
+  await started(imp);
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const msg = (i: number) => {
+    const m = Buffer.alloc(16);
+    m.writeUInt32LE(7, 0);
+    m.writeUInt32LE(i, 4);
+    return m;
+  };
+  // No headers at all; then a session whose headers come in another order and case, with
+  // seq 1, 2, 4 (one missing); then one whose Shmring-Origin is the importer's own.
+  nc.publish('plain', msg(0));
+  const seqs = [1, 2, 4];
+  for (const [k, seq] of seqs.entries()) {
+    const h = headers();
+    h.set('shmring-seq', String(seq));
+    h.set('X-Other', 'y');
+    h.set('Shmring-Session', 'other-order');
+    nc.publish('plain', msg(k + 1), { headers: h });
+  }
+  await nc.flush();
+  await until('4 messages at B', () => rx.total >= 4);
+  await sleep(300);
+  const i = await imp.stop();
+  t.is(rx.total, 4);
+  t.is(rx.gaps, 0);
+  t.is(i?.forwarded, 4);
+  t.is(i?.lost, 1, 'seq 3 is missing');
 });

@@ -30,9 +30,24 @@ export class Published {
   readonly #ring: Array<string | undefined> = new Array(RECENT);
   #next = 0;
 
+  /**
+   * What a restarted importer read back from the side channel: kept for good (the messages
+   * its predecessor held unacked come again only after the ack wait, by then many newer ones
+   * may have pushed them out of {@link #recent}).
+   */
+  readonly #recovered = new Set<string>();
+
   /** Whether this source position was published. */
   has(tag: string, position: number): boolean {
-    return this.#recent.has(`${tag}:${position}`);
+    const key = `${tag}:${position}`;
+    return this.#recent.has(key) || this.#recovered.has(key);
+  }
+
+  /** Remembers a source position published before this importer started. */
+  recovered(tag: string, position: number): void {
+    this.#recovered.add(`${tag}:${position}`);
+    const h = this.#high.get(tag);
+    if (h === undefined || position > h) this.#high.set(tag, position);
   }
   /** The highest position of this source published, if any. */
   high(tag: string): number | undefined {
@@ -91,7 +106,7 @@ export function recoverPublished(name: string, dir: string | undefined): Publish
     ch.close();
   }
   for (const [i, r] of records.entries()) {
-    if (last.get(r.tag) !== i || found.has(r.digest)) out.add(r.tag, r.position);
+    if (last.get(r.tag) !== i || found.has(r.digest)) out.recovered(r.tag, r.position);
   }
   return out;
 }

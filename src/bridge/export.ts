@@ -83,6 +83,10 @@ export async function runExport(
     const framer = new Framer(nc, o.subject, template, (data, h) =>
       nc.publish(o.subject, data, { headers: h }),
     );
+    // The most header bytes a message takes (the server counts them in `max_payload`; the
+    // framer does not check): the run's own, the two numbers, and JetStream's id and
+    // expected-last-id (each about as long as the source and a position) with their names.
+    const overhead = template.prefix.length + 80 + (js === undefined ? 0 : 2 * source.length + 160);
     /** Core: published since the last flush started; the last one's position. */
     let unflushed = 0;
     let lastPosition = -1;
@@ -187,7 +191,7 @@ export async function runExport(
         if (flights.length === 0 && unflushed === 0 && flushing === undefined) commit(m.position);
         continue;
       }
-      if (m.value.length > maxPayload - 512) {
+      if (m.value.length > maxPayload - overhead) {
         stats.oversize += 1;
         stats.lost += 1;
         stats.lastEvent = `a ${m.value.length}-byte message at position ${m.position} exceeds the server's max_payload ${maxPayload}`;

@@ -8,6 +8,7 @@
  * `CI`) the counts are smaller; `npm run test:bridge` runs them in full.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { connect, headers } from '@nats-io/transport-node';
 import test, { type ExecutionContext } from 'ava';
 import { type Channel, open } from 'shmring';
@@ -308,14 +309,18 @@ test.serial('bad input: a clear one-line error or a counted event', async (t) =>
     m.writeUInt32LE(i, 4);
     return m;
   };
+  // Near the limit: the payload and the headers (about 110 bytes and the origin, and the two
+  // numbers) within max_payload pass; the server would close a connection over it.
+  const near = 2048 - 80 - (110 + `${hostname()}:${a}`.length) - 20;
   ch.publish(msg(0, 64));
   ch.publish(msg(1, 4000));
-  ch.publish(msg(2, 64));
+  ch.publish(msg(2, near));
   ch.close();
   await until('the two small ones at B', () => rx.total >= 2);
   const e = await exp.stop();
   await imp.stop();
   t.is(rx.total, 2);
+  t.is(e?.reconnects, 0);
   t.is(e?.oversize, 1);
   t.is(e?.lost, 1);
   t.is(e?.forwarded, 2);

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:bridge [-- --count N] [--latency N] [--jetstream] [--json]`
+ * `npm run bench:bridge [-- --count N] [--latency N] [--jetstream] [--json] [--profile DIR]`
  *
  * A→NATS→B through the bridge beside NATS client-to-client, in the same run, against a
  * nats-server this script starts (127.0.0.1, a free port, a temporary store):
@@ -9,13 +9,15 @@
  *   `shmring bridge import` (processes of their own) carry it to channel `B` (dir B), which
  *   this process reads. Core NATS; with `--jetstream` also through JetStream.
  *
- * Throughput: `count` messages as fast as they go, first publish to last receipt.
+ * Throughput: `count` messages as fast as they go, first publish to last receipt, and the CPU
+ * time each process used meanwhile (µs per message: this process, the bridges, the server).
  * Latency: `latency` messages one every 0.5 ms, each carrying its send time; one-way p50
  * and p99 (one clock: the same process sends and receives).
+ * `--profile DIR`: the bridge processes run with `--cpu-prof` and write their profiles there.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +32,7 @@ const { values } = parseArgs({
     latency: { type: 'string', default: '2000' },
     jetstream: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
 const COUNT = Number(values.count);
@@ -77,11 +80,26 @@ function message(i, stamp) {
   return b;
 }
 
+/** CPU time (user + system, ms) of process `pid` so far. */
+function cpuMs(pid) {
+  if (pid === process.pid) {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  }
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // clock ticks of 10 ms
+  } catch {
+    return Number.NaN;
+  }
+}
+
 /**
  * One cell: `send(buf)` publishes (may return a promise when it must wait), `onMessage`
- * registers the receiver. Returns throughput and latency.
+ * registers the receiver; `procs` names the processes whose CPU time the throughput phase
+ * is charged with. Returns throughput, latency and CPU µs per message of each process.
  */
-async function cell(send, onMessage) {
+async function cell(send, onMessage, procs) {
   let got = 0;
   let lats = [];
   let want = COUNT;
@@ -96,6 +114,7 @@ async function cell(send, onMessage) {
   let done = new Promise((r) => {
     finished = r;
   });
+  const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuMs(pid)]));
   const t0 = now();
   for (let i = 0; i < COUNT; i++) {
     const w = send(message(i, 0));
@@ -104,6 +123,12 @@ async function cell(send, onMessage) {
   }
   await done;
   const ms = now() - t0;
+  const cpuUsPerMsg = Object.fromEntries(
+    Object.entries(procs).map(([k, pid]) => [
+      k,
+      Math.round(((cpuMs(pid) - cpu0[k]) * 1000 * 100) / COUNT) / 100,
+    ]),
+  );
   // Latency.
   got = 0;
   want = LAT;
@@ -121,6 +146,7 @@ async function cell(send, onMessage) {
     msgPerSec: Math.round((COUNT / ms) * 1000),
     p50us: Math.round(pct(lats, 50) * 1000),
     p99us: Math.round(pct(lats, 99) * 1000),
+    cpuUsPerMsg,
   };
 }
 
@@ -139,6 +165,7 @@ async function natsCell() {
     (h) => {
       handler = (d) => h(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
     },
+    { bench: process.pid, server: nats.pid },
   );
   await pub.close();
   await sub.close();
@@ -146,7 +173,9 @@ async function natsCell() {
 }
 
 async function startBridge(args) {
-  const child = spawn(process.execPath, [cli, 'bridge', ...args, '--report-ms', '0'], {
+  const prof =
+    values.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values.profile}`];
+  const child = spawn(process.execPath, [...prof, cli, 'bridge', ...args, '--report-ms', '0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);
@@ -185,6 +214,7 @@ async function bridgeCell(jetstream) {
     (h) => {
       sub = dst.messages().subscribe(h);
     },
+    { bench: process.pid, exporter: exp.pid, importer: imp.pid, server: nats.pid },
   );
   sub.unsubscribe();
   for (const c of [exp, imp]) {
@@ -206,8 +236,12 @@ const results = {
 if (values.jetstream) results.bridgeJetStream = await bridgeCell(true);
 const ratio = results.bridgeCore.msgPerSec / results.nats.msgPerSec;
 const lat = results.bridgeCore.p50us / results.nats.p50us;
+const cpuText = (c) =>
+  Object.entries(c)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
 const row = (name, r) =>
-  `${name.padEnd(22)} ${String(r.msgPerSec).padStart(10)} msg/s   p50 ${String(r.p50us).padStart(6)} µs   p99 ${String(r.p99us).padStart(6)} µs`;
+  `${name.padEnd(22)} ${String(r.msgPerSec).padStart(10)} msg/s   p50 ${String(r.p50us).padStart(6)} µs   p99 ${String(r.p99us).padStart(6)} µs   CPU µs/msg: ${cpuText(r.cpuUsPerMsg)}`;
 console.log(`A→NATS→B, ${COUNT} messages of ${SIZE} bytes; latency over ${LAT} paced messages`);
 console.log(row('NATS client-to-client', results.nats));
 console.log(row('bridge (core)', results.bridgeCore));

@@ -1,15 +1,27 @@
 /**
  * The NATS bridge with a real nats-server and real processes: A→NATS→B from two producer
  * processes (core and JetStream), the exporter killed -9 and restarted and the server
- * restarted (JetStream: nothing lost or duplicated), a server restart under core (the loss
- * counted exactly), bridges both ways (no echo), and bad input. Under CI (env `CI`) the
- * counts are smaller; `npm run test:bridge` runs them in full.
+ * restarted (JetStream: nothing lost or duplicated), the JetStream importer killed -9
+ * between its local publish and its ack (each message once), a server restart and a slow
+ * consumer under core (the loss counted exactly), bridges both ways (no echo), `stat`
+ * showing the exporter's lag, and bad input (`--oversize count|error` too). Under CI (env
+ * `CI`) the counts are smaller; `npm run test:bridge` runs them in full.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { connect, headers } from '@nats-io/transport-node';
 import test, { type ExecutionContext } from 'ava';
 import { type Channel, open } from 'shmring';
 import { sleep, spawnFixture } from './helpers.js';
-import { freePort, natsMissing, runBridgeCli, spawnBridge, started, startNats } from './nats.js';
+import {
+  freePort,
+  natsMissing,
+  runBridgeCli,
+  runCli,
+  spawnBridge,
+  started,
+  startNats,
+} from './nats.js';
 
 const FULL = process.env.CI === undefined || process.env.BRIDGE_FULL !== undefined;
 /** Messages per test: 100,000 from two producers in full, 10,000 under CI. */
@@ -33,12 +45,15 @@ class Receiver {
   total = 0;
   gaps = 0;
   dups = 0;
+  /** Each distinct (producer, index) received. */
+  readonly distinct = new Set<number>();
   readonly ch: Channel<Buffer>;
   constructor(t: ExecutionContext, name: string, dir: string) {
     this.ch = open<Buffer>(name, { create: true, codec: 'raw', dir, capacity: 1 << 22 });
     const sub = this.ch.messages().subscribe((m) => {
       const p = m.readUInt32LE(0);
       const i = m.readUInt32LE(4);
+      this.distinct.add(p * 2 ** 32 + i);
       const want = this.next.get(p) ?? 0;
       if (i < want) this.dups += 1;
       else {
@@ -294,15 +309,239 @@ test.serial('bad input: a clear one-line error or a counted event', async (t) =>
     m.writeUInt32LE(i, 4);
     return m;
   };
+  // Near the limit: the payload and the headers (about 110 bytes and the origin, and the two
+  // numbers) within max_payload pass; the server would close a connection over it.
+  const near = 2048 - 80 - (110 + `${hostname()}:${a}`.length) - 20;
   ch.publish(msg(0, 64));
   ch.publish(msg(1, 4000));
-  ch.publish(msg(2, 64));
+  ch.publish(msg(2, near));
   ch.close();
   await until('the two small ones at B', () => rx.total >= 2);
   const e = await exp.stop();
   await imp.stop();
   t.is(rx.total, 2);
+  t.is(e?.reconnects, 0);
   t.is(e?.oversize, 1);
   t.is(e?.lost, 1);
   t.is(e?.forwarded, 2);
+  // With --oversize error the same message ends the bridge: one line, exit status 1.
+  const strict = spawnBridge(t, [
+    'export',
+    'src',
+    '--nats',
+    nats.url,
+    '--subject',
+    'big',
+    '--dir',
+    a,
+    '--oversize',
+    'error',
+  ]);
+  await started(strict);
+  const ch2 = open<Buffer>('src', { codec: 'raw', dir: a });
+  ch2.publish(msg(3, 64));
+  ch2.publish(msg(4, 4000));
+  ch2.close();
+  t.is(await strict.exit, 1);
+  t.is(strict.stderr().trim().split('\n').length, 1, strict.stderr());
+  t.regex(
+    strict.stderr(),
+    /^shmring bridge export: a 4000-byte message at position \d+ exceeds the server's max_payload 2048\n$/,
+  );
+  t.is(strict.reports.at(-1)?.oversize, 1);
+});
+
+test.serial(
+  'JetStream: the importer killed -9 between its local publish and its ack: B sees every message once',
+  async (t) => {
+    const nats = await startNats(t);
+    const [a, b] = [host(t, 'a'), host(t, 'b')];
+    const js = ['--jetstream', '--stream', 'IMPKILL'];
+    open('src', { create: true, codec: 'raw', dir: a }).close();
+    const rx = new Receiver(t, 'dst', b);
+    const importArgs = ['import', 'ik', 'dst', '--nats', nats.url, '--dir', b, ...js];
+    const die = TOTAL / 4;
+    // The test hook: SIGKILL right after the die-th local publish, before its ack.
+    let imp = spawnBridge(t, importArgs, { SHMRING_BRIDGE_TEST_DIE_AFTER_PUBLISH: String(die) });
+    await started(imp);
+    const exp = spawnBridge(t, [
+      'export',
+      'src',
+      '--nats',
+      nats.url,
+      '--subject',
+      'ik',
+      '--dir',
+      a,
+      ...js,
+    ]);
+    await started(exp);
+    const ps = producers(t, 'src', a);
+    await imp.exit;
+    t.is(imp.signal(), 'SIGKILL');
+    t.is(rx.total, die, 'B has what the killed importer published');
+    imp = spawnBridge(t, importArgs);
+    await started(imp);
+    await Promise.all(ps.map((p) => p.exit));
+    await until(
+      () =>
+        `${TOTAL} messages at B: ${rx.total}; ${JSON.stringify(imp.reports.at(-1))} ${imp.stderr()}`,
+      () => rx.total >= TOTAL,
+    );
+    await sleep(1000); // a duplicate would arrive now
+    await exp.stop();
+    const i = await imp.stop();
+    t.log(`restarted importer: ${JSON.stringify(i)}`);
+    // Each message once; not in order across the kill: what the killed importer held comes
+    // again only after the consumer's ack wait, while newer messages flow.
+    t.is(rx.total, TOTAL);
+    t.is(rx.distinct.size, TOTAL, 'each message once');
+    t.is(rx.next.get(1), TOTAL / 2);
+    t.is(rx.next.get(2), TOTAL / 2);
+    t.true(Number(i?.duplicates) >= 1, 'the unacked message came again and was dropped');
+    t.is(Number(i?.forwarded) + Number(i?.duplicates) >= TOTAL - die, true);
+  },
+);
+
+test.serial('core: a slow consumer: what B misses is what the importer counts lost', async (t) => {
+  // A short write deadline: the server cuts off a client that stops reading.
+  const nats = await startNats(t, 'write_deadline: "500ms"\n');
+  const [a, b] = [host(t, 'a'), host(t, 'b')];
+  open('src', {
+    create: true,
+    codec: 'raw',
+    dir: a,
+    capacity: 1 << 24,
+    maxMessageSize: 4096,
+  }).close();
+  const rx = new Receiver(t, 'dst', b);
+  const imp = spawnBridge(t, ['import', 'slow', 'dst', '--nats', nats.url, '--dir', b]);
+  await started(imp);
+  const exp = spawnBridge(t, [
+    'export',
+    'src',
+    '--nats',
+    nats.url,
+    '--subject',
+    'slow',
+    '--dir',
+    a,
+  ]);
+  await started(exp);
+  const n = TOTAL;
+  const size = 1024;
+  const ch = open<Buffer>('src', { codec: 'raw', dir: a });
+  t.teardown(() => ch.close());
+  const publish = async (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const m = Buffer.alloc(size);
+      m.writeUInt32LE(1, 0);
+      m.writeUInt32LE(i, 4);
+      if (!ch.publish(m)) await ch.send(m);
+      if ((i & 255) === 0) await sleep(0);
+    }
+  };
+  const lost = () => Number(imp.reports.at(-1)?.lost ?? 0);
+  await publish(0, n / 10);
+  await until(
+    () => `the first tenth at B: ${rx.total} + ${lost()}`,
+    () => rx.total + lost() >= n / 10,
+    30_000,
+  );
+  // The importer stops reading (SIGSTOP): the server drops it as a slow consumer.
+  imp.child.kill('SIGSTOP');
+  try {
+    await publish(n / 10, n);
+    await sleep(1500);
+  } finally {
+    imp.child.kill('SIGCONT');
+  }
+  await until(
+    () =>
+      `every message received or counted lost: ${rx.total} + ${lost()}; ${JSON.stringify(imp.reports.at(-1))} ${JSON.stringify(exp.reports.at(-1))}`,
+    () => rx.total + lost() >= n,
+    30_000,
+  );
+  await sleep(1500); // the exporter's tick (once a second) counts losses at the end
+  await exp.stop();
+  const i = await imp.stop();
+  t.log(`received ${rx.total}, lost ${i?.lost}, reconnects ${i?.reconnects}, ${i?.lastEvent}`);
+  t.true(Number(i?.lost) > 0, 'the server dropped something');
+  t.is(rx.dups, 0);
+  const missing = rx.gaps + (n - (rx.next.get(1) ?? 0));
+  t.is(missing, Number(i?.lost), 'the importer counts exactly what B misses');
+  t.is(rx.total + Number(i?.lost), n);
+});
+
+test.serial("stat --json shows the exporter's named subscriber and its lag", async (t) => {
+  const nats = await startNats(t);
+  const a = host(t, 'a');
+  const ch = open<Buffer>('src', { create: true, codec: 'raw', dir: a });
+  t.teardown(() => ch.close());
+  const args = ['export', 'src', '--nats', nats.url, '--subject', 'st.x', '--dir', a];
+  const exp = spawnBridge(t, [...args, '--jetstream']);
+  await started(exp);
+  const stat = () => {
+    const r = runCli(['stat', 'src', '--dir', a, '--json']);
+    t.is(r.status, 0, r.stderr);
+    const s = JSON.parse(r.stdout) as {
+      participants: { role: string; name?: string; lag: number; alive: boolean; pid: number }[];
+    };
+    return s.participants.find((p) => p.name === 'bridge-st_x');
+  };
+  for (let i = 0; i < 10; i++) ch.publish(Buffer.alloc(64, i));
+  await until('10 forwarded', () => Number(exp.reports.at(-1)?.forwarded) >= 10);
+  await sleep(300);
+  const live = stat();
+  t.is(live?.role, 'subscriber');
+  t.is(live?.pid, exp.child.pid);
+  t.is(live?.lag, 0);
+  // Killed, the exporter stays a named subscriber: what comes meanwhile is its lag.
+  await exp.kill9();
+  for (let i = 0; i < 5; i++) ch.publish(Buffer.alloc(64, i));
+  const away = stat();
+  t.is(away?.alive, false);
+  t.is(away?.lag, 5 * (24 + 64)); // 5 records: 24-byte header + 64 bytes each
+  // A new exporter catches up.
+  const again = spawnBridge(t, [...args, '--jetstream']);
+  await started(again);
+  await until('the 5 forwarded', () => Number(again.reports.at(-1)?.forwarded) >= 5);
+  await sleep(300);
+  t.is(stat()?.lag, 0);
+  await again.stop();
+});
+
+test.serial('core import of plain NATS messages: headers in any order or none', async (t) => {
+  const nats = await startNats(t);
+  const b = host(t, 'b');
+  const rx = new Receiver(t, 'dst', b);
+  const imp = spawnBridge(t, ['import', 'plain', 'dst', '--nats', nats.url, '--dir', b]);
+  await started(imp);
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  const msg = (i: number) => {
+    const m = Buffer.alloc(16);
+    m.writeUInt32LE(7, 0);
+    m.writeUInt32LE(i, 4);
+    return m;
+  };
+  // No headers at all; then a session whose headers come in another order and case, with
+  // seq 1, 2, 4 (one missing); then one whose Shmring-Origin is the importer's own.
+  nc.publish('plain', msg(0));
+  const seqs = [1, 2, 4];
+  for (const [k, seq] of seqs.entries()) {
+    const h = headers();
+    h.set('shmring-seq', String(seq));
+    h.set('X-Other', 'y');
+    h.set('Shmring-Session', 'other-order');
+    nc.publish('plain', msg(k + 1), { headers: h });
+  }
+  await nc.flush();
+  await until('4 messages at B', () => rx.total >= 4);
+  await sleep(300);
+  const i = await imp.stop();
+  t.is(rx.total, 4);
+  t.is(rx.gaps, 0);
+  t.is(i?.forwarded, 4);
+  t.is(i?.lost, 1, 'seq 3 is missing');
 });

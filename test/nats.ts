@@ -107,17 +107,27 @@ export interface BridgeProc {
   /** Whether it printed `ready` (connected and set up). */
   ready: () => boolean;
   stderr: () => string;
-  /** Resolves with the exit status. */
+  /** Resolves with the exit status (`null` when a signal ended it: see `signal()`). */
   exit: Promise<number | null>;
+  /** The signal that ended it, if one did. */
+  signal: () => NodeJS.Signals | null;
   /** SIGTERM, then its last report. */
   stop(): Promise<Record<string, unknown> | undefined>;
   kill9(): Promise<void>;
 }
 
-/** Starts `shmring bridge <args> --json --report-ms 200`; killed when the test ends. */
-export function spawnBridge(t: ExecutionContext, args: string[]): BridgeProc {
+/**
+ * Starts `shmring bridge <args> --json --report-ms 200` (with `env` added to the
+ * environment); killed when the test ends.
+ */
+export function spawnBridge(
+  t: ExecutionContext,
+  args: string[],
+  env?: Record<string, string>,
+): BridgeProc {
   const child = spawn(process.execPath, [cli, 'bridge', ...args, '--json', '--report-ms', '200'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   const reports: Record<string, unknown>[] = [];
   let err = '';
@@ -143,6 +153,7 @@ export function spawnBridge(t: ExecutionContext, args: string[]): BridgeProc {
     child,
     reports,
     ready: () => ready,
+    signal: () => child.signalCode,
     stderr: () => err,
     exit,
     async stop() {
@@ -174,4 +185,10 @@ export function runBridgeCli(args: string[]): { status: number | null; stderr: s
     timeout: 30_000,
   });
   return { status: r.status, stderr: r.stderr };
+}
+
+/** Runs `shmring <args>` to its end: exit status, stdout and stderr. */
+export function runCli(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -7,8 +7,10 @@
  * draining when NATS cannot keep up: then the channel's policy decides (block holds local
  * producers back; overwrite laps the bridge, and the lap is counted as lost).
  *
- * - Core NATS: a flush after every `maxInFlight` publishes bounds what is buffered; while the
- *   server is away the flush waits (nothing more is drained). At-most-once.
+ * - Core NATS: a flush (a round trip to the server) after every `maxInFlight / 2`
+ *   publishes, at most one outstanding, bounds what is unflushed to `maxInFlight`; while the
+ *   server is away the flush waits (nothing more is drained). At-most-once. The headers that
+ *   stay the same for the run are encoded once (./wire.ts).
  * - JetStream: the bridge is the channel's named subscriber `durable`; each record is
  *   published with `Nats-Msg-Id: <channel>@<created-at>:<position>` and is consumed (its
  *   cursor moved past it) only once JetStream acknowledged it; a failed publish is retried
@@ -24,15 +26,17 @@ import type { Resolved } from './options.js';
 import { RecordReader } from './reader.js';
 import type { BridgeStats } from './stats.js';
 import { ensureStream } from './stream.js';
+import {
+  Framer,
+  H_CODEC,
+  H_ORIGIN,
+  H_SEQ,
+  H_SESSION,
+  H_SOURCE,
+  H_TICK,
+  HeaderTemplate,
+} from './wire.js';
 
-export const H_ORIGIN = 'Shmring-Origin';
-export const H_SOURCE = 'Shmring-Source';
-export const H_POSITION = 'Shmring-Position';
-export const H_SESSION = 'Shmring-Session';
-export const H_SEQ = 'Shmring-Seq';
-export const H_CODEC = 'Shmring-Codec';
-/** Core: an empty message saying `Shmring-Seq` is the last one sent (so tail losses count). */
-export const H_TICK = 'Shmring-Tick';
 /** Core: an idle exporter repeats its tick this often. */
 const TICK_MS = 1000;
 
@@ -70,9 +74,27 @@ export async function runExport(
     if (o.jetstream) await ensureStream(await jetstreamManager(nc), o, o.subject);
     ready();
     let seq = 0;
-    /** Core: published, not flushed yet; the last one's position. */
+    const template = new HeaderTemplate([
+      [H_ORIGIN, o.origin],
+      [H_SOURCE, source],
+      [H_SESSION, session],
+      [H_CODEC, o.codec],
+    ]);
+    const framer = new Framer(nc, o.subject, template, (data, h) =>
+      nc.publish(o.subject, data, { headers: h }),
+    );
+    // The most header bytes a message takes (the server counts them in `max_payload`; the
+    // framer does not check): the run's own, the two numbers, and JetStream's id and
+    // expected-last-id (each about as long as the source and a position) with their names.
+    const overhead = template.prefix.length + 80 + (js === undefined ? 0 : 2 * source.length + 160);
+    /** Core: published since the last flush started; the last one's position. */
     let unflushed = 0;
     let lastPosition = -1;
+    /** Core: the flush outstanding (at most one), and how many publishes it covers. */
+    let flushing: Promise<void> | undefined;
+    let flushingCount = 0;
+    /** Core: flush after this many publishes, so that at most `maxInFlight` are unflushed. */
+    const window = Math.max(1, Math.floor(o.maxInFlight / 2));
     let tickedAt = 0;
     /** JetStream: in order; the head is the oldest. */
     const flights: Flight[] = [];
@@ -81,8 +103,30 @@ export async function runExport(
     /** JetStream: the id of the last message sent (the next one's expected predecessor). */
     let prevID = '';
     let retryWait = 50;
+    let committed = -1;
     const commit = (position: number) => {
-      if (durable !== undefined) reader?.commit(position);
+      if (durable === undefined || position <= committed) return;
+      committed = position;
+      reader?.commit(position);
+    };
+    /** Core: flushes what was published (after the outstanding flush, if any, is done). */
+    const startFlush = async () => {
+      framer.send(); // the frames go before the flush's PING
+      if (flushing !== undefined) await flushing;
+      if (unflushed === 0) return;
+      const n = unflushed;
+      const position = lastPosition;
+      unflushed = 0;
+      flushingCount = n;
+      const p: Promise<void> = flushed(nc, stats, n, signal).then(() => {
+        commit(position);
+        if (flushing === p) {
+          flushing = undefined;
+          flushingCount = 0;
+        }
+        stats.inFlight = unflushed + flushingCount;
+      });
+      flushing = p;
     };
     while (!signal.aborted) {
       if (js !== undefined) {
@@ -121,9 +165,7 @@ export async function runExport(
       const m = reader.take();
       if (m === undefined) {
         if (unflushed > 0) {
-          await flushed(nc, stats, unflushed, signal);
-          commit(lastPosition);
-          unflushed = 0;
+          await startFlush();
           continue;
         }
         if (flights.length > 0) {
@@ -132,6 +174,7 @@ export async function runExport(
         }
         if (js === undefined && seq > 0 && Date.now() - tickedAt >= TICK_MS) {
           // Idle: tell importers how many were sent, so that losses at the end count too.
+          framer.send();
           const h = headers();
           h.set(H_ORIGIN, o.origin);
           h.set(H_SESSION, session);
@@ -145,10 +188,10 @@ export async function runExport(
       }
       if (filter.imported(m.value)) {
         stats.skipped += 1;
-        if (flights.length === 0 && unflushed === 0) commit(m.position);
+        if (flights.length === 0 && unflushed === 0 && flushing === undefined) commit(m.position);
         continue;
       }
-      if (m.value.length > maxPayload - 512) {
+      if (m.value.length > maxPayload - overhead) {
         stats.oversize += 1;
         stats.lost += 1;
         stats.lastEvent = `a ${m.value.length}-byte message at position ${m.position} exceeds the server's max_payload ${maxPayload}`;
@@ -156,25 +199,15 @@ export async function runExport(
         continue;
       }
       seq += 1;
-      const h = headers();
-      h.set(H_ORIGIN, o.origin);
-      h.set(H_SOURCE, source);
-      h.set(H_POSITION, String(m.position));
-      h.set(H_SESSION, session);
-      h.set(H_SEQ, String(seq));
-      if (o.codec !== undefined) h.set(H_CODEC, o.codec);
       if (js === undefined) {
-        nc.publish(o.subject, m.value, { headers: h });
+        framer.publish(m.value, m.position, seq);
         unflushed += 1;
         lastPosition = m.position;
-        stats.inFlight = unflushed;
-        if (unflushed >= o.maxInFlight) {
-          await flushed(nc, stats, unflushed, signal);
-          commit(lastPosition);
-          unflushed = 0;
-        }
+        stats.inFlight = unflushed + flushingCount;
+        if (unflushed >= window) await startFlush();
         continue;
       }
+      const h = template.full(m.position, seq);
       const msgID = `${source}:${m.position}`;
       if (resync) {
         // One at a time, no expectation: the stream's last message is not known.
@@ -210,6 +243,10 @@ export async function runExport(
       prevID = msgID;
       flights.push(f);
     }
+    // Stopped: what is published is flushed by the connection's drain; count it if it is quick.
+    framer.send();
+    if (flushing !== undefined)
+      await Promise.race([flushing, sleep(1000, new AbortController().signal)]);
   } finally {
     filter.close();
     reader?.close();
@@ -232,7 +269,6 @@ async function flushed(
     try {
       await nc.flush();
       stats.forwarded += n;
-      stats.inFlight = 0;
       return;
     } catch (e) {
       stats.lastEvent = `flush: ${oneLine(e)}`;

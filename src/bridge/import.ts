@@ -7,49 +7,69 @@
  * - Core: at-most-once; the gaps in each exporter session's `Shmring-Seq` are counted as lost.
  * - JetStream: a message is acked only after its local publish returned (committed into the
  *   ring); a message from a source position this importer already published is a duplicate,
- *   dropped and acked. When the consumer's stream of messages fails (the server went away),
+ *   dropped and acked, also after a restart (./recover.ts). When the consumer's stream of messages fails (the server went away),
  *   it is opened again after a backoff.
  */
 import { type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { open } from '../catalog.js';
 import type { Channel } from '../channel.js';
 import { backoff, oneLine, sleep } from './connect.js';
-import { H_ORIGIN, H_POSITION, H_SEQ, H_SESSION, H_SOURCE, H_TICK } from './export.js';
-import { LoopMarker } from './loop.js';
+import { Delivery } from './deliver.js';
+import { LoopMarker, type Origin, sourceTag } from './loop.js';
 import type { Resolved } from './options.js';
+import { Published, recoverPublished } from './recover.js';
 import type { BridgeStats } from './stats.js';
 import { ensureConsumer, ensureStream } from './stream.js';
+import { type BridgeHeaders, fromHeaders, HeaderReader } from './wire.js';
 
 /** What an importer remembers to count losses and drop duplicates. */
 class Seen {
   /** Per exporter session, the last `Shmring-Seq`. */
   readonly #seq = new Map<string, number>();
-  /** Per source channel, the last position published. */
-  readonly #position = new Map<string, number>();
+  /** JetStream: what was published (./recover.ts). */
+  readonly #published: Published;
+  /** Per source channel, its tag. */
+  readonly #tags = new Map<string, Buffer>();
+
+  /** `published`: what a restarted JetStream importer remembers. */
+  constructor(published = new Published()) {
+    this.#published = published;
+  }
 
   /**
    * Core: the messages of its session missing before this one (a tick: up to and including
    * the one it names, the last sent).
    */
-  gap(h: MsgHdrs | undefined, tick: boolean): number {
-    const session = h?.get(H_SESSION);
-    const seq = Number(h?.get(H_SEQ));
+  gap(h: BridgeHeaders): number {
+    const { session, seq, tick } = h;
     if (!session || !Number.isInteger(seq)) return 0;
     const last = this.#seq.get(session);
     this.#seq.set(session, Math.max(seq, last ?? 0));
     return last === undefined || seq <= last ? 0 : seq - last - (tick ? 0 : 1);
   }
 
-  /** JetStream: whether this message's source position was published already. */
-  duplicate(h: MsgHdrs | undefined): boolean {
-    const source = h?.get(H_SOURCE);
-    const pos = Number(h?.get(H_POSITION));
-    if (!source || !Number.isFinite(pos)) return false;
-    const last = this.#position.get(source);
-    if (last !== undefined && pos <= last) return true;
-    this.#position.set(source, pos);
-    return false;
+  /**
+   * JetStream: `'duplicate'` if this message was published already, else where it comes
+   * from (for its announcement; `undefined` without the headers). A first delivery comes in
+   * the source's order; a redelivery is a duplicate only if its very position was published.
+   */
+  take(h: BridgeHeaders, redelivered: boolean): Origin | 'duplicate' | undefined {
+    const { source, position } = h;
+    if (!source || !Number.isFinite(position)) return undefined;
+    let tag = this.#tags.get(source);
+    if (tag === undefined) {
+      tag = sourceTag(source);
+      this.#tags.set(source, tag);
+    }
+    const key = tag.toString('hex');
+    const p = this.#published;
+    const high = p.high(key);
+    if (redelivered ? p.has(key, position) : high !== undefined && position <= high) {
+      return 'duplicate';
+    }
+    p.add(key, position);
+    return { tag, position };
   }
 }
 
@@ -61,9 +81,10 @@ function deliver(
   ch: Channel<Buffer>,
   marker: LoopMarker,
   data: Uint8Array,
+  from: Origin | undefined,
 ): Promise<void> | undefined {
   const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const marked = marker.mark(b);
+  const marked = marker.mark(b, from);
   if (marked !== undefined) return marked.then(() => (ch.publish(b) ? undefined : ch.send(b)));
   return ch.publish(b) ? undefined : ch.send(b);
 }
@@ -79,33 +100,53 @@ export async function runImport(
   const dirOpt = o.dir === undefined ? {} : { dir: o.dir };
   const ch = open<Buffer>(o.channel, { codec: 'raw', create: o.create, ...dirOpt });
   const marker = new LoopMarker(o.channel, o.dir);
-  const seen = new Seen();
-  const mine = (h: MsgHdrs | undefined): boolean => h?.get(H_ORIGIN) === o.origin;
+  let seen = new Seen();
   try {
     if (!o.jetstream) {
-      const sub = nc.subscribe(o.subject);
+      // Each message is looked at as the client parses it; the ones of one socket read are
+      // published together (./deliver.ts).
+      const delivery = new Delivery(ch, marker, (n) => {
+        stats.forwarded += n;
+      });
+      const reader = new HeaderReader();
+      const onMsg = (err: Error | null, m: Msg): void => {
+        if (err !== null) {
+          stats.lastEvent = `subscription: ${oneLine(err)}`;
+          return;
+        }
+        const { h, data } = reader.read(m);
+        if (h.origin === o.origin) {
+          stats.skipped += 1;
+          return;
+        }
+        stats.lost += seen.gap(h);
+        if (h.tick) return;
+        delivery.push(data);
+      };
+      const sub = nc.subscribe(o.subject, { callback: onMsg });
       await nc.flush(); // the server has the subscription
       ready();
-      signal.addEventListener('abort', () => sub.unsubscribe(), { once: true });
-      for await (const m of sub as AsyncIterable<Msg>) {
-        if (mine(m.headers)) {
-          stats.skipped += 1;
-          continue;
-        }
-        const tick = m.headers?.get(H_TICK) === '1';
-        stats.lost += seen.gap(m.headers, tick);
-        if (tick) continue;
-        const w = deliver(ch, marker, m.data);
-        if (w !== undefined) await w;
-        stats.forwarded += 1;
+      const stopped = new Promise<void>((res) => {
+        if (signal.aborted) res();
+        signal.addEventListener('abort', () => res(), { once: true });
+      });
+      try {
+        await Promise.race([stopped, delivery.failed, sub.closed]);
+      } finally {
+        sub.unsubscribe();
+        // What was received before the stop goes in (unless the channel stays full).
+        await Promise.race([delivery.idle(), sleep(1000, new AbortController().signal)]);
       }
       return;
     }
     const jsm = await jetstreamManager(nc);
     await ensureStream(jsm, o, o.subject);
     await ensureConsumer(jsm, o);
+    seen = new Seen(recoverPublished(o.channel, o.dir));
     ready();
     const js = jetstream(nc);
+    // Tests only: die (SIGKILL) right after the N-th local publish, before its ack.
+    const dieAfter = Number(process.env.SHMRING_BRIDGE_TEST_DIE_AFTER_PUBLISH ?? Number.NaN);
     let wait = 50;
     while (!signal.aborted) {
       try {
@@ -116,14 +157,19 @@ export async function runImport(
         try {
           for await (const m of msgs as AsyncIterable<JsMsg>) {
             wait = 50;
-            if (m.headers?.get(H_TICK) === '1') {
+            const h = fromHeaders(m.headers);
+            if (h.tick) {
               // a core exporter's tick captured by the stream: not a message
-            } else if (mine(m.headers)) stats.skipped += 1;
-            else if (seen.duplicate(m.headers)) stats.duplicates += 1;
+            } else if (h.origin === o.origin) stats.skipped += 1;
             else {
-              const w = deliver(ch, marker, m.data);
-              if (w !== undefined) await w;
-              stats.forwarded += 1;
+              const from = seen.take(h, m.redelivered);
+              if (from === 'duplicate') stats.duplicates += 1;
+              else {
+                const w = deliver(ch, marker, m.data, from);
+                if (w !== undefined) await w;
+                stats.forwarded += 1;
+                if (stats.forwarded === dieAfter) process.kill(process.pid, 'SIGKILL');
+              }
             }
             m.ack();
           }

@@ -17,7 +17,7 @@
  * place, so the number and bytes sent are right); an importer killed between the two
  * publishes leaves a digest that waits for an equal message.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { open } from '../catalog.js';
 import type { Channel } from '../channel.js';
 
@@ -26,11 +26,31 @@ export function sideName(name: string): string {
   return `${name}.bridged`;
 }
 
-function digest(bytes: Uint8Array): string {
-  return createHash('sha1').update(bytes).digest('base64');
+/** The SHA-1 of `bytes` as base64 (the exporter's key). */
+export function digest(bytes: Uint8Array): string {
+  return hash('sha1', bytes, 'base64');
 }
 
-function openSide(channel: string, dir: string | undefined): Channel<Buffer> {
+/** The size of a digest in the side channel. */
+export const DIGEST = 20;
+/**
+ * A JetStream importer's announcement also names what it imports: the digest, then the
+ * source position (f64) and the first 8 bytes of the SHA-1 of the source (./recover.ts).
+ */
+export const TAGGED = DIGEST + 16;
+
+/** The 8-byte tag of a source (`<channel>@<createdAtMs>`) in a tagged announcement. */
+export function sourceTag(source: string): Buffer {
+  return hash('sha1', source, 'buffer').subarray(0, 8);
+}
+
+/** Where a JetStream importer's message came from: its source's tag and position. */
+export interface Origin {
+  tag: Buffer;
+  position: number;
+}
+
+export function openSide(channel: string, dir: string | undefined): Channel<Buffer> {
   return open<Buffer>(sideName(channel), {
     create: true,
     codec: 'raw',
@@ -51,9 +71,29 @@ export class LoopMarker {
    * Announces `bytes`: `undefined` when done at once, else a promise that settles once the
    * side channel had room.
    */
-  mark(bytes: Uint8Array): Promise<void> | undefined {
-    const d = Buffer.from(digest(bytes), 'base64');
+  mark(bytes: Uint8Array, from?: Origin): Promise<void> | undefined {
+    let d = Buffer.from(digest(bytes), 'base64');
+    if (from !== undefined) {
+      const t = Buffer.allocUnsafe(TAGGED);
+      d.copy(t, 0);
+      t.writeDoubleLE(from.position, DIGEST);
+      from.tag.copy(t, DIGEST + 8);
+      d = t;
+    }
     return this.#side.publish(d) ? undefined : this.#side.send(d);
+  }
+  /**
+   * Announces `msgs` in order with one native publish: how many went in (the first ones;
+   * the rest had no room now). Never blocks.
+   */
+  markMany(msgs: readonly Uint8Array[]): number {
+    const slab = Buffer.allocUnsafe(DIGEST * msgs.length);
+    const ds: Buffer[] = new Array(msgs.length);
+    for (let i = 0; i < msgs.length; i++) {
+      slab.write(hash('sha1', msgs[i] as Uint8Array, 'binary'), DIGEST * i, 'latin1');
+      ds[i] = slab.subarray(DIGEST * i, DIGEST * (i + 1));
+    }
+    return this.#side.publishMany(ds);
   }
   close(): void {
     this.#side.close();
@@ -75,7 +115,7 @@ export class LoopFilter {
     for (;;) {
       const m = this.#side.receiveSync(0, opts);
       if (m === undefined) return;
-      const k = m.value.toString('base64');
+      const k = m.value.toString('base64', 0, DIGEST);
       this.#pending.set(k, (this.#pending.get(k) ?? 0) + 1);
     }
   }

@@ -10,7 +10,7 @@ import { call, fromNative } from '../errors.js';
 import { FrameWalker, frameBuffer } from '../frame.js';
 import { type NativeChannel, type NativeSubscription, native } from '../native.js';
 
-/** One record: a copy of its bytes, and its position. */
+/** One record: a copy of its bytes (a view of its drain's copy), and its position. */
 export interface Rec {
   value: Buffer;
   position: number;
@@ -78,13 +78,12 @@ export class RecordReader {
       this.#lost = lost;
     }
     if (bytes === 0) return undefined;
+    // One copy of the whole drain; each record a view of it.
+    const copy = Buffer.from(this.#buf.subarray(0, bytes));
     const f = this.#frames;
     f.reset(bytes);
     while (f.next()) {
-      this.#queue.push({
-        value: Buffer.from(this.#buf.subarray(f.start, f.end)),
-        position: f.position,
-      });
+      this.#queue.push({ value: copy.subarray(f.start, f.end), position: f.position });
     }
     return this.take();
   }

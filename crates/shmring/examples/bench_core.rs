@@ -17,6 +17,11 @@
 //!   message's size and each producer's numbering. Rate = messages / (first producer start →
 //!   consumer's last message).
 //!
+//! - `solo <count> <size>`: the producer's own cost per publish: one thread `try_publish`es
+//!   `count` messages one at a time into a channel nobody reads (the ring never fills), so no
+//!   cache line moves to another core. Rate = messages / elapsed. `SHMRING_DOORBELL_FENCE=1`
+//!   keeps the doorbell's SeqCst fence, for comparison.
+//!
 //! `cargo run --release -p shmring --example bench_core -- pingpong 100000 64 0 1`
 
 use std::sync::Barrier;
@@ -244,13 +249,40 @@ fn throughput(args: &[String]) -> Res<()> {
     Ok(())
 }
 
+fn solo(args: &[String]) -> Res<()> {
+    let [n, size] = args else {
+        return Err("solo <count> <size>".into());
+    };
+    let (n, size): (u64, usize) = (n.parse()?, size.parse()?);
+    let name = format!("corepeers-{}-solo", std::process::id());
+    let _cleanup = Cleanup(vec![name.clone()]);
+    let ch = open(&name)?;
+    let mut producer = ch.producer()?;
+    let mut payload = vec![7u8; size];
+    let start = Instant::now();
+    for i in 0..n {
+        payload[..8].copy_from_slice(&i.to_le_bytes());
+        if !producer.try_publish(&payload)? {
+            return Err("the ring filled with nobody reading".into());
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"case\":\"solo\",\"bytes\":{size},\"messages\":{n},\"msgPerSec\":{},\"nsPerMsg\":{}}}",
+        n as f64 / secs,
+        secs * 1e9 / n as f64
+    );
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
         Some("pingpong") => pingpong(&args[1..]),
         Some("floor") => floor(&args[1..]),
         Some("throughput") => throughput(&args[1..]),
-        _ => Err("bench_core pingpong … | floor … | throughput …".into()),
+        Some("solo") => solo(&args[1..]),
+        _ => Err("bench_core pingpong … | floor … | throughput … | solo …".into()),
     };
     if let Err(e) = r {
         eprintln!("bench_core: {e}");

@@ -189,7 +189,16 @@ fn shm_sub(args: &[String]) -> Res<()> {
     if mode == "flood" {
         let mut buf = vec![0u8; 1 << 20];
         let mut idle = 0u32;
+        // Ablation: `BENCH_SUB_PAUSE_NS=<ns>` pauses that long after every drain, so that the
+        // consumer reads well behind the producer instead of one record behind it.
+        let pause: u64 = std::env::var("BENCH_SUB_PAUSE_NS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         while received < total {
+            if pause > 0 {
+                spin_until(now_ns() + pause);
+            }
             let d = sub.drain_into(&mut buf, usize::MAX)?;
             if d.count > 0 {
                 // Walk the frames `[len u32 LE][payload]`.

@@ -71,6 +71,7 @@ export class Batch implements Settler {
   /** All records of the batch were added: `onSettled` may run. */
   #sealed = false;
   #fired = false;
+  #nacked = false;
 
   /** `handle`: the subscription's; `onSettled` runs once, when every record is settled. */
   constructor(
@@ -96,6 +97,11 @@ export class Batch implements Settler {
     return this.#unsettled;
   }
 
+  /** A record of the batch was given back (`nack`): the engine gave back all after it too. */
+  get nacked(): boolean {
+    return this.#nacked;
+  }
+
   /** The first unsettled record's position, if any. */
   firstUnsettled(): number | undefined {
     const i = this.#open.indexOf(true);
@@ -115,6 +121,7 @@ export class Batch implements Settler {
   settle(index: number, how: number): boolean {
     if (!this.#open[index]) return false;
     if (how === SETTLE.nack) {
+      this.#nacked = true;
       this.#closeFrom(index);
     } else {
       this.#open[index] = false;

@@ -183,7 +183,12 @@ export class Channel<T = unknown> {
    * exception was reported meanwhile (RxJS reports a handler's error that way), the batch is
    * given back instead, and so it is if the process dies of it. Ended by `take(n)` or
    * `firstValueFrom`, it acknowledges what it handed out and gives back the rest; its slot
-   * goes a timer later.
+   * goes a timer later (also when {@link close} ends it). Limits: a stream cannot tell
+   * `take(n)`'s end from an operator's error, so the value an operator threw on counts as
+   * handled unless the error goes unhandled (then it is an uncaught exception, and the batch
+   * comes again); with RxJS's `config.onUnhandledError` set, a handler's error is not an
+   * uncaught exception either; and an `async` handler has "returned" at its first `await`.
+   * For work that must finish before it counts, use {@link records} and `ack()` when done.
    *
    * @example
    * ```ts
@@ -204,10 +209,13 @@ export class Channel<T = unknown> {
    *
    * On an at-least-once queue each record is a delivery to settle with
    * {@link ChannelRecord.ack} or {@link ChannelRecord.nack}: the stream takes its next batch
-   * once every record of the one before is settled (so settle every one, or set
-   * `ackTimeoutMs`), and an ended stream keeps its slot until the records it handed out are
-   * settled (or the channel is closed; then they go back to the queue). Elsewhere records are
-   * `{ value, position }` with nothing to settle.
+   * once every record of the one before is settled, so **every record it emits must be
+   * settled** (one dropped unsettled, by `filter` say, stalls this stream; `ackTimeoutMs`
+   * hands it to another consumer, but this stream still waits for it). After a `nack` the
+   * rest of the batch is not emitted (it went back to the queue with it). An ended stream
+   * keeps its slot until the records it handed out are settled (or the channel is closed;
+   * then they go back to the queue). Elsewhere records are `{ value, position }` with
+   * nothing to settle.
    *
    * @example
    * ```ts

@@ -173,6 +173,8 @@ function stream<T, R>(
     /** The settling of the last turn, not done yet (runs on `settleTimer`, or at close). */
     let unsettledTurn: (() => void) | undefined;
     let settleTimer: NodeJS.Timeout | undefined;
+    /** `records()`: the timer that gives back a batch whose handler threw. */
+    let checkTimer: NodeJS.Timeout | undefined;
     /** `records()`: the batch handed out; the stream closes once it is settled. */
     let batch: Batch | undefined;
     /** The message whose handler runs (at-least-once; -1: none). */
@@ -272,20 +274,24 @@ function stream<T, R>(
             first = position;
             turnFirst = position;
           }
+          // Decoded first: a message that cannot be decoded is not handed out (the stream
+          // errs, and it goes back with the rest).
+          const value = decode(buf, frames.start, frames.end);
           current = position;
           const index = b === undefined ? -1 : b.add(position);
-          subscriber.next(
-            shape(decode(buf, frames.start, frames.end), position, frames.flags, b, index),
-          );
+          subscriber.next(shape(value, position, frames.flags, b, index));
           if (done) return;
           through = position;
+          // Given back by a `nack` (with everything after it in the batch): not handed out.
+          if (b?.nacked) break;
         }
         current = -1;
         if (b !== undefined) {
           // After the error timers of this turn's handlers: a batch whose handler threw is
           // given back (what it acknowledged stays acknowledged).
-          settleTimer = setTimeout(() => {
-            settleTimer = undefined;
+          if (checkTimer !== undefined) clearTimeout(checkTimer);
+          checkTimer = setTimeout(() => {
+            checkTimer = undefined;
             if (uncaughtSeen() !== uncaught) b.returnAll();
           }, 0);
           b.seal();
@@ -312,7 +318,9 @@ function stream<T, R>(
     /** Releases the slot (what it still holds goes back to the queue). */
     const closeNative = (): void => {
       if (settleTimer !== undefined) clearTimeout(settleTimer);
+      if (checkTimer !== undefined) clearTimeout(checkTimer);
       settleTimer = undefined;
+      checkTimer = undefined;
       const run = unsettledTurn;
       unsettledTurn = undefined;
       try {
@@ -355,6 +363,8 @@ function stream<T, R>(
           // `messages()` ended inside a turn (`take(n)`, `firstValueFrom`, an operator's
           // error): the message being handled counts as handled, unless a handler's error
           // is reported before the timer; what was not handed out goes back at close.
+          // (The source cannot tell `take(n)`'s end from an operator's error; see the
+          // TSDoc of `messages`.)
           const [at, first, uncaught] = [current, turnFirst, turnUncaught];
           unsettledTurn = () => {
             if (uncaughtSeen() !== uncaught) settle(h, first, SETTLE.nack);
@@ -362,15 +372,17 @@ function stream<T, R>(
           };
           settleTimer = setTimeout(closeNative, 0);
           return;
-        } else if (settleTimer !== undefined) {
-          return; // the turn's settling closes
+        } else if (unsettledTurn !== undefined) {
+          return; // the turn's settling, on its timer, closes
         }
       }
       closeNative();
     };
     const complete = (): void => {
       teardown();
-      closeNative();
+      // A turn not judged yet is settled on its timer (which then closes): judged now, a
+      // handler's error RxJS has not reported yet would pass for success.
+      if (unsettledTurn === undefined) closeNative();
       subscriber.complete();
     };
     try {

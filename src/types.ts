@@ -483,7 +483,10 @@ export interface ChannelRecord<T> {
   /** How many times the message has been delivered, this time included (1 elsewhere). */
   readonly deliveries: number;
   /**
-   * At-least-once queues: acknowledges the delivery: it is not delivered again. Returns
+   * At-least-once queues: acknowledges the delivery. It is not delivered again once every
+   * delivery before it in its batch is acknowledged too: the engine keeps one position per
+   * batch, so one given back before it (a `nack`, or its consumer dying or closing) takes
+   * the acknowledged ones after it along, and they come again, marked. Returns
    * false if there was nothing to acknowledge: settled already, given back (the
    * subscription closed), taken over by another consumer after `ackTimeoutMs`, or not an
    * at-least-once queue.

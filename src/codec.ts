@@ -14,7 +14,7 @@
  * const ch = open<string>('shouts', { create: true, codec: upper });
  * ```
  */
-import { Packr, RESET_BUFFER_MODE, Unpackr } from 'msgpackr';
+import { Packr, RESET_BUFFER_MODE, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
 import { makeError, ShmringError } from './errors.js';
 import { shown } from './validate.js';
 
@@ -70,9 +70,19 @@ export type CodecName = 'msgpack' | 'json' | 'raw';
  */
 export const decodeAt: unique symbol = Symbol('shmring.decodeAt');
 
+/**
+ * Where a built-in codec keeps an `encode` that leaves the message in a reused buffer and
+ * says where, so that publishing it needs no view of it. @internal
+ */
+export const encodeRange: unique symbol = Symbol('shmring.encodeRange');
+
+/** What an `encodeRange` returns: its buffer, the message at `buffer[start, end)`. @internal */
+export type EncodedRange = Buffer & { start: number; end: number };
+
 /** A codec that may decode a message in place in a batch buffer. @internal */
 export type FrameCodec<T> = Codec<T> & {
   [decodeAt]?: (buffer: Buffer, start: number, end: number) => T;
+  [encodeRange]?: (value: T) => EncodedRange;
 };
 
 /**
@@ -130,6 +140,16 @@ export function msgpack<T = unknown>(): Codec<T> {
     encode: (value) => {
       try {
         return packr.pack(value, RESET_BUFFER_MODE);
+      } catch (e) {
+        throw encodeError('msgpack', value, e);
+      }
+    },
+    // REUSE_BUFFER_MODE as well: msgpackr returns its whole buffer with the message's bounds
+    // as `start` and `end` instead of a `subarray` of it (a fresh Buffer object per message,
+    // ~30 ns of a 40-byte quote's ~350 ns publish); the publisher hands the range over.
+    [encodeRange]: (value) => {
+      try {
+        return packr.pack(value, REUSE_BUFFER_MODE | RESET_BUFFER_MODE) as EncodedRange;
       } catch (e) {
         throw encodeError('msgpack', value, e);
       }

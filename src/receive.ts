@@ -5,24 +5,11 @@
  */
 import { Delivered, plainRecord, settle } from './acked.js';
 import { call } from './errors.js';
-import {
-  FrameWalker,
-  flagsAt,
-  frameBuffer,
-  frameBytes,
-  positionAt,
-  RECORD_FRAME_PREFIX,
-} from './frame.js';
+import { flagsAt, frameBytes, positionAt, RECORD_FRAME_PREFIX } from './frame.js';
 import { type NativeSyncSubscription, native } from './native.js';
 import { mayLose, nativeOptions, reportLost, type Source } from './subscribe.js';
 import type { ChannelRecord, ReceiveOptions, WaitStrategy } from './types.js';
 import { checkSubscribeOptions, checkTimeout, invalid, optionsOf } from './validate.js';
-
-/**
- * Most messages a plain `receiveSync` subscription drains per native call, handed out one
- * per call: a native call per message (`recv`) costs more than decoding a small one.
- */
-const RECV_BATCH = 1024;
 
 /** What a `receiveSync` without options reads its options from. */
 const NO_OPTIONS: Partial<ReceiveOptions> = Object.freeze({});
@@ -33,11 +20,6 @@ export class SyncReceiver<T> {
   #sub: NativeSyncSubscription | undefined;
   #handle = -1;
   #buf: Buffer | undefined;
-  /**
-   * A plain subscription (not at-least-once, not named, counting no losses): the batch it
-   * drained last, handed out a message per call.
-   */
-  #frames: FrameWalker | undefined;
   /** The wait strategy the subscription was last given. */
   #wait: WaitStrategy | undefined;
   /** The named subscriber the subscription joined as, if any. */
@@ -90,28 +72,6 @@ export class SyncReceiver<T> {
     const handle = this.#handle;
     // The delivery before this one is settled now (the engine acknowledges it if it was not).
     this.#serial += 1;
-    if (!this.#src.acked && this.#durable === undefined && !this.#counting) {
-      // What a plain subscription has is its own: taking a batch at once changes nothing
-      // that it is handed, nor when (a message waiting in the ring or in the batch is
-      // returned at once either way).
-      let frames = this.#frames;
-      if (frames === undefined) {
-        frames = new FrameWalker(frameBuffer(this.#src.maxMessageSize), true);
-        this.#frames = frames;
-      }
-      let has = frames.next();
-      if (!has) {
-        const b = frames.buffer;
-        frames.reset(call(() => native.drain(handle, b, RECV_BATCH)));
-        has = frames.next();
-      }
-      // (Past this frame already: a message the codec cannot decode is not handed out again.)
-      if (has)
-        return plainRecord(
-          this.#src.decode(frames.buffer, frames.start, frames.end),
-          frames.position,
-        );
-    }
     const len = call(() => native.recv(handle, buf, timeoutMs));
     if (this.#counting) this.#lost = reportLost(sub.lost(), this.#lost, o.onLost);
     if (len < 0) return undefined;
@@ -132,7 +92,6 @@ export class SyncReceiver<T> {
 
   /** Releases the subscription's slot (the channel's `close`). */
   close(): void {
-    this.#frames?.reset(0);
     this.#sub?.close();
     this.#sub = undefined;
   }

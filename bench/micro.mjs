@@ -9,7 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr, RESET_BUFFER_MODE, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
 import { Bench } from 'tinybench';
 import { decodeAt } from '../dist/codec.js';
 import { msgpack, open, unlink } from '../dist/index.js';
@@ -133,6 +133,12 @@ add(bench, 'decode 1024 drained', 'walk frames + Buffer.from(view) copy (raw cod
 const json = quotes.map((q) => JSON.stringify(q));
 add(bench, 'codec', 'msgpackr pack', () => {
   for (let i = 0; i < N; i++) packr.pack(quotes[i]);
+});
+// What the msgpack codec's publish path packs with: its one buffer, reused, and no view of
+// each message made (src/codec.ts, `encodeRange`).
+const reusing = new Packr({ useRecords: false });
+add(bench, 'codec', 'msgpackr pack, reused buffer, no view (what publish does)', () => {
+  for (let i = 0; i < N; i++) reusing.pack(quotes[i], REUSE_BUFFER_MODE | RESET_BUFFER_MODE);
 });
 add(bench, 'codec', 'msgpackr unpack', () => {
   for (let i = 0; i < N; i++) unpackr.unpack(encoded[i]);

@@ -419,6 +419,7 @@ export const COLORS = {
   shmring: '#d62728',
   'shmring-many': '#e377c2',
   'shmring-recv': '#bcbd22',
+  'shmring-iter': '#dbdb8d',
   'shmring-view': '#8b0000',
   'shmring-sem': '#ff7f0e',
   pipe: '#1f77b4',

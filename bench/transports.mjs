@@ -56,6 +56,13 @@ export const TRANSPORTS = [
     launch: separate('shmring.mjs'),
   },
   {
+    id: 'shmring-iter',
+    label: 'shmring lock-free, iterate()',
+    sync: 'lockfree',
+    receive: 'iterate',
+    launch: separate('shmring.mjs'),
+  },
+  {
     id: 'shmring-view',
     label: 'shmring lock-free, rawView',
     sync: 'lockfree',

@@ -14,7 +14,7 @@
  * const ch = open<string>('shouts', { create: true, codec: upper });
  * ```
  */
-import { Packr, RESET_BUFFER_MODE, Unpackr } from 'msgpackr';
+import { Packr, RESET_BUFFER_MODE, REUSE_BUFFER_MODE, Unpackr } from 'msgpackr';
 import { makeError, ShmringError } from './errors.js';
 import { shown } from './validate.js';
 
@@ -70,9 +70,19 @@ export type CodecName = 'msgpack' | 'json' | 'raw';
  */
 export const decodeAt: unique symbol = Symbol('shmring.decodeAt');
 
+/**
+ * Where a built-in codec keeps an `encode` that leaves the message in a reused buffer and
+ * says where, so that publishing it needs no view of it. @internal
+ */
+export const encodeRange: unique symbol = Symbol('shmring.encodeRange');
+
+/** What an `encodeRange` returns: its buffer, the message at `buffer[start, end)`. @internal */
+export type EncodedRange = Buffer & { start: number; end: number };
+
 /** A codec that may decode a message in place in a batch buffer. @internal */
 export type FrameCodec<T> = Codec<T> & {
   [decodeAt]?: (buffer: Buffer, start: number, end: number) => T;
+  [encodeRange]?: (value: T) => EncodedRange;
 };
 
 /**
@@ -123,6 +133,10 @@ export function msgpack<T = unknown>(): Codec<T> {
   // Reused for every small message: `copyBuffers` makes binary fields copies, and strings
   // are new values, so nothing decoded refers to it afterwards.
   const scratch = Buffer.allocUnsafe(MSGPACKR_SMALL_SOURCE);
+  const scratchView = new DataView(scratch.buffer, scratch.byteOffset, scratch.byteLength);
+  // The batch buffer last decoded from, and a view of it (a subscription keeps one buffer).
+  let source: Buffer | undefined;
+  let sourceView: DataView<ArrayBufferLike> = scratchView;
   const codec: FrameCodec<T> = {
     // RESET_BUFFER_MODE: the next pack writes over this one (Codec.encode's contract allows
     // it), so packing reuses one region instead of a fresh 8 KiB buffer every ~150 quotes:
@@ -134,12 +148,31 @@ export function msgpack<T = unknown>(): Codec<T> {
         throw encodeError('msgpack', value, e);
       }
     },
+    // REUSE_BUFFER_MODE as well: msgpackr returns its whole buffer with the message's bounds
+    // as `start` and `end` instead of a `subarray` of it (a fresh Buffer object per message,
+    // ~30 ns of a 40-byte quote's ~350 ns publish); the publisher hands the range over.
+    [encodeRange]: (value) => {
+      try {
+        return packr.pack(value, REUSE_BUFFER_MODE | RESET_BUFFER_MODE) as EncodedRange;
+      } catch (e) {
+        throw encodeError('msgpack', value, e);
+      }
+    },
     decode: (bytes) => unpackr.unpack(bytes) as T,
     [decodeAt]: (buffer, start, end) => {
       const n = end - start;
       if (n < MSGPACKR_SMALL_SOURCE) {
-        // A JS loop beats Buffer#copy's native call at these sizes.
-        for (let i = 0; i < n; i++) scratch[i] = buffer[start + i] as number;
+        // A JS loop beats Buffer#copy's native call at these sizes, and four bytes a step
+        // through DataViews (unaligned reads are fine) beat one: ~20 vs ~45 ns for 40 bytes.
+        if (buffer !== source) {
+          source = buffer;
+          sourceView = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+        }
+        let i = 0;
+        for (; i + 4 <= n; i += 4) {
+          scratchView.setUint32(i, sourceView.getUint32(start + i, true), true);
+        }
+        for (; i < n; i++) scratch[i] = buffer[start + i] as number;
         return unpackr.unpack(scratch, n) as T;
       }
       range.start = start;

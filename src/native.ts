@@ -29,6 +29,11 @@ export interface FastPath {
   /** Publishes one encoded message; false when the ring is full (policy `block`). */
   publish(channel: number, payload: Buffer): boolean;
   /**
+   * `publish` of the message at `buf[start, end)` (no view of it made); a range outside `buf`
+   * is an `InvalidArgument`.
+   */
+  publishRange(channel: number, buf: Buffer, start: number, end: number): boolean;
+  /**
    * Publishes messages packed back to back in `buf`, message `i` ending at `ends[i]`;
    * returns how many went in before the ring filled. An error of the batch (policy `fail`:
    * `RingFull`, or `MessageTooLarge`) has a number `published`: how many went in before it.

@@ -5,7 +5,7 @@
  * `Channel` delegates to one {@link Publisher}; the public docs are on its methods.
  * @internal
  */
-import { asBuffer, type Codec } from './codec.js';
+import { asBuffer, type Codec, type EncodedRange, encodeRange, type FrameCodec } from './codec.js';
 import { call, fromNative, makeError, ShmringError, TimeoutError } from './errors.js';
 import { type NativeChannel, native } from './native.js';
 import type { SendOptions } from './types.js';
@@ -36,6 +36,8 @@ export class Publisher<T> {
   /** Names this handle's producer side in the native `publish` and `publishMany`. */
   readonly #handle: number;
   readonly #codec: Codec<T>;
+  /** The built-in msgpack codec's encoder into its reused buffer (see `encodeRange`). */
+  readonly #encodeRange: ((value: T) => EncodedRange) | undefined;
   readonly #maxMessageSize: number;
   readonly #capacity: number;
   /** Aborted by the channel's `close()` with a ClosedError: ends every waiting send at once. */
@@ -57,6 +59,7 @@ export class Publisher<T> {
     this.#open = open;
     this.#handle = handle;
     this.#codec = codec;
+    this.#encodeRange = (codec as FrameCodec<T>)[encodeRange];
     this.#maxMessageSize = sizes.maxMessageSize;
     this.#capacity = sizes.capacity;
     this.#closing = closing;
@@ -97,6 +100,16 @@ export class Publisher<T> {
   publish(value: T): boolean {
     this.#open();
     if (this.#pendingSends > 0) return false;
+    const range = this.#encodeRange;
+    if (range !== undefined) {
+      // The built-in codec: its errors are typed already, and its bytes are a live Buffer.
+      const b = range(value);
+      try {
+        return native.publishRange(this.#handle, b, b.start, b.end);
+      } catch (e) {
+        throw fromNative(e);
+      }
+    }
     const bytes = this.#encode(value);
     return call(() => native.publish(this.#handle, asBuffer(bytes)));
   }

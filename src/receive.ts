@@ -11,6 +11,9 @@ import { mayLose, nativeOptions, reportLost, type Source } from './subscribe.js'
 import type { ChannelRecord, ReceiveOptions, WaitStrategy } from './types.js';
 import { checkSubscribeOptions, checkTimeout, invalid, optionsOf } from './validate.js';
 
+/** What a `receiveSync` without options reads its options from. */
+const NO_OPTIONS: Partial<ReceiveOptions> = Object.freeze({});
+
 /** The channel's `receiveSync` subscription, made by the first call. */
 export class SyncReceiver<T> {
   readonly #src: Source<T>;
@@ -39,8 +42,9 @@ export class SyncReceiver<T> {
   ): ChannelRecord<T> | undefined {
     const nat = this.#src.open();
     checkTimeout('receiveSync timeoutMs', timeoutMs);
-    const o = optionsOf<ReceiveOptions>('receiveSync', options);
-    checkSubscribeOptions('receiveSync', o);
+    // No options (the usual call): nothing to check, and no empty object made per call.
+    const o = options == null ? NO_OPTIONS : optionsOf<ReceiveOptions>('receiveSync', options);
+    if (o !== NO_OPTIONS) checkSubscribeOptions('receiveSync', o);
     const wait = o.wait ?? this.#src.wait ?? 'adaptive';
     if (this.#sub === undefined) {
       // Frames with positions: the result carries the record's.

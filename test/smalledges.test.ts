@@ -42,6 +42,7 @@ interface Native {
     };
   };
   publish(handle: number, payload: Buffer): boolean;
+  publishRange(handle: number, buf: Buffer, start: number, end: number): boolean;
   publishMany(handle: number, buf: Buffer, ends: Uint32Array): number;
   recv(handle: number, buf: Buffer, timeoutMs: number | undefined): number;
 }
@@ -375,6 +376,34 @@ test('policy fail: the native publishMany error carries its count as a number `p
     | undefined;
   t.is(closedErr?.code, 'Closed');
   t.false('published' in (closedErr ?? {}));
+});
+
+test('publishRange publishes the bytes of its range; a range outside the buffer is InvalidArgument and publishes nothing', (t) => {
+  const name = channelName(t, 'publish-range');
+  const ch = native.NativeChannel.open(name, { create: true, capacity: 4096, maxMessageSize: 64 });
+  const sub = ch.subscribeSync();
+  t.teardown(() => {
+    sub.close();
+    ch.close();
+  });
+  const buf = Buffer.from('..hello..');
+  for (const [start, end] of [
+    [5, 3],
+    [0, 10],
+    [10, 12],
+  ] as const) {
+    const e = t.throws(() => native.publishRange(ch.handle(), buf, start, end)) as
+      | { code?: unknown }
+      | undefined;
+    t.is(e?.code, 'InvalidArgument', `${start}..${end}`);
+  }
+  t.true(native.publishRange(ch.handle(), buf, 2, 7));
+  t.true(native.publishRange(ch.handle(), buf, 4, 4), 'an empty range is an empty message');
+  const one = Buffer.alloc(4 + 64);
+  t.is(native.recv(sub.handle(), one, 0), 5);
+  t.is(one.subarray(4, 9).toString(), 'hello');
+  t.is(native.recv(sub.handle(), one, 0), 0);
+  t.is(native.recv(sub.handle(), one, 0), -1, 'nothing else went in');
 });
 
 test('rawView: each subscription has its own zero-filled backing store holding only its frames', async (t) => {

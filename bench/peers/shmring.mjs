@@ -3,7 +3,8 @@
  * message (falling back to `await send` when the ring is full, as the README shows) or
  * `publishMany` of `batch` values at a time; the consumer takes `messages()` (an RxJS
  * subscription, woken by the native waiter thread) or, with `receive: 'sync'`, loops on
- * `receiveSync` (blocking its thread in a futex wait). Raw cells use the `raw` codec, or with
+ * `receiveSync` (blocking its thread in a futex wait), or with `receive: 'iterate'`
+ * pulls `for await`-style from `iterate()`. Raw cells use the `raw` codec, or with
  * `view` the `rawView` codec (a view of the frame buffer per message instead of a copy).
  *
  * `node bench/peers/shmring.mjs producer|consumer` with `BENCH_CFG` = { channel, sync,
@@ -32,6 +33,17 @@ if (role === 'consumer' && cfg.receive === 'sync') {
     const m = ch.receiveSync(1000);
     if (m !== undefined && r.take(m.value)) break;
   }
+  ch.close();
+  process.exit(0);
+} else if (role === 'consumer' && cfg.receive === 'iterate') {
+  const r = receiver(ctl, cfg.latencyCount, cfg.latencySkip);
+  const it = ch.iterate();
+  const first = it.next(); // joins now, before the producer starts
+  r.start();
+  ctl.send({ event: 'ready' });
+  let m = await first;
+  while (!m.done && !r.take(m.value)) m = await it.next();
+  await it.return?.();
   ch.close();
   process.exit(0);
 } else if (role === 'consumer') {

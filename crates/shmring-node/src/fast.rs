@@ -1,4 +1,4 @@
-//! The hot calls — `publish`, `publishMany`, `drain`, `recv` — as plain Node-API callbacks,
+//! The hot calls — `publish`, `publishRange`, `publishMany`, `drain`, `recv` — as plain Node-API callbacks,
 //! registered by hand on the module's exports (typed in `src/native.ts`, not in the generated
 //! `binding.d.ts`).
 //!
@@ -41,6 +41,33 @@ unsafe extern "C" fn publish(env: sys::napi_env, info: sys::napi_callback_info) 
             let p = publisher(c.number(0, "handle")?)?;
             let payload = c.bytes(1, "payload")?;
             let ok = p.with(|p| p.try_publish(payload))?;
+            c.boolean(ok)
+        })
+    }
+}
+
+/// `publishRange(handle, buf: Buffer, start: number, end: number): boolean` — `publish` of the
+/// message at `buf[start, end)`: an encoder that packs into one reused buffer hands it over
+/// without making a view of each message (a `subarray` costs more than this call's two
+/// extra arguments). A range outside `buf` is an `InvalidArgument` and publishes nothing.
+unsafe extern "C" fn publish_range(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: called by Node-API as this function's callback, with its own env and info.
+    unsafe {
+        run(env, info, |c| {
+            let p = publisher(c.number(0, "handle")?)?;
+            let buf = c.bytes(1, "buf")?;
+            let start = c.u32(2, "start")? as usize;
+            let end = c.u32(3, "end")? as usize;
+            if start > end || end > buf.len() {
+                return Err(invalid(format!(
+                    "range {start}..{end} is outside 0..={}",
+                    buf.len()
+                )));
+            }
+            let ok = p.with(|p| p.try_publish(&buf[start..end]))?;
             c.boolean(ok)
         })
     }
@@ -232,8 +259,9 @@ fn ending() -> Fail {
 #[napi_derive::napi(module_exports)]
 pub fn register_fast_path(exports: Object, env: Env) -> napi::Result<()> {
     type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-    let fns: [(&std::ffi::CStr, Callback); 6] = [
+    let fns: [(&std::ffi::CStr, Callback); 7] = [
         (c"publish", publish),
+        (c"publishRange", publish_range),
         (c"publishMany", publish_many),
         (c"drain", drain),
         (c"recv", recv),

@@ -151,7 +151,13 @@ export function targets(report) {
 export function codecCeiling(report) {
   const ns = (group, task) =>
     (report.micro ?? []).find((r) => r.group === group && r.task === task)?.nsPerMessage;
-  const packNs = ns('codec', 'msgpackr pack');
+  // msgpackr's faster way to pack (into a reused buffer, as `publish` does) when measured:
+  // the ceiling is what the codec itself allows, not a slower use of it.
+  const packs = [
+    ns('codec', 'msgpackr pack'),
+    ns('codec', 'msgpackr pack, reused buffer, no view (what publish does)'),
+  ].filter((x) => x > 0);
+  const packNs = packs.length ? Math.min(...packs) : undefined;
   const decodeNs = ns(
     'decode 1024 drained',
     'walk frames + the msgpack codec (what messages() does)',
@@ -395,7 +401,7 @@ export function markdown(report) {
     L.push('');
     L.push(
       `The codec's own ceiling for 40-byte objects, from the micro-benchmarks of this run: ` +
-        `msgpackr packs one in ${fmt(ceiling.packNs, 0)} ns and messages() decodes one from a ` +
+        `msgpackr packs one in ${fmt(ceiling.packNs, 0)} ns (the faster of a fresh and a reused buffer) and messages() decodes one from a ` +
         `drained batch in ${fmt(ceiling.decodeNs, 0)} ns, so no transport can carry more than ` +
         `${fmtInt(ceiling.msgPerSec)} msg/s with producer and consumer each on a core of their own` +
         (ceiling.peer

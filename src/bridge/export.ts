@@ -173,6 +173,11 @@ export async function runExport(
           continue;
         }
       }
+      if (js === undefined && !stats.connected) {
+        // Core, the server away: what the client holds now is dropped when it reconnects.
+        await sleep(50, signal);
+        continue;
+      }
       const m = reader.take();
       if (m === undefined) {
         if (unflushed > 0) {
@@ -274,7 +279,8 @@ function flight(position: number, msgID: string, data: Buffer, h: MsgHdrs): Flig
  * had not written, and a timed-out flush's publishes may never be read); then it waits until
  * a flush is answered again (retrying through reconnects), so that nothing more is drained
  * while the server is away. A flush not answered within {@link FLUSH_TIMEOUT_MS} forces a
- * reconnect and calls `shrink`.
+ * reconnect and calls `shrink` when the connection is up (while it is away, the flush just
+ * waits on, one try per timeout).
  */
 async function flushed(
   nc: NatsConnection,
@@ -298,9 +304,12 @@ async function flushed(
     stats.lost += pending;
     pending = 0;
     if (answered === undefined) {
-      stats.lastEvent = `flush: no answer from the server in ${FLUSH_TIMEOUT_MS} ms (it stopped reading this connection); reconnecting`;
-      shrink();
-      await nc.reconnect().catch(() => {});
+      // Connected: the server stopped reading us. Away: the client is reconnecting already.
+      if (stats.connected) {
+        stats.lastEvent = `flush: no answer from the server in ${FLUSH_TIMEOUT_MS} ms (it stopped reading this connection); reconnecting`;
+        shrink();
+        await nc.reconnect().catch(() => {});
+      }
       continue;
     }
     await sleep(wait, signal);

@@ -3,7 +3,8 @@
  * processes (core and JetStream), the exporter killed -9 and restarted and the server
  * restarted (JetStream: nothing lost or duplicated), the JetStream importer killed -9
  * between its local publish and its ack (each message once), a server restart and a slow
- * consumer under core (the loss counted exactly), bridges both ways (no echo), `stat`
+ * consumer under core (the loss counted exactly), a server with a small `max_pending` that
+ * stalls the core exporter (it reconnects; every message received or counted), bridges both ways (no echo), `stat`
  * showing the exporter's lag, and bad input (`--oversize count|error` too). Under CI (env
  * `CI`) the counts are smaller; `npm run test:bridge` runs them in full.
  */
@@ -472,6 +473,58 @@ test.serial('core: a slow consumer: what B misses is what the importer counts lo
   t.is(missing, Number(i?.lost), 'the importer counts exactly what B misses');
   t.is(rx.total + Number(i?.lost), n);
 });
+
+test.serial(
+  'core: a server with a small max_pending stalls the exporter: it reconnects, every message accounted',
+  async (t) => {
+    // With a subscriber's pending bytes over half of max_pending, nats-server holds the
+    // publisher's read loop in short stalls and flushes the subscriber only after that read:
+    // the exporter's flush went unanswered for minutes. Now it gives up after 5 s, reconnects
+    // and halves its flush window; messages of the old connection may then arrive late.
+    const nats = await startNats(t, 'max_pending: 65536\nmax_payload: 65536\n');
+    const [a, b] = [host(t, 'a'), host(t, 'b')];
+    open('src', { create: true, codec: 'raw', dir: a, capacity: 1 << 22 }).close();
+    const rx = new Receiver(t, 'dst', b);
+    const imp = spawnBridge(t, ['import', 'mp', 'dst', '--nats', nats.url, '--dir', b]);
+    await started(imp);
+    const exp = spawnBridge(t, [
+      'export',
+      'src',
+      '--nats',
+      nats.url,
+      '--subject',
+      'mp',
+      '--dir',
+      a,
+    ]);
+    await started(exp);
+    const ps = producers(t, 'src', a);
+    await Promise.all(ps.map((p) => p.exit));
+    const lost = () => Number(imp.reports.at(-1)?.lost ?? 0);
+    const accounted = () => {
+      const e = exp.reports.at(-1);
+      return Number(e?.forwarded ?? 0) + Number(e?.lost ?? 0);
+    };
+    await until(
+      () =>
+        `every message received or counted lost: ${rx.total} + ${lost()}; ${JSON.stringify(imp.reports.at(-1))} ${JSON.stringify(exp.reports.at(-1))}`,
+      () => rx.total + lost() >= TOTAL && accounted() >= TOTAL,
+      60_000,
+    );
+    await sleep(1500); // the exporter's tick (once a second) counts losses at the end
+    const e = await exp.stop();
+    const i = await imp.stop();
+    t.log(
+      `received ${rx.total}, importer lost ${i?.lost}; exporter forwarded ${e?.forwarded}, lost ${e?.lost}, reconnects ${e?.reconnects}, ${e?.lastEvent}`,
+    );
+    // Across the reconnect a producer's order is not kept (late ones come after newer ones).
+    t.is(rx.distinct.size, rx.total, 'no message twice');
+    t.is(rx.total + Number(i?.lost), TOTAL, 'received at B + counted lost = published');
+    t.is(TOTAL - rx.distinct.size, Number(i?.lost), 'the importer counts exactly what B misses');
+    t.is(Number(e?.forwarded) + Number(e?.lost), TOTAL, 'the exporter accounts for each message');
+    t.is(e?.connected, true);
+  },
+);
 
 test.serial("stat --json shows the exporter's named subscriber and its lag", async (t) => {
   const nats = await startNats(t);

@@ -10,7 +10,11 @@
  * - Core NATS: a flush (a round trip to the server) after every `maxInFlight / 2`
  *   publishes, at most one outstanding, bounds what is unflushed to `maxInFlight`; while the
  *   server is away the flush waits (nothing more is drained). At-most-once. The headers that
- *   stay the same for the run are encoded once (./wire.ts).
+ *   stay the same for the run are encoded once (./wire.ts). A flush not answered within
+ *   {@link FLUSH_TIMEOUT_MS} means the server stopped reading this connection (a server with
+ *   a small `max_pending` stalls a fast producer's reads while a subscriber's pending bytes
+ *   wait for that very read to end): the exporter counts what the flush covered as lost,
+ *   forces a reconnect and halves its flush window for the rest of the run.
  * - JetStream: the bridge is the channel's named subscriber `durable`; each record is
  *   published with `Nats-Msg-Id: <channel>@<created-at>:<position>` and is consumed (its
  *   cursor moved past it) only once JetStream acknowledged it; a failed publish is retried
@@ -39,6 +43,9 @@ import {
 
 /** Core: an idle exporter repeats its tick this often. */
 const TICK_MS = 1000;
+
+/** Core: a flush not answered within this long counts as failed (the connection is redone). */
+export const FLUSH_TIMEOUT_MS = 5000;
 
 /** One publish in flight. */
 interface Flight {
@@ -94,7 +101,11 @@ export async function runExport(
     let flushing: Promise<void> | undefined;
     let flushingCount = 0;
     /** Core: flush after this many publishes, so that at most `maxInFlight` are unflushed. */
-    const window = Math.max(1, Math.floor(o.maxInFlight / 2));
+    let window = Math.max(1, Math.floor(o.maxInFlight / 2));
+    /** Core: a flush timed out; the next publishes go in smaller windows. */
+    const shrink = () => {
+      window = Math.max(1, Math.floor(window / 2));
+    };
     let tickedAt = 0;
     /** JetStream: in order; the head is the oldest. */
     const flights: Flight[] = [];
@@ -118,7 +129,7 @@ export async function runExport(
       const position = lastPosition;
       unflushed = 0;
       flushingCount = n;
-      const p: Promise<void> = flushed(nc, stats, n, signal).then(() => {
+      const p: Promise<void> = flushed(nc, stats, n, signal, shrink).then(() => {
         commit(position);
         if (flushing === p) {
           flushing = undefined;
@@ -161,6 +172,11 @@ export async function runExport(
           await Promise.race(flights.map((x) => x.settled));
           continue;
         }
+      }
+      if (js === undefined && !stats.connected) {
+        // Core, the server away: what the client holds now is dropped when it reconnects.
+        await sleep(50, signal);
+        continue;
       }
       const m = reader.take();
       if (m === undefined) {
@@ -257,25 +273,74 @@ function flight(position: number, msgID: string, data: Buffer, h: MsgHdrs): Flig
   return { position, msgID, data, h, ok: undefined, settled: Promise.resolve() };
 }
 
-/** Waits until the server has what was published (retrying through reconnects). */
+/**
+ * Waits until the server has what was published: `n` publishes are `forwarded` if the first
+ * flush is answered, else counted `lost` (at-most-once: a disconnect dropped what the client
+ * had not written, and a timed-out flush's publishes may never be read); then it waits until
+ * a flush is answered again (retrying through reconnects), so that nothing more is drained
+ * while the server is away. A flush not answered within {@link FLUSH_TIMEOUT_MS} forces a
+ * reconnect and calls `shrink` when the connection is up (while it is away, the flush just
+ * waits on, one try per timeout).
+ */
 async function flushed(
   nc: NatsConnection,
   stats: BridgeStats,
   n: number,
   signal: AbortSignal,
+  shrink: () => void,
 ): Promise<void> {
   let wait = 50;
+  let pending = n;
   while (!signal.aborted) {
-    try {
-      await nc.flush();
-      stats.forwarded += n;
-      return;
-    } catch (e) {
+    const answered = await bounded(nc.flush(), FLUSH_TIMEOUT_MS, signal).catch((e: unknown) => {
       stats.lastEvent = `flush: ${oneLine(e)}`;
-      await sleep(wait, signal);
-      wait = backoff(wait);
+      return false;
+    });
+    if (signal.aborted) return;
+    if (answered) {
+      stats.forwarded += pending;
+      return;
     }
+    stats.lost += pending;
+    pending = 0;
+    if (answered === undefined) {
+      // Connected: the server stopped reading us. Away: the client is reconnecting already.
+      if (stats.connected) {
+        stats.lastEvent = `flush: no answer from the server in ${FLUSH_TIMEOUT_MS} ms (it stopped reading this connection); reconnecting`;
+        shrink();
+        await nc.reconnect().catch(() => {});
+      }
+      continue;
+    }
+    await sleep(wait, signal);
+    wait = backoff(wait);
   }
+}
+
+/** `true` once `p` resolves, `undefined` after `ms` (or an abort); rejects with `p`. */
+function bounded(p: Promise<void>, ms: number, signal: AbortSignal): Promise<true | undefined> {
+  p.catch(() => {}); // a flush given up on is rejected later, by the reconnect
+  return new Promise((res, rej) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      res(undefined);
+    }
+    signal.addEventListener('abort', done);
+    p.then(
+      () => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        res(true);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        rej(e);
+      },
+    );
+  });
 }
 
 /** Publishes one message to JetStream until it is acknowledged (same id on every try). */

@@ -23,10 +23,20 @@ import type { BridgeStats } from './stats.js';
 import { ensureConsumer, ensureStream } from './stream.js';
 import { type BridgeHeaders, fromHeaders, HeaderReader } from './wire.js';
 
+/** Gaps remembered per exporter session (a late message in an older one stays lost). */
+const MAX_GAPS = 1024;
+
+/** Core: one exporter session's last `Shmring-Seq` and the gaps before it, oldest first. */
+interface SessionSeq {
+  last: number;
+  /** Inclusive ranges of numbers counted lost. */
+  gaps: Array<[number, number]>;
+}
+
 /** What an importer remembers to count losses and drop duplicates. */
 class Seen {
-  /** Per exporter session, the last `Shmring-Seq`. */
-  readonly #seq = new Map<string, number>();
+  /** Per exporter session, the last `Shmring-Seq` and its gaps. */
+  readonly #seq = new Map<string, SessionSeq>();
   /** JetStream: what was published (./recover.ts). */
   readonly #published: Published;
   /** Per source channel, its tag. */
@@ -38,15 +48,44 @@ class Seen {
   }
 
   /**
-   * Core: the messages of its session missing before this one (a tick: up to and including
-   * the one it names, the last sent).
+   * Core: the change to `lost` this message makes: the messages of its session missing before
+   * it (a tick: up to and including the one it names, the last sent), or -1 when it is one of
+   * those, arriving late (after an exporter's forced reconnect, the old connection's last
+   * messages can come after the new one's first).
    */
   gap(h: BridgeHeaders): number {
     const { session, seq, tick } = h;
     if (!session || !Number.isInteger(seq)) return 0;
-    const last = this.#seq.get(session);
-    this.#seq.set(session, Math.max(seq, last ?? 0));
-    return last === undefined || seq <= last ? 0 : seq - last - (tick ? 0 : 1);
+    const s = this.#seq.get(session);
+    if (s === undefined) {
+      this.#seq.set(session, { last: seq, gaps: [] });
+      return 0;
+    }
+    if (seq > s.last) {
+      const to = tick ? seq : seq - 1;
+      if (to > s.last) {
+        s.gaps.push([s.last + 1, to]);
+        if (s.gaps.length > MAX_GAPS) s.gaps.shift();
+      }
+      const n = to - s.last;
+      s.last = seq;
+      return n;
+    }
+    if (tick) return 0;
+    for (let i = s.gaps.length - 1; i >= 0; i--) {
+      const g = s.gaps[i] as [number, number];
+      if (seq > g[1]) break;
+      if (seq < g[0]) continue;
+      if (g[0] === g[1]) s.gaps.splice(i, 1);
+      else if (seq === g[0]) g[0] += 1;
+      else if (seq === g[1]) g[1] -= 1;
+      else {
+        s.gaps.splice(i + 1, 0, [seq + 1, g[1]]);
+        g[1] = seq - 1;
+      }
+      return -1;
+    }
+    return 0;
   }
 
   /**

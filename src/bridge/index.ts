@@ -71,7 +71,13 @@ export async function bridge(options: BridgeOptions): Promise<Bridge> {
     } finally {
       if (timer !== undefined) clearInterval(timer);
       if (o.reportMs > 0) o.report(reportLine(label, counters, o.json));
-      await nc.drain().catch(() => nc.close());
+      // A server that stopped reading this connection never answers the drain's flush.
+      const drained = nc.drain().then(
+        () => true,
+        () => false,
+      );
+      const t = new Promise<false>((res) => setTimeout(() => res(false), 5000).unref());
+      if (!(await Promise.race([drained, t]))) await nc.close().catch(() => {});
     }
   })();
   await Promise.race([ready, done]);

@@ -18,8 +18,9 @@ export interface BridgeStats {
   /** Publishes tried again after a failure (same `Nats-Msg-Id`: JetStream drops the copies). */
   retried: number;
   /**
-   * Messages known lost: core import, gaps in an exporter's `Shmring-Seq`; oversize messages
-   * skipped; a channel's `overwrite` laps.
+   * Messages known lost: core import, gaps in an exporter's `Shmring-Seq` (less the ones
+   * that came late); core export, the publishes of a flush that failed or went unanswered
+   * (not known delivered); oversize messages skipped; a channel's `overwrite` laps.
    */
   lost: number;
   /** Messages larger than the server's `max_payload` (also in `lost`). */

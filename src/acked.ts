@@ -102,12 +102,6 @@ export class Batch implements Settler {
     return this.#nacked;
   }
 
-  /** The first unsettled record's position, if any. */
-  firstUnsettled(): number | undefined {
-    const i = this.#open.indexOf(true);
-    return i < 0 ? undefined : this.#positions[i];
-  }
-
   /** Marks every record from `index` on settled, as a `nack` of it does in the engine. */
   #closeFrom(index: number): void {
     for (let j = index; j < this.#open.length; j++) {

@@ -285,7 +285,6 @@ function stream<T, R>(
           // Given back by a `nack` (with everything after it in the batch): not handed out.
           if (b?.nacked) break;
         }
-        current = -1;
         if (b !== undefined) {
           // After the error timers of this turn's handlers: a batch whose handler threw is
           // given back (what it acknowledged stays acknowledged).
@@ -365,11 +364,8 @@ function stream<T, R>(
           // is reported before the timer; what was not handed out goes back at close.
           // (The source cannot tell `take(n)`'s end from an operator's error; see the
           // TSDoc of `messages`.)
-          const [at, first, uncaught] = [current, turnFirst, turnUncaught];
-          unsettledTurn = () => {
-            if (uncaughtSeen() !== uncaught) settle(h, first, SETTLE.nack);
-            else settle(h, at, SETTLE.ackThrough);
-          };
+          const [first, at, uncaught] = [turnFirst, current, turnUncaught];
+          unsettledTurn = () => settleTurn(first, at, uncaught);
           settleTimer = setTimeout(closeNative, 0);
           return;
         } else if (unsettledTurn !== undefined) {

@@ -20,6 +20,7 @@
 //! then creates its return value or throws, so no napi call (which could run a finalizer)
 //! happens while a table entry is borrowed.
 
+use std::cell::RefMut;
 use std::ffi::c_char;
 use std::ptr;
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ use napi::{Env, sys};
 
 use crate::callback::run;
 use crate::error::{Fail, invalid};
-use crate::handles::{publisher, reader_or_closed};
+use crate::handles::{Reader, publisher, reader_or_closed};
 use crate::timeout::{deadline_of, timeout_of};
 
 /// `publish(handle, payload: Buffer): boolean` — one encoded message; false when the ring is
@@ -121,10 +122,7 @@ unsafe extern "C" fn drain(env: sys::napi_env, info: sys::napi_callback_info) ->
             let r = reader_or_closed(c.number(0, "handle")?)?;
             let max = c.u32(2, "maxCount")?;
             let buf = c.bytes_mut(1, "buf")?;
-            let mut sub = r
-                .sub
-                .try_borrow_mut()
-                .map_err(|_| invalid("subscription is busy".into()))?;
+            let mut sub = borrow(&r)?;
             let d = sub.drain_into(buf, max as usize)?;
             drop(sub);
             c.number_value(d.bytes as f64)
@@ -158,10 +156,7 @@ unsafe extern "C" fn recv(env: sys::napi_env, info: sys::napi_callback_info) -> 
                 deadline_of(timeout_of("timeoutMs", c.optional_number(2, "timeoutMs")?)?);
             let probe = c.ending_probe();
             let buf = c.bytes_mut(1, "buf")?;
-            let mut sub = r
-                .sub
-                .try_borrow_mut()
-                .map_err(|_| invalid("subscription is busy".into()))?;
+            let mut sub = borrow(&r)?;
             let len = loop {
                 if sub.drain_into(buf, 1)?.count == 1 {
                     let head: [u8; 4] = buf[..4].try_into().expect("a frame has a header");
@@ -191,10 +186,7 @@ unsafe extern "C" fn commit(env: sys::napi_env, info: sys::napi_callback_info) -
         run(env, info, |c| {
             let r = reader_or_closed(c.number(0, "handle")?)?;
             let position = c.number(1, "position")?;
-            let mut sub = r
-                .sub
-                .try_borrow_mut()
-                .map_err(|_| invalid("subscription is busy".into()))?;
+            let mut sub = borrow(&r)?;
             // Saturating: positions come from our own frames, below 2^53.
             sub.commit_through(position as u64);
             drop(sub);
@@ -216,10 +208,7 @@ unsafe extern "C" fn settle(env: sys::napi_env, info: sys::napi_callback_info) -
             let r = reader_or_closed(c.number(0, "handle")?)?;
             let position = c.number(1, "position")?;
             let how = c.u32(2, "how")?;
-            let mut sub = r
-                .sub
-                .try_borrow_mut()
-                .map_err(|_| invalid("subscription is busy".into()))?;
+            let mut sub = borrow(&r)?;
             // Positions come from our own frames, below 2^53.
             let p = position as u64;
             let done = match how {
@@ -243,6 +232,14 @@ const SETTLE_ACK: u32 = 0;
 const SETTLE_NACK: u32 = 1;
 /// `settle`'s `how`: acknowledge every delivery up to and including one.
 const SETTLE_ACK_THROUGH: u32 = 2;
+
+/// The subscriber of `r`, borrowed for the engine call of one callback (released before any
+/// napi call, see the module docs; busy only if a call on it were already running).
+fn borrow(r: &Reader) -> Result<RefMut<'_, shmring::Subscriber>, Fail> {
+    r.sub
+        .try_borrow_mut()
+        .map_err(|_| invalid("subscription is busy".into()))
+}
 
 /// The longest `recv` waits before it looks whether its thread is ending.
 const RECV_SLICE: Duration = Duration::from_millis(50);

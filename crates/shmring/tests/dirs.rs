@@ -378,7 +378,16 @@ fn flush_writes_back_what_was_published() {
         eprintln!("skipped: the temp dir is on tmpfs here (nothing to write back)");
         return;
     }
-    let threads = || std::fs::read_dir("/proc/self/task").unwrap().count();
+    // Flusher threads of this process (named `shmring-flush-<name>`; the kernel keeps 15
+    // bytes of a name): the other tests of this binary start and end threads of their own
+    // meanwhile, and this is the only test here that makes a flusher.
+    let threads = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.starts_with("shmring-flush"))
+            .count()
+    };
     for flush in [Flush::Publish, Flush::Every(Duration::from_millis(10))] {
         let name = unique("flush");
         let before = threads();
@@ -408,6 +417,11 @@ fn flush_writes_back_what_was_published() {
         if flush == Flush::Publish {
             assert_eq!(dirty_pages(&file, data, g.capacity), Some(0), "batch");
         } else {
+            // The thread names itself once it runs: wait for that.
+            let named = Instant::now() + Duration::from_secs(10);
+            while threads() != before + 1 && Instant::now() < named {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             assert_eq!(threads(), before + 1, "one flusher thread");
             let deadline = Instant::now() + Duration::from_secs(10);
             while dirty_pages(&file, data, g.capacity) != Some(0) {

@@ -2,7 +2,8 @@
  * The NATS bridge with a real nats-server and real processes: A→NATS→B from two producer
  * processes (core and JetStream), the exporter killed -9 and restarted and the server
  * restarted (JetStream: nothing lost or duplicated), the JetStream importer killed -9
- * between its local publish and its ack (each message once), a server restart and a slow
+ * between its local publish and its ack (each message once), an ack the server never got
+ * (its redelivery, later, dropped), a server restart and a slow
  * consumer under core (the loss counted exactly), a server with a small `max_pending` that
  * stalls the core exporter (it reconnects; every message received or counted), bridges both ways (no echo), `stat`
  * showing the exporter's lag, and bad input (`--oversize count|error` too). Under CI (env
@@ -10,6 +11,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { AckPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import test, { type ExecutionContext } from 'ava';
 import { type Channel, open } from 'shmring';
@@ -401,6 +403,65 @@ test.serial(
     t.is(rx.next.get(2), TOTAL / 2);
     t.true(Number(i?.duplicates) >= 1, 'the unacked message came again and was dropped');
     t.is(Number(i?.forwarded) + Number(i?.duplicates) >= TOTAL - die, true);
+  },
+);
+
+test.serial(
+  'JetStream: an ack the server never got: the redelivery, later, is dropped (each message once)',
+  async (t) => {
+    const nats = await startNats(t);
+    const [a, b] = [host(t, 'a'), host(t, 'b')];
+    // The importer's consumer made beforehand with a short ack wait (the importer keeps it).
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: 'LOSTACK', subjects: ['la'] });
+      await jsm.consumers.add('LOSTACK', {
+        durable_name: 'imp',
+        ack_policy: AckPolicy.Explicit,
+        filter_subject: 'la',
+        ack_wait: 2_000_000_000,
+      });
+    } finally {
+      await nc.close();
+    }
+    open('src', { create: true, codec: 'raw', dir: a }).close();
+    const rx = new Receiver(t, 'dst', b);
+    const js = ['--jetstream', '--stream', 'LOSTACK'];
+    const skip = 50;
+    const imp = spawnBridge(
+      t,
+      ['import', 'la', 'dst', '--nats', nats.url, '--dir', b, ...js, '--durable', 'imp'],
+      { SHMRING_BRIDGE_TEST_SKIP_ACK: String(skip) },
+    );
+    await started(imp);
+    const exp = spawnBridge(t, [
+      'export',
+      'src',
+      '--nats',
+      nats.url,
+      '--subject',
+      'la',
+      '--dir',
+      a,
+      ...js,
+    ]);
+    await started(exp);
+    const ps = producers(t, 'src', a);
+    await Promise.all(ps.map((p) => p.exit));
+    await until(`${TOTAL} messages at B`, () => rx.total >= TOTAL);
+    await until(
+      () => `the redelivery of sequence ${skip}: ${JSON.stringify(imp.reports.at(-1))}`,
+      () => Number(imp.reports.at(-1)?.duplicates) >= 1,
+    );
+    await exp.stop();
+    const i = await imp.stop();
+    t.is(rx.total, TOTAL);
+    t.is(rx.distinct.size, TOTAL, 'each message once');
+    t.is(rx.dups, 0);
+    t.is(rx.gaps, 0);
+    t.is(Number(i?.duplicates), 1);
+    t.is(Number(i?.forwarded), TOTAL);
   },
 );
 

@@ -6,9 +6,10 @@
  *   a message whose `Shmring-Origin` is this bridge's own origin is dropped (it came back).
  * - Core: at-most-once; the gaps in each exporter session's `Shmring-Seq` are counted as lost.
  * - JetStream: a message is acked only after its local publish returned (committed into the
- *   ring); a message from a source position this importer already published is a duplicate,
- *   dropped and acked, also after a restart (./recover.ts). When the consumer's stream of messages fails (the server went away),
- *   it is opened again after a backoff.
+ *   ring); a redelivered message whose stream sequence this importer is done with, or one
+ *   from a source position it already published, is a duplicate, dropped and acked, also
+ *   after a restart (./recover.ts). When the consumer's stream of messages fails (the server
+ *   went away), it is opened again after a backoff.
  */
 import { type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
@@ -16,9 +17,9 @@ import { open } from '../catalog.js';
 import type { Channel } from '../channel.js';
 import { backoff, oneLine, sleep } from './connect.js';
 import { Delivery } from './deliver.js';
-import { LoopMarker, type Origin, sourceTag } from './loop.js';
+import { LoopMarker, type Origin } from './loop.js';
 import type { Resolved } from './options.js';
-import { Published, recoverPublished } from './recover.js';
+import { JetStreamDedup, recoverPublished } from './recover.js';
 import type { BridgeStats } from './stats.js';
 import { ensureConsumer, ensureStream } from './stream.js';
 import { type BridgeHeaders, fromHeaders, HeaderReader } from './wire.js';
@@ -33,19 +34,10 @@ interface SessionSeq {
   gaps: Array<[number, number]>;
 }
 
-/** What an importer remembers to count losses and drop duplicates. */
+/** What a core importer remembers to count losses. */
 class Seen {
   /** Per exporter session, the last `Shmring-Seq` and its gaps. */
   readonly #seq = new Map<string, SessionSeq>();
-  /** JetStream: what was published (./recover.ts). */
-  readonly #published: Published;
-  /** Per source channel, its tag. */
-  readonly #tags = new Map<string, Buffer>();
-
-  /** `published`: what a restarted JetStream importer remembers. */
-  constructor(published = new Published()) {
-    this.#published = published;
-  }
 
   /**
    * Core: the change to `lost` this message makes: the messages of its session missing before
@@ -87,29 +79,6 @@ class Seen {
     }
     return 0;
   }
-
-  /**
-   * JetStream: `'duplicate'` if this message was published already, else where it comes
-   * from (for its announcement; `undefined` without the headers). A first delivery comes in
-   * the source's order; a redelivery is a duplicate only if its very position was published.
-   */
-  take(h: BridgeHeaders, redelivered: boolean): Origin | 'duplicate' | undefined {
-    const { source, position } = h;
-    if (!source || !Number.isFinite(position)) return undefined;
-    let tag = this.#tags.get(source);
-    if (tag === undefined) {
-      tag = sourceTag(source);
-      this.#tags.set(source, tag);
-    }
-    const key = tag.toString('hex');
-    const p = this.#published;
-    const high = p.high(key);
-    if (redelivered ? p.has(key, position) : high !== undefined && position <= high) {
-      return 'duplicate';
-    }
-    p.add(key, position);
-    return { tag, position };
-  }
 }
 
 /**
@@ -139,7 +108,7 @@ export async function runImport(
   const dirOpt = o.dir === undefined ? {} : { dir: o.dir };
   const ch = open<Buffer>(o.channel, { codec: 'raw', create: o.create, ...dirOpt });
   const marker = new LoopMarker(o.channel, o.dir);
-  let seen = new Seen();
+  const seen = new Seen();
   try {
     if (!o.jetstream) {
       // Each message is looked at as the client parses it; the ones of one socket read are
@@ -181,11 +150,13 @@ export async function runImport(
     const jsm = await jetstreamManager(nc);
     await ensureStream(jsm, o, o.subject);
     await ensureConsumer(jsm, o);
-    seen = new Seen(recoverPublished(o.channel, o.dir));
+    const dedup = new JetStreamDedup(recoverPublished(o.channel, o.dir));
     ready();
     const js = jetstream(nc);
-    // Tests only: die (SIGKILL) right after the N-th local publish, before its ack.
+    // Tests only: die (SIGKILL) right after the N-th local publish, before its ack; leave the
+    // first delivery of stream sequence N unacked (an ack the server never got).
     const dieAfter = Number(process.env.SHMRING_BRIDGE_TEST_DIE_AFTER_PUBLISH ?? Number.NaN);
+    let skipAck = Number(process.env.SHMRING_BRIDGE_TEST_SKIP_ACK ?? Number.NaN);
     let wait = 50;
     while (!signal.aborted) {
       try {
@@ -201,7 +172,7 @@ export async function runImport(
               // a core exporter's tick captured by the stream: not a message
             } else if (h.origin === o.origin) stats.skipped += 1;
             else {
-              const from = seen.take(h, m.redelivered);
+              const from = dedup.check(h, m.seq, m.redelivered);
               if (from === 'duplicate') stats.duplicates += 1;
               else {
                 const w = deliver(ch, marker, m.data, from);
@@ -209,8 +180,10 @@ export async function runImport(
                 stats.forwarded += 1;
                 if (stats.forwarded === dieAfter) process.kill(process.pid, 'SIGKILL');
               }
+              dedup.done(m.seq, from);
             }
-            m.ack();
+            if (m.seq === skipAck) skipAck = Number.NaN;
+            else m.ack();
           }
         } finally {
           signal.removeEventListener('abort', stop);

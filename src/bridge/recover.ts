@@ -12,14 +12,141 @@
  *
  * A message delivered for the first time comes in stream order (the channel's): one at or
  * below its source's highest published position is a copy the stream holds twice. A
- * redelivered one (not acked in time, or its importer died) is a duplicate only if exactly
- * its position was published.
+ * redelivered one (its ack lost or late, or its importer died) is a duplicate if this
+ * importer is done with its stream sequence ({@link DoneSeqs}: exact, however old), or else
+ * if exactly its position was published.
  */
 import { open } from '../catalog.js';
-import { DIGEST, digest, openSide, TAGGED } from './loop.js';
+import { DIGEST, digest, type Origin, openSide, sourceTag, TAGGED } from './loop.js';
 
 /** How many published source positions an importer remembers for redeliveries. */
 const RECENT = 1 << 16;
+
+/**
+ * Most ranges of stream sequences remembered. The importer's own stream has a range per
+ * hole only (messages delivered to a consumer stream that failed before they were taken,
+ * filled when they come again), so this bounds only a stream shared with other subjects.
+ */
+const MAX_RANGES = 1 << 16;
+
+/**
+ * The stream sequences an importer is done with (published, or dropped as a duplicate), as
+ * sorted disjoint inclusive ranges. JetStream redelivers a message whose ack it did not get
+ * in time, however long ago it was delivered (an ack is fire-and-forget), so the check is by
+ * sequence, not by a window of recent messages. Past {@link MAX_RANGES} the oldest range is
+ * forgotten (a redelivery into it falls back to the position check).
+ */
+export class DoneSeqs {
+  /** `[from, to]`, ascending, never adjacent (adjacent ranges are merged). */
+  readonly #r: Array<[number, number]> = [];
+
+  has(seq: number): boolean {
+    const r = this.#r;
+    let lo = 0;
+    let hi = r.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const [from, to] = r[mid] as [number, number];
+      if (seq < from) hi = mid - 1;
+      else if (seq > to) lo = mid + 1;
+      else return true;
+    }
+    return false;
+  }
+
+  add(seq: number): void {
+    const r = this.#r;
+    const last = r[r.length - 1];
+    // The usual case: the next sequence of the stream.
+    if (last !== undefined && seq === last[1] + 1) {
+      last[1] = seq;
+      return;
+    }
+    if (last === undefined || seq > last[1]) {
+      r.push([seq, seq]);
+    } else {
+      // A hole being filled (or a sequence already in): find the first range ending at or after it.
+      let lo = 0;
+      let hi = r.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if ((r[mid] as [number, number])[1] < seq) lo = mid + 1;
+        else hi = mid;
+      }
+      const at = r[lo] as [number, number];
+      if (seq >= at[0]) return;
+      const before = r[lo - 1];
+      const joinsBefore = before !== undefined && before[1] + 1 === seq;
+      const joinsAt = seq + 1 === at[0];
+      if (joinsBefore && joinsAt) {
+        before[1] = at[1];
+        r.splice(lo, 1);
+      } else if (joinsBefore) before[1] = seq;
+      else if (joinsAt) at[0] = seq;
+      else r.splice(lo, 0, [seq, seq]);
+    }
+    if (r.length > MAX_RANGES) r.shift();
+  }
+
+  /** How many ranges are held (tests). */
+  get ranges(): number {
+    return this.#r.length;
+  }
+}
+
+/**
+ * A JetStream importer's duplicate check: by stream sequence first ({@link DoneSeqs}), then
+ * by source position ({@link Published}).
+ */
+export class JetStreamDedup {
+  readonly #done = new DoneSeqs();
+  readonly #published: Published;
+  /** Per source channel, its tag. */
+  readonly #tags = new Map<string, Buffer>();
+
+  /** `published`: what a restarted importer read back ({@link recoverPublished}). */
+  constructor(published = new Published()) {
+    this.#published = published;
+  }
+
+  /**
+   * `'duplicate'` if the message at stream sequence `seq` was published already, else where
+   * it comes from (for its announcement; `undefined` without the bridge's headers). Nothing
+   * is remembered until {@link done} says the message went in (or was dropped).
+   */
+  check(
+    h: { source: string | undefined; position: number },
+    seq: number,
+    redelivered: boolean,
+  ): Origin | 'duplicate' | undefined {
+    if (this.#done.has(seq)) return 'duplicate';
+    const { source, position } = h;
+    if (!source || !Number.isFinite(position)) return undefined;
+    let tag = this.#tags.get(source);
+    if (tag === undefined) {
+      tag = sourceTag(source);
+      this.#tags.set(source, tag);
+    }
+    const key = tag.toString('hex');
+    const p = this.#published;
+    const high = p.high(key);
+    if (redelivered ? p.has(key, position) : high !== undefined && position <= high) {
+      return 'duplicate';
+    }
+    return { tag, position };
+  }
+
+  /**
+   * The message at `seq` is in the channel (`from`: where it came from), or was dropped as a
+   * duplicate: a redelivery of it is a duplicate from now on.
+   */
+  done(seq: number, from: Origin | 'duplicate' | undefined): void {
+    this.#done.add(seq);
+    if (from !== undefined && from !== 'duplicate') {
+      this.#published.add(from.tag.toString('hex'), from.position);
+    }
+  }
+}
 
 /** What a JetStream importer published, by source tag (hex) and source position. */
 export class Published {

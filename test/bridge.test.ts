@@ -93,6 +93,29 @@ function producers(t: ExecutionContext, name: string, dir: string) {
   );
 }
 
+/** Starts an exporter of channel `src` in `dir` to `subject` (`extra`: more flags). */
+async function exportSrc(
+  t: ExecutionContext,
+  url: string,
+  subject: string,
+  dir: string,
+  extra: string[],
+) {
+  const exp = spawnBridge(t, [
+    'export',
+    'src',
+    '--nats',
+    url,
+    '--subject',
+    subject,
+    '--dir',
+    dir,
+    ...extra,
+  ]);
+  await started(exp);
+  return exp;
+}
+
 async function aToB(t: ExecutionContext, jetstream: boolean): Promise<void> {
   const nats = await startNats(t);
   const [a, b] = [host(t, 'a'), host(t, 'b')];
@@ -101,18 +124,7 @@ async function aToB(t: ExecutionContext, jetstream: boolean): Promise<void> {
   const rx = new Receiver(t, 'dst', b);
   const imp = spawnBridge(t, ['import', 'ab', 'dst', '--nats', nats.url, '--dir', b, ...js]);
   await started(imp);
-  const exp = spawnBridge(t, [
-    'export',
-    'src',
-    '--nats',
-    nats.url,
-    '--subject',
-    'ab',
-    '--dir',
-    a,
-    ...js,
-  ]);
-  await started(exp);
+  const exp = await exportSrc(t, nats.url, 'ab', a, js);
   const ps = producers(t, 'src', a);
   await Promise.all(ps.map((p) => p.exit));
   await until(`${TOTAL} messages at B`, () => rx.total >= TOTAL);
@@ -367,18 +379,7 @@ test.serial(
     // The test hook: SIGKILL right after the die-th local publish, before its ack.
     let imp = spawnBridge(t, importArgs, { SHMRING_BRIDGE_TEST_DIE_AFTER_PUBLISH: String(die) });
     await started(imp);
-    const exp = spawnBridge(t, [
-      'export',
-      'src',
-      '--nats',
-      nats.url,
-      '--subject',
-      'ik',
-      '--dir',
-      a,
-      ...js,
-    ]);
-    await started(exp);
+    const exp = await exportSrc(t, nats.url, 'ik', a, js);
     const ps = producers(t, 'src', a);
     await imp.exit;
     t.is(imp.signal(), 'SIGKILL');
@@ -435,18 +436,7 @@ test.serial(
       { SHMRING_BRIDGE_TEST_SKIP_ACK: String(skip) },
     );
     await started(imp);
-    const exp = spawnBridge(t, [
-      'export',
-      'src',
-      '--nats',
-      nats.url,
-      '--subject',
-      'la',
-      '--dir',
-      a,
-      ...js,
-    ]);
-    await started(exp);
+    const exp = await exportSrc(t, nats.url, 'la', a, js);
     const ps = producers(t, 'src', a);
     await Promise.all(ps.map((p) => p.exit));
     await until(`${TOTAL} messages at B`, () => rx.total >= TOTAL);

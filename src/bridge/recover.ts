@@ -94,6 +94,11 @@ export class DoneSeqs {
   }
 }
 
+/** Where a message comes from, with its source's key in {@link Published}. */
+export interface Taken extends Origin {
+  key: string;
+}
+
 /**
  * A JetStream importer's duplicate check: by stream sequence first ({@link DoneSeqs}), then
  * by source position ({@link Published}).
@@ -101,8 +106,8 @@ export class DoneSeqs {
 export class JetStreamDedup {
   readonly #done = new DoneSeqs();
   readonly #published: Published;
-  /** Per source channel, its tag. */
-  readonly #tags = new Map<string, Buffer>();
+  /** Per source channel, its tag and the tag's hex form (the key of {@link Published}). */
+  readonly #tags = new Map<string, { tag: Buffer; key: string }>();
 
   /** `published`: what a restarted importer read back ({@link recoverPublished}). */
   constructor(published = new Published()) {
@@ -118,33 +123,31 @@ export class JetStreamDedup {
     h: { source: string | undefined; position: number },
     seq: number,
     redelivered: boolean,
-  ): Origin | 'duplicate' | undefined {
+  ): Taken | 'duplicate' | undefined {
     if (this.#done.has(seq)) return 'duplicate';
     const { source, position } = h;
     if (!source || !Number.isFinite(position)) return undefined;
-    let tag = this.#tags.get(source);
-    if (tag === undefined) {
-      tag = sourceTag(source);
-      this.#tags.set(source, tag);
+    let t = this.#tags.get(source);
+    if (t === undefined) {
+      const tag = sourceTag(source);
+      t = { tag, key: tag.toString('hex') };
+      this.#tags.set(source, t);
     }
-    const key = tag.toString('hex');
     const p = this.#published;
-    const high = p.high(key);
-    if (redelivered ? p.has(key, position) : high !== undefined && position <= high) {
+    const high = p.high(t.key);
+    if (redelivered ? p.has(t.key, position) : high !== undefined && position <= high) {
       return 'duplicate';
     }
-    return { tag, position };
+    return { tag: t.tag, key: t.key, position };
   }
 
   /**
    * The message at `seq` is in the channel (`from`: where it came from), or was dropped as a
    * duplicate: a redelivery of it is a duplicate from now on.
    */
-  done(seq: number, from: Origin | 'duplicate' | undefined): void {
+  done(seq: number, from: Taken | 'duplicate' | undefined): void {
     this.#done.add(seq);
-    if (from !== undefined && from !== 'duplicate') {
-      this.#published.add(from.tag.toString('hex'), from.position);
-    }
+    if (from !== undefined && from !== 'duplicate') this.#published.add(from.key, from.position);
   }
 }
 

@@ -1,5 +1,6 @@
 /**
- * `npm run bench:bridge [-- --count N] [--latency N] [--jetstream] [--json] [--profile DIR]`
+ * `npm run bench:bridge [-- --count N] [--latency N] [--rounds N] [--jetstream] [--json]
+ * [--profile DIR] [--cli PATH]...`
  *
  * A→NATS→B through the bridge beside NATS client-to-client, in the same run, against a
  * nats-server this script starts (127.0.0.1, a free port, a temporary store):
@@ -13,7 +14,12 @@
  * time each process used meanwhile (µs per message: this process, the bridges, the server).
  * Latency: `latency` messages one every 0.5 ms, each carrying its send time; one-way p50
  * and p99 (one clock: the same process sends and receives).
+ * The cells alternate, `rounds` times (NATS, bridge, NATS, bridge, …): on a shared machine
+ * the speed moves between minutes, so each round's ratio compares neighbours; the summary
+ * gives each cell's median and the median of the rounds' ratios.
  * `--profile DIR`: the bridge processes run with `--cpu-prof` and write their profiles there.
+ * `--cli PATH` (repeatable): also run the bridge of another build (its `dist/cli/index.js`),
+ * as one more cell of each round, to compare builds in one run.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -32,9 +38,12 @@ const { values } = parseArgs({
     latency: { type: 'string', default: '2000' },
     jetstream: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
     profile: { type: 'string' },
+    cli: { type: 'string', multiple: true, default: [] },
   },
 });
+const ROUNDS = Number(values.rounds);
 const COUNT = Number(values.count);
 const LAT = Number(values.latency);
 const SIZE = 64;
@@ -172,10 +181,10 @@ async function natsCell() {
   return r;
 }
 
-async function startBridge(args) {
+async function startBridge(args, cliPath) {
   const prof =
     values.profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${values.profile}`];
-  const child = spawn(process.execPath, [...prof, cli, 'bridge', ...args, '--report-ms', '0'], {
+  const child = spawn(process.execPath, [...prof, cliPath, 'bridge', ...args, '--report-ms', '0'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);
@@ -188,7 +197,7 @@ async function startBridge(args) {
   return child;
 }
 
-async function bridgeCell(jetstream) {
+async function bridgeCell(jetstream, cliPath = cli) {
   const a = mkdtempSync('/dev/shm/bench-bridge-A-');
   const b = mkdtempSync('/dev/shm/bench-bridge-B-');
   dirs.push(a, b);
@@ -196,18 +205,14 @@ async function bridgeCell(jetstream) {
   const dst = open('dst', { create: true, codec: 'raw', dir: b, capacity: 1 << 22 });
   const subject = jetstream ? 'bench.js' : 'bench.core';
   const js = jetstream ? ['--jetstream', '--stream', 'BENCH'] : [];
-  const imp = await startBridge(['import', subject, 'dst', '--nats', url, '--dir', b, ...js]);
-  const exp = await startBridge([
-    'export',
-    'src',
-    '--nats',
-    url,
-    '--subject',
-    subject,
-    '--dir',
-    a,
-    ...js,
-  ]);
+  const imp = await startBridge(
+    ['import', subject, 'dst', '--nats', url, '--dir', b, ...js],
+    cliPath,
+  );
+  const exp = await startBridge(
+    ['export', 'src', '--nats', url, '--subject', subject, '--dir', a, ...js],
+    cliPath,
+  );
   let sub;
   const r = await cell(
     (m) => (src.publish(m) ? undefined : src.send(m)),
@@ -227,29 +232,80 @@ async function bridgeCell(jetstream) {
   return r;
 }
 
-const results = {
-  count: COUNT,
-  size: SIZE,
-  nats: await natsCell(),
-  bridgeCore: await bridgeCell(false),
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-if (values.jetstream) results.bridgeJetStream = await bridgeCell(true);
-const ratio = results.bridgeCore.msgPerSec / results.nats.msgPerSec;
-const lat = results.bridgeCore.p50us / results.nats.p50us;
+/** Cells of every round, in the order they ran. */
+const names = ['nats', 'bridgeCore'];
+if (values.jetstream) names.push('bridgeJetStream');
+for (let i = 0; i < values.cli.length; i++) names.push(`other${i + 1}Core`);
+const label = {
+  nats: 'NATS client-to-client',
+  bridgeCore: 'bridge (core)',
+  bridgeJetStream: 'bridge (JetStream)',
+};
+values.cli.forEach((p, i) => {
+  label[`other${i + 1}Core`] = `bridge ${i + 1} (core) ${p}`;
+});
+const rounds = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const round = {};
+  for (const n of names) {
+    if (n === 'nats') round[n] = await natsCell();
+    else if (n === 'bridgeCore') round[n] = await bridgeCell(false);
+    else if (n === 'bridgeJetStream') round[n] = await bridgeCell(true);
+    else round[n] = await bridgeCell(false, values.cli[Number(n.slice(5, -4)) - 1]);
+  }
+  rounds.push(round);
+}
 const cpuText = (c) =>
   Object.entries(c)
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
 const row = (name, r) =>
   `${name.padEnd(22)} ${String(r.msgPerSec).padStart(10)} msg/s   p50 ${String(r.p50us).padStart(6)} µs   p99 ${String(r.p99us).padStart(6)} µs   CPU µs/msg: ${cpuText(r.cpuUsPerMsg)}`;
-console.log(`A→NATS→B, ${COUNT} messages of ${SIZE} bytes; latency over ${LAT} paced messages`);
-console.log(row('NATS client-to-client', results.nats));
-console.log(row('bridge (core)', results.bridgeCore));
-if (results.bridgeJetStream) console.log(row('bridge (JetStream)', results.bridgeJetStream));
 console.log(
-  `bridge/NATS: throughput ${(ratio * 100).toFixed(0)}% (target >= 90%), p50 ${lat.toFixed(2)}x (target <= 1.5x)`,
+  `A→NATS→B, ${COUNT} messages of ${SIZE} bytes; latency over ${LAT} paced messages; ${ROUNDS} rounds, cells alternating`,
 );
-if (values.json) console.log(JSON.stringify({ ...results, throughputRatio: ratio, p50Ratio: lat }));
+const ratios = (n) =>
+  rounds.map((r) => ({
+    throughput: r[n].msgPerSec / r.nats.msgPerSec,
+    p50: r[n].p50us / r.nats.p50us,
+  }));
+rounds.forEach((r, i) => {
+  console.log(`round ${i + 1}`);
+  for (const n of names) console.log(`  ${row(label[n], r[n])}`);
+});
+const summary = {};
+for (const n of names) {
+  const rs = rounds.map((r) => r[n]);
+  summary[n] = {
+    msgPerSec: median(rs.map((x) => x.msgPerSec)),
+    p50us: median(rs.map((x) => x.p50us)),
+    p99us: median(rs.map((x) => x.p99us)),
+  };
+  if (n !== 'nats') {
+    const q = ratios(n);
+    summary[n].throughputRatio = median(q.map((x) => x.throughput));
+    summary[n].p50Ratio = median(q.map((x) => x.p50));
+    console.log(
+      `${label[n]}/NATS, median of the rounds: throughput ${(summary[n].throughputRatio * 100).toFixed(0)}% (rounds ${q.map((x) => `${(x.throughput * 100).toFixed(0)}%`).join(', ')}; target >= 90%), p50 ${summary[n].p50Ratio.toFixed(2)}x (rounds ${q.map((x) => `${x.p50.toFixed(2)}x`).join(', ')}; target <= 1.5x)`,
+    );
+  }
+}
+if (values.json) {
+  console.log(
+    JSON.stringify({
+      count: COUNT,
+      size: SIZE,
+      rounds,
+      summary,
+      throughputRatio: summary.bridgeCore.throughputRatio,
+      p50Ratio: summary.bridgeCore.p50Ratio,
+    }),
+  );
+}
 // The server child keeps the event loop alive: end here.
 cleanup();
 process.exit(0);

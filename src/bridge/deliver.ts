@@ -1,34 +1,75 @@
 /**
- * The core importer's way into the local channel: the messages of one socket read are
- * announced to the exporters (./loop.ts) with one native publish, then published with one
- * more, in their order. A batch starts on the first message of a read and runs once the
- * client has handed over the whole read (a microtask later). When the channel (or its side
- * channel) is full, the rest waits for room with `send`, still in order, while later
- * messages queue behind it; each message's digest always goes in before the message.
+ * The core importer's way into the local channel. The messages of one socket read are copied
+ * back to back into a batch; the batch's SHA-1 digests are taken with one native call and
+ * announced to the channel's exporters (./loop.ts) with one native publish, then the messages
+ * are published with one more, in their order. A batch starts on the first message of a read
+ * and goes out once the client has handed over the whole read (a microtask later). When the
+ * channel (or its side channel) is full, the rest waits for room, still in order, while later
+ * messages queue behind it in batches of their own; each message's digest always goes in
+ * before the message.
  */
-import type { Channel } from '../channel.js';
-import type { LoopMarker } from './loop.js';
+import { call, fromNative } from '../errors.js';
+import { type NativeChannel, native } from '../native.js';
+import { DIGEST, sideName } from './loop.js';
 
-/** Most messages per native publish. */
+/** Most messages per batch. */
 const CHUNK = 1024;
+/** Bytes of a batch's slab (a larger message gets a slab of its own size). */
+const SLAB = 128 * 1024;
+/** How long one wait for room lasts before it looks again. */
+const ROOM_MS = 100;
+/** The side channel's frame ends for `n` digests: message `i` ends at `DIGEST * (i + 1)`. */
+const DIGEST_ENDS = Uint32Array.from({ length: CHUNK }, (_, i) => DIGEST * (i + 1));
+
+/** Messages packed back to back: message `i` is `buf[ends[i - 1] ?? 0, ends[i])`. */
+interface Batch {
+  buf: Buffer;
+  ends: Uint32Array;
+  n: number;
+}
+
+function batch(size: number): Batch {
+  return { buf: Buffer.allocUnsafe(Math.max(SLAB, size)), ends: new Uint32Array(CHUNK), n: 0 };
+}
+
+function end(b: Batch): number {
+  return b.n === 0 ? 0 : (b.ends[b.n - 1] as number);
+}
 
 export class Delivery {
-  readonly #ch: Channel<Buffer>;
-  readonly #marker: LoopMarker;
+  readonly #ch: NativeChannel;
+  readonly #h: number;
+  readonly #side: NativeChannel;
+  readonly #sh: number;
   readonly #forwarded: (n: number) => void;
-  /** Messages from `#head` on are not published yet; those before `#marked` are announced. */
-  #queue: Buffer[] = [];
-  #head = 0;
-  #marked = 0;
+  /** The largest message the channel takes. */
+  readonly maxMessageSize: number;
+  /** Batches not yet published, oldest first; new messages go into the last one. */
+  #batches: Batch[] = [];
+  /** The last batch is being published: new messages start a batch of their own. */
+  #sealed = false;
   #running = false;
   #idle: Array<() => void> = [];
   /** The first failure (the channel closed, a `fail` channel full): the importer's end. */
   readonly failed: Promise<never>;
   #fail: (e: unknown) => void = () => {};
 
-  constructor(ch: Channel<Buffer>, marker: LoopMarker, forwarded: (n: number) => void) {
-    this.#ch = ch;
-    this.#marker = marker;
+  /**
+   * Publishes into channel `channel` of `dir` (which exists, as does its side channel: the
+   * importer opened both before).
+   */
+  constructor(channel: string, dir: string | undefined, forwarded: (n: number) => void) {
+    const opts = dir === undefined ? {} : { dir };
+    this.#ch = call(() => native.NativeChannel.open(channel, opts));
+    try {
+      this.#side = call(() => native.NativeChannel.open(sideName(channel), opts));
+    } catch (e) {
+      this.#ch.close();
+      throw e;
+    }
+    this.#h = this.#ch.handle();
+    this.#sh = this.#side.handle();
+    this.maxMessageSize = this.#ch.info().maxMessageSize;
     this.#forwarded = forwarded;
     this.failed = new Promise<never>((_, rej) => {
       this.#fail = rej;
@@ -36,9 +77,22 @@ export class Delivery {
     this.failed.catch(() => {});
   }
 
-  /** Queues `b` (a view the caller does not reuse). */
-  push(b: Buffer): void {
-    this.#queue.push(b);
+  /** Queues a copy of `b` (at most {@link maxMessageSize} bytes; the caller checks). */
+  push(b: Uint8Array): void {
+    let last = this.#batches[this.#batches.length - 1];
+    if (
+      last === undefined ||
+      this.#sealed ||
+      last.n === CHUNK ||
+      end(last) + b.length > last.buf.length
+    ) {
+      last = batch(b.length);
+      this.#batches.push(last);
+      this.#sealed = false;
+    }
+    const at = end(last);
+    last.buf.set(b, at);
+    last.ends[last.n++] = at + b.length;
     if (!this.#running) {
       this.#running = true;
       queueMicrotask(() => void this.#run());
@@ -51,57 +105,80 @@ export class Delivery {
     return new Promise((res) => this.#idle.push(res));
   }
 
+  close(): void {
+    this.#side.close();
+    this.#ch.close();
+  }
+
   async #run(): Promise<void> {
     try {
-      while (this.#head < this.#queue.length) await this.#step();
+      while (this.#batches.length > 0) {
+        const b = this.#batches[0] as Batch;
+        if (this.#batches.length === 1) this.#sealed = true;
+        await this.#deliver(b);
+        this.#batches.shift();
+      }
     } catch (e) {
-      this.#queue = [];
-      this.#head = 0;
-      this.#marked = 0;
       this.#fail(e);
     } finally {
-      this.#queue = [];
-      this.#head = 0;
-      this.#marked = 0;
+      this.#batches = [];
+      this.#sealed = false;
       this.#running = false;
       for (const r of this.#idle.splice(0)) r();
     }
   }
 
-  /** Announces and publishes what it can now; waits for room when nothing went in. */
-  async #step(): Promise<void> {
-    const q = this.#queue;
-    if (this.#marked < q.length) {
-      const k = this.#marker.markMany(q.slice(this.#marked, this.#marked + CHUNK));
-      this.#marked += k;
-      if (this.#marked === this.#head) {
-        // No room for the next digest: wait for it, then go on.
-        await this.#marker.mark(q[this.#head] as Buffer);
-        this.#marked += 1;
+  /** Announces and publishes batch `b`, waiting for room where there is none. */
+  async #deliver(b: Batch): Promise<void> {
+    const { buf, n } = b;
+    const ends = b.ends.subarray(0, n);
+    const digests = call(() => native.sha1Frames(buf, ends));
+    /** Messages before `marked` are announced, before `head` published. */
+    let marked = 0;
+    let head = 0;
+    while (head < n) {
+      if (marked < n) {
+        const d = digests.subarray(DIGEST * marked, DIGEST * n);
+        marked += this.#publish(this.#sh, d, DIGEST_ENDS.subarray(0, n - marked));
+        if (marked === head) {
+          // No room for the next digest: wait for it, then go on.
+          await this.#room(this.#side, DIGEST);
+          continue;
+        }
       }
-    }
-    const ready =
-      this.#head === 0 && this.#marked === q.length ? q : q.slice(this.#head, this.#marked);
-    const n = this.#ch.publishMany(ready);
-    if (n > 0) this.#take(n);
-    else {
-      // No room for the next message (its digest is in): wait for it.
-      await this.#ch.send(q[this.#head] as Buffer);
-      this.#take(1);
+      const from = head === 0 ? 0 : (ends[head - 1] as number);
+      let e = ends.subarray(head, marked);
+      if (from > 0) {
+        // Ends relative to the first message not yet in (only after a full ring).
+        e = e.slice();
+        for (let i = 0; i < e.length; i++) e[i] = (e[i] as number) - from;
+      }
+      const k = this.#publish(this.#h, buf.subarray(from, ends[marked - 1]), e);
+      if (k > 0) {
+        head += k;
+        this.#forwarded(k);
+      } else await this.#room(this.#ch, (ends[head] as number) - from);
     }
   }
 
-  #take(n: number): void {
-    this.#head += n;
-    this.#forwarded(n);
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-      this.#marked = 0;
-    } else if (this.#head >= 4096 && this.#head * 2 >= this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#marked -= this.#head;
-      this.#head = 0;
+  /** `native.publishMany`: how many went in; an error of a batch part-way counts what did. */
+  #publish(h: number, buf: Buffer, ends: Uint32Array): number {
+    try {
+      return native.publishMany(h, buf, ends);
+    } catch (e) {
+      const err = fromNative(e);
+      const published = (err as { published?: number }).published ?? 0;
+      if (h === this.#h && published > 0) this.#forwarded(published);
+      throw err;
+    }
+  }
+
+  /** Waits (a while at most) until a message of `len` bytes fits into `ch`. */
+  async #room(ch: NativeChannel, len: number): Promise<void> {
+    try {
+      await ch.waitForSpace(len, ROOM_MS);
+    } catch (e) {
+      throw fromNative(e);
     }
   }
 }

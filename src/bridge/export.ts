@@ -202,7 +202,7 @@ export async function runExport(
         await reader.wait(200, signal);
         continue;
       }
-      if (filter.imported(m.value)) {
+      if (filter.imported(m.value, reader.drains)) {
         stats.skipped += 1;
         if (flights.length === 0 && unflushed === 0 && flushing === undefined) commit(m.position);
         continue;

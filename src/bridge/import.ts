@@ -15,6 +15,7 @@ import { type JsMsg, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Msg, NatsConnection } from '@nats-io/transport-node';
 import { open } from '../catalog.js';
 import type { Channel } from '../channel.js';
+import { makeError, ShmringError } from '../errors.js';
 import { backoff, oneLine, sleep } from './connect.js';
 import { Delivery } from './deliver.js';
 import { LoopMarker, type Origin } from './loop.js';
@@ -109,13 +110,36 @@ export async function runImport(
   const ch = open<Buffer>(o.channel, { codec: 'raw', create: o.create, ...dirOpt });
   const marker = new LoopMarker(o.channel, o.dir);
   const seen = new Seen();
+  const maxMessageSize = ch.info().maxMessageSize;
+  let closeDelivery = () => {};
+  /** Rejected by a message the channel cannot take when `oversize` is `'error'`. */
+  let tooLarge: (e: Error) => void = () => {};
+  const fatal = new Promise<never>((_, rej) => {
+    tooLarge = rej;
+  });
+  fatal.catch(() => {});
+  /**
+   * A message larger than the channel takes: counted (`oversize`, `lost`) and skipped, or
+   * with `oversize: 'error'` the importer's end; whether it is skipped.
+   */
+  const oversize = (len: number): boolean => {
+    if (len <= maxMessageSize) return false;
+    stats.oversize += 1;
+    stats.lost += 1;
+    stats.lastEvent = `a ${len}-byte message exceeds channel ${JSON.stringify(o.channel)}'s maxMessageSize ${maxMessageSize}`;
+    if (o.oversize === 'error' && !o.jetstream) {
+      tooLarge(makeError('MessageTooLarge', stats.lastEvent));
+    }
+    return true;
+  };
   try {
     if (!o.jetstream) {
       // Each message is looked at as the client parses it; the ones of one socket read are
       // published together (./deliver.ts).
-      const delivery = new Delivery(ch, marker, (n) => {
+      const delivery = new Delivery(o.channel, o.dir, (n) => {
         stats.forwarded += n;
       });
+      closeDelivery = () => delivery.close();
       const reader = new HeaderReader();
       const onMsg = (err: Error | null, m: Msg): void => {
         if (err !== null) {
@@ -129,7 +153,7 @@ export async function runImport(
         }
         stats.lost += seen.gap(h);
         if (h.tick) return;
-        delivery.push(data);
+        if (!oversize(data.length)) delivery.push(data);
       };
       const sub = nc.subscribe(o.subject, { callback: onMsg });
       await nc.flush(); // the server has the subscription
@@ -139,7 +163,7 @@ export async function runImport(
         signal.addEventListener('abort', () => res(), { once: true });
       });
       try {
-        await Promise.race([stopped, delivery.failed, sub.closed]);
+        await Promise.race([stopped, delivery.failed, sub.closed, fatal]);
       } finally {
         sub.unsubscribe();
         // What was received before the stop goes in (unless the channel stays full).
@@ -174,7 +198,12 @@ export async function runImport(
             else {
               const from = dedup.check(h, m.seq, m.redelivered);
               if (from === 'duplicate') stats.duplicates += 1;
-              else {
+              else if (oversize(m.data.length)) {
+                // Never deliverable here: acked below so that it does not come again (with
+                // `oversize: 'error'`, left unacked: the importer ends).
+                if (o.oversize === 'error')
+                  throw makeError('MessageTooLarge', stats.lastEvent as string);
+              } else {
                 const w = deliver(ch, marker, m.data, from);
                 if (w !== undefined) await w;
                 stats.forwarded += 1;
@@ -189,12 +218,14 @@ export async function runImport(
           signal.removeEventListener('abort', stop);
         }
       } catch (e) {
+        if (e instanceof ShmringError && e.code === 'MessageTooLarge') throw e;
         stats.lastEvent = `consume: ${oneLine(e)}`;
       }
       await sleep(wait, signal);
       wait = backoff(wait);
     }
   } finally {
+    closeDelivery();
     marker.close();
     ch.close();
   }

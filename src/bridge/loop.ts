@@ -7,8 +7,10 @@
  * channel `C.bridged` (codec `raw`, policy `block`), and only then the message into `C`.
  * An exporter of `C` reads `C.bridged` too: before it looks at a record of `C` it takes every
  * digest published so far (each one was published before the message it announces, so the
- * announcement of every imported record the exporter can see is there), and a record whose
- * digest is pending is skipped (and its digest taken off, once). A JetStream exporter reads
+ * announcement of every imported record the exporter can see is there: taking them once per
+ * drain of `C`, after it, is enough), and a record whose digest is pending is skipped (and its
+ * digest taken off, once). The core importer takes the digests of a batch with one native
+ * call (./deliver.ts), the JetStream importer and the exporter with `crypto.hash`. A JetStream exporter reads
  * the side channel as a named subscriber too (`<durable>.l`), so a restarted one still knows
  * what was imported while it was away.
  *
@@ -82,19 +84,6 @@ export class LoopMarker {
     }
     return this.#side.publish(d) ? undefined : this.#side.send(d);
   }
-  /**
-   * Announces `msgs` in order with one native publish: how many went in (the first ones;
-   * the rest had no room now). Never blocks.
-   */
-  markMany(msgs: readonly Uint8Array[]): number {
-    const slab = Buffer.allocUnsafe(DIGEST * msgs.length);
-    const ds: Buffer[] = new Array(msgs.length);
-    for (let i = 0; i < msgs.length; i++) {
-      slab.write(hash('sha1', msgs[i] as Uint8Array, 'binary'), DIGEST * i, 'latin1');
-      ds[i] = slab.subarray(DIGEST * i, DIGEST * (i + 1));
-    }
-    return this.#side.publishMany(ds);
-  }
   close(): void {
     this.#side.close();
   }
@@ -105,6 +94,8 @@ export class LoopFilter {
   readonly #side: Channel<Buffer>;
   readonly #pending = new Map<string, number>();
   readonly #durable: string | undefined;
+  /** The reader's drain the announcements were last taken after. */
+  #drain = -1;
   constructor(channel: string, dir: string | undefined, durable: string | undefined) {
     this.#side = openSide(channel, dir);
     this.#durable = durable === undefined ? undefined : `${durable}.l`;
@@ -119,9 +110,16 @@ export class LoopFilter {
       this.#pending.set(k, (this.#pending.get(k) ?? 0) + 1);
     }
   }
-  /** Whether `bytes` (the next record of the channel) came from an importer; takes it off. */
-  imported(bytes: Uint8Array): boolean {
-    this.#take();
+  /**
+   * Whether `bytes` (the next record of the channel) came from an importer; takes it off.
+   * `drain` counts the reader's drains of the channel: the announcements are taken again only
+   * after a new one (every record of a drain was announced before the drain began).
+   */
+  imported(bytes: Uint8Array, drain: number): boolean {
+    if (drain !== this.#drain) {
+      this.#drain = drain;
+      this.#take();
+    }
     if (this.#pending.size === 0) return false;
     const k = digest(bytes);
     const n = this.#pending.get(k);

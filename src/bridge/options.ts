@@ -48,7 +48,10 @@ export interface BridgeOptions {
   origin?: string;
   /** Export: most publishes not yet acknowledged (core: not yet flushed) at once (default 1024). */
   maxInFlight?: number;
-  /** A message larger than the server's `max_payload`: `'count'` it and go on (default) or `'error'`. */
+  /**
+   * A message too large to pass (export: over the server's `max_payload`; import: over the
+   * local channel's `maxMessageSize`): `'count'` it and go on (default) or `'error'`.
+   */
   oversize?: 'count' | 'error';
   /** A label for the `Shmring-Codec` header (what the channel's producers encode with), for tools. */
   codec?: string;

@@ -30,6 +30,8 @@ export class RecordReader {
   #wake: (() => void) | undefined;
   #lost = 0;
   #closed = false;
+  /** Native drains that returned records so far (the loop filter's cue, ./loop.ts). */
+  drains = 0;
   readonly #onLost: (n: number) => void;
   /** `createdAtMs` of the channel: with the name, its identity. */
   readonly createdAtMs: number;
@@ -78,6 +80,7 @@ export class RecordReader {
       this.#lost = lost;
     }
     if (bytes === 0) return undefined;
+    this.drains += 1;
     // One copy of the whole drain; each record a view of it.
     const copy = Buffer.from(this.#buf.subarray(0, bytes));
     const f = this.#frames;

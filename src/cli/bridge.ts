@@ -116,15 +116,22 @@ export function addBridge(program: Command, action: Action, dirOption: () => Opt
       .argument('<channel>', 'the local channel')
       .option('--create', 'create the local channel if missing'),
     dirOption,
-  ).action(
-    action('bridge import', (subject: string, channel: string, f: Flags) =>
-      runBridge({
-        ...common(f),
-        create: f.create === true,
-        direction: 'import',
-        channel,
-        subject,
-      }),
-    ),
-  );
+  )
+    .addOption(
+      new Option('--oversize <what>', "a message over the channel's maxMessageSize").choices([
+        'count',
+        'error',
+      ]),
+    )
+    .action(
+      action('bridge import', (subject: string, channel: string, f: Flags) =>
+        runBridge({
+          ...common(f),
+          create: f.create === true,
+          direction: 'import',
+          channel,
+          subject,
+        }),
+      ),
+    );
 }

@@ -220,6 +220,24 @@ impl Call {
         Ok(out)
     }
 
+    /// A new `Buffer` holding a copy of `bytes`.
+    pub(crate) fn buffer_value(&self, bytes: &[u8]) -> Result<sys::napi_value, Fail> {
+        let mut out = ptr::null_mut();
+        // SAFETY: the callback's env; `bytes` is valid for its length (copied by the call, not
+        // kept); the data out pointer may be null (not wanted); `out` is a valid out pointer.
+        let s = unsafe {
+            sys::napi_create_buffer_copy(
+                self.env,
+                bytes.len(),
+                bytes.as_ptr().cast(),
+                ptr::null_mut(),
+                &mut out,
+            )
+        };
+        status(s, "a Buffer", "cannot be made")?;
+        Ok(out)
+    }
+
     pub(crate) fn number_value(&self, v: f64) -> Result<sys::napi_value, Fail> {
         let mut out = ptr::null_mut();
         // SAFETY: the callback's env; `out` is a valid out pointer.

@@ -1,6 +1,6 @@
-//! The hot calls — `publish`, `publishRange`, `publishMany`, `drain`, `recv` — as plain Node-API callbacks,
-//! registered by hand on the module's exports (typed in `src/native.ts`, not in the generated
-//! `binding.d.ts`).
+//! The hot calls — `publish`, `publishRange`, `publishMany`, `drain`, `recv`, `sha1Frames` —
+//! as plain Node-API callbacks, registered by hand on the module's exports (typed in
+//! `src/native.ts`, not in the generated `binding.d.ts`).
 //!
 //! Why not `#[napi]` methods: in napi-rs 3 a call of a class method costs ~360 ns, of which the
 //! ring's claim-copy-commit is ~6%. perf puts the rest in what the generated glue does around
@@ -109,6 +109,38 @@ unsafe extern "C" fn publish_many(
             });
             let n = p.with(|p| p.try_publish_many(frames))?;
             c.number_value(n as f64)
+        })
+    }
+}
+
+/// `sha1Frames(buf: Buffer, ends: Uint32Array): Buffer` — the SHA-1 digest (20 bytes) of each
+/// message packed in `buf` as for `publishMany` (message `i` ends at `ends[i]`), back to back
+/// in a new Buffer. The bridge's importer announces each message it publishes by this digest
+/// (`src/bridge/loop.ts`); one call per batch instead of one `crypto.hash` per message.
+unsafe extern "C" fn sha1_frames(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    use sha1::{Digest, Sha1};
+    // SAFETY: called by Node-API as this function's callback, with its own env and info.
+    unsafe {
+        run(env, info, |c| {
+            let buf = c.bytes(0, "buf")?;
+            let ends = c.u32s(1, "ends")?;
+            let mut out = Vec::with_capacity(ends.len() * 20);
+            let mut start = 0usize;
+            for &end in &ends {
+                let end = end as usize;
+                if end < start || end > buf.len() {
+                    return Err(invalid(format!(
+                        "frame end {end} is outside {start}..={}",
+                        buf.len()
+                    )));
+                }
+                out.extend_from_slice(&Sha1::digest(&buf[start..end]));
+                start = end;
+            }
+            c.buffer_value(&out)
         })
     }
 }
@@ -256,7 +288,7 @@ fn ending() -> Fail {
 #[napi_derive::napi(module_exports)]
 pub fn register_fast_path(exports: Object, env: Env) -> napi::Result<()> {
     type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-    let fns: [(&std::ffi::CStr, Callback); 7] = [
+    let fns: [(&std::ffi::CStr, Callback); 8] = [
         (c"publish", publish),
         (c"publishRange", publish_range),
         (c"publishMany", publish_many),
@@ -264,6 +296,7 @@ pub fn register_fast_path(exports: Object, env: Env) -> napi::Result<()> {
         (c"recv", recv),
         (c"commit", commit),
         (c"settle", settle),
+        (c"sha1Frames", sha1_frames),
     ];
     for (name, cb) in fns {
         let mut f = ptr::null_mut();

@@ -1,0 +1,194 @@
+/**
+ * The core importer's way into a local channel, without and with a server:
+ * - its native SHA-1 of a batch is `crypto`'s, message by message, and a bad `ends` is a
+ *   typed error;
+ * - its delivery through a small ring that a slow reader keeps full: every message arrives
+ *   once, in order, and every one's digest is in the side channel before it;
+ * - a NATS message larger than the local channel takes (real server, real importer):
+ *   counted (`oversize`, `lost`) and skipped, the next one delivered; with
+ *   `--oversize error` the importer ends with one line.
+ */
+import { hash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from '@nats-io/transport-node';
+import test, { type ExecutionContext } from 'ava';
+import { open } from 'shmring';
+import { sleep } from './helpers.js';
+import { natsMissing, spawnBridge, started, startNats } from './nats.js';
+
+// Internal to the bridge (not exported by the package): loaded from the build.
+interface DeliveryT {
+  push(b: Uint8Array): void;
+  idle(): Promise<void>;
+  close(): void;
+}
+const dist = (f: string) => new URL(`../../dist/${f}`, import.meta.url).href;
+const { Delivery } = (await import(dist('bridge/deliver.js'))) as {
+  Delivery: new (channel: string, dir: string, forwarded: (n: number) => void) => DeliveryT;
+};
+const { LoopMarker, sideName } = (await import(dist('bridge/loop.js'))) as {
+  LoopMarker: new (channel: string, dir: string) => { close(): void };
+  sideName(channel: string): string;
+};
+const { native } = (await import(dist('native.js'))) as {
+  native: { sha1Frames(buf: Buffer, ends: Uint32Array): Buffer };
+};
+
+function host(t: ExecutionContext, tag: string): string {
+  const dir = mkdtempSync(`/dev/shm/bridge-${tag}-`);
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const sha1 = (b: Uint8Array): Buffer => hash('sha1', b, 'buffer');
+
+/** Message `i`: its number, then `i % 97` bytes of filler (0 to 96 bytes past the number). */
+function message(i: number): Buffer {
+  const b = Buffer.alloc(4 + (i % 97), i & 0xff);
+  b.writeUInt32LE(i, 0);
+  return b;
+}
+
+test('sha1Frames: the digest of each message of a batch, as crypto has it', (t) => {
+  const msgs = [Buffer.alloc(0), Buffer.from('abc'), Buffer.alloc(64, 7), Buffer.alloc(1000, 1)];
+  const buf = Buffer.concat(msgs);
+  const ends = new Uint32Array(msgs.length);
+  let at = 0;
+  msgs.forEach((m, i) => {
+    at += m.length;
+    ends[i] = at;
+  });
+  const d = native.sha1Frames(buf, ends);
+  t.is(d.length, 20 * msgs.length);
+  msgs.forEach((m, i) => {
+    t.deepEqual(d.subarray(20 * i, 20 * (i + 1)), sha1(m), `message ${i}`);
+  });
+  t.is(native.sha1Frames(buf, new Uint32Array(0)).length, 0);
+  for (const bad of [new Uint32Array([5, 3]), new Uint32Array([buf.length + 1])]) {
+    const e = t.throws(() => native.sha1Frames(buf, bad));
+    t.is((e as { code?: string }).code, 'InvalidArgument');
+  }
+});
+
+test('Delivery through a small ring kept full: each message once, in order, its digest first', async (t) => {
+  const dir = host(t, 'deliver');
+  const N = 20_000;
+  const ch = open<Buffer>('dst', {
+    create: true,
+    codec: 'raw',
+    dir,
+    capacity: 4096,
+    maxMessageSize: 128,
+  });
+  const marker = new LoopMarker('dst', dir); // creates the side channel, as the importer does
+  const side = open<Buffer>(sideName('dst'), { codec: 'raw', dir });
+  // Joined before anything is published: they see every record.
+  const got: Buffer[] = [];
+  const digests: Buffer[] = [];
+  const take = (): void => {
+    for (;;) {
+      const d = side.receiveSync(0);
+      if (d === undefined) break;
+      digests.push(Buffer.from(d.value));
+    }
+    // A few at a time: the ring stays full, the delivery waits for room again and again.
+    for (let k = 0; k < 7; k++) {
+      const m = ch.receiveSync(0);
+      if (m === undefined) break;
+      got.push(Buffer.from(m.value));
+      // Its digest was published before it: it is among those taken, in its place.
+      const d = digests[got.length - 1];
+      if (d === undefined || !d.equals(sha1(m.value))) {
+        throw new Error(`message ${got.length - 1} came before its digest`);
+      }
+    }
+  };
+  take();
+  let forwarded = 0;
+  const delivery = new Delivery('dst', dir, (n) => {
+    forwarded += n;
+  });
+  t.teardown(() => {
+    delivery.close();
+    marker.close();
+    side.close();
+    ch.close();
+  });
+  // Pushed in bursts, as socket reads hand them over, while the reader is slow.
+  for (let i = 0; i < N; ) {
+    for (const end = Math.min(N, i + 300); i < end; i++) delivery.push(message(i));
+    take();
+    await sleep(0);
+  }
+  const deadline = Date.now() + 60_000;
+  while (got.length < N && Date.now() < deadline) {
+    take();
+    await sleep(1);
+  }
+  await delivery.idle();
+  t.is(got.length, N);
+  t.is(forwarded, N);
+  t.true(
+    got.every((m, i) => m.equals(message(i))),
+    'every message once, in order',
+  );
+  t.is(digests.length, N);
+});
+
+test.serial(
+  'import: a message larger than the channel takes is counted and skipped, or with --oversize error the end',
+  async (t) => {
+    if (natsMissing !== undefined) {
+      t.fail(natsMissing);
+      return;
+    }
+    const nats = await startNats(t);
+    const b = host(t, 'b');
+    const ch = open<Buffer>('dst', { create: true, codec: 'raw', dir: b, maxMessageSize: 64 });
+    const got: Buffer[] = [];
+    const sub = ch.messages().subscribe((m) => got.push(Buffer.from(m)));
+    t.teardown(() => {
+      sub.unsubscribe();
+      ch.close();
+    });
+    const nc = await connect({ servers: nats.url });
+    t.teardown(() => nc.close());
+
+    const imp = spawnBridge(t, ['import', 'big', 'dst', '--nats', nats.url, '--dir', b]);
+    await started(imp);
+    nc.publish('big', Buffer.alloc(65, 1)); // one byte too many
+    nc.publish('big', Buffer.alloc(64, 2));
+    await nc.flush();
+    const end = Date.now() + 30_000;
+    while (got.length < 1 && Date.now() < end) await sleep(20);
+    await sleep(300);
+    const r = await imp.stop();
+    t.deepEqual(got, [Buffer.alloc(64, 2)]);
+    t.is(r?.oversize, 1);
+    t.is(r?.lost, 1);
+    t.is(r?.forwarded, 1);
+    t.regex(String(r?.lastEvent), /65-byte message exceeds channel "dst"'s maxMessageSize 64/);
+
+    const strict = spawnBridge(t, [
+      'import',
+      'big',
+      'dst',
+      '--nats',
+      nats.url,
+      '--dir',
+      b,
+      '--oversize',
+      'error',
+    ]);
+    await started(strict);
+    nc.publish('big', Buffer.alloc(100));
+    await nc.flush();
+    t.is(await strict.exit, 1);
+    t.regex(
+      strict.stderr().trim(),
+      /^shmring bridge import: a 100-byte message exceeds channel "dst"'s maxMessageSize 64$/,
+    );
+    // The channel stays usable.
+    t.true(ch.publish(Buffer.from('after')));
+  },
+);

@@ -5,7 +5,9 @@
  * A→NATS→B through the bridge beside NATS client-to-client, in the same run, against a
  * nats-server this script starts (127.0.0.1, a free port, a temporary store):
  *
- * - NATS: a publishing and a subscribing connection of this process, 64-byte messages.
+ * - NATS, one process: a publishing and a subscribing connection of this process, 64-byte
+ *   messages. NATS, two processes: this process publishes, a child of this script
+ *   subscribes (as two services would). Both are baselines of the bridge's ratios.
  * - bridge: this process publishes into channel `A` (dir A), `shmring bridge export` and
  *   `shmring bridge import` (processes of their own) carry it to channel `B` (dir B), which
  *   this process reads. Core NATS; with `--jetstream` also through JetStream.
@@ -13,7 +15,7 @@
  * Throughput: `count` messages as fast as they go, first publish to last receipt, and the CPU
  * time each process used meanwhile (µs per message: this process, the bridges, the server).
  * Latency: `latency` messages one every 0.5 ms, each carrying its send time; one-way p50
- * and p99 (one clock: the same process sends and receives).
+ * and p99 (one clock, CLOCK_MONOTONIC, for every process).
  * The cells alternate, `rounds` times (NATS, bridge, NATS, bridge, …): on a shared machine
  * the speed moves between minutes, so each round's ratio compares neighbours; the summary
  * gives each cell's median and the median of the rounds' ratios.
@@ -41,12 +43,22 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     profile: { type: 'string' },
     cli: { type: 'string', multiple: true, default: [] },
+    role: { type: 'string' },
+    url: { type: 'string' },
   },
 });
+const self = new URL(import.meta.url).pathname;
 const ROUNDS = Number(values.rounds);
 const COUNT = Number(values.count);
 const LAT = Number(values.latency);
 const SIZE = 64;
+/** Milliseconds of CLOCK_MONOTONIC: one clock for every process of the run. */
+const now = () => Number(process.hrtime.bigint()) / 1e6;
+if (values.role === 'nats-sub') {
+  // A child of this script: subscribes until its stdin closes (then it exits).
+  await natsSubscriber();
+  await new Promise(() => {});
+}
 if (spawnSync('nats-server', ['--version']).status !== 0) {
   console.error('bench:bridge: nats-server is missing (apt-get install -y nats-server); skipped');
   process.exit(0);
@@ -81,7 +93,6 @@ const pct = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
-const now = () => performance.now();
 function message(i, stamp) {
   const b = Buffer.alloc(SIZE);
   b.writeUInt32LE(i, 0);
@@ -104,25 +115,42 @@ function cpuMs(pid) {
 }
 
 /**
- * One cell: `send(buf)` publishes (may return a promise when it must wait), `onMessage`
- * registers the receiver; `procs` names the processes whose CPU time the throughput phase
- * is charged with. Returns throughput, latency and CPU µs per message of each process.
+ * A receiver in this process: `register(handler)` makes the transport call `handler` with
+ * each message's bytes. `expect(n)` resolves, once `n` more messages came, with the one-way
+ * latencies (ms) of those stamped.
  */
-async function cell(send, onMessage, procs) {
+function localReceiver(register) {
   let got = 0;
+  let want = 0;
   let lats = [];
-  let want = COUNT;
   let finished;
-  onMessage((b) => {
+  register((b) => {
     const stamp = b.readDoubleLE(8);
     if (stamp > 0) lats.push(now() - stamp);
     got++;
-    if (got === want) finished?.();
+    if (got === want) finished?.(lats);
   });
+  return {
+    expect(n) {
+      got = 0;
+      want = n;
+      lats = [];
+      return new Promise((r) => {
+        finished = r;
+      });
+    },
+  };
+}
+
+/**
+ * One cell: `send(buf)` publishes (may return a promise when it must wait), `receiver` says
+ * when the messages came (see {@link localReceiver}); `procs` names the processes whose CPU
+ * time the throughput phase is charged with. Returns throughput, latency and CPU µs per
+ * message of each process.
+ */
+async function cell(send, receiver, procs) {
   // Throughput.
-  let done = new Promise((r) => {
-    finished = r;
-  });
+  let done = receiver.expect(COUNT);
   const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuMs(pid)]));
   const t0 = now();
   for (let i = 0; i < COUNT; i++) {
@@ -139,18 +167,13 @@ async function cell(send, onMessage, procs) {
     ]),
   );
   // Latency.
-  got = 0;
-  want = LAT;
-  lats = [];
-  done = new Promise((r) => {
-    finished = r;
-  });
+  done = receiver.expect(LAT);
   for (let i = 0; i < LAT; i++) {
     const w = send(message(i, now()));
     if (w !== undefined) await w;
     await sleep(0.5);
   }
-  await done;
+  const lats = await done;
   return {
     msgPerSec: Math.round((COUNT / ms) * 1000),
     p50us: Math.round(pct(lats, 50) * 1000),
@@ -159,6 +182,7 @@ async function cell(send, onMessage, procs) {
   };
 }
 
+/** NATS between two connections of this process (one process publishes and subscribes). */
 async function natsCell() {
   const pub = await connect({ servers: url });
   const sub = await connect({ servers: url });
@@ -171,14 +195,95 @@ async function natsCell() {
       pub.publish('bench.nats', b);
       if ((++n & 1023) === 0) return pub.flush();
     },
-    (h) => {
+    localReceiver((h) => {
       handler = (d) => h(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
-    },
+    }),
     { bench: process.pid, server: nats.pid },
   );
   await pub.close();
   await sub.close();
   return r;
+}
+
+/**
+ * NATS between two processes: this one publishes, a child of this script (`--role
+ * nats-sub`) subscribes and reports, at the end of each phase, the latencies it measured
+ * with the same clock.
+ */
+async function nats2Cell() {
+  const child = spawn(process.execPath, [self, '--role', 'nats-sub', '--url', url], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  children.add(child);
+  const lines = [];
+  let onLine;
+  createInterface({ input: child.stdout }).on('line', (l) => {
+    lines.push(l);
+    onLine?.();
+  });
+  const nextLine = () =>
+    new Promise((res, rej) => {
+      const take = () => {
+        if (lines.length > 0) {
+          onLine = undefined;
+          res(lines.shift());
+        } else if (child.exitCode !== null) rej(new Error('the NATS subscriber exited'));
+      };
+      onLine = take;
+      take();
+    });
+  if ((await nextLine()) !== 'ready') throw new Error('the NATS subscriber did not start');
+  const pub = await connect({ servers: url });
+  let n = 0;
+  const r = await cell(
+    (b) => {
+      pub.publish('bench.nats2', b);
+      if ((++n & 1023) === 0) return pub.flush();
+    },
+    {
+      expect(want) {
+        child.stdin.write(`expect ${want}\n`);
+        return nextLine().then((l) => JSON.parse(l).lats);
+      },
+    },
+    { bench: process.pid, subscriber: child.pid, server: nats.pid },
+  );
+  await pub.close();
+  child.stdin.end();
+  await once(child, 'close');
+  children.delete(child);
+  return r;
+}
+
+/** `--role nats-sub`: the subscribing process of {@link nats2Cell}. */
+async function natsSubscriber() {
+  const nc = await connect({ servers: values.url });
+  let got = 0;
+  let want = -1;
+  let lats = [];
+  nc.subscribe('bench.nats2', {
+    callback: (_e, m) => {
+      const d = m.data;
+      const stamp = Buffer.from(d.buffer, d.byteOffset, d.byteLength).readDoubleLE(8);
+      if (stamp > 0) lats.push(now() - stamp);
+      if (++got === want) {
+        process.stdout.write(`${JSON.stringify({ lats })}\n`);
+        want = -1;
+      }
+    },
+  });
+  await nc.flush();
+  createInterface({ input: process.stdin })
+    .on('line', (l) => {
+      // Sent before the phase's first message: nothing of it has come yet.
+      got = 0;
+      lats = [];
+      want = Number(l.split(' ')[1]);
+    })
+    .on('close', () => {
+      nc.close().then(() => process.exit(0));
+    });
+  process.stdout.write('ready\n');
 }
 
 async function startBridge(args, cliPath) {
@@ -216,9 +321,9 @@ async function bridgeCell(jetstream, cliPath = cli) {
   let sub;
   const r = await cell(
     (m) => (src.publish(m) ? undefined : src.send(m)),
-    (h) => {
+    localReceiver((h) => {
       sub = dst.messages().subscribe(h);
-    },
+    }),
     { bench: process.pid, exporter: exp.pid, importer: imp.pid, server: nats.pid },
   );
   sub.unsubscribe();
@@ -237,11 +342,14 @@ const median = (xs) => {
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 /** Cells of every round, in the order they ran. */
-const names = ['nats', 'bridgeCore'];
+const names = ['nats', 'nats2', 'bridgeCore'];
+/** The baselines: NATS between two clients of one process, and of two processes. */
+const baselines = ['nats', 'nats2'];
 if (values.jetstream) names.push('bridgeJetStream');
 for (let i = 0; i < values.cli.length; i++) names.push(`other${i + 1}Core`);
 const label = {
-  nats: 'NATS client-to-client',
+  nats: 'NATS, one process',
+  nats2: 'NATS, two processes',
   bridgeCore: 'bridge (core)',
   bridgeJetStream: 'bridge (JetStream)',
 };
@@ -253,6 +361,7 @@ for (let r = 0; r < ROUNDS; r++) {
   const round = {};
   for (const n of names) {
     if (n === 'nats') round[n] = await natsCell();
+    else if (n === 'nats2') round[n] = await nats2Cell();
     else if (n === 'bridgeCore') round[n] = await bridgeCell(false);
     else if (n === 'bridgeJetStream') round[n] = await bridgeCell(true);
     else round[n] = await bridgeCell(false, values.cli[Number(n.slice(5, -4)) - 1]);
@@ -264,14 +373,14 @@ const cpuText = (c) =>
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
 const row = (name, r) =>
-  `${name.padEnd(22)} ${String(r.msgPerSec).padStart(10)} msg/s   p50 ${String(r.p50us).padStart(6)} µs   p99 ${String(r.p99us).padStart(6)} µs   CPU µs/msg: ${cpuText(r.cpuUsPerMsg)}`;
+  `${name.padEnd(24)} ${String(r.msgPerSec).padStart(10)} msg/s   p50 ${String(r.p50us).padStart(6)} µs   p99 ${String(r.p99us).padStart(6)} µs   CPU µs/msg: ${cpuText(r.cpuUsPerMsg)}`;
 console.log(
   `A→NATS→B, ${COUNT} messages of ${SIZE} bytes; latency over ${LAT} paced messages; ${ROUNDS} rounds, cells alternating`,
 );
-const ratios = (n) =>
+const ratios = (n, base) =>
   rounds.map((r) => ({
-    throughput: r[n].msgPerSec / r.nats.msgPerSec,
-    p50: r[n].p50us / r.nats.p50us,
+    throughput: r[n].msgPerSec / r[base].msgPerSec,
+    p50: r[n].p50us / r[base].p50us,
   }));
 rounds.forEach((r, i) => {
   console.log(`round ${i + 1}`);
@@ -285,12 +394,14 @@ for (const n of names) {
     p50us: median(rs.map((x) => x.p50us)),
     p99us: median(rs.map((x) => x.p99us)),
   };
-  if (n !== 'nats') {
-    const q = ratios(n);
-    summary[n].throughputRatio = median(q.map((x) => x.throughput));
-    summary[n].p50Ratio = median(q.map((x) => x.p50));
+  if (baselines.includes(n)) continue;
+  for (const base of baselines) {
+    const q = ratios(n, base);
+    const t = median(q.map((x) => x.throughput));
+    const p = median(q.map((x) => x.p50));
+    summary[n][base] = { throughputRatio: t, p50Ratio: p };
     console.log(
-      `${label[n]}/NATS, median of the rounds: throughput ${(summary[n].throughputRatio * 100).toFixed(0)}% (rounds ${q.map((x) => `${(x.throughput * 100).toFixed(0)}%`).join(', ')}; target >= 90%), p50 ${summary[n].p50Ratio.toFixed(2)}x (rounds ${q.map((x) => `${x.p50.toFixed(2)}x`).join(', ')}; target <= 1.5x)`,
+      `${label[n]} / ${label[base]}, median of the rounds: throughput ${(t * 100).toFixed(0)}% (rounds ${q.map((x) => `${(x.throughput * 100).toFixed(0)}%`).join(', ')}; target >= 90%), p50 ${p.toFixed(2)}x (rounds ${q.map((x) => `${x.p50.toFixed(2)}x`).join(', ')}; target <= 1.5x)`,
     );
   }
 }
@@ -301,8 +412,6 @@ if (values.json) {
       size: SIZE,
       rounds,
       summary,
-      throughputRatio: summary.bridgeCore.throughputRatio,
-      p50Ratio: summary.bridgeCore.p50Ratio,
     }),
   );
 }

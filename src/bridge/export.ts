@@ -44,6 +44,14 @@ import {
 /** Core: an idle exporter repeats its tick this often. */
 const TICK_MS = 1000;
 
+/**
+ * For this long after it last took a record, an idle exporter waits for the next one on its
+ * own thread (a quicker wake-up), giving the event loop a turn every {@link TURN_MS}; then on
+ * the subscription's waiter thread (the event loop free, no CPU used).
+ */
+const HOT_MS = 1000;
+const TURN_MS = 1;
+
 /** Core: a flush not answered within this long counts as failed (the connection is redone). */
 export const FLUSH_TIMEOUT_MS = 5000;
 
@@ -107,6 +115,9 @@ export async function runExport(
       window = Math.max(1, Math.floor(window / 2));
     };
     let tickedAt = 0;
+    /** When the last record was taken, and when the event loop last had a turn. */
+    let busyAt = 0;
+    let turnAt = performance.now();
     /** JetStream: in order; the head is the oldest. */
     const flights: Flight[] = [];
     /** JetStream: after a start or a failure, publish one at a time until caught up. */
@@ -199,9 +210,19 @@ export async function runExport(
           nc.publish(o.subject, new Uint8Array(0), { headers: h });
           tickedAt = Date.now();
         }
+        if (Date.now() - busyAt < HOT_MS) {
+          // Busy a moment ago: the next record is waited for on this thread, in slices with
+          // a turn of the event loop (its I/O, timers, signals) at least every TURN_MS.
+          if (performance.now() - turnAt >= TURN_MS) {
+            await new Promise(setImmediate);
+            turnAt = performance.now();
+          } else reader.waitHere(TURN_MS);
+          continue;
+        }
         await reader.wait(200, signal);
         continue;
       }
+      busyAt = Date.now();
       if (filter.imported(m.value, reader.drains)) {
         stats.skipped += 1;
         if (flights.length === 0 && unflushed === 0 && flushing === undefined) commit(m.position);

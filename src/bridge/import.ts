@@ -146,14 +146,15 @@ export async function runImport(
           stats.lastEvent = `subscription: ${oneLine(err)}`;
           return;
         }
-        const { h, data } = reader.read(m);
+        const h = reader.read(m);
         if (h.origin === o.origin) {
           stats.skipped += 1;
           return;
         }
         stats.lost += seen.gap(h);
         if (h.tick) return;
-        if (!oversize(data.length)) delivery.push(data);
+        const { bytes, start, end } = reader;
+        if (!oversize(end - start)) delivery.push(bytes, start, end);
       };
       const sub = nc.subscribe(o.subject, { callback: onMsg });
       await nc.flush(); // the server has the subscription

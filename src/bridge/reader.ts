@@ -7,7 +7,7 @@
  * @internal
  */
 import { call, fromNative } from '../errors.js';
-import { FrameWalker, frameBuffer } from '../frame.js';
+import { FrameWalker, frameBuffer, frameBytes } from '../frame.js';
 import { type NativeChannel, type NativeSubscription, native } from '../native.js';
 
 /** One record: a copy of its bytes (a view of its drain's copy), and its position. */
@@ -74,12 +74,22 @@ export class RecordReader {
     } catch (e) {
       throw fromNative(e);
     }
+    this.#countLost();
+    if (bytes === 0) return undefined;
+    this.#push(bytes);
+    return this.take();
+  }
+
+  #countLost(): void {
     const lost = this.#sub.lost();
     if (lost > this.#lost) {
       this.#onLost(lost - this.#lost);
       this.#lost = lost;
     }
-    if (bytes === 0) return undefined;
+  }
+
+  /** Queues the records of the first `bytes` of the drain buffer (a new drain). */
+  #push(bytes: number): void {
     this.drains += 1;
     // One copy of the whole drain; each record a view of it.
     const copy = Buffer.from(this.#buf.subarray(0, bytes));
@@ -88,7 +98,25 @@ export class RecordReader {
     while (f.next()) {
       this.#queue.push({ value: copy.subarray(f.start, f.end), position: f.position });
     }
-    return this.take();
+  }
+
+  /**
+   * Waits on this thread — the event loop stands still meanwhile — up to `ms` for the next
+   * record, and queues it for {@link take}; whether one came. A wake-up here is the
+   * publisher's futex wake alone, without the waiter thread's hand-off to the event loop.
+   */
+  waitHere(ms: number): boolean {
+    if (this.#closed || this.#head < this.#queue.length) return !this.#closed;
+    let len: number;
+    try {
+      len = native.recv(this.#h, this.#buf, ms);
+    } catch (e) {
+      throw fromNative(e);
+    }
+    this.#countLost();
+    if (len < 0) return false;
+    this.#push(frameBytes(len, true));
+    return true;
   }
 
   /** Resolves when data may be there (or after `ms`, or when `signal` aborts). */

@@ -116,8 +116,8 @@ function cpuMs(pid) {
 
 /**
  * A receiver in this process: `register(handler)` makes the transport call `handler` with
- * each message's bytes. `expect(n)` resolves, once `n` more messages came, with the one-way
- * latencies (ms) of those stamped.
+ * each message's bytes. `expect(n)` resolves once the receiver counts from 0 again, with
+ * `done`: resolves, once `n` messages came, with the one-way latencies (ms) of those stamped.
  */
 function localReceiver(register) {
   let got = 0;
@@ -131,15 +131,35 @@ function localReceiver(register) {
     if (got === want) finished?.(lats);
   });
   return {
-    expect(n) {
+    async expect(n) {
       got = 0;
       want = n;
       lats = [];
-      return new Promise((r) => {
-        finished = r;
-      });
+      return {
+        done: new Promise((r) => {
+          finished = r;
+        }),
+      };
     },
   };
+}
+
+/** How long a phase may take before the run gives up (no hang when messages are lost). */
+const PHASE_MS = 120_000;
+function within(p, phase) {
+  let t;
+  const late = new Promise((_, rej) => {
+    t = setTimeout(
+      () =>
+        rej(
+          new Error(
+            `${phase} phase: not every message arrived within ${PHASE_MS / 1000} s (core NATS drops what a slow subscriber cannot take)`,
+          ),
+        ),
+      PHASE_MS,
+    );
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(t));
 }
 
 /**
@@ -150,7 +170,7 @@ function localReceiver(register) {
  */
 async function cell(send, receiver, procs) {
   // Throughput.
-  let done = receiver.expect(COUNT);
+  let { done } = await receiver.expect(COUNT);
   const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuMs(pid)]));
   const t0 = now();
   for (let i = 0; i < COUNT; i++) {
@@ -158,7 +178,7 @@ async function cell(send, receiver, procs) {
     if (w !== undefined) await w;
     if ((i & 1023) === 0) await new Promise(setImmediate);
   }
-  await done;
+  await within(done, 'throughput');
   const ms = now() - t0;
   const cpuUsPerMsg = Object.fromEntries(
     Object.entries(procs).map(([k, pid]) => [
@@ -167,13 +187,13 @@ async function cell(send, receiver, procs) {
     ]),
   );
   // Latency.
-  done = receiver.expect(LAT);
+  ({ done } = await receiver.expect(LAT));
   for (let i = 0; i < LAT; i++) {
     const w = send(message(i, now()));
     if (w !== undefined) await w;
     await sleep(0.5);
   }
-  const lats = await done;
+  const lats = await within(done, 'latency');
   return {
     msgPerSec: Math.round((COUNT / ms) * 1000),
     p50us: Math.round(pct(lats, 50) * 1000),
@@ -241,9 +261,11 @@ async function nats2Cell() {
       if ((++n & 1023) === 0) return pub.flush();
     },
     {
-      expect(want) {
+      async expect(want) {
         child.stdin.write(`expect ${want}\n`);
-        return nextLine().then((l) => JSON.parse(l).lats);
+        // Counting from 0 before the first message of the phase is sent.
+        if ((await nextLine()) !== 'armed') throw new Error('the NATS subscriber is confused');
+        return { done: nextLine().then((l) => JSON.parse(l).lats) };
       },
     },
     { bench: process.pid, subscriber: child.pid, server: nats.pid },
@@ -275,10 +297,11 @@ async function natsSubscriber() {
   await nc.flush();
   createInterface({ input: process.stdin })
     .on('line', (l) => {
-      // Sent before the phase's first message: nothing of it has come yet.
+      // The publisher waits for `armed` before the phase's first message.
       got = 0;
       lats = [];
       want = Number(l.split(' ')[1]);
+      process.stdout.write('armed\n');
     })
     .on('close', () => {
       nc.close().then(() => process.exit(0));

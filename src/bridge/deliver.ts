@@ -30,10 +30,6 @@ interface Batch {
   n: number;
 }
 
-function batch(size: number): Batch {
-  return { buf: Buffer.allocUnsafe(Math.max(SLAB, size)), ends: new Uint32Array(CHUNK), n: 0 };
-}
-
 /** Where the next message of `b` goes. */
 function at(b: Batch): number {
   return b.n === 0 ? 0 : (b.ends[b.n - 1] as number);
@@ -49,6 +45,8 @@ export class Delivery {
   readonly maxMessageSize: number;
   /** Batches not yet published, oldest first; new messages go into the last one. */
   #batches: Batch[] = [];
+  /** Batches published, kept for the next messages (no slab allocated per socket read). */
+  #spare: Batch[] = [];
   /** The last batch is being published: new messages start a batch of their own. */
   #sealed = false;
   #running = false;
@@ -93,7 +91,7 @@ export class Delivery {
       last.n === CHUNK ||
       at(last) + len > last.buf.length
     ) {
-      last = batch(len);
+      last = this.#batch(len);
       this.#batches.push(last);
       this.#sealed = false;
     }
@@ -121,6 +119,16 @@ export class Delivery {
     this.#ch.close();
   }
 
+  /** An empty batch for a message of `len` bytes (a spare one when it fits). */
+  #batch(len: number): Batch {
+    const b = len <= SLAB ? this.#spare.pop() : undefined;
+    if (b !== undefined) {
+      b.n = 0;
+      return b;
+    }
+    return { buf: Buffer.allocUnsafe(Math.max(SLAB, len)), ends: new Uint32Array(CHUNK), n: 0 };
+  }
+
   async #run(): Promise<void> {
     try {
       while (this.#batches.length > 0) {
@@ -128,6 +136,8 @@ export class Delivery {
         if (this.#batches.length === 1) this.#sealed = true;
         await this.#deliver(b);
         this.#batches.shift();
+        // Its bytes are in the ring now: the slab can take the next messages.
+        if (b.buf.length === SLAB && this.#spare.length < 2) this.#spare.push(b);
       }
     } catch (e) {
       this.#fail(e);

@@ -254,13 +254,17 @@ async function nats2Cell() {
     lines.push(l);
     onLine?.();
   });
+  // An exit ends a wait for a line at once (it rejects).
+  child.once('exit', () => onLine?.());
   const nextLine = () =>
     new Promise((res, rej) => {
       const take = () => {
         if (lines.length > 0) {
           onLine = undefined;
           res(lines.shift());
-        } else if (child.exitCode !== null) rej(new Error('the NATS subscriber exited'));
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          rej(new Error('the NATS subscriber exited'));
+        }
       };
       onLine = take;
       take();

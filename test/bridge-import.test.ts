@@ -3,7 +3,8 @@
  * - its native SHA-1 of a batch is `crypto`'s, message by message, and a bad `ends` is a
  *   typed error;
  * - its delivery through a small ring that a slow reader keeps full: every message arrives
- *   once, in order, and every one's digest is in the side channel before it;
+ *   once, in order, and every one's digest is in the side channel before it; a message over
+ *   a batch's slab in its place; a full `fail` channel: RingFull, the rest counted lost;
  * - a NATS message larger than the local channel takes (real server, real importer):
  *   counted (`oversize`, `lost`) and skipped, the next one delivered; with
  *   `--oversize error` the importer ends with one line.
@@ -21,10 +22,16 @@ interface DeliveryT {
   push(b: Uint8Array): void;
   idle(): Promise<void>;
   close(): void;
+  readonly failed: Promise<never>;
 }
 const dist = (f: string) => new URL(`../../dist/${f}`, import.meta.url).href;
 const { Delivery } = (await import(dist('bridge/deliver.js'))) as {
-  Delivery: new (channel: string, dir: string, forwarded: (n: number) => void) => DeliveryT;
+  Delivery: new (
+    channel: string,
+    dir: string,
+    forwarded: (n: number) => void,
+    lost?: (n: number) => void,
+  ) => DeliveryT;
 };
 const { LoopMarker, sideName } = (await import(dist('bridge/loop.js'))) as {
   LoopMarker: new (channel: string, dir: string) => { close(): void };
@@ -42,9 +49,12 @@ function host(t: ExecutionContext, tag: string): string {
 
 const sha1 = (b: Uint8Array): Buffer => hash('sha1', b, 'buffer');
 
-/** Message `i`: its number, then `i % 97` bytes of filler (0 to 96 bytes past the number). */
+/**
+ * Message `i`: its number, then `i % 251` bytes of filler (0 to 250 past the number: copied
+ * byte by byte up to 128 bytes, with `set` above).
+ */
 function message(i: number): Buffer {
-  const b = Buffer.alloc(4 + (i % 97), i & 0xff);
+  const b = Buffer.alloc(4 + (i % 251), i & 0xff);
   b.writeUInt32LE(i, 0);
   return b;
 }
@@ -78,7 +88,7 @@ test('Delivery through a small ring kept full: each message once, in order, its 
     codec: 'raw',
     dir,
     capacity: 4096,
-    maxMessageSize: 128,
+    maxMessageSize: 512,
   });
   const marker = new LoopMarker('dst', dir); // creates the side channel, as the importer does
   const side = open<Buffer>(sideName('dst'), { codec: 'raw', dir });
@@ -133,6 +143,76 @@ test('Delivery through a small ring kept full: each message once, in order, its 
     'every message once, in order',
   );
   t.is(digests.length, N);
+});
+
+test('Delivery: a message larger than a batch gets a batch of its own, in its place', async (t) => {
+  const dir = host(t, 'deliver-big');
+  const ch = open<Buffer>('dst', {
+    create: true,
+    codec: 'raw',
+    dir,
+    capacity: 1 << 20,
+    maxMessageSize: 256 * 1024,
+  });
+  const marker = new LoopMarker('dst', dir);
+  const side = open<Buffer>(sideName('dst'), { codec: 'raw', dir });
+  side.receiveSync(0);
+  ch.receiveSync(0);
+  const delivery = new Delivery('dst', dir, () => {});
+  t.teardown(() => {
+    delivery.close();
+    marker.close();
+    side.close();
+    ch.close();
+  });
+  const big = Buffer.alloc(200 * 1024, 7); // over the 128 KiB of a batch's slab
+  const sent = [message(1), big, message(2)];
+  for (const m of sent) delivery.push(m);
+  await delivery.idle();
+  const got = [0, 1, 2].map(() => Buffer.from(ch.receiveSync(0)?.value ?? Buffer.alloc(0)));
+  t.deepEqual(got, sent);
+  const digests = [0, 1, 2].map(() => Buffer.from(side.receiveSync(0)?.value ?? Buffer.alloc(0)));
+  t.deepEqual(digests, sent.map(sha1));
+});
+
+test('Delivery into a full `fail` channel: it fails with RingFull, and what did not go in is counted lost', async (t) => {
+  const dir = host(t, 'deliver-fail');
+  const ch = open<Buffer>('dst', {
+    create: true,
+    codec: 'raw',
+    dir,
+    capacity: 4096,
+    maxMessageSize: 512,
+    policy: 'fail',
+  });
+  const marker = new LoopMarker('dst', dir);
+  ch.receiveSync(0); // a subscriber that reads nothing: the ring fills
+  let forwarded = 0;
+  let lost = 0;
+  const delivery = new Delivery(
+    'dst',
+    dir,
+    (n) => {
+      forwarded += n;
+    },
+    (n) => {
+      lost += n;
+    },
+  );
+  t.teardown(() => {
+    delivery.close();
+    marker.close();
+    ch.close();
+  });
+  for (let i = 0; i < 200; i++) delivery.push(message(i));
+  const e = await t.throwsAsync(delivery.failed);
+  t.is((e as { code?: string }).code, 'RingFull');
+  await delivery.idle();
+  t.true(forwarded > 0 && forwarded < 200, `forwarded ${forwarded}`);
+  t.is(forwarded + lost, 200);
+  // What went in is the first `forwarded`, in order.
+  for (let i = 0; i < forwarded; i++) t.deepEqual(ch.receiveSync(0)?.value, message(i));
+  t.is(ch.receiveSync(0), undefined);
 });
 
 test.serial(

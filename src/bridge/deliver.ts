@@ -41,8 +41,9 @@ export class Delivery {
   readonly #side: NativeChannel;
   readonly #sh: number;
   readonly #forwarded: (n: number) => void;
-  /** The largest message the channel takes. */
-  readonly maxMessageSize: number;
+  readonly #lost: (n: number) => void;
+  /** Messages pushed and neither published nor counted lost yet. */
+  #queued = 0;
   /** Batches not yet published, oldest first; new messages go into the last one. */
   #batches: Batch[] = [];
   /** Batches published, kept for the next messages (no slab allocated per socket read). */
@@ -59,7 +60,17 @@ export class Delivery {
    * Publishes into channel `channel` of `dir` (which exists, as does its side channel: the
    * importer opened both before).
    */
-  constructor(channel: string, dir: string | undefined, forwarded: (n: number) => void) {
+  /**
+   * `forwarded(n)`: `n` more messages went in. `lost(n)`: `n` messages will not, the delivery
+   * having failed (or been closed) before them; their digests may have been announced (a
+   * limit stated in ./loop.ts).
+   */
+  constructor(
+    channel: string,
+    dir: string | undefined,
+    forwarded: (n: number) => void,
+    lost: (n: number) => void = () => {},
+  ) {
     const opts = dir === undefined ? {} : { dir };
     this.#ch = call(() => native.NativeChannel.open(channel, opts));
     try {
@@ -70,8 +81,11 @@ export class Delivery {
     }
     this.#h = this.#ch.handle();
     this.#sh = this.#side.handle();
-    this.maxMessageSize = this.#ch.info().maxMessageSize;
-    this.#forwarded = forwarded;
+    this.#forwarded = (n) => {
+      this.#queued -= n;
+      forwarded(n);
+    };
+    this.#lost = lost;
     this.failed = new Promise<never>((_, rej) => {
       this.#fail = rej;
     });
@@ -79,8 +93,8 @@ export class Delivery {
   }
 
   /**
-   * Queues a copy of `src[start, end)` (at most {@link maxMessageSize} bytes; the caller
-   * checks).
+   * Queues a copy of `src[start, end)` (at most the channel's `maxMessageSize` bytes; the
+   * caller checks).
    */
   push(src: Uint8Array, start = 0, end = src.length): void {
     const len = end - start;
@@ -102,6 +116,7 @@ export class Delivery {
       for (let i = 0; i < len; i++) buf[to + i] = src[start + i] as number;
     } else buf.set(src.subarray(start, end), to);
     last.ends[last.n++] = to + len;
+    this.#queued += 1;
     if (!this.#running) {
       this.#running = true;
       queueMicrotask(() => void this.#run());
@@ -140,6 +155,10 @@ export class Delivery {
         if (b.buf.length === SLAB && this.#spare.length < 2) this.#spare.push(b);
       }
     } catch (e) {
+      // What was not published is lost (counted once: nothing more goes in after a failure).
+      const n = this.#queued;
+      this.#queued = 0;
+      if (n > 0) this.#lost(n);
       this.#fail(e);
     } finally {
       this.#batches = [];

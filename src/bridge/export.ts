@@ -2,10 +2,12 @@
  * The exporting bridge: every message of a local channel is published to a NATS subject,
  * bytes untouched, with the `Shmring-*` headers (see ./index.ts).
  *
- * It reads the channel with `receiveSync(0)` (never blocking the event loop) and waits for
- * more on a doorbell (a plain subscription whose only job is to wake it), so it stops
- * draining when NATS cannot keep up: then the channel's policy decides (block holds local
- * producers back; overwrite laps the bridge, and the lap is counted as lost).
+ * It takes the channel's records as a subscriber whose cursor moves only when told
+ * (./reader.ts), and drains only as fast as NATS takes them: when NATS cannot keep up, the
+ * channel's policy decides (block holds local producers back; overwrite laps the bridge, and
+ * the lap is counted as lost). Idle, it waits for the next record on its own thread in 1 ms
+ * slices between turns of the event loop for a second after the last one (a quicker
+ * wake-up), then on the subscription's waiter thread (the event loop free).
  *
  * - Core NATS: a flush (a round trip to the server) after every `maxInFlight / 2`
  *   publishes, at most one outstanding, bounds what is unflushed to `maxInFlight`; while the
@@ -47,7 +49,8 @@ const TICK_MS = 1000;
 /**
  * For this long after it last took a record, an idle exporter waits for the next one on its
  * own thread (a quicker wake-up), giving the event loop a turn every {@link TURN_MS}; then on
- * the subscription's waiter thread (the event loop free, no CPU used).
+ * the subscription's waiter thread (the event loop free). The cost while it lasts: about a
+ * thousand wake-ups a second (the wait sleeps at once: strategy `block`, ./reader.ts).
  */
 const HOT_MS = 1000;
 const TURN_MS = 1;
@@ -116,7 +119,7 @@ export async function runExport(
     };
     let tickedAt = 0;
     /** When the last record was taken, and when the event loop last had a turn. */
-    let busyAt = 0;
+    let busyAt = Number.NEGATIVE_INFINITY;
     let turnAt = performance.now();
     /** JetStream: in order; the head is the oldest. */
     const flights: Flight[] = [];
@@ -210,7 +213,7 @@ export async function runExport(
           nc.publish(o.subject, new Uint8Array(0), { headers: h });
           tickedAt = Date.now();
         }
-        if (Date.now() - busyAt < HOT_MS) {
+        if (performance.now() - busyAt < HOT_MS) {
           // Busy a moment ago: the next record is waited for on this thread, in slices with
           // a turn of the event loop (its I/O, timers, signals) at least every TURN_MS.
           if (performance.now() - turnAt >= TURN_MS) {
@@ -222,7 +225,7 @@ export async function runExport(
         await reader.wait(200, signal);
         continue;
       }
-      busyAt = Date.now();
+      busyAt = performance.now();
       if (filter.imported(m.value, reader.drains)) {
         stats.skipped += 1;
         if (flights.length === 0 && unflushed === 0 && flushing === undefined) commit(m.position);

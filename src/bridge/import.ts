@@ -118,6 +118,8 @@ export async function runImport(
     tooLarge = rej;
   });
   fatal.catch(() => {});
+  /** Core: an oversize message ended the importer; nothing after it goes in. */
+  let ended = false;
   /**
    * A message larger than the channel takes: counted (`oversize`, `lost`) and skipped, or
    * with `oversize: 'error'` the importer's end; whether it is skipped.
@@ -128,6 +130,7 @@ export async function runImport(
     stats.lost += 1;
     stats.lastEvent = `a ${len}-byte message exceeds channel ${JSON.stringify(o.channel)}'s maxMessageSize ${maxMessageSize}`;
     if (o.oversize === 'error' && !o.jetstream) {
+      ended = true;
       tooLarge(makeError('MessageTooLarge', stats.lastEvent));
     }
     return true;
@@ -136,12 +139,20 @@ export async function runImport(
     if (!o.jetstream) {
       // Each message is looked at as the client parses it; the ones of one socket read are
       // published together (./deliver.ts).
-      const delivery = new Delivery(o.channel, o.dir, (n) => {
-        stats.forwarded += n;
-      });
+      const delivery = new Delivery(
+        o.channel,
+        o.dir,
+        (n) => {
+          stats.forwarded += n;
+        },
+        (n) => {
+          stats.lost += n;
+        },
+      );
       closeDelivery = () => delivery.close();
       const reader = new HeaderReader();
       const onMsg = (err: Error | null, m: Msg): void => {
+        if (ended) return;
         if (err !== null) {
           stats.lastEvent = `subscription: ${oneLine(err)}`;
           return;

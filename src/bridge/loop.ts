@@ -17,7 +17,8 @@
  * Limits, stated in the README: a local message byte-for-byte equal to one imported while
  * its digest is pending may be the copy that is skipped (the other is exported in its
  * place, so the number and bytes sent are right); an importer killed between the two
- * publishes leaves a digest that waits for an equal message.
+ * publishes, or one whose delivery failed or was stopped while its channel stayed full (up
+ * to a batch of 1,024), leaves digests that wait for equal messages.
  */
 import { hash } from 'node:crypto';
 import { open } from '../catalog.js';

@@ -1,9 +1,11 @@
 /**
- * The exporter's read side: a subscription of the channel whose records are pulled one by
- * one (`next()`, waiting without blocking the event loop) and consumed only when the bridge
- * says so (`commit(position)`), so that a named subscriber's cursor moves past a message
- * only once NATS has it, while many publishes are in flight. It is the native subscription
- * that `records({ durable })` uses, driven by the bridge instead of by handlers returning.
+ * The exporter's read side: a subscription of the channel whose records are taken one by
+ * one (`take()`; `wait()` waits on the subscription's waiter thread, the event loop free;
+ * `waitHere()` on the calling thread, the event loop standing still) and consumed only when
+ * the bridge says so (`commit(position)`), so that a named subscriber's cursor moves past a
+ * message only once NATS has it, while many publishes are in flight. It is the native
+ * subscription that `records({ durable })` uses, driven by the bridge instead of by handlers
+ * returning. Its waits sleep at once (strategy `block`): an exporter never spins.
  * @internal
  */
 import { call, fromNative } from '../errors.js';
@@ -53,7 +55,7 @@ export class RecordReader {
       this.#wake = undefined;
       w?.();
     };
-    this.#sub = call(() => this.#nat.subscribe(ready, 'adaptive', { durable, records: true }));
+    this.#sub = call(() => this.#nat.subscribe(ready, 'block', { durable, records: true }));
     this.#h = this.#sub.handle();
   }
 

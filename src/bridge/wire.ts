@@ -269,7 +269,7 @@ function putUint(b: Buffer, at: number, n: number, d: number): number {
   let v = n;
   for (let i = at + d - 1; i >= at; i--) {
     const q = Math.floor(v / 10);
-    b[i] = 48 + v - q * 10;
+    b[i] = 48 + (v - q * 10); // not (48 + v) - q * 10: near 2^53 that sum rounds
     v = q;
   }
   return at + d;

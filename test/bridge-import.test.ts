@@ -80,19 +80,44 @@ test('sha1Frames: the digest of each message of a batch, as crypto has it', (t) 
   }
 });
 
-test('Delivery through a small ring kept full: each message once, in order, its digest first', async (t) => {
-  const dir = host(t, 'deliver');
-  const N = 20_000;
-  const ch = open<Buffer>('dst', {
-    create: true,
-    codec: 'raw',
+/**
+ * Channel `dst` in a new directory with its side channel, as an importer has them, both
+ * joined by this test before anything is published (they see every record), and a Delivery
+ * into it counting what went in and what was lost; all closed when the test ends.
+ */
+function setup(t: ExecutionContext, tag: string, opts: object) {
+  const dir = host(t, tag);
+  const ch = open<Buffer>('dst', { create: true, codec: 'raw', dir, ...opts });
+  const marker = new LoopMarker('dst', dir); // creates the side channel, as the importer does
+  const side = open<Buffer>(sideName('dst'), { codec: 'raw', dir });
+  side.receiveSync(0);
+  ch.receiveSync(0);
+  const counts = { forwarded: 0, lost: 0 };
+  const delivery = new Delivery(
+    'dst',
     dir,
+    (n) => {
+      counts.forwarded += n;
+    },
+    (n) => {
+      counts.lost += n;
+    },
+  );
+  t.teardown(() => {
+    delivery.close();
+    marker.close();
+    side.close();
+    ch.close();
+  });
+  return { ch, side, delivery, counts };
+}
+
+test('Delivery through a small ring kept full: each message once, in order, its digest first', async (t) => {
+  const N = 20_000;
+  const { ch, side, delivery, counts } = setup(t, 'deliver', {
     capacity: 4096,
     maxMessageSize: 512,
   });
-  const marker = new LoopMarker('dst', dir); // creates the side channel, as the importer does
-  const side = open<Buffer>(sideName('dst'), { codec: 'raw', dir });
-  // Joined before anything is published: they see every record.
   const got: Buffer[] = [];
   const digests: Buffer[] = [];
   const take = (): void => {
@@ -113,17 +138,6 @@ test('Delivery through a small ring kept full: each message once, in order, its 
       }
     }
   };
-  take();
-  let forwarded = 0;
-  const delivery = new Delivery('dst', dir, (n) => {
-    forwarded += n;
-  });
-  t.teardown(() => {
-    delivery.close();
-    marker.close();
-    side.close();
-    ch.close();
-  });
   // Pushed in bursts, as socket reads hand them over, while the reader is slow.
   for (let i = 0; i < N; ) {
     for (const end = Math.min(N, i + 300); i < end; i++) delivery.push(message(i));
@@ -137,7 +151,7 @@ test('Delivery through a small ring kept full: each message once, in order, its 
   }
   await delivery.idle();
   t.is(got.length, N);
-  t.is(forwarded, N);
+  t.is(counts.forwarded, N);
   t.true(
     got.every((m, i) => m.equals(message(i))),
     'every message once, in order',
@@ -146,24 +160,9 @@ test('Delivery through a small ring kept full: each message once, in order, its 
 });
 
 test('Delivery: a message larger than a batch gets a batch of its own, in its place', async (t) => {
-  const dir = host(t, 'deliver-big');
-  const ch = open<Buffer>('dst', {
-    create: true,
-    codec: 'raw',
-    dir,
+  const { ch, side, delivery } = setup(t, 'deliver-big', {
     capacity: 1 << 20,
     maxMessageSize: 256 * 1024,
-  });
-  const marker = new LoopMarker('dst', dir);
-  const side = open<Buffer>(sideName('dst'), { codec: 'raw', dir });
-  side.receiveSync(0);
-  ch.receiveSync(0);
-  const delivery = new Delivery('dst', dir, () => {});
-  t.teardown(() => {
-    delivery.close();
-    marker.close();
-    side.close();
-    ch.close();
   });
   const big = Buffer.alloc(200 * 1024, 7); // over the 128 KiB of a batch's slab
   const sent = [message(1), big, message(2)];
@@ -176,38 +175,17 @@ test('Delivery: a message larger than a batch gets a batch of its own, in its pl
 });
 
 test('Delivery into a full `fail` channel: it fails with RingFull, and what did not go in is counted lost', async (t) => {
-  const dir = host(t, 'deliver-fail');
-  const ch = open<Buffer>('dst', {
-    create: true,
-    codec: 'raw',
-    dir,
+  // The test's subscriber reads nothing: the ring fills.
+  const { ch, delivery, counts } = setup(t, 'deliver-fail', {
     capacity: 4096,
     maxMessageSize: 512,
     policy: 'fail',
-  });
-  const marker = new LoopMarker('dst', dir);
-  ch.receiveSync(0); // a subscriber that reads nothing: the ring fills
-  let forwarded = 0;
-  let lost = 0;
-  const delivery = new Delivery(
-    'dst',
-    dir,
-    (n) => {
-      forwarded += n;
-    },
-    (n) => {
-      lost += n;
-    },
-  );
-  t.teardown(() => {
-    delivery.close();
-    marker.close();
-    ch.close();
   });
   for (let i = 0; i < 200; i++) delivery.push(message(i));
   const e = await t.throwsAsync(delivery.failed);
   t.is((e as { code?: string }).code, 'RingFull');
   await delivery.idle();
+  const { forwarded, lost } = counts;
   t.true(forwarded > 0 && forwarded < 200, `forwarded ${forwarded}`);
   t.is(forwarded + lost, 200);
   // What went in is the first `forwarded`, in order.

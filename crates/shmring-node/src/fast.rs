@@ -74,6 +74,28 @@ unsafe extern "C" fn publish_range(
     }
 }
 
+/// The messages packed in `buf`, message `i` ending at `ends[i]`: every end is checked first
+/// (each at least the one before, none past `buf`), so a bad `ends` is an `InvalidArgument`
+/// before any message is used.
+fn frames<'a>(buf: &'a [u8], ends: &'a [u32]) -> Result<impl Iterator<Item = &'a [u8]>, Fail> {
+    let mut start = 0usize;
+    for &end in ends {
+        let end = end as usize;
+        if end < start || end > buf.len() {
+            return Err(invalid(format!(
+                "frame end {end} is outside {start}..={}",
+                buf.len()
+            )));
+        }
+        start = end;
+    }
+    Ok(ends.iter().scan(0usize, |at, &end| {
+        let frame = &buf[*at..end as usize];
+        *at = end as usize;
+        Some(frame)
+    }))
+}
+
 /// `publishMany(handle, buf: Buffer, ends: Uint32Array): number` — messages packed back to
 /// back in `buf`, message `i` ending at `ends[i]`; returns how many went in before the ring
 /// filled. An error of the engine's batch (policy `fail`: `RingFull`; `MessageTooLarge`) has
@@ -90,23 +112,8 @@ unsafe extern "C" fn publish_many(
             let buf = c.bytes(1, "buf")?;
             // A copy: validated and used as the same values.
             let ends = c.u32s(2, "ends")?;
-            let mut start = 0usize;
             // Checked before anything is published: a bad `ends` publishes nothing.
-            for &end in &ends {
-                let end = end as usize;
-                if end < start || end > buf.len() {
-                    return Err(invalid(format!(
-                        "frame end {end} is outside {start}..={}",
-                        buf.len()
-                    )));
-                }
-                start = end;
-            }
-            let frames = ends.iter().scan(0usize, |at, &end| {
-                let frame = &buf[*at..end as usize];
-                *at = end as usize;
-                Some(frame)
-            });
+            let frames = frames(buf, &ends)?;
             let n = p.with(|p| p.try_publish_many(frames))?;
             c.number_value(n as f64)
         })
@@ -128,17 +135,8 @@ unsafe extern "C" fn sha1_frames(
             let buf = c.bytes(0, "buf")?;
             let ends = c.u32s(1, "ends")?;
             let mut out = Vec::with_capacity(ends.len() * 20);
-            let mut start = 0usize;
-            for &end in &ends {
-                let end = end as usize;
-                if end < start || end > buf.len() {
-                    return Err(invalid(format!(
-                        "frame end {end} is outside {start}..={}",
-                        buf.len()
-                    )));
-                }
-                out.extend_from_slice(&Sha1::digest(&buf[start..end]));
-                start = end;
+            for frame in frames(buf, &ends)? {
+                out.extend_from_slice(&Sha1::digest(frame));
             }
             c.buffer_value(&out)
         })

@@ -408,6 +408,7 @@ const resultTypes: Record<string, string> = {
   boolean: 'boolean',
   number_value: 'number',
   undefined_value: 'void',
+  buffer_value: 'Buffer',
 };
 
 /** The fast-path calls `fast.rs` registers: each one's arguments (name, TS type) and result. */
@@ -423,9 +424,9 @@ function rustFastPath(): Map<string, { args: [string, string][]; result: string[
       const [, accessor, i, name] = a as unknown as [string, string, string, string];
       args[Number(i)] = [name, accessorTypes[accessor] ?? `unknown accessor ${accessor}`];
     }
-    const result = [...body.matchAll(/\bc\.(boolean|number_value|undefined_value)\(/g)].map(
-      (r) => resultTypes[r[1] as string] as string,
-    );
+    const result = [
+      ...body.matchAll(/\bc\.(boolean|number_value|undefined_value|buffer_value)\(/g),
+    ].map((r) => resultTypes[r[1] as string] as string);
     out.set(js, { args, result: [...new Set(result)] });
   }
   return out;

@@ -35,6 +35,9 @@ interface Outcome {
 }
 
 /** Runs `node examples/<script> ...args --json` and resolves with its last JSON line. */
+/** How long an example may run before its test fails. */
+const EXAMPLE_MS = 240_000;
+
 async function runExample(t: ExecutionContext, script: string, args: string[]): Promise<Outcome> {
   const child = spawn(process.execPath, [join(repo, 'examples', script), ...args, '--json'], {
     cwd: repo,
@@ -67,7 +70,23 @@ async function runExample(t: ExecutionContext, script: string, args: string[]): 
   child.stderr?.on('data', (d) => {
     stderr += d;
   });
+  // A generous deadline of its own: an example that hangs fails its test (its whole process
+  // group killed), it does not stall the suite.
+  let late = false;
+  const deadline = setTimeout(() => {
+    late = true;
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  }, EXAMPLE_MS);
   const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
+  clearTimeout(deadline);
+  if (late) {
+    t.log(stdout);
+    throw new Error(`${script} did not finish within ${EXAMPLE_MS / 1000} s (killed)`);
+  }
   if (stderr.trim() !== '') t.log(`${script} stderr: ${stderr.trim()}`);
   const last = stdout
     .trim()

@@ -1,11 +1,16 @@
 /**
- * `npm run example:work-queue [-- --count N] [--workers N] [--job-ms N] [--json]`
+ * `npm run example:work-queue [-- --count N] [--workers N] [--job-ms N] [--busy-ms N] [--json]`
  *
  * A dispatcher (this process) and a pool of worker processes. Jobs go out on an
  * at-least-once `queue` channel (`delivery: 'at-least-once'`), where each job is taken by one
  * worker and stays that worker's until it acknowledges it; results come back on a `topic`.
- * A third of the way through, this process SIGKILLs one worker, and the run still ends with
- * every job's result.
+ * When a third of the results are in, this process SIGKILLs one worker, and the run still
+ * ends with every job's result. The kill is made by the results handler, at the result that
+ * makes a third, not by the publishing loop: results come in batches, and a dispatcher short
+ * of CPU may get all the rest in one batch, between two turns of the loop. The stop jobs go
+ * out only once the victim is dead (a stop job goes to whichever worker takes it).
+ * `--busy-ms N` keeps this process busy for N ms once the jobs are out, as a dispatcher
+ * starved of CPU would be: the results then wait, and come in one batch.
  *
  * Nothing here re-sends or times out: the queue does it. A worker acknowledges a job after
  * it published the job's result; the job a killed worker held (taken, maybe done, not
@@ -28,10 +33,12 @@ const opts = options(
   {
     workers: { type: 'string' },
     'job-ms': { type: 'string' },
+    'busy-ms': { type: 'string' },
   },
 );
 const workerCount = Number(opts.workers ?? 4);
 const jobMs = Number(opts['job-ms'] ?? 2);
+const busyMs = Number(opts['busy-ms'] ?? 0);
 if (workerCount < 2) throw new Error('--workers must be at least 2 (one of them is killed)');
 
 const run = new Run();
@@ -58,6 +65,21 @@ let unexplained = 0;
 let redelivered = 0;
 let wrong = 0;
 let wake = () => {};
+/** The worker processes (set once they are started). */
+let workers = [];
+const victim = 1;
+const killAt = Math.floor(opts.count / 3);
+/** `{ worker, pid, doneBefore }` once the victim was sent its SIGKILL. */
+let killed;
+/** SIGKILLs the victim, once: called from the results handler, at the result it waits for. */
+const killVictim = () => {
+  const child = workers[victim].child;
+  killed = { worker: victim, pid: child.pid, doneBefore: perWorker[victim] };
+  child.kill('SIGKILL');
+  console.log(
+    `killed worker ${victim} (pid ${child.pid}) with SIGKILL after ${fmt(accepted.size)} results`,
+  );
+};
 
 // Subscribe to results before any worker can publish one (a topic delivers what is
 // published after a subscriber joined).
@@ -70,6 +92,8 @@ const resultsSub = results.messages().subscribe((r) => {
     if (r.value !== expectedValue(r.id)) wrong++;
     accepted.set(r.id, { worker: r.worker, value: r.value });
     perWorker[r.worker]++;
+    // Here, not in the loop below: the loop looks only between batches of results.
+    if (killed === undefined && accepted.size >= killAt) killVictim();
   }
   wake();
 });
@@ -79,27 +103,22 @@ console.log(
     `${jobMs} ms per job`,
 );
 try {
-  const workers = Array.from({ length: workerCount }, (_, w) =>
+  workers = Array.from({ length: workerCount }, (_, w) =>
     run.node(beside(import.meta.url, 'worker.mjs'), [jobsName, resultsName, w, jobMs], {
       readyLine: 'ready',
     }),
   );
   await Promise.all(workers.map((w) => w.ready));
 
-  const victim = 1;
-  const killAt = Math.floor(opts.count / 3);
-  let killed;
   let next = 0;
+  let busy = busyMs > 0;
   while (accepted.size < opts.count) {
     // Jobs go out as fast as the queue takes them (a full ring makes `send` wait).
     while (next < opts.count && jobs.publish({ id: next, n: next })) next++;
-    if (killed === undefined && accepted.size >= killAt) {
-      const child = workers[victim].child;
-      killed = { worker: victim, pid: child.pid, doneBefore: perWorker[victim] };
-      child.kill('SIGKILL');
-      console.log(
-        `killed worker ${victim} (pid ${child.pid}) with SIGKILL after ${fmt(accepted.size)} results`,
-      );
+    if (busy && next === opts.count) {
+      busy = false;
+      const until = Date.now() + busyMs;
+      while (Date.now() < until); // --busy-ms: the workers go on, the results wait for us
     }
     await new Promise((resolve) => {
       wake = resolve;
@@ -107,14 +126,16 @@ try {
     });
   }
 
-  // Every job is accounted for: stop the live workers, one stop message each.
-  const live = workers.filter((_, w) => w !== victim);
-  for (let i = 0; i < live.length; i++) await jobs.send({ stop: true });
-  const reports = await Promise.all(live.map((w) => w.result));
+  // Every job is accounted for (so the victim was sent its SIGKILL: at a third of them).
+  // Once it is dead, stop the others, one stop message each: any worker alive may take any
+  // stop job, so a victim still alive could take one and leave a live worker without one.
   const victimExit = await workers[victim].result.then(
     () => 'exited normally',
     () => 'SIGKILL',
   );
+  const live = workers.filter((_, w) => w !== victim);
+  for (let i = 0; i < live.length; i++) await jobs.send({ stop: true });
+  const reports = await Promise.all(live.map((w) => w.result));
 
   const ids = [...accepted.keys()].sort((a, b) => a - b);
   const allIds = ids.length === opts.count && ids.every((id, i) => id === i);

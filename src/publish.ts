@@ -28,6 +28,38 @@ function isDetached(bytes: Uint8Array): boolean {
 }
 
 /** What a channel publishes with: its producer side, its encoder and its send queue. */
+/** Messages up to this size are copied by hand: cheaper than the view `set` needs. */
+const SMALL_COPY = 128;
+/** The last source and target of {@link copyRange}, and views of them (each is reused). */
+let copySrc: Buffer | undefined;
+let copySrcView: DataView | undefined;
+let copyDst: Buffer | undefined;
+let copyDstView: DataView | undefined;
+
+/** Copies `src[src.start, src.end)` to `dst` at `at` (which has room). */
+function copyRange(src: EncodedRange, dst: Buffer, at: number): void {
+  const { start, end } = src;
+  const n = end - start;
+  if (n > SMALL_COPY) {
+    dst.set(src.subarray(start, end), at);
+    return;
+  }
+  if (src !== copySrc) {
+    copySrc = src;
+    copySrcView = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  }
+  if (dst !== copyDst) {
+    copyDst = dst;
+    copyDstView = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
+  }
+  const from = copySrcView as DataView;
+  const to = copyDstView as DataView;
+  // Four bytes a step (unaligned reads and writes are fine), then the rest one by one.
+  let i = 0;
+  for (; i + 4 <= n; i += 4) to.setUint32(at + i, from.getUint32(start + i, true), true);
+  for (; i < n; i++) dst[at + i] = src[start + i] as number;
+}
+
 export class Publisher<T> {
   /** The channel's name, for messages. */
   readonly #name: string;
@@ -154,16 +186,28 @@ export class Publisher<T> {
       published += n;
       return n === batchCount;
     };
+    const range = this.#encodeRange;
     try {
       for (const value of values) {
-        let bytes: Uint8Array;
+        /** The message: `bytes`, or (the built-in codec) `ranged[start, end)`. */
+        let bytes: Uint8Array | undefined;
+        let ranged: EncodedRange | undefined;
         try {
-          bytes = this.#encode(value);
+          if (range === undefined) bytes = this.#encode(value);
+          else {
+            // The built-in codec leaves it in its reused buffer (no view of each message);
+            // its errors are typed already.
+            ranged = range(value);
+            if (ranged.end - ranged.start > this.#maxMessageSize) {
+              bytes = ranged.subarray(ranged.start, ranged.end);
+            }
+          }
           // Refused here, not in the native call, so that the count of the values before
           // it is known; `publish` gives the error (and message) it would.
-          if (bytes.length > this.#maxMessageSize) {
+          if (bytes !== undefined && bytes.length > this.#maxMessageSize) {
             if (count > 0 && !flush()) return published;
-            call(() => native.publish(h, asBuffer(bytes)));
+            const oversize = bytes;
+            call(() => native.publish(h, asBuffer(oversize)));
           }
         } catch (e) {
           // Values before this one go in first, as they would have without it.
@@ -174,11 +218,12 @@ export class Publisher<T> {
           }
           throw e;
         }
-        if (used + bytes.length > batch.length) {
+        const len = bytes !== undefined ? bytes.length : ranged ? ranged.end - ranged.start : 0;
+        if (used + len > batch.length) {
           // A ring-full per native call is as much as can go in at once anyway.
-          if (used > 0 && used + bytes.length > this.#capacity && !flush()) return published;
-          if (used + bytes.length > batch.length) {
-            const bigger = Buffer.allocUnsafe(Math.max(2 * batch.length, used + bytes.length));
+          if (used > 0 && used + len > this.#capacity && !flush()) return published;
+          if (used + len > batch.length) {
+            const bigger = Buffer.allocUnsafe(Math.max(2 * batch.length, used + len));
             batch.copy(bigger, 0, 0, used);
             batch = bigger;
           }
@@ -188,8 +233,9 @@ export class Publisher<T> {
           more.set(ends);
           ends = more;
         }
-        batch.set(bytes, used);
-        used += bytes.length;
+        if (bytes !== undefined) batch.set(bytes, used);
+        else if (ranged !== undefined) copyRange(ranged, batch, used);
+        used += len;
         ends[count++] = used;
       }
       if (count > 0) flush();

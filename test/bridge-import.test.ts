@@ -7,10 +7,12 @@
  *   a batch's slab in its place; a full `fail` channel: RingFull, the rest counted lost;
  * - a NATS message larger than the local channel takes (real server, real importer):
  *   counted (`oversize`, `lost`) and skipped, the next one delivered; with
- *   `--oversize error` the importer ends with one line.
+ *   `--oversize error` the importer ends with one line; the same through JetStream (acked
+ *   when skipped, left unacked when it ends the importer).
  */
 import { hash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import test, { type ExecutionContext } from 'ava';
 import { open } from 'shmring';
@@ -248,5 +250,57 @@ test.serial(
     );
     // The channel stays usable.
     t.true(ch.publish(Buffer.from('after')));
+  },
+);
+
+test.serial(
+  'JetStream import: an oversize message is counted, acked and skipped, or with --oversize error left unacked and the end',
+  async (t) => {
+    if (natsMissing !== undefined) {
+      t.fail(natsMissing);
+      return;
+    }
+    const nats = await startNats(t);
+    const b = host(t, 'b');
+    const ch = open<Buffer>('dst', { create: true, codec: 'raw', dir: b, maxMessageSize: 64 });
+    const got: Buffer[] = [];
+    const sub = ch.messages().subscribe((m) => got.push(Buffer.from(m)));
+    t.teardown(() => {
+      sub.unsubscribe();
+      ch.close();
+    });
+    const nc = await connect({ servers: nats.url });
+    t.teardown(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'BIG', subjects: ['jbig'] });
+    const js = jetstream(nc);
+    await js.publish('jbig', Buffer.alloc(65, 1)); // one byte too many
+    await js.publish('jbig', Buffer.alloc(64, 2));
+    const args = ['import', 'jbig', 'dst', '--nats', nats.url, '--dir', b, '--jetstream'];
+    const opts = ['--stream', 'BIG', '--durable', 'imp'];
+
+    const imp = spawnBridge(t, [...args, ...opts]);
+    await started(imp);
+    const end = Date.now() + 30_000;
+    while (got.length < 1 && Date.now() < end) await sleep(20);
+    await sleep(300);
+    const r = await imp.stop();
+    t.deepEqual(got, [Buffer.alloc(64, 2)]);
+    t.like(r, { oversize: 1, lost: 1, forwarded: 1 });
+    // Both acked: nothing left for the consumer.
+    t.is((await jsm.consumers.info('BIG', 'imp')).num_ack_pending, 0);
+    t.is((await jsm.consumers.info('BIG', 'imp')).num_pending, 0);
+
+    await js.publish('jbig', Buffer.alloc(100));
+    const strict = spawnBridge(t, [...args, ...opts, '--oversize', 'error']);
+    t.is(await strict.exit, 1);
+    t.regex(
+      strict.stderr().trim(),
+      /^shmring bridge import: a 100-byte message exceeds channel "dst"'s maxMessageSize 64$/,
+    );
+    // Left unacked: it is still the consumer's.
+    const info = await jsm.consumers.info('BIG', 'imp');
+    t.is(info.num_ack_pending + info.num_pending, 1);
+    t.is(got.length, 1);
   },
 );

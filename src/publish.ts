@@ -27,39 +27,47 @@ function isDetached(bytes: Uint8Array): boolean {
   }
 }
 
-/** What a channel publishes with: its producer side, its encoder and its send queue. */
 /** Messages up to this size are copied by hand: cheaper than the view `set` needs. */
 const SMALL_COPY = 128;
-/** The last source and target of {@link copyRange}, and views of them (each is reused). */
-let copySrc: Buffer | undefined;
-let copySrcView: DataView | undefined;
-let copyDst: Buffer | undefined;
-let copyDstView: DataView | undefined;
 
-/** Copies `src[src.start, src.end)` to `dst` at `at` (which has room). */
-function copyRange(src: EncodedRange, dst: Buffer, at: number): void {
-  const { start, end } = src;
-  const n = end - start;
-  if (n > SMALL_COPY) {
-    dst.set(src.subarray(start, end), at);
-    return;
+/**
+ * Copies the built-in codec's messages (`src[src.start, src.end)`) into a batch: by hand,
+ * four bytes a step, up to {@link SMALL_COPY} bytes, through views of the last source and
+ * target (each is reused; a new buffer gets new views). One per publisher: it holds no
+ * buffer longer than its publisher does.
+ */
+class RangeCopier {
+  #src: Buffer | undefined;
+  #srcView: DataView | undefined;
+  #dst: Buffer | undefined;
+  #dstView: DataView | undefined;
+
+  /** Copies `src[src.start, src.end)` to `dst` at `at` (which has room). */
+  copy(src: EncodedRange, dst: Buffer, at: number): void {
+    const { start, end } = src;
+    const n = end - start;
+    if (n > SMALL_COPY) {
+      dst.set(src.subarray(start, end), at);
+      return;
+    }
+    if (src !== this.#src) {
+      this.#src = src;
+      this.#srcView = new DataView(src.buffer, src.byteOffset, src.byteLength);
+    }
+    if (dst !== this.#dst) {
+      this.#dst = dst;
+      this.#dstView = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
+    }
+    const from = this.#srcView as DataView;
+    const to = this.#dstView as DataView;
+    // Unaligned reads and writes are fine.
+    let i = 0;
+    for (; i + 4 <= n; i += 4) to.setUint32(at + i, from.getUint32(start + i, true), true);
+    for (; i < n; i++) dst[at + i] = src[start + i] as number;
   }
-  if (src !== copySrc) {
-    copySrc = src;
-    copySrcView = new DataView(src.buffer, src.byteOffset, src.byteLength);
-  }
-  if (dst !== copyDst) {
-    copyDst = dst;
-    copyDstView = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
-  }
-  const from = copySrcView as DataView;
-  const to = copyDstView as DataView;
-  // Four bytes a step (unaligned reads and writes are fine), then the rest one by one.
-  let i = 0;
-  for (; i + 4 <= n; i += 4) to.setUint32(at + i, from.getUint32(start + i, true), true);
-  for (; i < n; i++) dst[at + i] = src[start + i] as number;
 }
 
+/** What a channel publishes with: its producer side, its encoder and its send queue. */
 export class Publisher<T> {
   /** The channel's name, for messages. */
   readonly #name: string;
@@ -78,6 +86,7 @@ export class Publisher<T> {
   #pendingSends = 0;
   #batch: Buffer | undefined;
   #ends: Uint32Array | undefined;
+  readonly #copier = new RangeCopier();
 
   constructor(
     name: string,
@@ -198,6 +207,9 @@ export class Publisher<T> {
             // The built-in codec leaves it in its reused buffer (no view of each message);
             // its errors are typed already.
             ranged = range(value);
+            if (typeof ranged.start !== 'number' || typeof ranged.end !== 'number') {
+              throw new Error('the built-in codec returned no range'); // a bug, not bad input
+            }
             if (ranged.end - ranged.start > this.#maxMessageSize) {
               bytes = ranged.subarray(ranged.start, ranged.end);
             }
@@ -207,7 +219,10 @@ export class Publisher<T> {
           if (bytes !== undefined && bytes.length > this.#maxMessageSize) {
             if (count > 0 && !flush()) return published;
             const oversize = bytes;
-            call(() => native.publish(h, asBuffer(oversize)));
+            // It throws the error `publish` gives; were the engine to take it, it is in (once).
+            if (!call(() => native.publish(h, asBuffer(oversize)))) return published;
+            published += 1;
+            continue;
           }
         } catch (e) {
           // Values before this one go in first, as they would have without it.
@@ -218,7 +233,10 @@ export class Publisher<T> {
           }
           throw e;
         }
-        const len = bytes !== undefined ? bytes.length : ranged ? ranged.end - ranged.start : 0;
+        const len =
+          bytes !== undefined
+            ? bytes.length
+            : (ranged as EncodedRange).end - (ranged as EncodedRange).start;
         if (used + len > batch.length) {
           // A ring-full per native call is as much as can go in at once anyway.
           if (used > 0 && used + len > this.#capacity && !flush()) return published;
@@ -234,7 +252,7 @@ export class Publisher<T> {
           ends = more;
         }
         if (bytes !== undefined) batch.set(bytes, used);
-        else if (ranged !== undefined) copyRange(ranged, batch, used);
+        else this.#copier.copy(ranged as EncodedRange, batch, used);
         used += len;
         ends[count++] = used;
       }

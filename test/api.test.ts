@@ -260,6 +260,35 @@ test('publishMany: an oversize value is MessageTooLarge after the ones before it
   t.deepEqual(await got, ['a', 'b']);
 });
 
+test('publishMany: messages of every size around the hand-copy limit and past the codec buffer, each whole', (t) => {
+  const ch = open<string>(channelName(t, 'manysizes'), { create: true, capacity: 1 << 20 });
+  t.teardown(() => ch.close());
+  t.is(ch.receiveSync(0), undefined);
+  // Encoded sizes around 128 bytes (a str8/str16 header of 2 or 3 bytes), then ones past the
+  // codec's 8 KiB buffer (it grows mid-batch) and past the 64 KiB batch (it grows too), then
+  // small ones again (copied from the new buffer into the new batch).
+  const lengths = [
+    0, 1, 100, 123, 124, 125, 126, 127, 128, 200, 255, 256, 8000, 20_000, 30_000, 30_000, 3, 125,
+    126,
+  ];
+  const values = lengths.map((n, i) => String.fromCharCode(97 + (i % 26)).repeat(n));
+  t.is(ch.publishMany(values), values.length);
+  const got: string[] = [];
+  for (let m = ch.receiveSync(0); m !== undefined; m = ch.receiveSync(0)) got.push(m.value);
+  t.deepEqual(got, values);
+});
+
+test('publishMany: an oversize value is the error publish gives for it', (t) => {
+  const ch = open<string>(channelName(t, 'manybig2'), { create: true, maxMessageSize: 100 });
+  t.teardown(() => ch.close());
+  const one = t.throws(() => ch.publish('x'.repeat(200)), { instanceOf: MessageTooLargeError });
+  const many = t.throws(() => ch.publishMany(['x'.repeat(200)]), {
+    instanceOf: MessageTooLargeError,
+  });
+  t.is(many?.message, one?.message);
+  t.is(many?.published, 0);
+});
+
 test('receiveSync: values, undefined on timeout, argument checks, close releases', (t) => {
   const ch = open<unknown>(channelName(t, 'rsync'), { create: true });
   t.teardown(() => ch.close());

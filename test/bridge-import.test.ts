@@ -195,6 +195,25 @@ test('Delivery into a full `fail` channel: it fails with RingFull, and what did 
   t.is(ch.receiveSync(0), undefined);
 });
 
+/**
+ * A server, host B's directory with channel `dst` of 64-byte messages, what arrives there,
+ * and a client of the server; all stopped and removed when the test ends.
+ */
+async function smallChannel(t: ExecutionContext) {
+  const nats = await startNats(t);
+  const b = host(t, 'b');
+  const ch = open<Buffer>('dst', { create: true, codec: 'raw', dir: b, maxMessageSize: 64 });
+  const got: Buffer[] = [];
+  const sub = ch.messages().subscribe((m) => got.push(Buffer.from(m)));
+  t.teardown(() => {
+    sub.unsubscribe();
+    ch.close();
+  });
+  const nc = await connect({ servers: nats.url });
+  t.teardown(() => nc.close());
+  return { nats, b, ch, got, nc };
+}
+
 test.serial(
   'import: a message larger than the channel takes is counted and skipped, or with --oversize error the end',
   async (t) => {
@@ -202,17 +221,7 @@ test.serial(
       t.fail(natsMissing);
       return;
     }
-    const nats = await startNats(t);
-    const b = host(t, 'b');
-    const ch = open<Buffer>('dst', { create: true, codec: 'raw', dir: b, maxMessageSize: 64 });
-    const got: Buffer[] = [];
-    const sub = ch.messages().subscribe((m) => got.push(Buffer.from(m)));
-    t.teardown(() => {
-      sub.unsubscribe();
-      ch.close();
-    });
-    const nc = await connect({ servers: nats.url });
-    t.teardown(() => nc.close());
+    const { nats, b, ch, got, nc } = await smallChannel(t);
 
     const imp = spawnBridge(t, ['import', 'big', 'dst', '--nats', nats.url, '--dir', b]);
     await started(imp);
@@ -260,17 +269,7 @@ test.serial(
       t.fail(natsMissing);
       return;
     }
-    const nats = await startNats(t);
-    const b = host(t, 'b');
-    const ch = open<Buffer>('dst', { create: true, codec: 'raw', dir: b, maxMessageSize: 64 });
-    const got: Buffer[] = [];
-    const sub = ch.messages().subscribe((m) => got.push(Buffer.from(m)));
-    t.teardown(() => {
-      sub.unsubscribe();
-      ch.close();
-    });
-    const nc = await connect({ servers: nats.url });
-    t.teardown(() => nc.close());
+    const { nats, b, ch, got, nc } = await smallChannel(t);
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: 'BIG', subjects: ['jbig'] });
     const js = jetstream(nc);
@@ -302,5 +301,7 @@ test.serial(
     const info = await jsm.consumers.info('BIG', 'imp');
     t.is(info.num_ack_pending + info.num_pending, 1);
     t.is(got.length, 1);
+    // The channel stays usable.
+    t.true(ch.publish(Buffer.from('after')));
   },
 );

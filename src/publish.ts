@@ -6,6 +6,7 @@
  * @internal
  */
 import { asBuffer, type Codec, type EncodedRange, encodeRange, type FrameCodec } from './codec.js';
+import { ByteCopier } from './copy.js';
 import { call, fromNative, makeError, ShmringError, TimeoutError } from './errors.js';
 import { type NativeChannel, native } from './native.js';
 import type { SendOptions } from './types.js';
@@ -24,46 +25,6 @@ function isDetached(bytes: Uint8Array): boolean {
     return false;
   } catch {
     return true;
-  }
-}
-
-/** Messages up to this size are copied by hand: cheaper than the view `set` needs. */
-const SMALL_COPY = 128;
-
-/**
- * Copies the built-in codec's messages (`src[src.start, src.end)`) into a batch: by hand,
- * four bytes a step, up to {@link SMALL_COPY} bytes, through views of the last source and
- * target (each is reused; a new buffer gets new views). One per publisher: it holds no
- * buffer longer than its publisher does.
- */
-class RangeCopier {
-  #src: Buffer | undefined;
-  #srcView: DataView | undefined;
-  #dst: Buffer | undefined;
-  #dstView: DataView | undefined;
-
-  /** Copies `src[src.start, src.end)` to `dst` at `at` (which has room). */
-  copy(src: EncodedRange, dst: Buffer, at: number): void {
-    const { start, end } = src;
-    const n = end - start;
-    if (n > SMALL_COPY) {
-      dst.set(src.subarray(start, end), at);
-      return;
-    }
-    if (src !== this.#src) {
-      this.#src = src;
-      this.#srcView = new DataView(src.buffer, src.byteOffset, src.byteLength);
-    }
-    if (dst !== this.#dst) {
-      this.#dst = dst;
-      this.#dstView = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
-    }
-    const from = this.#srcView as DataView;
-    const to = this.#dstView as DataView;
-    // Unaligned reads and writes are fine.
-    let i = 0;
-    for (; i + 4 <= n; i += 4) to.setUint32(at + i, from.getUint32(start + i, true), true);
-    for (; i < n; i++) dst[at + i] = src[start + i] as number;
   }
 }
 
@@ -86,7 +47,8 @@ export class Publisher<T> {
   #pendingSends = 0;
   #batch: Buffer | undefined;
   #ends: Uint32Array | undefined;
-  readonly #copier = new RangeCopier();
+  /** Copies the built-in codec's messages out of its reused buffer (./copy.ts). */
+  readonly #copier = new ByteCopier();
 
   constructor(
     name: string,
@@ -252,7 +214,10 @@ export class Publisher<T> {
           ends = more;
         }
         if (bytes !== undefined) batch.set(bytes, used);
-        else this.#copier.copy(ranged as EncodedRange, batch, used);
+        else {
+          const r = ranged as EncodedRange;
+          this.#copier.copy(r, r.start, r.end, batch, used);
+        }
         used += len;
         ends[count++] = used;
       }

@@ -8,6 +8,8 @@
  * messages queue behind it in batches of their own; each message's digest always goes in
  * before the message.
  */
+
+import { ByteCopier } from '../copy.js';
 import { call, fromNative } from '../errors.js';
 import { type NativeChannel, native } from '../native.js';
 import { DIGEST, sideName } from './loop.js';
@@ -16,8 +18,6 @@ import { DIGEST, sideName } from './loop.js';
 const CHUNK = 1024;
 /** Bytes of a batch's slab (a larger message gets a slab of its own size). */
 const SLAB = 128 * 1024;
-/** Messages up to this size are copied byte by byte (no view made). */
-const SMALL = 128;
 /** How long one wait for room lasts before it looks again. */
 const ROOM_MS = 100;
 /** The side channel's frame ends for `n` digests: message `i` ends at `DIGEST * (i + 1)`. */
@@ -42,6 +42,8 @@ export class Delivery {
   readonly #sh: number;
   readonly #forwarded: (n: number) => void;
   readonly #lost: (n: number) => void;
+  /** Copies each message into its batch (by hand when short, ../copy.ts). */
+  readonly #copier = new ByteCopier();
   /** Messages pushed and neither published nor counted lost yet. */
   #queued = 0;
   /** Batches not yet published, oldest first; new messages go into the last one. */
@@ -58,10 +60,7 @@ export class Delivery {
 
   /**
    * Publishes into channel `channel` of `dir` (which exists, as does its side channel: the
-   * importer opened both before).
-   */
-  /**
-   * `forwarded(n)`: `n` more messages went in. `lost(n)`: `n` messages will not, the delivery
+   * importer opened both before). `forwarded(n)`: `n` more messages went in. `lost(n)`: `n` messages will not, the delivery
    * having failed (or been closed) before them; their digests may have been announced (a
    * limit stated in ./loop.ts).
    */
@@ -110,11 +109,7 @@ export class Delivery {
       this.#sealed = false;
     }
     const to = at(last);
-    const buf = last.buf;
-    if (len <= SMALL) {
-      // A short copy by hand: cheaper than the view `set` would need.
-      for (let i = 0; i < len; i++) buf[to + i] = src[start + i] as number;
-    } else buf.set(src.subarray(start, end), to);
+    this.#copier.copy(src, start, end, last.buf, to);
     last.ends[last.n++] = to + len;
     this.#queued += 1;
     if (!this.#running) {

@@ -111,7 +111,6 @@ export async function runImport(
   const marker = new LoopMarker(o.channel, o.dir);
   const seen = new Seen();
   const maxMessageSize = ch.info().maxMessageSize;
-  let closeDelivery = () => {};
   /** Rejected by a message the channel cannot take when `oversize` is `'error'`. */
   let tooLarge: (e: Error) => void = () => {};
   const fatal = new Promise<never>((_, rej) => {
@@ -149,37 +148,40 @@ export async function runImport(
           stats.lost += n;
         },
       );
-      closeDelivery = () => delivery.close();
-      const reader = new HeaderReader();
-      const onMsg = (err: Error | null, m: Msg): void => {
-        if (ended) return;
-        if (err !== null) {
-          stats.lastEvent = `subscription: ${oneLine(err)}`;
-          return;
-        }
-        const h = reader.read(m);
-        if (h.origin === o.origin) {
-          stats.skipped += 1;
-          return;
-        }
-        stats.lost += seen.gap(h);
-        if (h.tick) return;
-        const { bytes, start, end } = reader;
-        if (!oversize(end - start)) delivery.push(bytes, start, end);
-      };
-      const sub = nc.subscribe(o.subject, { callback: onMsg });
-      await nc.flush(); // the server has the subscription
-      ready();
-      const stopped = new Promise<void>((res) => {
-        if (signal.aborted) res();
-        signal.addEventListener('abort', () => res(), { once: true });
-      });
       try {
-        await Promise.race([stopped, delivery.failed, sub.closed, fatal]);
+        const reader = new HeaderReader();
+        const onMsg = (err: Error | null, m: Msg): void => {
+          if (ended) return;
+          if (err !== null) {
+            stats.lastEvent = `subscription: ${oneLine(err)}`;
+            return;
+          }
+          const h = reader.read(m);
+          if (h.origin === o.origin) {
+            stats.skipped += 1;
+            return;
+          }
+          stats.lost += seen.gap(h);
+          if (h.tick) return;
+          const { bytes, start, end } = reader;
+          if (!oversize(end - start)) delivery.push(bytes, start, end);
+        };
+        const sub = nc.subscribe(o.subject, { callback: onMsg });
+        await nc.flush(); // the server has the subscription
+        ready();
+        const stopped = new Promise<void>((res) => {
+          if (signal.aborted) res();
+          signal.addEventListener('abort', () => res(), { once: true });
+        });
+        try {
+          await Promise.race([stopped, delivery.failed, sub.closed, fatal]);
+        } finally {
+          sub.unsubscribe();
+          // What was received before the stop goes in (unless the channel stays full).
+          await Promise.race([delivery.idle(), sleep(1000, new AbortController().signal)]);
+        }
       } finally {
-        sub.unsubscribe();
-        // What was received before the stop goes in (unless the channel stays full).
-        await Promise.race([delivery.idle(), sleep(1000, new AbortController().signal)]);
+        delivery.close();
       }
       return;
     }
@@ -237,7 +239,6 @@ export async function runImport(
       wait = backoff(wait);
     }
   } finally {
-    closeDelivery();
     marker.close();
     ch.close();
   }

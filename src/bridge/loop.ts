@@ -10,9 +10,9 @@
  * announcement of every imported record the exporter can see is there: taking them once per
  * drain of `C`, after it, is enough), and a record whose digest is pending is skipped (and its
  * digest taken off, once). The core importer takes the digests of a batch with one native
- * call (./deliver.ts), the JetStream importer and the exporter with `crypto.hash`. A JetStream exporter reads
- * the side channel as a named subscriber too (`<durable>.l`), so a restarted one still knows
- * what was imported while it was away.
+ * call (./deliver.ts), the JetStream importer and the exporter with `crypto.hash`. A
+ * JetStream exporter reads the side channel as a named subscriber too (`<durable>.l`), so a
+ * restarted one still knows what was imported while it was away.
  *
  * Limits, stated in the README: a local message byte-for-byte equal to one imported while
  * its digest is pending may be the copy that is skipped (the other is exported in its

@@ -174,23 +174,23 @@ function within(p, phase) {
 async function cell(send, receiver, procs) {
   // Warm-up (not measured): every process of the path has run its code hot before the clock
   // starts (a bridge's processes are new in each cell, as is the NATS subscriber's).
+  /** Sends `n` unstamped messages as fast as they go (a turn of the event loop per 1,024). */
+  const flood = async (n) => {
+    for (let i = 0; i < n; i++) {
+      const w = send(message(i, 0));
+      if (w !== undefined) await w;
+      if ((i & 1023) === 0) await new Promise(setImmediate);
+    }
+  };
   const warm = Math.min(COUNT, WARM);
   const { done: warmed } = await receiver.expect(warm);
-  for (let i = 0; i < warm; i++) {
-    const w = send(message(i, 0));
-    if (w !== undefined) await w;
-    if ((i & 1023) === 0) await new Promise(setImmediate);
-  }
+  await flood(warm);
   await within(warmed, 'warm-up');
   // Throughput.
   let { done } = await receiver.expect(COUNT);
   const cpu0 = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuMs(pid)]));
   const t0 = now();
-  for (let i = 0; i < COUNT; i++) {
-    const w = send(message(i, 0));
-    if (w !== undefined) await w;
-    if ((i & 1023) === 0) await new Promise(setImmediate);
-  }
+  await flood(COUNT);
   await within(done, 'throughput');
   const ms = now() - t0;
   const cpuUsPerMsg = Object.fromEntries(
@@ -297,28 +297,22 @@ async function nats2Cell() {
 /** `--role nats-sub`: the subscribing process of {@link nats2Cell}. */
 async function natsSubscriber() {
   const nc = await connect({ servers: values.url });
-  let got = 0;
-  let want = -1;
-  let lats = [];
-  nc.subscribe('bench.nats2', {
-    callback: (_e, m) => {
-      const d = m.data;
-      const stamp = Buffer.from(d.buffer, d.byteOffset, d.byteLength).readDoubleLE(8);
-      if (stamp > 0) lats.push(now() - stamp);
-      if (++got === want) {
-        process.stdout.write(`${JSON.stringify({ lats })}\n`);
-        want = -1;
-      }
-    },
+  const receiver = localReceiver((h) => {
+    nc.subscribe('bench.nats2', {
+      callback: (_e, m) => {
+        const d = m.data;
+        h(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+      },
+    });
   });
   await nc.flush();
   createInterface({ input: process.stdin })
-    .on('line', (l) => {
+    .on('line', async (l) => {
       // The publisher waits for `armed` before the phase's first message.
-      got = 0;
-      lats = [];
-      want = Number(l.split(' ')[1]);
+      const { done } = await receiver.expect(Number(l.split(' ')[1]));
       process.stdout.write('armed\n');
+      const lats = await done;
+      process.stdout.write(`${JSON.stringify({ lats })}\n`);
     })
     .on('close', () => {
       nc.close().then(() => process.exit(0));

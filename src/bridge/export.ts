@@ -118,7 +118,12 @@ export async function runExport(
       window = Math.max(1, Math.floor(window / 2));
     };
     let tickedAt = 0;
-    /** When the last record was taken, and when the event loop last had a turn. */
+    /**
+     * Whether a record was taken since the exporter last went idle; when it last went idle
+     * after records (so: about when the last one was taken); when the event loop last had a
+     * turn. (A clock read per idle turn, none per record.)
+     */
+    let took = false;
     let busyAt = Number.NEGATIVE_INFINITY;
     let turnAt = performance.now();
     /** JetStream: in order; the head is the oldest. */
@@ -213,6 +218,10 @@ export async function runExport(
           nc.publish(o.subject, new Uint8Array(0), { headers: h });
           tickedAt = Date.now();
         }
+        if (took) {
+          took = false;
+          busyAt = performance.now();
+        }
         if (performance.now() - busyAt < HOT_MS) {
           // Busy a moment ago: the next record is waited for on this thread, in slices with
           // a turn of the event loop (its I/O, timers, signals) at least every TURN_MS.
@@ -225,7 +234,7 @@ export async function runExport(
         await reader.wait(200, signal);
         continue;
       }
-      busyAt = performance.now();
+      took = true;
       if (filter.imported(m.value, reader.drains)) {
         stats.skipped += 1;
         if (flights.length === 0 && unflushed === 0 && flushing === undefined) commit(m.position);

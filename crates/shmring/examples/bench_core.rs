@@ -19,7 +19,7 @@
 //!
 //! - `solo <count> <size>`: the producer's own cost per publish: one thread `try_publish`es
 //!   `count` messages one at a time into a channel nobody reads (the ring never fills), so no
-//!   cache line moves to another core. Rate = messages / elapsed. `SHMRING_DOORBELL_FENCE=1`
+//!   cache line moves to another core. Rate = messages / elapsed. `SHMRING_MEMBARRIER=off`
 //!   keeps the doorbell's SeqCst fence, for comparison.
 //!
 //! `cargo run --release -p shmring --example bench_core -- pingpong 100000 64 0 1`

@@ -37,7 +37,7 @@
 /// `"SHMRING\0"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMRING\0");
 /// Version of this layout. Any change to an offset or a protocol rule bumps it.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// Size of one cache line as used for padding hot fields apart.
 pub const CACHE_LINE: usize = 128;
@@ -103,8 +103,14 @@ pub const TAIL_OFFSET: usize = CACHE_LINE;
 pub const HEAD_CACHE_OFFSET: usize = 2 * CACHE_LINE;
 /// `u32` atomic — bumped by producers to wake sleeping consumers (a futex word).
 pub const DATA_SEQ_OFFSET: usize = 3 * CACHE_LINE;
-/// `u32` atomic — number of consumers asleep (or about to sleep) on [`DATA_SEQ_OFFSET`].
+/// `u32` atomic — number of consumers asleep (or about to sleep) on [`DATA_SEQ_OFFSET`]
+/// (bits 0..30), and [`WAITERS_FENCED`] (bit 31).
 pub const DATA_WAITERS_OFFSET: usize = 3 * CACHE_LINE + 4;
+/// Bit 31 of the word at [`DATA_WAITERS_OFFSET`], never cleared: a reader that cannot issue
+/// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` joined, so every waker of the readers'
+/// doorbell issues a SeqCst fence before it loads the waiter count (see docs/LAYOUT.md,
+/// Doorbells).
+pub const WAITERS_FENCED: u32 = 1 << 31;
 /// `u32` atomic — bumped by consumers to wake producers waiting for room (a futex word).
 pub const SPACE_SEQ_OFFSET: usize = 4 * CACHE_LINE;
 /// `u32` atomic — number of producers asleep on [`SPACE_SEQ_OFFSET`].

@@ -29,6 +29,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod barrier;
 mod catalog;
 mod dir;
 mod error;
@@ -96,6 +97,16 @@ impl Channel {
         Ok(Channel {
             seg: Arc::new(segment::Segment::model(name, opts)?),
         })
+    }
+
+    /// As [`Channel::model`], with readers that cannot issue the membarrier (`--cfg loom`
+    /// only): wakers skip their fence and rely on `layout::WAITERS_FENCED`.
+    #[cfg(loom)]
+    #[doc(hidden)]
+    pub fn model_without_membarrier(name: &str, opts: &OpenOptions) -> Result<Channel> {
+        let mut seg = segment::Segment::model(name, opts)?;
+        seg.barrier.heavy_sleeps = false;
+        Ok(Channel { seg: Arc::new(seg) })
     }
 
     /// The channel's name.

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32 as LocalU32;
 use std::sync::atomic::{AtomicU8, AtomicU64 as LocalU64};
 
+use crate::barrier::Barrier;
 use crate::error::{Error, ErrorCode, Result};
 use crate::fd::Fd;
 use crate::flush::{Flush, Flusher};
@@ -57,6 +58,9 @@ pub struct Segment {
     /// Serialises this process's threads around the names lock ([`Segment::lock_names`]):
     /// an OFD lock is one per open file description, so it cannot tell our threads apart.
     pub(crate) names: std::sync::Mutex<()>,
+    /// What this process's `membarrier(2)` allows, for the readers' doorbell (see
+    /// `barrier.rs`).
+    pub(crate) barrier: Barrier,
 }
 
 /// One "who of us holds this slot's lock" entry per participant slot, all clear.
@@ -114,6 +118,7 @@ impl Segment {
             dir: PathBuf::new(),
             flush: Flush::Os,
             names: std::sync::Mutex::new(()),
+            barrier: Barrier::for_process(),
         }
     }
 

@@ -3,7 +3,9 @@
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, fence};
+#[cfg(loom)]
+pub(crate) use std::sync::atomic::compiler_fence;
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, fence};
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, compiler_fence, fence};
 
 pub(crate) use std::sync::atomic::Ordering;

@@ -1,8 +1,8 @@
 //! Sleeping and waking across processes: futex wait/wake on a `u32` in shared memory.
 //!
 //! The protocol around each futex word (a "doorbell") is:
-//! - the sleeper increments the waiter count (SeqCst), reads the doorbell's value, checks its
-//!   condition once more, and only then sleeps with `FUTEX_WAIT(value)`;
+//! - the sleeper increments the waiter count, issues a SeqCst fence, reads the doorbell's
+//!   value, checks its condition once more, and only then sleeps with `FUTEX_WAIT(value)`;
 //! - the waker makes its change visible, issues a SeqCst fence, and rings (bumps the doorbell
 //!   and `FUTEX_WAKE`s) only if the waiter count is non-zero.
 //!
@@ -10,13 +10,20 @@
 //! or the waker sees the waiter count; and a bump between the sleeper's read and its
 //! `FUTEX_WAIT` makes the kernel return at once (the value no longer matches). No wake-up is
 //! lost, and a waker with nobody asleep pays one load and no system call.
+//!
+//! The readers' doorbell, rung by every publish, splits the pair unevenly (`barrier.rs`):
+//! its wakers in a registered process replace their fence with a compiler barrier, and its
+//! sleepers add `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` after theirs, or, where that is
+//! not available, mark the waiter word [`layout::WAITERS_FENCED`] so that every waker fences.
 
 use std::time::{Duration, Instant};
 
+use crate::barrier::FALLBACK_NAP;
 use crate::error::{Error, ErrorCode, Result};
 use crate::filecheck::FILE_CHECK_SLICE;
+use crate::layout;
 use crate::segment::Segment;
-use crate::sync::{Ordering, fence};
+use crate::sync::{Ordering, compiler_fence, fence};
 
 /// How a reader waits for data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -89,6 +96,65 @@ pub(crate) fn ring_doorbell(seg: &Segment, seq_off: usize, waiters_off: usize) {
     }
 }
 
+/// Rings the readers' doorbell (`data_seq`): makes the caller's change (a commit, a repair,
+/// a range given back) visible to readers and wakes those asleep.
+#[inline]
+pub(crate) fn ring_data_doorbell(seg: &Segment) {
+    let waiters = seg.u32_at(layout::DATA_WAITERS_OFFSET);
+    let fenced = light_or_full_barrier(seg);
+    // Relaxed: ordered after our change by the barrier above (see `sleep_until`).
+    let mut w = waiters.load(Ordering::Relaxed);
+    if w & layout::WAITERS_FENCED != 0 && !fenced {
+        // A reader that cannot issue the membarrier joined: the classic pair, a fence here.
+        // SYNC POINT: as in `ring_doorbell`; the load again, after it.
+        fence(Ordering::SeqCst);
+        w = waiters.load(Ordering::Relaxed);
+    }
+    if w & !layout::WAITERS_FENCED != 0 {
+        seg.u32_at(layout::DATA_SEQ_OFFSET)
+            .fetch_add(1, Ordering::Release);
+        seg.futex_wake_all(layout::DATA_SEQ_OFFSET);
+    }
+}
+
+/// The waker's half of the readers' doorbell pair; true if it was a full (SeqCst) fence.
+#[inline]
+fn light_or_full_barrier(seg: &Segment) -> bool {
+    if !seg.barrier.light_wakes {
+        // SYNC POINT: the classic pair with the sleeper's SeqCst fence.
+        fence(Ordering::SeqCst);
+        return true;
+    }
+    if cfg!(loom) && seg.barrier.heavy_sleeps {
+        // A model stands the kernel's barrier in for a fence here (it cannot run one).
+        fence(Ordering::SeqCst);
+        return true;
+    }
+    // SYNC POINT: only the compiler must keep our change before the waiter-count load; the
+    // CPU is made to by the sleeper's membarrier, which runs a full barrier on every CPU
+    // running a thread of ours (`barrier.rs`).
+    compiler_fence(Ordering::SeqCst);
+    false
+}
+
+/// Marks the readers' doorbell [`layout::WAITERS_FENCED`] if this process's readers cannot
+/// issue the membarrier: called when a reader joins, so that producers see the mark well
+/// before it first sleeps.
+pub(crate) fn announce_reader(seg: &Segment) {
+    if !seg.barrier.heavy_sleeps {
+        mark_fenced(seg);
+    }
+}
+
+fn mark_fenced(seg: &Segment) {
+    let waiters = seg.u32_at(layout::DATA_WAITERS_OFFSET);
+    // Relaxed load: an already-marked word needs no write. SeqCst RMW: part of the total
+    // order the wakers' fence and our sleep's fence take part in.
+    if waiters.load(Ordering::Relaxed) & layout::WAITERS_FENCED == 0 {
+        waiters.fetch_or(layout::WAITERS_FENCED, Ordering::SeqCst);
+    }
+}
+
 /// Sleeps on a doorbell until `ready()` holds or `deadline` passes, spinning first as
 /// `strategy` says. Returns `ready()`. `bits` are the sleeper's wake bits: every ring of the
 /// doorbell wakes it, and an interrupt (`futex_wake_bits`) only if the bits meet
@@ -125,11 +191,25 @@ pub(crate) fn sleep_until(
     // SYNC POINT: pairs with the waker's SeqCst fence in `ring_doorbell` (a Dekker pair):
     // either our re-check below sees its change, or it sees our waiter count and rings.
     fence(Ordering::SeqCst);
+    // The readers' doorbell: wakers in registered processes have no fence of their own; the
+    // membarrier runs one on their CPUs (SYNC POINT, `barrier.rs`). Without it, the mark
+    // makes them fence, and a nap is short while it reaches them.
+    let mut cap = None;
+    if waiters_off == layout::DATA_WAITERS_OFFSET && !seg.barrier.heavy() {
+        mark_fenced(seg);
+        if !cfg!(loom) {
+            cap = Some(FALLBACK_NAP);
+        }
+    }
     // Acquire: a bump after this read makes FUTEX_WAIT return at once (value mismatch).
     let seen = bell.load(Ordering::Acquire);
     let mut ok = ready();
     if !ok {
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let slice = match (slice, cap) {
+            (Some(s), Some(c)) => Some(s.min(c)),
+            (s, c) => s.or(c),
+        };
         let nap = match (left, slice) {
             (Some(l), Some(s)) => Some(l.min(s)),
             (l, s) => l.or(s),

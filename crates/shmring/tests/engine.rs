@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::*;
-use shmring::{Channel, Kind, OpenOptions, Policy, SyncMode, WaitStrategy};
+use shmring::{Channel, Kind, OpenOptions, Policy, SyncMode, WaitStrategy, layout};
 
 const MODES: [SyncMode; 2] = [SyncMode::LockFree, SyncMode::Semaphore];
 
@@ -454,9 +454,36 @@ fn child_echo() {
 }
 
 /// Blocking hand-offs between two processes with no wait timeout: any lost wake-up would
-/// hang one side forever (and fail the generous deadline).
+/// hang one side forever (and fail the generous deadline). Both processes use the
+/// membarrier where the kernel has it: publishes without a fence, sleepers with the barrier.
 #[test]
 fn blocking_handoffs_between_processes_never_lose_a_wakeup() {
+    handoffs(false);
+}
+
+/// As above with the echoing child unable to use the membarrier (`SHMRING_MEMBARRIER=off`):
+/// its subscription marks the readers' doorbell `WAITERS_FENCED`, so our fence-free
+/// publishes fence after all, and its own publishes fence as before.
+#[test]
+fn blocking_handoffs_with_a_reader_that_cannot_use_the_membarrier() {
+    handoffs(true);
+}
+
+/// The readers' doorbell's waiter word of channel `name`, read through its file.
+fn waiter_word(name: &str) -> u32 {
+    let bytes = std::fs::read(shm_file(name)).unwrap();
+    let at = layout::DATA_WAITERS_OFFSET;
+    u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+/// Whether this kernel has `MEMBARRIER_CMD_GLOBAL_EXPEDITED` and its registration.
+fn membarrier_here() -> bool {
+    // SAFETY: MEMBARRIER_CMD_QUERY (0) reads and writes no memory of ours.
+    let cmds = unsafe { libc::syscall(libc::SYS_membarrier, 0, 0, 0) };
+    cmds > 0 && cmds & 0b110 == 0b110
+}
+
+fn handoffs(child_fenced: bool) {
     let n = count_from_env("SHMRING_HANDOFFS", 20_000);
     let ping_name = unique("ping");
     let pong_name = unique("pong");
@@ -478,10 +505,18 @@ fn blocking_handoffs_between_processes_never_lose_a_wakeup() {
             ("SHMRING_PONG", pong_name.clone()),
             ("SHMRING_N", n.to_string()),
             ("SHMRING_OUT", out.clone()),
+            (
+                "SHMRING_MEMBARRIER",
+                (if child_fenced { "off" } else { "on" }).to_owned(),
+            ),
         ],
     );
     wait_for_file(&out);
     let _ = std::fs::remove_file(&out);
+    let marked = waiter_word(&ping_name) & layout::WAITERS_FENCED != 0;
+    // A kernel without the global expedited membarrier marks it either way.
+    let want = child_fenced || !membarrier_here();
+    assert_eq!(marked, want, "doorbell marked WAITERS_FENCED");
     let mut p = ping.producer().unwrap();
     let mut msg = Vec::new();
     for i in 0..n {

@@ -125,6 +125,7 @@ const CONSTANTS: &[(&str, u64)] = &[
     ("MUTEX_LEN", layout::MUTEX_LEN as u64),
     ("READY", layout::READY as u64),
     ("FLAG_UNLINKED", layout::FLAG_UNLINKED as u64),
+    ("WAITERS_FENCED", layout::WAITERS_FENCED as u64),
     ("MAX_POSITION", layout::MAX_POSITION),
     ("PAGE", layout::PAGE as u64),
     ("MIN_CAPACITY", layout::MIN_CAPACITY),

@@ -149,6 +149,36 @@ fn blocking_waits_are_always_woken() {
     });
 }
 
+/// The readers' doorbell without the fence on the publish side: producers in a process
+/// registered for the membarrier skip it, and a reader that cannot issue the membarrier has
+/// marked the waiter word (`WAITERS_FENCED`, when it subscribed) so that they fence after
+/// all. In every interleaving the blocked subscriber is woken (a lost wake-up deadlocks,
+/// which loom reports). The membarrier pair itself is modelled as the two fences it stands
+/// for (`barrier.rs`), which `blocking_waits_are_always_woken` checks.
+#[test]
+fn fenceless_publishes_wake_readers_that_marked_the_doorbell() {
+    model(|| {
+        let ch = Channel::model_without_membarrier("m", &tiny(Kind::Topic)).unwrap();
+        let mut sub = ch.subscribe().unwrap();
+        sub.set_wait_strategy(WaitStrategy::Block);
+        let producer = {
+            let ch = ch.clone();
+            loom::thread::spawn(move || {
+                let mut prod = ch.producer().unwrap();
+                for seq in 0..2u8 {
+                    prod.publish_timeout(&msg(1, seq), None).unwrap();
+                }
+            })
+        };
+        let mut out = Vec::new();
+        for seq in 0..2u8 {
+            assert!(sub.recv_timeout(&mut out, None).unwrap());
+            assert_eq!(out, msg(1, seq));
+        }
+        producer.join().unwrap();
+    });
+}
+
 /// Queue kind, two competing consumers: each message is taken exactly once.
 #[test]
 fn queue_consumers_take_each_message_once() {

@@ -337,5 +337,5 @@ pub(super) fn announce_offer(seg: &Segment) {
     // Release: a consumer that sees the bump sees the offer made before it.
     seg.u32_at(layout::OFFERS_OFFSET)
         .fetch_add(1, Ordering::Release);
-    crate::wait::ring_doorbell(seg, layout::DATA_SEQ_OFFSET, layout::DATA_WAITERS_OFFSET);
+    crate::wait::ring_data_doorbell(seg);
 }

@@ -50,7 +50,7 @@ use crate::registry::{self, slot_field};
 use crate::ring_map::RingMap;
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
-use crate::wait::{WaitStrategy, ring_doorbell, sleep_until};
+use crate::wait::{WaitStrategy, ring_data_doorbell, ring_doorbell, sleep_until};
 
 mod ack;
 mod producer;
@@ -250,7 +250,7 @@ pub(crate) fn repair_pending(seg: &Segment) {
     recovery::withdraw_claim_at(seg, &geo, pos);
     seg.u64_at(layout::PENDING_LEN_OFFSET)
         .store(0, Ordering::Release);
-    ring_doorbell(seg, layout::DATA_SEQ_OFFSET, layout::DATA_WAITERS_OFFSET);
+    ring_data_doorbell(seg);
 }
 
 /// What a reader found at a position.

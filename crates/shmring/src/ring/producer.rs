@@ -19,7 +19,7 @@ use crate::registry::{self, Role, slot_field};
 use crate::ring_map::RingMap;
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
-use crate::wait::ring_doorbell;
+use crate::wait::ring_data_doorbell;
 
 /// Publishes into a channel. One per thread; it holds a producer slot until dropped.
 pub struct Producer {
@@ -146,11 +146,7 @@ impl Producer {
     }
 
     fn wake_subscribers(&self) {
-        ring_doorbell(
-            &self.seg,
-            layout::DATA_SEQ_OFFSET,
-            layout::DATA_WAITERS_OFFSET,
-        );
+        ring_data_doorbell(&self.seg);
     }
 
     fn full(&self) -> Result<bool> {

@@ -66,6 +66,9 @@ impl Subscriber {
             frame_flags: 0,
             slot_state: 0,
         };
+        // A reader here may sleep on the readers' doorbell: if it cannot issue the
+        // membarrier, producers must fence (`barrier.rs`).
+        crate::wait::announce_reader(&seg);
         // From here on a `Subscriber` owns its slot: dropping it on an error releases it.
         let Some(name) = &opts.name else {
             let mut sub = new(registry::grab(&seg, role)?);

@@ -8,8 +8,9 @@
  *   two threads pinned to CPUs 0 and 1, busy polling, one-way = elapsed / (2 × round trips).
  * - throughput, 32 B: Aeron's own io.aeron.samples.EmbeddedIpcThroughput (aeron-all 1.51.0,
  *   bench/core-peers/aeron/pom.xml; messages per second as its rate reporter prints them, the
- *   first two seconds and the last partial one dropped) beside shmring SPSC and MPSC
- *   (2 producers) by the same method (threads of one process, busy polling, 10 a poll).
+ *   first two seconds and the last partial one dropped) beside shmring SPSC (a plain and an
+ *   exclusive producer) and MPSC (2 producers) by the same method (threads of one process,
+ *   busy polling, 10 a poll).
  *
  * Writes bench/results/peers.json, peers.md and peers.svg (--out=DIR elsewhere).
  *
@@ -282,18 +283,25 @@ async function main() {
       // The machine's floor for this method: the same pinned threads, one cache line each way.
       floor: () => one(SHM_BIN, ['floor', `${trips}`, '0', '1'], 'cache-line floor', 'one_way_ns'),
     },
-    ...[1, 2].map((producers) => ({
-      id: producers === 1 ? 'spsc-32B' : 'mpsc2-32B',
-      title: `throughput, 32 B, ${producers === 1 ? '1 producer' : `${producers} producers`}`,
+    // One producer (the CAS claim any producer uses), one exclusive producer (a store per
+    // claim: Channel::exclusive_producer), two producers. Aeron runs beside the first only.
+    ...[
+      { id: 'spsc-32B', producers: 1, title: '1 producer', extra: [] },
+      { id: 'spsc-excl-32B', producers: 1, title: '1 exclusive producer', extra: ['exclusive'] },
+      { id: 'mpsc2-32B', producers: 2, title: '2 producers', extra: [] },
+    ].map(({ id, producers, title, extra }) => ({
+      id,
+      title: `throughput, 32 B, ${title}`,
       unit: 'msg/s',
       better: 'higher',
       peer: 'aeron',
       peerLabel: `Aeron ${AERON.version} EmbeddedIpcThroughput (1 publisher)`,
+      reusePeer: id !== 'spsc-32B',
       shm: () =>
         one(
           SHM_BIN,
-          ['throughput', `${producers}`, `${Math.ceil(messages / producers)}`, '32'],
-          `shmring throughput ${producers}p`,
+          ['throughput', `${producers}`, `${Math.ceil(messages / producers)}`, '32', ...extra],
+          `shmring throughput ${id}`,
           'msg_per_sec',
         ),
       run: () => aeronRun(seconds),
@@ -305,11 +313,11 @@ async function main() {
     f.peerDetail = [];
     f.floorValues = [];
   }
-  // Aeron's one figure serves both throughput rows: run it once per round, beside SPSC.
+  // Aeron's one figure serves every throughput row: run it once per round, beside SPSC.
   progress.total = args.rounds * figures.length;
   for (let round = 0; round < args.rounds && !shmErr; round++) {
     for (const f of figures) {
-      const reuse = f.id === 'mpsc2-32B';
+      const reuse = f.reusePeer === true;
       if (f.floor) {
         const r = await f.floor();
         if (r.error) failures.push(r.error);
@@ -331,9 +339,10 @@ async function main() {
     }
   }
   const spsc = figures.find((f) => f.id === 'spsc-32B');
-  const mpsc = figures.find((f) => f.id === 'mpsc2-32B');
-  mpsc.peerValues = spsc.peerValues;
-  mpsc.peerDetail = spsc.peerDetail;
+  for (const f of figures.filter((f) => f.reusePeer)) {
+    f.peerValues = spsc.peerValues;
+    f.peerDetail = spsc.peerDetail;
+  }
   progress.clear();
   info.loadavg1End = Math.round(loadavg()[0] * 100) / 100;
   const rows = figures.map((f) => {
@@ -418,7 +427,7 @@ function markdown(report) {
   }
   L.push('');
   L.push(
-    'Ratio = shmring ÷ peer: above 1 is shmring slower on latency, faster on throughput. The 2-producer row is set against the same Aeron figure (its sample has one publisher).',
+    'Ratio = shmring ÷ peer: above 1 is shmring slower on latency, faster on throughput. The exclusive-producer and 2-producer rows are set against the same Aeron figure (its sample has one publisher).',
   );
   for (const r of report.figures.filter((x) => x.floor)) {
     const fl = r.floor.median;

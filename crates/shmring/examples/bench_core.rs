@@ -15,7 +15,8 @@
 //!   spinning threads than CPUs still progress); the consumer busy-polls `drain_into` for at
 //!   most 10 messages a call (Aeron's sample polls 10 fragments a call) and checks every
 //!   message's size and each producer's numbering. Rate = messages / (first producer start →
-//!   consumer's last message).
+//!   consumer's last message). `throughput 1 <n> <size> exclusive`: the one producer is an
+//!   exclusive producer (`Channel::exclusive_producer`: a store, not a CAS, per claim).
 //!
 //! - `solo <count> <size>`: the producer's own cost per publish: one thread `try_publish`es
 //!   `count` messages one at a time into a channel nobody reads (the ring never fills), so no
@@ -173,9 +174,16 @@ fn floor(args: &[String]) -> Res<()> {
 }
 
 fn throughput(args: &[String]) -> Res<()> {
-    let [producers, per, size] = args else {
-        return Err("throughput <producers> <per_producer> <size>".into());
+    let (args, exclusive) = match args {
+        [rest @ .., last] if last == "exclusive" => (rest, true),
+        _ => (args, false),
     };
+    let [producers, per, size] = args else {
+        return Err("throughput <producers> <per_producer> <size> [exclusive]".into());
+    };
+    if exclusive && producers != "1" {
+        return Err("an exclusive producer is the only one: producers must be 1".into());
+    }
     let (producers, per, size): (u64, u64, usize) =
         (producers.parse()?, per.parse()?, size.parse()?);
     if !(8..=4096).contains(&size) || !(1..=64).contains(&producers) {
@@ -192,7 +200,11 @@ fn throughput(args: &[String]) -> Res<()> {
         for id in 0..producers {
             let (ch, go) = (&ch, &go);
             pubs.push(s.spawn(move || -> Res<Instant> {
-                let mut tx = ch.producer()?;
+                let mut tx = if exclusive {
+                    ch.exclusive_producer()?
+                } else {
+                    ch.producer()?
+                };
                 let mut msg = vec![0u8; size];
                 go.wait();
                 let start = Instant::now();
@@ -243,7 +255,7 @@ fn throughput(args: &[String]) -> Res<()> {
     })?;
     let secs = end.duration_since(start).as_secs_f64();
     println!(
-        "{{\"peer\":\"shmring\",\"figure\":\"throughput\",\"producers\":{producers},\"size\":{size},\"messages\":{received},\"seconds\":{secs:.4},\"msg_per_sec\":{:.0}}}",
+        "{{\"peer\":\"shmring\",\"figure\":\"throughput\",\"exclusive\":{exclusive},\"producers\":{producers},\"size\":{size},\"messages\":{received},\"seconds\":{secs:.4},\"msg_per_sec\":{:.0}}}",
         received as f64 / secs
     );
     Ok(())

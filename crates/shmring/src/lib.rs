@@ -129,9 +129,30 @@ impl Channel {
         &self.seg.dir
     }
 
-    /// A new producer (takes a participant slot).
+    /// A new producer (takes a participant slot). `Busy` while the channel has an
+    /// [exclusive producer](Channel::exclusive_producer).
     pub fn producer(&self) -> Result<Producer> {
-        Producer::new(self.seg.clone())
+        Producer::new(self.seg.clone(), false)
+    }
+
+    /// A new producer that is the channel's only one for as long as it lives: it claims
+    /// space with a plain store instead of a CAS, so a publish runs no locked instruction
+    /// (the fastest way to publish one message at a time). `Busy` if another live producer
+    /// exists, in any process; while it lives, every other [`Channel::producer`] and
+    /// `exclusive_producer` call is `Busy`. Lock-free channels only (`InvalidArgument` in
+    /// semaphore mode). If its process dies, the next producer may join at once.
+    ///
+    /// ```no_run
+    /// # fn main() -> shmring::Result<()> {
+    /// let ch = shmring::Channel::open("ticks", &shmring::OpenOptions::create())?;
+    /// let mut p = ch.exclusive_producer()?;
+    /// for i in 0u64..1000 {
+    ///     p.publish_timeout(&i.to_le_bytes(), None)?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn exclusive_producer(&self) -> Result<Producer> {
+        Producer::new(self.seg.clone(), true)
     }
 
     /// A new subscription starting at the current tail (takes a participant slot).

@@ -61,6 +61,9 @@ pub struct Segment {
     /// What this process's `membarrier(2)` allows, for the readers' doorbell (see
     /// `barrier.rs`).
     pub(crate) barrier: Barrier,
+    /// 1 while a producer of this handle is the channel's exclusive producer (see
+    /// `ring/producer/exclusive.rs`): our own OFD lock is invisible to `F_OFD_GETLK` from it.
+    pub(crate) exclusive_producer: LocalU32,
 }
 
 /// One "who of us holds this slot's lock" entry per participant slot, all clear.
@@ -119,6 +122,7 @@ impl Segment {
             flush: Flush::Os,
             names: std::sync::Mutex::new(()),
             barrier: Barrier::for_process(),
+            exclusive_producer: LocalU32::new(0),
         }
     }
 

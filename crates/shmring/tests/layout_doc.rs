@@ -141,6 +141,7 @@ const CONSTANTS: &[(&str, u64)] = &[
     ("slot::NAMED", slot::NAMED as u64),
     ("slot::NAME_LEN", slot::NAME_LEN as u64),
     ("NAMES_LOCK_OFFSET", layout::NAMES_LOCK_OFFSET as u64),
+    ("PRODUCER_LOCK_OFFSET", layout::PRODUCER_LOCK_OFFSET as u64),
     ("slot::STATE_BITS", slot::STATE_BITS as u64),
     ("slot::ROLE_PRODUCER", slot::ROLE_PRODUCER as u64),
     ("slot::ROLE_SUBSCRIBER", slot::ROLE_SUBSCRIBER as u64),

@@ -92,13 +92,44 @@ fn two_producers_claim_commit_read() {
 /// one at 24..56, so the second pads 56..64 and goes to 64..96, over both.
 #[test]
 fn wrap_and_reuse_under_back_pressure() {
+    wrap_and_reuse(false);
+}
+
+/// As `wrap_and_reuse_under_back_pressure` with an exclusive producer, which claims with a
+/// Release store of `tail` instead of a CAS.
+#[test]
+fn exclusive_producer_wraps_and_reuses_under_back_pressure() {
+    wrap_and_reuse(true);
+}
+
+/// A plain and an exclusive producer join at once: never both.
+#[test]
+fn exclusive_and_plain_producers_never_both_join() {
     model(|| {
+        let ch = Channel::model("m", &tiny4(Kind::Topic, Policy::Block)).unwrap();
+        let other = {
+            let ch = ch.clone();
+            // The producer is handed back, not dropped: it lives until both have tried.
+            loom::thread::spawn(move || ch.producer().ok())
+        };
+        let exclusive = ch.exclusive_producer();
+        let plain = other.join().unwrap();
+        assert!(!(plain.is_some() && exclusive.is_ok()), "both joined");
+    });
+}
+
+fn wrap_and_reuse(exclusive: bool) {
+    model(move || {
         let ch = Channel::model("m", &tiny(Kind::Topic)).unwrap();
         let mut sub = ch.subscribe().unwrap();
         let producer = {
             let ch = ch.clone();
             loom::thread::spawn(move || {
-                let mut prod = ch.producer().unwrap();
+                let mut prod = if exclusive {
+                    ch.exclusive_producer().unwrap()
+                } else {
+                    ch.producer().unwrap()
+                };
                 assert!(prod.try_publish(&[]).unwrap());
                 for seq in 0..2u8 {
                     while !prod.try_publish(&msg(7, seq)).unwrap() {

@@ -45,7 +45,11 @@ fn hooked_producer(role: &str, id: u32) {
         return;
     };
     let ch = Channel::open(&name, &OpenOptions::default()).unwrap();
-    let mut p = ch.producer().unwrap();
+    let mut p = if std::env::var_os("SHMRING_TEST_EXCLUSIVE").is_some() {
+        ch.exclusive_producer().unwrap()
+    } else {
+        ch.producer().unwrap()
+    };
     for seq in 0..u32::MAX {
         p.publish_timeout(&tagged(id, seq, 64), Some(Duration::from_secs(60)))
             .unwrap();
@@ -118,18 +122,23 @@ fn receive(sub: &mut shmring::Subscriber, n: usize) -> Vec<(u32, u32)> {
 
 #[test]
 fn producer_killed_at_every_point_never_wedges() {
-    let points: &[(SyncMode, &str)] = &[
-        (SyncMode::LockFree, "after_claim"),
-        (SyncMode::LockFree, "mid_payload"),
-        (SyncMode::LockFree, "before_commit"),
-        (SyncMode::Semaphore, "holding_mutex"),
-        (SyncMode::Semaphore, "after_claim"),
-        (SyncMode::Semaphore, "mid_payload"),
-        (SyncMode::Semaphore, "before_commit"),
+    // (sync, point, exclusive): an exclusive producer claims with a store, not a CAS, and its
+    // successor is exclusive too (it may join once the dead one's lock went with it).
+    let points: &[(SyncMode, &str, bool)] = &[
+        (SyncMode::LockFree, "after_claim", false),
+        (SyncMode::LockFree, "mid_payload", false),
+        (SyncMode::LockFree, "before_commit", false),
+        (SyncMode::LockFree, "after_claim", true),
+        (SyncMode::LockFree, "mid_payload", true),
+        (SyncMode::LockFree, "before_commit", true),
+        (SyncMode::Semaphore, "holding_mutex", false),
+        (SyncMode::Semaphore, "after_claim", false),
+        (SyncMode::Semaphore, "mid_payload", false),
+        (SyncMode::Semaphore, "before_commit", false),
     ];
     for kind in [Kind::Topic, Kind::Queue] {
-        for &(sync, point) in points {
-            let what = format!("{kind:?} {sync:?} {point}");
+        for &(sync, point, exclusive) in points {
+            let what = format!("{kind:?} {sync:?} {point} exclusive={exclusive}");
             let n = unique("kill");
             let _g = Unlink::new(&n);
             let ch = Channel::open(&n, &opts(kind, sync)).unwrap();
@@ -141,19 +150,27 @@ fn producer_killed_at_every_point_never_wedges() {
                 20
             }));
             // The 5th pass stops it: messages 0..4 are committed, number 4 is in flight.
-            let mut child = spawn_child(
-                "child_hooked_producer",
-                "hooked-producer",
-                &n,
-                &[("SHMRING_HOOK", format!("{point}:5"))],
-            );
+            let mut env = vec![("SHMRING_HOOK", format!("{point}:5"))];
+            if exclusive {
+                env.push(("SHMRING_TEST_EXCLUSIVE", "1".into()));
+            }
+            let mut child = spawn_child("child_hooked_producer", "hooked-producer", &n, &env);
             let pid = child.id();
             wait_stopped(pid);
             let committed = 4;
+            if exclusive {
+                // Stopped, not dead: it still excludes every other producer.
+                expect_code(ch.producer(), shmring::ErrorCode::Busy);
+                expect_code(ch.exclusive_producer(), shmring::ErrorCode::Busy);
+            }
             let killed = Instant::now();
             child.kill();
             // Another producer goes on; the subscriber must get past the dead claim.
-            let mut p = ch.producer().unwrap();
+            let mut p = if exclusive {
+                ch.exclusive_producer().unwrap()
+            } else {
+                ch.producer().unwrap()
+            };
             for seq in 0..10 {
                 p.publish_timeout(&tagged(2, seq, 64), Some(Duration::from_secs(30)))
                     .unwrap_or_else(|e| panic!("{what}: publisher wedged: {e}"));

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod exclusive;
 mod write;
 
 use self::write::{fill, pad, write_body_and_commit, write_header};
@@ -37,15 +38,42 @@ pub struct Producer {
     /// The positions this publish call wrote (`from..to`; empty: `from >= to`), for
     /// `flush: 'publish'` (see `flush.rs`).
     written: (u64, u64),
+    /// The channel's only producer while it lives: claims with a store, not a CAS (see
+    /// `producer/exclusive.rs`).
+    exclusive: bool,
 }
 
 impl Producer {
-    pub(crate) fn new(seg: Arc<Segment>) -> Result<Producer> {
+    pub(crate) fn new(seg: Arc<Segment>, exclusive: bool) -> Result<Producer> {
         seg.check_file()?;
-        let slot = registry::grab(&seg, Role::Producer)?;
+        if exclusive {
+            exclusive::lock(&seg)?;
+        }
+        let slot = match registry::grab(&seg, Role::Producer) {
+            Ok(slot) => slot,
+            Err(e) => {
+                if exclusive {
+                    exclusive::unlock(&seg);
+                }
+                return Err(e);
+            }
+        };
         registry::activate(&seg, slot);
+        let admitted = if exclusive {
+            exclusive::refuse_if_others(&seg, slot)
+        } else {
+            exclusive::refuse_if_exclusive(&seg)
+        };
+        if let Err(e) = admitted {
+            registry::release(&seg, slot);
+            if exclusive {
+                exclusive::unlock(&seg);
+            }
+            return Err(e);
+        }
         registry::mark_joined(&seg, slot);
         Ok(Producer {
+            exclusive,
             geo: RingMap::of(&seg),
             head: seg
                 .u64_at(layout::HEAD_CACHE_OFFSET)
@@ -245,8 +273,7 @@ impl Producer {
         let tail_word = seg.u64_at(layout::TAIL_OFFSET);
         let claim = seg.u64_at(slot_field(seg, self.slot, slot::CLAIM));
         let limit = geo.need(geo.max_message_size as usize);
-        // Relaxed: the CAS below validates the value; nothing is read through it before.
-        let mut tail = tail_word.load(Ordering::Relaxed);
+        let mut tail = self.load_tail(tail_word);
         let (tail, start, count) = loop {
             if let Err(e) = seg.check_position("tail", tail) {
                 claim.store(slot::NO_CLAIM, Ordering::Release);
@@ -282,6 +309,11 @@ impl Producer {
             // also sees the commit of our previous claim, so it never takes that for dead.
             claim.store(tail, Ordering::Release);
             debug_assert!(start + bytes > tail, "tail only grows");
+            if self.exclusive {
+                // SYNC POINT: Release, as in `claim_lockfree`.
+                tail_word.store(start + bytes, Ordering::Release);
+                break (tail, start, count);
+            }
             // SYNC POINT: AcqRel, as in `write_lockfree`.
             match tail_word.compare_exchange_weak(
                 tail,
@@ -345,6 +377,19 @@ impl Producer {
         Ok(true)
     }
 
+    /// The `tail` a lock-free claim starts from. Relaxed for a shared producer: its CAS
+    /// validates the value, and nothing is read through it before. Acquire for an exclusive
+    /// one, which stores instead: the previous producer's claims (a dead or closed one's)
+    /// happen-before ours.
+    #[inline]
+    fn load_tail(&self, tail_word: &crate::sync::AtomicU64) -> u64 {
+        if self.exclusive {
+            tail_word.load(Ordering::Acquire)
+        } else {
+            tail_word.load(Ordering::Relaxed)
+        }
+    }
+
     /// Claims `need` bytes for one record (lock-free): returns the tail claimed at and where
     /// the record starts (after padding to the end of the data area, if any); `None` if it
     /// does not fit (policy `block`; `fail` reports `RingFull`). Our slot's `claim` is set.
@@ -354,8 +399,7 @@ impl Producer {
         let seg = &*self.seg;
         let tail_word = seg.u64_at(layout::TAIL_OFFSET);
         let claim = seg.u64_at(slot_field(seg, self.slot, slot::CLAIM));
-        // Relaxed: the CAS below validates the value; nothing is read through it before.
-        let mut tail = tail_word.load(Ordering::Relaxed);
+        let mut tail = self.load_tail(tail_word);
         loop {
             if let Err(e) = seg.check_position("tail", tail) {
                 claim.store(slot::NO_CLAIM, Ordering::Release);
@@ -380,6 +424,12 @@ impl Producer {
             // our writes into the freed space. Release: a scanner whose Acquire load of
             // `tail` sees this CAS (or a later RMW in its release sequence) sees our claim.
             debug_assert!(total >= need, "a claim holds its record");
+            if self.exclusive {
+                // SYNC POINT: Release, as the CAS's: a scanner that sees this tail sees our
+                // claim. Nobody else moves `tail` while we live (`producer/exclusive.rs`).
+                tail_word.store(tail + total, Ordering::Release);
+                return Ok(Some((tail, start)));
+            }
             match tail_word.compare_exchange_weak(
                 tail,
                 tail + total,
@@ -542,5 +592,8 @@ impl Drop for Producer {
             return; // the mapping must not be touched any more
         }
         registry::release(&self.seg, self.slot);
+        if self.exclusive {
+            exclusive::unlock(&self.seg);
+        }
     }
 }

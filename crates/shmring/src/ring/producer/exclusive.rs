@@ -1,0 +1,141 @@
+//! Exclusive producers: a producer that is the only one of its channel for as long as it
+//! lives claims space with a plain Release store of `tail` instead of a CAS, so a publish has
+//! no locked instruction at all (the CAS waited, on every publish, for the previous record's
+//! stores to reach a cache line the reader was polling).
+//!
+//! Exclusion, across processes and within one:
+//! - the exclusive producer takes an OFD write lock on [`layout::PRODUCER_LOCK_OFFSET`] (and,
+//!   for this handle, `Segment::exclusive_producer`, since our own OFD lock is invisible to
+//!   `F_OFD_GETLK` from it), *then* activates its slot and looks for any other active
+//!   producer slot with a live owner: if there is one, it gives everything back (`Busy`);
+//! - every other producer activates its slot (SeqCst) *then* asks whether anyone holds the
+//!   lock: if so, it gives its slot back (`Busy`).
+//!
+//! The kernel serialises the lock calls (`F_OFD_SETLK` and `F_OFD_GETLK` take the file's lock
+//! list spinlock), so either the plain producer's query comes after the lock was taken (it
+//! sees it) or before (its slot was active before the exclusive producer's scan, which sees
+//! it): two racing joiners may both be refused, never both admitted. A dead exclusive
+//! producer's lock goes with its process; its slot, still `ACTIVE`, is a dead owner's like
+//! any other (its claim is judged and skipped by readers, its slot reclaimed).
+
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::layout::{self, slot};
+use crate::options::SyncMode;
+use crate::registry::slot_field;
+use crate::segment::Segment;
+use crate::sync::{Ordering, fence};
+
+fn busy(seg: &Segment, why: &str) -> Error {
+    Error::new(ErrorCode::Busy, format!("channel {:?} {why}", seg.name()))
+}
+
+/// Takes the exclusive producer's lock for `seg` (before its slot is grabbed).
+pub(super) fn lock(seg: &Arc<Segment>) -> Result<()> {
+    if seg.descriptor().sync != SyncMode::LockFree {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "channel {:?}: an exclusive producer needs sync \"lockfree\" (semaphore mode \
+                 serialises producers with its mutex already)",
+                seg.name()
+            ),
+        ));
+    }
+    // SeqCst: the same-handle half of a Dekker pair with `refuse_if_exclusive` (a plain
+    // producer activates its slot, fences, then loads this word; we store it, fence in
+    // `refuse_if_others`, then load the slots).
+    if seg
+        .exclusive_producer
+        .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+        .is_err()
+    {
+        return Err(busy(
+            seg,
+            "has an exclusive producer already (in this process)",
+        ));
+    }
+    let Some(fd) = &seg.fd else {
+        return Ok(()); // a loom model: the handle's word is the lock
+    };
+    match fd.ofd_lock(
+        libc::F_OFD_SETLK,
+        libc::F_WRLCK,
+        layout::PRODUCER_LOCK_OFFSET,
+    ) {
+        Ok(Some(_)) => Ok(()),
+        other => {
+            seg.exclusive_producer.store(0, Ordering::Release);
+            other?;
+            Err(busy(
+                seg,
+                "has an exclusive producer already (in another process)",
+            ))
+        }
+    }
+}
+
+/// Gives the exclusive producer's lock back (after its slot was released, so that the next
+/// exclusive producer does not find it still active).
+pub(super) fn unlock(seg: &Segment) {
+    if let Some(fd) = &seg.fd {
+        // Unlocking a byte we hold cannot fail in a way we could act on; a failure keeps
+        // other producers out until this process exits.
+        let _ = fd.ofd_lock(
+            libc::F_OFD_SETLK,
+            libc::F_UNLCK,
+            layout::PRODUCER_LOCK_OFFSET,
+        );
+    }
+    // Release: a later exclusive producer of this handle sees our slot released.
+    seg.exclusive_producer.store(0, Ordering::Release);
+}
+
+/// The exclusive producer's check once its slot `me` is active: no other producer lives.
+pub(super) fn refuse_if_others(seg: &Segment, me: u32) -> Result<()> {
+    let n = seg.descriptor().geometry.max_participants;
+    // SYNC POINT: between our claim of the handle's word (in `lock`) and the loads of the
+    // slots; pairs with the fence in `refuse_if_exclusive` (a Dekker pair within a handle).
+    fence(Ordering::SeqCst);
+    for i in (0..n).filter(|&i| i != me) {
+        // Acquire: a slot's role and claim, written before its activation, come with it.
+        let state = seg
+            .u32_at(slot_field(seg, i, slot::STATE))
+            .load(Ordering::Acquire);
+        let producer = state & slot::STATE_BITS == slot::ACTIVE
+            && seg
+                .u32_at(slot_field(seg, i, slot::ROLE))
+                .load(Ordering::Relaxed)
+                == slot::ROLE_PRODUCER;
+        if producer && seg.slot_owner_alive(i) {
+            return Err(busy(
+                seg,
+                "has another live producer; an exclusive producer must be the only one",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A plain producer's check once its slot is active: no exclusive producer lives.
+pub(super) fn refuse_if_exclusive(seg: &Segment) -> Result<()> {
+    // SYNC POINT: between our slot's activation and the load of the handle's word; pairs
+    // with the fence in `refuse_if_others`.
+    fence(Ordering::SeqCst);
+    if seg.exclusive_producer.load(Ordering::SeqCst) != 0 {
+        return Err(busy(seg, "has an exclusive producer (in this process)"));
+    }
+    let Some(fd) = &seg.fd else {
+        return Ok(());
+    };
+    let fl = fd.ofd_lock(
+        libc::F_OFD_GETLK,
+        libc::F_WRLCK,
+        layout::PRODUCER_LOCK_OFFSET,
+    )?;
+    if fl.is_some_and(|fl| fl.l_type != libc::F_UNLCK as libc::c_short) {
+        return Err(busy(seg, "has an exclusive producer (in another process)"));
+    }
+    Ok(())
+}

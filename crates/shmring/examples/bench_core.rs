@@ -243,6 +243,11 @@ fn throughput(args: &[String]) -> Res<()> {
             idle = if d.count == 0 { idle + 1 } else { 0 };
             if idle % 1024 == 1023 {
                 std::thread::yield_now();
+            } else if idle > 0 {
+                // As Aeron's busy-spin idle strategy (Thread.onSpinWait): a PAUSE per empty
+                // poll, so the poll does not pull the line the producer is writing every
+                // few cycles.
+                std::hint::spin_loop();
             }
         }
         let end = Instant::now();

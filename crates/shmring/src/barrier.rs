@@ -56,7 +56,10 @@ impl Barrier {
                 return Barrier::FENCED;
             }
             let supported = membarrier(MEMBARRIER_CMD_QUERY);
-            let heavy_sleeps = supported > 0 && supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED != 0;
+            // Listed is not allowed: a seccomp filter may refuse the command itself, so try it.
+            let heavy_sleeps = supported > 0
+                && supported & MEMBARRIER_CMD_GLOBAL_EXPEDITED != 0
+                && membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) == 0;
             let light_wakes = heavy_sleeps
                 && supported & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED != 0
                 && membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0;

@@ -92,6 +92,27 @@ impl Fd {
         }
     }
 
+    /// A new open file description of the same file (with OFD locks of its own), opened
+    /// read-write through `/proc/self/fd` and checked to be the same inode.
+    pub(crate) fn reopen(&self) -> Result<Fd> {
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{}", self.0))
+            .expect("no NUL in a number");
+        // SAFETY: `path` is a NUL-terminated string that outlives the call.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(last_os("open /proc/self/fd/<fd> again"));
+        }
+        let new = Fd(fd);
+        let (a, b) = (self.stat()?, new.stat()?);
+        if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino) {
+            return Err(Error::os(
+                "open /proc/self/fd/<fd> again",
+                std::io::Error::other("it named another file"),
+            ));
+        }
+        Ok(new)
+    }
+
     /// A second descriptor of the same open file (and so of the same lock).
     pub(crate) fn dup(&self) -> Result<Fd> {
         // SAFETY: the descriptor is open; F_DUPFD_CLOEXEC returns a new one or -1.

@@ -22,7 +22,7 @@
 //!   56 segment_len u64 | 64 creator_pid u32 | 68 mode u32 | 72 creator_start_time u64
 //!   80 created_at_ns u64 | 88 ready u32 (atomic) | 92 ack_timeout_ms u32 | 96 seq_key u64
 //!  104..128 reserved (zero; file bytes 104 and 105 are OFD lock bytes: names, exclusive producer)
-//!  line 1 (128..256): tail u64 (atomic)        - producers' CAS target
+//!  line 1 (128..256): tail u64 (atomic)        - producers' CAS target (an exclusive one's store)
 //!  line 2 (256..384): head_cache u64 (atomic)  - lowest live subscriber cursor, cached
 //!  line 3 (384..512): data_seq u32, data_waiters u32 (atomics; the consumers' doorbell)
 //!  line 4 (512..640): space_seq u32, space_waiters u32 (atomics; the producers' doorbell)
@@ -148,8 +148,9 @@ pub const LATEST_OFFSET: usize = 7 * CACHE_LINE;
 /// so one name never gets two slots.
 pub const NAMES_LOCK_OFFSET: usize = 104;
 /// A byte of the segment file next to [`NAMES_LOCK_OFFSET`], never read or written: an
-/// exclusive producer holds an OFD write lock on it for as long as it lives, and every other
-/// producer, once its slot is active, refuses to publish while anyone holds it.
+/// exclusive producer holds an OFD write lock on it (through an open file description of its
+/// own) for as long as it lives, and every other producer, once its slot is active, refuses
+/// to join while anyone holds it.
 pub const PRODUCER_LOCK_OFFSET: usize = 105;
 
 /// Value of the `ready` word once the segment is initialised.

@@ -111,6 +111,7 @@ pub(crate) fn ring_data_doorbell(seg: &Segment) {
         w = waiters.load(Ordering::Relaxed);
     }
     if w & !layout::WAITERS_FENCED != 0 {
+        // Release: a sleeper whose Acquire read of the doorbell sees the bump sees our change.
         seg.u32_at(layout::DATA_SEQ_OFFSET)
             .fetch_add(1, Ordering::Release);
         seg.futex_wake_all(layout::DATA_SEQ_OFFSET);

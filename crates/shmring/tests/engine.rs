@@ -476,11 +476,13 @@ fn waiter_word(name: &str) -> u32 {
     u32::from_ne_bytes(bytes[at..at + 4].try_into().unwrap())
 }
 
-/// Whether this kernel has `MEMBARRIER_CMD_GLOBAL_EXPEDITED` and its registration.
+/// Whether this process may issue `MEMBARRIER_CMD_GLOBAL_EXPEDITED` (listed by the query and
+/// allowed when tried, as the crate decides it; the child inherits our sandbox).
 fn membarrier_here() -> bool {
     // SAFETY: MEMBARRIER_CMD_QUERY (0) reads and writes no memory of ours.
     let cmds = unsafe { libc::syscall(libc::SYS_membarrier, 0, 0, 0) };
-    cmds > 0 && cmds & 0b110 == 0b110
+    // SAFETY: MEMBARRIER_CMD_GLOBAL_EXPEDITED (2) likewise.
+    cmds > 0 && cmds & 0b10 != 0 && unsafe { libc::syscall(libc::SYS_membarrier, 2, 0, 0) } == 0
 }
 
 fn handoffs(child_fenced: bool) {

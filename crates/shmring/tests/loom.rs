@@ -102,7 +102,9 @@ fn exclusive_producer_wraps_and_reuses_under_back_pressure() {
     wrap_and_reuse(true);
 }
 
-/// A plain and an exclusive producer join at once: never both.
+/// A plain and an exclusive producer join at once on one handle: never both (the handle's
+/// word and the slots, with the fences between; the file lock that other handles and
+/// processes see is the kernel's, and not modelled).
 #[test]
 fn exclusive_and_plain_producers_never_both_join() {
     model(|| {
@@ -182,10 +184,12 @@ fn blocking_waits_are_always_woken() {
 
 /// The readers' doorbell without the fence on the publish side: producers in a process
 /// registered for the membarrier skip it, and a reader that cannot issue the membarrier has
-/// marked the waiter word (`WAITERS_FENCED`, when it subscribed) so that they fence after
-/// all. In every interleaving the blocked subscriber is woken (a lost wake-up deadlocks,
-/// which loom reports). The membarrier pair itself is modelled as the two fences it stands
-/// for (`barrier.rs`), which `blocking_waits_are_always_woken` checks.
+/// marked the waiter word (`WAITERS_FENCED`, when it subscribed, before the producer thread
+/// started) so that they fence after all, and load the count again. In every interleaving the
+/// blocked subscriber is woken (a lost wake-up deadlocks, which loom reports; without the
+/// second load it does). Not modelled: a mark set while a producer is publishing (what the
+/// 50 ms nap cap covers), and the membarrier pair itself, which stands for the two fences
+/// `blocking_waits_are_always_woken` checks (`barrier.rs`).
 #[test]
 fn fenceless_publishes_wake_readers_that_marked_the_doorbell() {
     model(|| {

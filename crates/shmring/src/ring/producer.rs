@@ -38,42 +38,44 @@ pub struct Producer {
     /// The positions this publish call wrote (`from..to`; empty: `from >= to`), for
     /// `flush: 'publish'` (see `flush.rs`).
     written: (u64, u64),
-    /// The channel's only producer while it lives: claims with a store, not a CAS (see
-    /// `producer/exclusive.rs`).
+    /// The channel's only producer: claims with a store, not a CAS (`producer/exclusive.rs`).
     exclusive: bool,
+    /// An exclusive producer's own description of the file, holding its lock.
+    exclusive_fd: Option<crate::fd::Fd>,
 }
 
 impl Producer {
     pub(crate) fn new(seg: Arc<Segment>, exclusive: bool) -> Result<Producer> {
         seg.check_file()?;
-        if exclusive {
-            exclusive::lock(&seg)?;
-        }
-        let slot = match registry::grab(&seg, Role::Producer) {
+        let mut exclusive_fd = if exclusive {
+            exclusive::lock(&seg)?
+        } else {
+            None
+        };
+        let joined = registry::grab(&seg, Role::Producer).and_then(|slot| {
+            registry::activate(&seg, slot);
+            let admitted = if exclusive {
+                exclusive::refuse_if_others(&seg, slot)
+            } else {
+                exclusive::refuse_if_exclusive(&seg)
+            };
+            admitted
+                .map(|()| slot)
+                .inspect_err(|_| registry::release(&seg, slot))
+        });
+        let slot = match joined {
             Ok(slot) => slot,
             Err(e) => {
                 if exclusive {
-                    exclusive::unlock(&seg);
+                    exclusive::unlock(&seg, exclusive_fd.take());
                 }
                 return Err(e);
             }
         };
-        registry::activate(&seg, slot);
-        let admitted = if exclusive {
-            exclusive::refuse_if_others(&seg, slot)
-        } else {
-            exclusive::refuse_if_exclusive(&seg)
-        };
-        if let Err(e) = admitted {
-            registry::release(&seg, slot);
-            if exclusive {
-                exclusive::unlock(&seg);
-            }
-            return Err(e);
-        }
         registry::mark_joined(&seg, slot);
         Ok(Producer {
             exclusive,
+            exclusive_fd,
             geo: RingMap::of(&seg),
             head: seg
                 .u64_at(layout::HEAD_CACHE_OFFSET)
@@ -377,10 +379,9 @@ impl Producer {
         Ok(true)
     }
 
-    /// The `tail` a lock-free claim starts from. Relaxed for a shared producer: its CAS
-    /// validates the value, and nothing is read through it before. Acquire for an exclusive
-    /// one, which stores instead: the previous producer's claims (a dead or closed one's)
-    /// happen-before ours.
+    /// The `tail` a lock-free claim starts from: Relaxed for a shared producer (its CAS
+    /// validates it), Acquire for an exclusive one (it stores instead, after the previous
+    /// producer's claims).
     #[inline]
     fn load_tail(&self, tail_word: &crate::sync::AtomicU64) -> u64 {
         if self.exclusive {
@@ -588,12 +589,12 @@ fn room_after_refresh(
 
 impl Drop for Producer {
     fn drop(&mut self) {
-        if self.seg.shrunk() {
-            return; // the mapping must not be touched any more
+        // A shrunk mapping must not be touched any more; the lock is no memory of it.
+        if !self.seg.shrunk() {
+            registry::release(&self.seg, self.slot);
         }
-        registry::release(&self.seg, self.slot);
         if self.exclusive {
-            exclusive::unlock(&self.seg);
+            exclusive::unlock(&self.seg, self.exclusive_fd.take());
         }
     }
 }

@@ -200,7 +200,8 @@ async function main() {
     // Its channels carry our prefix, so removeLeftovers() finds any it left behind.
     const w = await runJson(
       node,
-      [here('wakeup.mjs'), `--${mode}`, `--prefix=${prefix}`],
+      // wakeup.mjs knows --quick and --smoke; a full run is its default.
+      [here('wakeup.mjs'), ...(mode === 'full' ? [] : [`--${mode}`]), `--prefix=${prefix}`],
       'wake-up',
       300,
     );

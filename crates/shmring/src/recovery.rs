@@ -35,7 +35,7 @@
 use crate::error::{Error, ErrorCode, Result};
 use crate::hooks::hook;
 use crate::layout::{self, record, slot};
-use crate::registry::slot_field;
+use crate::registry::{self, slot_field};
 use crate::ring_map::RingMap;
 use crate::segment::Segment;
 use crate::sync::Ordering;
@@ -79,14 +79,7 @@ fn owner_alive(seg: &Segment, i: u32) -> bool {
 /// The active producer slots and the claim each holds (Acquire: as in `claim_is_live`).
 fn producer_claims(seg: &Segment, ring: &RingMap) -> impl Iterator<Item = (u32, u64)> {
     (0..ring.max_participants).filter_map(move |i| {
-        let state = seg
-            .u32_at(slot_field(seg, i, slot::STATE))
-            .load(Ordering::Acquire);
-        let producer = state & slot::STATE_BITS == slot::ACTIVE
-            && seg
-                .u32_at(slot_field(seg, i, slot::ROLE))
-                .load(Ordering::Relaxed)
-                == slot::ROLE_PRODUCER;
+        let producer = registry::is_active_producer(seg, i);
         // Acquire: we saw `tail` beyond `pos` (Acquire), so the claim store that preceded the
         // CAS there is visible; a later value means that claim was committed.
         producer.then(|| {

@@ -244,6 +244,20 @@ pub(crate) fn release(seg: &Segment, index: u32) {
     seg.unlock_slot(index);
 }
 
+/// Whether slot `i` is an active producer's (its state loaded with Acquire: the role, written
+/// before the activation, comes with it).
+pub(crate) fn is_active_producer(seg: &Segment, i: u32) -> bool {
+    let state = seg
+        .u32_at(slot_field(seg, i, slot::STATE))
+        .load(Ordering::Acquire);
+    // Relaxed: see above.
+    state & slot::STATE_BITS == slot::ACTIVE
+        && seg
+            .u32_at(slot_field(seg, i, slot::ROLE))
+            .load(Ordering::Relaxed)
+            == slot::ROLE_PRODUCER
+}
+
 /// Whether slot `i`, whose state word read `state`, belongs to a named subscriber (joined
 /// as one, or away). Acquire: pairs with `mark_joined`'s Release `fetch_or`.
 pub(crate) fn is_named(seg: &Segment, i: u32, state: u32) -> bool {

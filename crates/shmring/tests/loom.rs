@@ -160,26 +160,29 @@ fn wrap_and_reuse(exclusive: bool) {
 /// subscriber frees space. A lost wake-up deadlocks, which loom reports.
 #[test]
 fn blocking_waits_are_always_woken() {
-    model(|| {
-        let ch = Channel::model("m", &tiny(Kind::Topic)).unwrap();
-        let mut sub = ch.subscribe().unwrap();
-        sub.set_wait_strategy(WaitStrategy::Block);
-        let producer = {
-            let ch = ch.clone();
-            loom::thread::spawn(move || {
-                let mut prod = ch.producer().unwrap();
-                for seq in 0..3u8 {
-                    prod.publish_timeout(&msg(1, seq), None).unwrap();
-                }
-            })
-        };
-        let mut out = Vec::new();
-        for seq in 0..3u8 {
-            assert!(sub.recv_timeout(&mut out, None).unwrap());
-            assert_eq!(out, msg(1, seq));
-        }
-        producer.join().unwrap();
-    });
+    model(|| blocking_handoffs(Channel::model("m", &tiny(Kind::Topic)).unwrap(), 3));
+}
+
+/// A blocking subscriber of `ch` receives `n` messages that a producer thread publishes,
+/// blocking too when the ring is full.
+fn blocking_handoffs(ch: Channel, n: u8) {
+    let mut sub = ch.subscribe().unwrap();
+    sub.set_wait_strategy(WaitStrategy::Block);
+    let producer = {
+        let ch = ch.clone();
+        loom::thread::spawn(move || {
+            let mut prod = ch.producer().unwrap();
+            for seq in 0..n {
+                prod.publish_timeout(&msg(1, seq), None).unwrap();
+            }
+        })
+    };
+    let mut out = Vec::new();
+    for seq in 0..n {
+        assert!(sub.recv_timeout(&mut out, None).unwrap());
+        assert_eq!(out, msg(1, seq));
+    }
+    producer.join().unwrap();
 }
 
 /// The readers' doorbell without the fence on the publish side: producers in a process
@@ -194,23 +197,7 @@ fn blocking_waits_are_always_woken() {
 fn fenceless_publishes_wake_readers_that_marked_the_doorbell() {
     model(|| {
         let ch = Channel::model_without_membarrier("m", &tiny(Kind::Topic)).unwrap();
-        let mut sub = ch.subscribe().unwrap();
-        sub.set_wait_strategy(WaitStrategy::Block);
-        let producer = {
-            let ch = ch.clone();
-            loom::thread::spawn(move || {
-                let mut prod = ch.producer().unwrap();
-                for seq in 0..2u8 {
-                    prod.publish_timeout(&msg(1, seq), None).unwrap();
-                }
-            })
-        };
-        let mut out = Vec::new();
-        for seq in 0..2u8 {
-            assert!(sub.recv_timeout(&mut out, None).unwrap());
-            assert_eq!(out, msg(1, seq));
-        }
-        producer.join().unwrap();
+        blocking_handoffs(ch, 2);
     });
 }
 

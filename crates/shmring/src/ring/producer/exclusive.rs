@@ -25,9 +25,9 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::fd::Fd;
-use crate::layout::{self, slot};
+use crate::layout;
 use crate::options::SyncMode;
-use crate::registry::slot_field;
+use crate::registry;
 use crate::segment::Segment;
 use crate::sync::{Ordering, fence};
 
@@ -104,16 +104,7 @@ pub(super) fn refuse_if_others(seg: &Segment, me: u32) -> Result<()> {
     // slots; pairs with the fence in `refuse_if_exclusive` (a Dekker pair within a handle).
     fence(Ordering::SeqCst);
     for i in (0..n).filter(|&i| i != me) {
-        // Acquire: a slot's role and claim, written before its activation, come with it.
-        let state = seg
-            .u32_at(slot_field(seg, i, slot::STATE))
-            .load(Ordering::Acquire);
-        // Relaxed role: written before the activation our Acquire load of `state` saw.
-        let producer = state & slot::STATE_BITS == slot::ACTIVE
-            && seg
-                .u32_at(slot_field(seg, i, slot::ROLE))
-                .load(Ordering::Relaxed)
-                == slot::ROLE_PRODUCER;
+        let producer = registry::is_active_producer(seg, i);
         if producer && seg.slot_owner_alive(i) {
             return Err(busy(
                 seg,

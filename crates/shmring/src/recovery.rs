@@ -79,7 +79,7 @@ fn owner_alive(seg: &Segment, i: u32) -> bool {
 /// The active producer slots and the claim each holds (Acquire: as in `claim_is_live`).
 fn producer_claims(seg: &Segment, ring: &RingMap) -> impl Iterator<Item = (u32, u64)> {
     (0..ring.max_participants).filter_map(move |i| {
-        let producer = registry::is_active_producer(seg, i);
+        let producer = registry::is_active_as(seg, i, slot::ROLE_PRODUCER);
         // Acquire: we saw `tail` beyond `pos` (Acquire), so the claim store that preceded the
         // CAS there is visible; a later value means that claim was committed.
         producer.then(|| {

@@ -244,9 +244,9 @@ pub(crate) fn release(seg: &Segment, index: u32) {
     seg.unlock_slot(index);
 }
 
-/// Whether slot `i` is an active producer's (its state loaded with Acquire: the role, written
-/// before the activation, comes with it).
-pub(crate) fn is_active_producer(seg: &Segment, i: u32) -> bool {
+/// Whether slot `i` is active with role `role` (`slot::ROLE_*`; its state loaded with
+/// Acquire: the role, written before the activation, comes with it).
+pub(crate) fn is_active_as(seg: &Segment, i: u32, role: u32) -> bool {
     let state = seg
         .u32_at(slot_field(seg, i, slot::STATE))
         .load(Ordering::Acquire);
@@ -255,7 +255,7 @@ pub(crate) fn is_active_producer(seg: &Segment, i: u32) -> bool {
         && seg
             .u32_at(slot_field(seg, i, slot::ROLE))
             .load(Ordering::Relaxed)
-            == slot::ROLE_PRODUCER
+            == role
 }
 
 /// Whether slot `i`, whose state word read `state`, belongs to a named subscriber (joined

@@ -322,14 +322,7 @@ pub(super) fn adoptable_exists(seg: &Segment, geo: &RingMap, me: u32) -> bool {
 
 /// Whether slot `i` is an active queue consumer's.
 pub(super) fn is_consumer(seg: &Segment, i: u32) -> bool {
-    let state = seg
-        .u32_at(slot_field(seg, i, slot::STATE))
-        .load(Ordering::Acquire);
-    state & slot::STATE_BITS == slot::ACTIVE
-        && seg
-            .u32_at(slot_field(seg, i, slot::ROLE))
-            .load(Ordering::Relaxed)
-            == slot::ROLE_CONSUMER
+    crate::registry::is_active_as(seg, i, slot::ROLE_CONSUMER)
 }
 
 /// Tells idle consumers that deliveries went back to the queue.

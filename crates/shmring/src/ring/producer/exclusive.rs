@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::fd::Fd;
-use crate::layout;
+use crate::layout::{self, slot};
 use crate::options::SyncMode;
 use crate::registry;
 use crate::segment::Segment;
@@ -104,7 +104,7 @@ pub(super) fn refuse_if_others(seg: &Segment, me: u32) -> Result<()> {
     // slots; pairs with the fence in `refuse_if_exclusive` (a Dekker pair within a handle).
     fence(Ordering::SeqCst);
     for i in (0..n).filter(|&i| i != me) {
-        let producer = registry::is_active_producer(seg, i);
+        let producer = registry::is_active_as(seg, i, slot::ROLE_PRODUCER);
         if producer && seg.slot_owner_alive(i) {
             return Err(busy(
                 seg,

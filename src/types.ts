@@ -173,6 +173,22 @@ export interface OpenOptions<T = unknown> {
    */
   allowForeignOwner?: boolean;
   /**
+   * Make this handle's producer side the channel's **exclusive producer**, taken at `open`:
+   * while this handle is open, no other producer may join, in this process or any other
+   * (their `publish` throws {@link BusyError}), and this one claims ring space with a plain
+   * store instead of a compare-and-swap. `open` throws {@link BusyError} if another live
+   * producer exists (a handle that published and is still open), and
+   * {@link InvalidArgumentError} in semaphore mode. If this process dies, the next producer may
+   * join at once. Default `false`.
+   *
+   * @example
+   * ```ts
+   * const feed = open('ticks', { create: true, exclusiveProducer: true });
+   * feed.publish({ px: 101.5 }); // the channel's only producer until feed.close()
+   * ```
+   */
+  exclusiveProducer?: boolean;
+  /**
    * The directory of the channel's file, `<dir>/shmring.<name>`: an absolute path of an
    * existing directory (default the `SHMRING_DIR` environment variable when set, else
    * `/dev/shm`, POSIX shared memory). A directory on a disk filesystem makes the channel

@@ -163,7 +163,7 @@ export function checkSubscribeOptions(call: string, options: object): void {
 /** The options of `open` (the codec is checked by `resolveCodec`). */
 export function checkOpenOptions(options: object): void {
   const o = options as Record<string, unknown>;
-  for (const key of ['create', 'exclusive', 'recover', 'allowForeignOwner']) {
+  for (const key of ['create', 'exclusive', 'recover', 'allowForeignOwner', 'exclusiveProducer']) {
     checkBoolean('open', key, o[key]);
   }
   checkChoice('open', 'kind', o.kind, KINDS);

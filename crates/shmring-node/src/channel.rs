@@ -65,12 +65,18 @@ impl NativeChannel {
     /// Creates or attaches the channel `name`.
     #[napi(factory)]
     pub fn open(name: String, options: Option<NativeOpenOptions>) -> Result<NativeChannel, Code> {
-        let opts = match options {
+        let opts = match &options {
             Some(o) => o.to_rust()?,
             None => shmring::OpenOptions::default(),
         };
         let ch = shmring::Channel::open(&name, &opts).map_err(js_err)?;
-        let handle = handles::add_publisher(ch.clone())?;
+        let exclusive = options.and_then(|o| o.exclusive_producer) == Some(true);
+        let producer = if exclusive {
+            Some(ch.exclusive_producer().map_err(js_err)?)
+        } else {
+            None
+        };
+        let handle = handles::add_publisher(ch.clone(), producer)?;
         Ok(NativeChannel {
             ch: RefCell::new(Some(ch)),
             handle,

@@ -91,6 +91,8 @@ pub struct NativeOpenOptions {
     /// At-least-once queues: milliseconds after which a live consumer's unacknowledged
     /// deliveries go back to the queue (0 or absent: never).
     pub ack_timeout_ms: Option<f64>,
+    /// Take the channel's exclusive producer at open, for this handle's producer side.
+    pub exclusive_producer: Option<bool>,
 }
 
 fn whole(name: &str, v: Option<f64>, max: f64) -> Result<Option<f64>, Code> {

@@ -112,12 +112,16 @@ thread_local! {
     static READERS: RefCell<Table<Reader>> = const { RefCell::new(Table::new()) };
 }
 
-/// Registers a channel's producer side; returns its handle.
-pub(crate) fn add_publisher(ch: shmring::Channel) -> Result<f64, Fail> {
+/// Registers a channel's producer side, with its producer if it has one already (an
+/// exclusive producer, taken at open); returns its handle.
+pub(crate) fn add_publisher(
+    ch: shmring::Channel,
+    producer: Option<shmring::Producer>,
+) -> Result<f64, Fail> {
     PUBLISHERS.with(|t| {
         t.borrow_mut().insert(Publisher {
             ch,
-            producer: RefCell::new(None),
+            producer: RefCell::new(producer),
         })
     })
 }

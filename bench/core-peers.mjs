@@ -23,7 +23,15 @@
  * JSON (`skipped`) and in the table; it is never counted as a pass.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -41,8 +49,29 @@ const AERON_CP = join(AERON.dir, 'target', 'classpath.txt');
 const SHM_BIN = join(root, 'target', 'release', 'examples', 'bench_core');
 
 installCleanup();
+removeIceoryx2LeftoversAtExit();
 const args = parseArguments(process.argv.slice(2));
 const smoke = args.smoke;
+
+/**
+ * iceoryx2 leaves its own files behind (`/dev/shm/iox2_*`, `/tmp/iceoryx2`): at exit, removes
+ * those this run made (what was there before it started stays).
+ */
+function removeIceoryx2LeftoversAtExit() {
+  const shm = () => {
+    try {
+      return readdirSync('/dev/shm').filter((f) => f.startsWith('iox2_'));
+    } catch {
+      return [];
+    }
+  };
+  const before = new Set(shm());
+  const tmpExisted = existsSync('/tmp/iceoryx2');
+  process.on('exit', () => {
+    for (const f of shm()) if (!before.has(f)) rmSync(join('/dev/shm', f), { force: true });
+    if (!tmpExisted) rmSync('/tmp/iceoryx2', { force: true, recursive: true });
+  });
+}
 
 /** Strict `parseArgs` (unknown option, stray value or positional: exit 2 with the usage). */
 function parseArguments(argv) {

@@ -54,6 +54,8 @@ impl Waiter {
     }
 
     /// Sleeps until data may be there or `timeout` passes; returns whether data is there.
+    /// It may also return `false` early (a spurious wake-up; and every 50 ms or so in a
+    /// process that cannot issue the doorbell's membarrier, see `barrier.rs`): callers loop.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         self.wait_with(self.strategy, timeout)
     }

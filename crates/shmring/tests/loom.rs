@@ -122,7 +122,9 @@ fn shared_and_exclusive_producers_one_after_the_other() {
                     ch.producer()
                 };
                 // Busy if the other one lives; two 8-byte records fit the empty ring.
-                p.ok().map(|mut p| assert!(p.try_publish(&m).unwrap())).is_some()
+                p.ok()
+                    .map(|mut p| assert!(p.try_publish(&m).unwrap()))
+                    .is_some()
             })
         };
         let shared = publisher(false, msg(1, 0));

@@ -77,8 +77,23 @@ if (role === 'consumer' && cfg.receive === 'sync') {
   const many = cfg.batch > 1;
   let send;
   if (many) {
-    // Batched: values gather until `batch` are there (or a phase ends), then one call.
+    // Batched: values gather until `batch` are there (or a phase ends), then one call. Raw
+    // values are written straight into views of one slab, a view per place in the batch
+    // (publishMany copies them into the ring before it returns, and a value left over for
+    // `send` is sent before the next batch is written), as a careful user would.
     const pending = [];
+    const slab = buf === undefined ? undefined : Buffer.alloc(cfg.bytes * cfg.batch, 0x5a);
+    const views =
+      slab === undefined
+        ? undefined
+        : Array.from({ length: cfg.batch }, (_, k) =>
+            slab.subarray(k * cfg.bytes, (k + 1) * cfg.bytes),
+          );
+    const rawInto = (v, seq, ts) => {
+      v.writeDoubleLE(seq, 0);
+      v.writeDoubleLE(ts, 8);
+      return v;
+    };
     const flushBatch = async () => {
       let from = 0;
       while (from < pending.length) {
@@ -88,8 +103,7 @@ if (role === 'consumer' && cfg.receive === 'sync') {
       pending.length = 0;
     };
     send = (seq, ts) => {
-      // Raw values must be copies while they wait in the batch.
-      pending.push(buf === undefined ? make(seq, ts) : Buffer.from(make(seq, ts)));
+      pending.push(views === undefined ? make(seq, ts) : rawInto(views[pending.length], seq, ts));
       if (pending.length >= cfg.batch || seq < 0 || ts !== NO_TS) return flushBatch();
       return undefined;
     };

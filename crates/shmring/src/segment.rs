@@ -61,8 +61,9 @@ pub struct Segment {
     /// What this process's `membarrier(2)` allows, for the readers' doorbell (see
     /// `barrier.rs`).
     pub(crate) barrier: Barrier,
-    /// 1 while a producer of this handle is the channel's exclusive producer (see
-    /// `ring/producer/exclusive.rs`): our own OFD lock is invisible to `F_OFD_GETLK` from it.
+    /// The pid of the process whose producer of this handle is the channel's exclusive one,
+    /// else 0 (see `ring/producer/exclusive.rs`): refuses a second one on this handle before
+    /// any file is opened, and is the lock itself in a loom model.
     pub(crate) exclusive_producer: LocalU32,
 }
 

@@ -21,7 +21,8 @@
 //! - `solo <count> <size>`: the producer's own cost per publish: one thread `try_publish`es
 //!   `count` messages one at a time into a channel nobody reads (the ring never fills), so no
 //!   cache line moves to another core. Rate = messages / elapsed. `SHMRING_MEMBARRIER=off`
-//!   keeps the doorbell's SeqCst fence, for comparison.
+//!   keeps the doorbell's SeqCst fence, for comparison. `solo <count> <size> exclusive`: an
+//!   exclusive producer's (a store, not a CAS, per claim).
 //!
 //! `cargo run --release -p shmring --example bench_core -- pingpong 100000 64 0 1`
 
@@ -267,14 +268,22 @@ fn throughput(args: &[String]) -> Res<()> {
 }
 
 fn solo(args: &[String]) -> Res<()> {
+    let (args, exclusive) = match args {
+        [rest @ .., last] if last == "exclusive" => (rest, true),
+        _ => (args, false),
+    };
     let [n, size] = args else {
-        return Err("solo <count> <size>".into());
+        return Err("solo <count> <size> [exclusive]".into());
     };
     let (n, size): (u64, usize) = (n.parse()?, size.parse()?);
     let name = format!("corepeers-{}-solo", std::process::id());
     let _cleanup = Cleanup(vec![name.clone()]);
     let ch = open(&name)?;
-    let mut producer = ch.producer()?;
+    let mut producer = if exclusive {
+        ch.exclusive_producer()?
+    } else {
+        ch.producer()?
+    };
     let mut payload = vec![7u8; size];
     let start = Instant::now();
     for i in 0..n {
@@ -285,7 +294,7 @@ fn solo(args: &[String]) -> Res<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{{\"case\":\"solo\",\"bytes\":{size},\"messages\":{n},\"msgPerSec\":{},\"nsPerMsg\":{}}}",
+        "{{\"case\":\"solo\",\"exclusive\":{exclusive},\"bytes\":{size},\"messages\":{n},\"msgPerSec\":{},\"nsPerMsg\":{}}}",
         n as f64 / secs,
         secs * 1e9 / n as f64
     );

@@ -1,0 +1,275 @@
+/**
+ * The msgpack codec's fast path for flat objects: a plain object whose values are numbers,
+ * short ASCII strings, booleans or `null` (a quote, a reading, an order), the shape most
+ * channels carry. {@link FlatEncoder} writes exactly the bytes msgpackr writes for it with
+ * the codec's options (`useRecords: false`: a map 16 header, then each key and value as
+ * msgpackr packs them), with each key's bytes made once per shape instead of on every
+ * message; {@link FlatDecoder} reads such a map (or a fixmap, as other msgpack encoders
+ * write) into the object msgpackr would make, reusing the key strings of the last message
+ * and each string value equal to the last one at its place. Anything else (a nested object,
+ * an array, a long or non-ASCII string, a 64-bit integer, malformed bytes) is left to
+ * msgpackr, whole: the bytes on the wire and the values delivered are msgpackr's either
+ * way (`test/flat.test.ts` compares them). One difference can be seen: an object whose
+ * values are read through getters has them read twice when the fast path gives up part-way
+ * (msgpackr then reads them all again).
+ * @internal
+ */
+
+/** What {@link FlatDecoder.decode} returns for a message it leaves to msgpackr. */
+export const NOT_FLAT: unique symbol = Symbol('shmring.notFlat');
+
+/** Most keys a flat object may have here (more: msgpackr's business). */
+const MAX_KEYS = 64;
+/** Strings shorter than this are fixstr (msgpack: one header byte). */
+const FIXSTR = 0x20;
+/** Room a value may take: a fixstr of 31 ASCII bytes and its header. */
+const VALUE_ROOM = FIXSTR;
+/** The encoder's buffer: a larger flat object is msgpackr's. */
+const ENCODE_BYTES = 8192;
+
+/**
+ * Encodes flat objects into one reused buffer, byte for byte as msgpackr's `pack` with
+ * `useRecords: false` would.
+ *
+ * @example
+ * ```ts
+ * const flat = new FlatEncoder((key) => packr.pack(key));
+ * const end = flat.encode({ sym: 'ACME', px: 101.25 });
+ * if (end >= 0) send(flat.buffer.subarray(0, end)); // else: packr.pack(value)
+ * ```
+ */
+export class FlatEncoder {
+  /** Where {@link FlatEncoder.encode} writes, from 0; valid until its next call. */
+  readonly buffer: Buffer = Buffer.allocUnsafe(ENCODE_BYTES);
+  readonly #view = new DataView(this.buffer.buffer, this.buffer.byteOffset, ENCODE_BYTES);
+  /** The keys of the last object encoded, in order, and msgpackr's bytes for each. */
+  readonly #keys: string[] = [];
+  readonly #keyBytes: Uint8Array[] = [];
+
+  /** `packKey(key)`: msgpackr's bytes for the string `key` (read at once, not kept). */
+  constructor(readonly packKey: (key: string) => Uint8Array) {}
+
+  /**
+   * Writes `value` at the start of {@link FlatEncoder.buffer} and returns where it ends, or
+   * returns -1 (having written nothing that counts) if it is not a flat object this handles.
+   */
+  encode(value: unknown): number {
+    if (typeof value !== 'object' || value === null || value.constructor !== Object) return -1;
+    const o = value as Record<string, unknown>;
+    const buf = this.buffer;
+    const keys = this.#keys;
+    const keyBytes = this.#keyBytes;
+    // msgpackr's plain-object writer: map 16, its size filled in at the end.
+    buf[0] = 0xde;
+    let pos = 3;
+    let i = 0;
+    // msgpackr's loop and own-property test, so that the same keys are written.
+    for (const key in o) {
+      // biome-ignore lint/suspicious/noPrototypeBuiltins: msgpackr calls the object's own.
+      if (typeof o.hasOwnProperty === 'function' && !o.hasOwnProperty(key)) continue;
+      if (i === MAX_KEYS) return -1;
+      let kb = keyBytes[i];
+      if (keys[i] !== key || kb === undefined) {
+        kb = Uint8Array.from(this.packKey(key));
+        keys[i] = key;
+        keyBytes[i] = kb;
+      }
+      const kn = kb.length;
+      if (pos + kn + VALUE_ROOM > ENCODE_BYTES) return -1;
+      for (let j = 0; j < kn; j++) buf[pos + j] = kb[j] as number;
+      pos += kn;
+      const v = o[key];
+      if (typeof v === 'number') {
+        // msgpackr's number writer with `useRecords: false` and no `useFloat32`.
+        if (v >>> 0 === v) {
+          if (v < 0x80) buf[pos++] = v;
+          else if (v < 0x100) {
+            buf[pos++] = 0xcc;
+            buf[pos++] = v;
+          } else if (v < 0x10000) {
+            buf[pos++] = 0xcd;
+            buf[pos++] = v >> 8;
+            buf[pos++] = v & 0xff;
+          } else {
+            buf[pos++] = 0xce;
+            this.#view.setUint32(pos, v);
+            pos += 4;
+          }
+        } else if (v >> 0 === v) {
+          if (v >= -0x20) buf[pos++] = 0x100 + v;
+          else if (v >= -0x80) {
+            buf[pos++] = 0xd0;
+            buf[pos++] = v + 0x100;
+          } else if (v >= -0x8000) {
+            buf[pos++] = 0xd1;
+            this.#view.setInt16(pos, v);
+            pos += 2;
+          } else {
+            buf[pos++] = 0xd2;
+            this.#view.setInt32(pos, v);
+            pos += 4;
+          }
+        } else {
+          buf[pos++] = 0xcb;
+          this.#view.setFloat64(pos, v);
+          pos += 8;
+        }
+      } else if (typeof v === 'string') {
+        const n = v.length;
+        if (n >= FIXSTR) return -1;
+        buf[pos++] = 0xa0 | n;
+        for (let j = 0; j < n; j++) {
+          const c = v.charCodeAt(j);
+          if (c >= 0x80) return -1;
+          buf[pos++] = c;
+        }
+      } else if (v === null) buf[pos++] = 0xc0;
+      else if (v === true) buf[pos++] = 0xc3;
+      else if (v === false) buf[pos++] = 0xc2;
+      else return -1;
+      i++;
+    }
+    if (i < keys.length) {
+      keys.length = i;
+      keyBytes.length = i;
+    }
+    buf[1] = i >> 8;
+    buf[2] = i & 0xff;
+    return pos;
+  }
+}
+
+/** A string met at one place of a shape, with its bytes (ASCII, one per character). */
+interface Seen {
+  text: string;
+  bytes: Uint8Array;
+}
+
+/** `bytes[at, at + n)` as an ASCII string, or undefined if a byte is not ASCII. */
+function ascii(bytes: Uint8Array, at: number, n: number): string | undefined {
+  let s = '';
+  for (let j = 0; j < n; j++) {
+    const c = bytes[at + j] as number;
+    if (c >= 0x80) return undefined;
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/** Whether `bytes[at, at + n)` are `seen`'s bytes. */
+function same(seen: Seen | undefined, bytes: Uint8Array, at: number, n: number): seen is Seen {
+  if (seen === undefined || seen.bytes.length !== n) return false;
+  const b = seen.bytes;
+  for (let j = 0; j < n; j++) if (b[j] !== bytes[at + j]) return false;
+  return true;
+}
+
+/**
+ * Decodes flat msgpack maps into the objects msgpackr's `unpack` (`useRecords: false`) would
+ * make, or says {@link NOT_FLAT}.
+ *
+ * @example
+ * ```ts
+ * const flat = new FlatDecoder();
+ * const v = flat.decode(batch, start, end);
+ * const value = v === NOT_FLAT ? unpackr.unpack(batch.subarray(start, end)) : v;
+ * ```
+ */
+export class FlatDecoder {
+  /** The keys met at each place of the last map, and the string values. */
+  readonly #keys: (Seen | undefined)[] = [];
+  readonly #strings: (Seen | undefined)[] = [];
+  #src: Uint8Array | undefined;
+  #view: DataView | undefined;
+
+  /** The string at `bytes[at, at + n)`, reusing `cache[i]` if it has these bytes. */
+  #string(cache: (Seen | undefined)[], i: number, bytes: Uint8Array, at: number, n: number) {
+    const seen = cache[i];
+    if (same(seen, bytes, at, n)) return seen.text;
+    const text = ascii(bytes, at, n);
+    if (text !== undefined) {
+      // A copy: `bytes` is a batch buffer, reused.
+      const copy = new Uint8Array(n);
+      for (let j = 0; j < n; j++) copy[j] = bytes[at + j] as number;
+      cache[i] = { text, bytes: copy };
+    }
+    return text;
+  }
+
+  /** The message at `bytes[start, end)`, or {@link NOT_FLAT} if it is not a flat map. */
+  decode(bytes: Uint8Array, start: number, end: number): unknown {
+    if (end > bytes.length || start >= end) return NOT_FLAT;
+    const token = bytes[start] as number;
+    let n: number;
+    let pos: number;
+    if (token >= 0x80 && token <= 0x8f) {
+      n = token & 0x0f;
+      pos = start + 1;
+    } else if (token === 0xde && start + 3 <= end) {
+      n = ((bytes[start + 1] as number) << 8) | (bytes[start + 2] as number);
+      pos = start + 3;
+    } else return NOT_FLAT;
+    if (n > MAX_KEYS) return NOT_FLAT;
+    if (bytes !== this.#src) {
+      this.#src = bytes;
+      this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    const view = this.#view as DataView;
+    const o: Record<string, unknown> = {};
+    for (let i = 0; i < n; i++) {
+      if (pos >= end) return NOT_FLAT;
+      const kt = bytes[pos++] as number;
+      if (kt < 0xa0 || kt >= 0xc0) return NOT_FLAT;
+      const kn = kt & 0x1f;
+      if (pos + kn > end) return NOT_FLAT;
+      const key = this.#string(this.#keys, i, bytes, pos, kn);
+      // msgpackr renames `__proto__`: left to it.
+      if (key === undefined || key === '__proto__') return NOT_FLAT;
+      pos += kn;
+      if (pos >= end) return NOT_FLAT;
+      const t = bytes[pos++] as number;
+      let v: unknown;
+      if (t < 0x80) v = t;
+      else if (t >= 0xe0) v = t - 0x100;
+      else if (t >= 0xa0 && t < 0xc0) {
+        const sn = t & 0x1f;
+        if (pos + sn > end) return NOT_FLAT;
+        v = this.#string(this.#strings, i, bytes, pos, sn);
+        if (v === undefined) return NOT_FLAT;
+        pos += sn;
+      } else if (t === 0xc0) v = null;
+      else if (t === 0xc2) v = false;
+      else if (t === 0xc3) v = true;
+      else if (t === 0xcb) {
+        if (pos + 8 > end) return NOT_FLAT;
+        v = view.getFloat64(pos);
+        pos += 8;
+      } else if (t === 0xcc) {
+        if (pos + 1 > end) return NOT_FLAT;
+        v = bytes[pos++];
+      } else if (t === 0xcd) {
+        if (pos + 2 > end) return NOT_FLAT;
+        v = view.getUint16(pos);
+        pos += 2;
+      } else if (t === 0xce) {
+        if (pos + 4 > end) return NOT_FLAT;
+        v = view.getUint32(pos);
+        pos += 4;
+      } else if (t === 0xd0) {
+        if (pos + 1 > end) return NOT_FLAT;
+        v = view.getInt8(pos);
+        pos += 1;
+      } else if (t === 0xd1) {
+        if (pos + 2 > end) return NOT_FLAT;
+        v = view.getInt16(pos);
+        pos += 2;
+      } else if (t === 0xd2) {
+        if (pos + 4 > end) return NOT_FLAT;
+        v = view.getInt32(pos);
+        pos += 4;
+      } else return NOT_FLAT;
+      o[key] = v;
+    }
+    return pos === end ? o : NOT_FLAT;
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * The msgpack codec's flat-object path (src/flat.ts) against msgpackr itself: the same bytes
+ * for every value (flat or not, each number range, strings at the fixstr edge, keys that
+ * change between messages, inherited and shadowed properties), and the same value or the
+ * same failure for every message decoded (msgpackr's own encodings, other encoders' fixmaps,
+ * truncated, padded and random bytes, a batch buffer rewritten between two decodes).
+ */
+import { inspect, isDeepStrictEqual } from 'node:util';
+import test from 'ava';
+import { Packr, Unpackr } from 'msgpackr';
+import { firstValueFrom, take, toArray } from 'rxjs';
+import { msgpack, open } from 'shmring';
+import { channelName } from './helpers.js';
+
+type Range = Buffer & { start: number; end: number };
+interface Internal {
+  encode(v: unknown): Uint8Array;
+  decode(b: Uint8Array): unknown;
+  at: (buffer: Buffer, start: number, end: number) => unknown;
+  range: (v: unknown) => Range;
+}
+const { decodeAt, encodeRange } = (await import(
+  new URL('../../dist/codec.js', import.meta.url).href
+)) as { decodeAt: symbol; encodeRange: symbol };
+
+/** A fresh msgpack codec, with its internal entry points. */
+function codec(): Internal {
+  const c = msgpack() as unknown as Record<symbol, unknown> & Internal;
+  return {
+    encode: c.encode,
+    decode: c.decode,
+    at: c[decodeAt] as Internal['at'],
+    range: c[encodeRange] as Internal['range'],
+  };
+}
+
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
+const reference = (v: unknown): Buffer => Buffer.from(packr.pack(v));
+
+/** msgpackr's outcome for `bytes`: its value, or the fact that it threw. */
+function outcome(decode: () => unknown): { value: unknown } | { threw: true } {
+  try {
+    return { value: decode() };
+  } catch {
+    return { threw: true };
+  }
+}
+
+const NUMBERS = [
+  0,
+  1,
+  31,
+  32,
+  63,
+  64,
+  127,
+  128,
+  255,
+  256,
+  65535,
+  65536,
+  2 ** 31 - 1,
+  2 ** 31,
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 53 - 1,
+  -1,
+  -31,
+  -32,
+  -33,
+  -127,
+  -128,
+  -129,
+  -32767,
+  -32768,
+  -32769,
+  -(2 ** 31),
+  -(2 ** 31) - 1,
+  -(2 ** 53),
+  0.5,
+  -0.5,
+  -0,
+  1e300,
+  -1e-300,
+  100.25,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  Number.NEGATIVE_INFINITY,
+  Number.MIN_VALUE,
+];
+const STRINGS = [
+  '',
+  'a',
+  'ACME',
+  'x'.repeat(31),
+  'x'.repeat(32),
+  'é',
+  'naïve',
+  '\u{1f600}',
+  '\ud800',
+];
+
+/** Seeded values: mostly flat objects of every kind of scalar, some that are not flat. */
+function values(n: number, seed = 7): unknown[] {
+  let s = seed;
+  // xorshift32: every low bit varies (a linear congruential step's low bits cycle).
+  const rnd = (k: number): number => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s % k;
+  };
+  const pick = <T>(xs: readonly T[]): T => xs[rnd(xs.length)] as T;
+  const scalar = (): unknown => {
+    switch (rnd(6)) {
+      case 0:
+      case 1:
+        return pick(NUMBERS);
+      case 2:
+        return pick(STRINGS);
+      case 3:
+        return rnd(2) === 0;
+      case 4:
+        return null;
+      default:
+        return rnd(1000) - 500 + rnd(4) / 4;
+    }
+  };
+  const KEYS = ['seq', 'sym', 'px', 'qty', 'ts', 'é', '0', '10', 'k'.repeat(40), ''];
+  const out: unknown[] = [];
+  for (let i = 0; i < n; i++) {
+    const o: Record<string, unknown> = {};
+    const keys = rnd(4) === 0 ? rnd(KEYS.length + 1) : 5;
+    for (let k = 0; k < keys; k++) o[rnd(3) === 0 ? pick(KEYS) : (KEYS[k] as string)] = scalar();
+    switch (rnd(12)) {
+      case 0:
+        o.nested = { a: scalar() };
+        break;
+      case 1:
+        o.list = [scalar(), scalar()];
+        break;
+      case 2:
+        o.missing = undefined;
+        break;
+      case 3:
+        out.push(scalar());
+        continue;
+      default:
+    }
+    out.push(o);
+  }
+  return out;
+}
+
+test('the flat path writes the bytes msgpackr writes, for every value and shape change', (t) => {
+  const c = codec();
+  let compared = 0;
+  for (const v of values(20_000)) {
+    const want = reference(v);
+    t.deepEqual(Buffer.from(c.encode(v)), want);
+    const r = c.range(v);
+    const got = Buffer.from(r.subarray(r.start, r.end));
+    if (!got.equals(want)) {
+      t.fail(`range of ${JSON.stringify(v)}: ${got.toString('hex')} != ${want.toString('hex')}`);
+      return;
+    }
+    compared++;
+  }
+  t.is(compared, 20_000);
+});
+
+test('the flat path follows msgpackr on own, inherited and shadowed properties', (t) => {
+  const c = codec();
+  const proto = { inherited: 1 };
+  const child = Object.create(proto) as Record<string, unknown>;
+  child.own = 2;
+  const shadow = { hasOwnProperty: 3, a: 4 };
+  // A prototype whose hasOwnProperty says yes to everything: msgpackr writes `inh` too.
+  const lenient = { inh: 5 };
+  Object.defineProperty(lenient, 'hasOwnProperty', { value: () => true, enumerable: false });
+  const trusting = Object.create(lenient) as Record<string, unknown>;
+  trusting.own = 6;
+  const wide = Object.fromEntries(Array.from({ length: 80 }, (_, i) => [`k${i}`, i]));
+  const big = Object.fromEntries(
+    Array.from({ length: 60 }, (_, i) => [`${'w'.repeat(200)}${i}`, i]),
+  );
+  for (const v of [child, shadow, trusting, wide, big, {}, { a: 1 }, { b: 1, a: 2 }, { a: 1 }]) {
+    t.deepEqual(Buffer.from(c.encode(v)), reference(v));
+    t.deepEqual(c.decode(c.encode(v)), unpackr.unpack(reference(v)));
+  }
+  // Errors stay msgpackr's (typed by the codec): a function is refused, flat path or not.
+  t.throws(() => c.encode({ a: 1, f() {} }), { code: 'InvalidArgument' } as never);
+});
+
+test('the flat path decodes what msgpackr decodes, in place in a batch, and refuses what it refuses', (t) => {
+  const c = codec();
+  const msgs = values(5_000, 11).map(reference);
+  // Other encoders' fixmaps, a renamed __proto__ key, a duplicated key.
+  msgs.push(Buffer.from([0x82, 0xa1, 0x61, 0x01, 0xa1, 0x62, 0xc3]));
+  msgs.push(Buffer.from([0x81, 0xa9, ...Buffer.from('__proto__'), 0x05]));
+  msgs.push(Buffer.from([0x82, 0xa1, 0x61, 0x01, 0xa1, 0x61, 0x02]));
+  // Laid out back to back, as a drained batch is.
+  const batch = Buffer.concat([Buffer.alloc(3), ...msgs]);
+  let at = 3;
+  for (const m of msgs) {
+    const want = unpackr.unpack(m);
+    t.deepEqual(c.at(batch, at, at + m.length), want);
+    t.deepEqual(c.decode(m), want);
+    at += m.length;
+  }
+  // Every truncation of a flat message, and one byte too many: msgpackr's outcome each time.
+  const whole = reference({ seq: 70000, sym: 'ACME', px: 100.25, qty: -200, ok: true, n: null });
+  for (let n = 0; n <= whole.length + 1; n++) {
+    const bytes = n <= whole.length ? whole.subarray(0, n) : Buffer.concat([whole, Buffer.of(0)]);
+    t.deepEqual(
+      outcome(() => c.decode(bytes)),
+      outcome(() => unpackr.unpack(bytes)),
+      `${n} bytes`,
+    );
+  }
+  // Random maps: the same value, or a failure on both sides.
+  let s = 3;
+  for (let i = 0; i < 20_000; i++) {
+    const bytes = Buffer.alloc(1 + (i % 40));
+    for (let j = 0; j < bytes.length; j++) {
+      s = (s * 1103515245 + 12345) >>> 0;
+      bytes[j] = s >>> 24;
+    }
+    bytes[0] = i % 3 === 0 ? 0xde : 0x80 | (i % 16);
+    if (i % 3 === 0 && bytes.length > 2) {
+      bytes[1] = 0;
+      bytes[2] = i % 5;
+    }
+    const want = outcome(() => unpackr.unpack(bytes));
+    const got = outcome(() => c.decode(bytes));
+    if (!isDeepStrictEqual(got, want)) {
+      t.fail(`${bytes.toString('hex')}: ${inspect(got)} != ${inspect(want)}`);
+      return;
+    }
+  }
+  t.pass();
+});
+
+test('strings reused from the last message are checked against the bytes, not trusted', (t) => {
+  const c = codec();
+  const buf = Buffer.from(reference({ sym: 'ACME', px: 1 }));
+  t.deepEqual(c.at(buf, 0, buf.length), { sym: 'ACME', px: 1 });
+  // The batch buffer is reused: the same place now holds other bytes.
+  buf[buf.indexOf('E')] = 'F'.charCodeAt(0);
+  buf[buf.indexOf('sym') + 2] = 'n'.charCodeAt(0);
+  t.deepEqual(c.at(buf, 0, buf.length), { syn: 'ACMF', px: 1 });
+});
+
+test('flat and other objects keep their order and values through a channel', async (t) => {
+  const ch = open<unknown>(channelName(t, 'flat'), { create: true });
+  t.teardown(() => ch.close());
+  const sent = values(3_000, 5);
+  const got = firstValueFrom(ch.messages().pipe(take(sent.length), toArray()));
+  for (const v of sent) if (!ch.publish(v)) await ch.send(v);
+  t.deepEqual(
+    await got,
+    sent.map((v) => unpackr.unpack(reference(v))),
+  );
+});

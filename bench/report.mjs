@@ -440,6 +440,7 @@ export const COLORS = {
   'shmring-recv': '#bcbd22',
   'shmring-iter': '#dbdb8d',
   'shmring-view': '#8b0000',
+  'shmring-many-view': '#f7b6d2',
   'shmring-sem': '#ff7f0e',
   pipe: '#1f77b4',
   uds: '#2ca02c',

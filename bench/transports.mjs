@@ -71,6 +71,16 @@ export const TRANSPORTS = [
     launch: separate('shmring.mjs'),
   },
   {
+    // Like for like with the batched pipe: batches in, a view of each message out.
+    id: 'shmring-many-view',
+    label: 'shmring lock-free, publishMany + rawView',
+    sync: 'lockfree',
+    batch: 64,
+    view: true,
+    rawOnly: true,
+    launch: separate('shmring.mjs'),
+  },
+  {
     id: 'shmring-sem',
     label: 'shmring semaphore',
     sync: 'semaphore',

@@ -69,7 +69,7 @@ export function targets(report) {
     "40-byte objects, publish → messages() ≥ 85% of the codec's ceiling",
     ceiling ? perMessage : undefined,
     (r) =>
-      `${fmtInt(r.msgPerSec)} ÷ ${fmtInt(ceiling.msgPerSec)} = ${fmt((100 * r.msgPerSec) / ceiling.msgPerSec, 0)}%`,
+      `${fmtInt(r.msgPerSec)} ÷ ${fmtInt(ceiling.msgPerSec)} = ${fmt((100 * r.msgPerSec) / ceiling.msgPerSec, 1)}%`,
     (r) => r.msgPerSec >= 0.85 * ceiling.msgPerSec,
   );
   want(

@@ -11,7 +11,8 @@
  * msgpackr, whole: the bytes on the wire and the values delivered are msgpackr's either
  * way (`test/flat.test.ts` compares them). One difference can be seen: an object whose
  * values are read through getters has them read twice when the fast path gives up part-way
- * (msgpackr then reads them all again).
+ * (msgpackr then reads them all again). A getter that encodes with the same codec meanwhile
+ * is msgpackr's business (the inner call is left to it).
  * @internal
  */
 
@@ -45,15 +46,31 @@ export class FlatEncoder {
   /** The keys of the last object encoded, in order, and msgpackr's bytes for each. */
   readonly #keys: string[] = [];
   readonly #keyBytes: Uint8Array[] = [];
+  /** An encode runs (see {@link FlatEncoder.encode}). */
+  #busy = false;
 
   /** `packKey(key)`: msgpackr's bytes for the string `key` (read at once, not kept). */
   constructor(readonly packKey: (key: string) => Uint8Array) {}
 
   /**
    * Writes `value` at the start of {@link FlatEncoder.buffer} and returns where it ends, or
-   * returns -1 (having written nothing that counts) if it is not a flat object this handles.
+   * returns -1 (having written nothing that counts) if it is not a flat object this handles,
+   * or if it is called again from inside itself. What reading `value` throws (a getter, a
+   * Proxy trap) is thrown.
    */
   encode(value: unknown): number {
+    // Re-entered (a getter of the object encodes with this codec): the inner call is
+    // msgpackr's, which saves its own state, so this call's buffer is not written over.
+    if (this.#busy) return -1;
+    this.#busy = true;
+    try {
+      return this.#encode(value);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  #encode(value: unknown): number {
     if (typeof value !== 'object' || value === null || value.constructor !== Object) return -1;
     const o = value as Record<string, unknown>;
     const buf = this.buffer;

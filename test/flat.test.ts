@@ -22,6 +22,14 @@ interface Internal {
 const { decodeAt, encodeRange } = (await import(
   new URL('../../dist/codec.js', import.meta.url).href
 )) as { decodeAt: symbol; encodeRange: symbol };
+// Internal (not exported by the package): loaded from the build, to see the fast path taken.
+const { FlatEncoder, FlatDecoder, NOT_FLAT } = (await import(
+  new URL('../../dist/flat.js', import.meta.url).href
+)) as {
+  FlatEncoder: new (packKey: (k: string) => Uint8Array) => { encode(v: unknown): number };
+  FlatDecoder: new () => { decode(b: Uint8Array, start: number, end: number): unknown };
+  NOT_FLAT: symbol;
+};
 
 /** A fresh msgpack codec, with its internal entry points. */
 function codec(): Internal {
@@ -37,6 +45,16 @@ function codec(): Internal {
 const packr = new Packr({ useRecords: false });
 const unpackr = new Unpackr({ useRecords: false, copyBuffers: true });
 const reference = (v: unknown): Buffer => Buffer.from(packr.pack(v));
+
+/** The same value, with its keys in the same order and the same prototype. */
+function alike(a: unknown, b: unknown): boolean {
+  if (!isDeepStrictEqual(a, b)) return false;
+  if (typeof a !== 'object' || a === null) return true;
+  return (
+    Object.getPrototypeOf(a) === Object.getPrototypeOf(b) &&
+    Object.keys(a).join('\u0000') === Object.keys(b as object).join('\u0000')
+  );
+}
 
 /** msgpackr's outcome for `bytes`: its value, or the fact that it threw. */
 function outcome(decode: () => unknown): { value: unknown } | { threw: true } {
@@ -155,12 +173,14 @@ function values(n: number, seed = 7): unknown[] {
 }
 
 test('the flat path writes the bytes msgpackr writes, for every value and shape change', (t) => {
+  // Two codecs: each meets every change of shape itself.
   const c = codec();
+  const d = codec();
   let compared = 0;
   for (const v of values(20_000)) {
     const want = reference(v);
     t.deepEqual(Buffer.from(c.encode(v)), want);
-    const r = c.range(v);
+    const r = d.range(v);
     const got = Buffer.from(r.subarray(r.start, r.end));
     if (!got.equals(want)) {
       t.fail(`range of ${JSON.stringify(v)}: ${got.toString('hex')} != ${want.toString('hex')}`);
@@ -206,8 +226,13 @@ test('the flat path decodes what msgpackr decodes, in place in a batch, and refu
   let at = 3;
   for (const m of msgs) {
     const want = unpackr.unpack(m);
-    t.deepEqual(c.at(batch, at, at + m.length), want);
-    t.deepEqual(c.decode(m), want);
+    for (const got of [c.at(batch, at, at + m.length), c.decode(m)]) {
+      // Key order and prototype too (deepEqual looks at neither).
+      if (!alike(got, want)) {
+        t.fail(`${m.toString('hex')}: ${inspect(got)} != ${inspect(want)}`);
+        return;
+      }
+    }
     at += m.length;
   }
   // Every truncation of a flat message, and one byte too many: msgpackr's outcome each time.
@@ -263,4 +288,110 @@ test('flat and other objects keep their order and values through a channel', asy
     await got,
     sent.map((v) => unpackr.unpack(reference(v))),
   );
+});
+
+test('flat values take the fast path, in a batch too; others do not', (t) => {
+  const enc = new FlatEncoder((k) => packr.pack(k));
+  const dec = new FlatDecoder();
+  const flat = [
+    { seq: 1, sym: 'ACME', px: 100.25, qty: -7, ok: true, none: null },
+    {},
+    Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, i])),
+  ];
+  const batch = Buffer.concat([Buffer.alloc(5), ...flat.map(reference), Buffer.alloc(9)]);
+  let at = 5;
+  for (const v of flat) {
+    t.true(enc.encode(v) >= 0, inspect(v));
+    const n = reference(v).length;
+    t.not(dec.decode(batch, at, at + n), NOT_FLAT, inspect(v));
+    at += n;
+  }
+  const others = [
+    { a: { b: 1 } },
+    { a: [1] },
+    { a: 'é' },
+    { a: 'x'.repeat(32) },
+    { a: undefined },
+    { a: 1n },
+    Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, i])),
+    [1, 2],
+    'text',
+    7,
+  ];
+  for (const v of others) t.is(enc.encode(v), -1, inspect(v));
+  t.is(dec.decode(reference({ a: { b: 1 } }), 0, reference({ a: { b: 1 } }).length), NOT_FLAT);
+});
+
+test('objects at the encoder buffer edge: the same bytes on either side of it', (t) => {
+  const c = codec();
+  // 40 keys of ~190 bytes with 31-byte strings: ~8.9 KiB; then trimmed a byte at a time.
+  for (let keyLen = 150; keyLen <= 200; keyLen += 1) {
+    const v = Object.fromEntries(
+      Array.from({ length: 40 }, (_, i) => [`${i}`.padEnd(keyLen, 'k'), 's'.repeat(31)]),
+    );
+    t.deepEqual(Buffer.from(c.encode(v)), reference(v), `keys of ${keyLen}`);
+  }
+});
+
+test('a getter that publishes on the same channel: both messages arrive whole', async (t) => {
+  const ch = open<unknown>(channelName(t, 'flat-reenter'), { create: true });
+  t.teardown(() => ch.close());
+  const got = firstValueFrom(ch.messages().pipe(take(5), toArray()));
+  const outer = {
+    a: 1,
+    get b() {
+      ch.publish({ zz: 'inner', yy: 7 });
+      return 2;
+    },
+    c: 'xyz',
+  };
+  t.true(ch.publish(outer));
+  t.is(ch.publishMany([{ a: 3 }, outer]), 2);
+  // publishMany encodes its values before it publishes them: the inner one goes in first.
+  t.deepEqual(await got, [
+    { zz: 'inner', yy: 7 },
+    { a: 1, b: 2, c: 'xyz' },
+    { zz: 'inner', yy: 7 },
+    { a: 3 },
+    { a: 1, b: 2, c: 'xyz' },
+  ]);
+  // The codec alone: the outer bytes are msgpackr's.
+  const c = codec();
+  const nested = {
+    a: 1,
+    get b() {
+      c.encode({ other: 'shape', n: 9 });
+      return 2;
+    },
+    c: 'xyz',
+  };
+  t.deepEqual(Buffer.from(c.encode(nested)), reference({ a: 1, b: 2, c: 'xyz' }));
+});
+
+test('what reading a value throws is an InvalidArgument, and publishMany says what went in', (t) => {
+  const ch = open<unknown>(channelName(t, 'flat-throw'), { create: true });
+  t.teardown(() => ch.close());
+  const bad = {
+    get a(): number {
+      throw new Error('boom');
+    },
+  };
+  const trap = new Proxy(
+    {},
+    {
+      ownKeys() {
+        throw new Error('trap');
+      },
+    },
+  );
+  const c = codec();
+  for (const v of [bad, trap]) {
+    t.throws(() => c.encode(v), { code: 'InvalidArgument' } as never);
+    t.throws(() => c.range(v), { code: 'InvalidArgument' } as never);
+    t.throws(() => ch.publish(v), { code: 'InvalidArgument' } as never);
+  }
+  const e = t.throws(() => ch.publishMany([{ ok: 1 }, bad]), {
+    code: 'InvalidArgument',
+  } as never) as unknown as { published: number };
+  t.is(e.published, 1);
 });

@@ -501,7 +501,7 @@ fn named_subscriber_resumes_and_holds_producers() {
 }
 
 /// Child: the named subscriber `audit`; appends each message's seq to `SHMRING_TEST_OUT`
-/// (one line each, written before the next receive consumes it) until killed.
+/// (one 16-byte line each, written before the next receive consumes it) until killed.
 #[test]
 fn child_named_subscriber() {
     let Some(name) = child_role("named_subscriber") else {
@@ -522,7 +522,10 @@ fn child_named_subscriber() {
             .unwrap()
         {
             let (_, s) = untag(&buf);
-            out.write_all(format!("{s}\n").as_bytes()).unwrap();
+            // One fixed-width line: 16 bytes never straddle a page of the file, and a write
+            // that does can be cut short by the SIGKILL between its two pages, leaving part
+            // of a line for the next life to append to.
+            out.write_all(format!("{s:>15}\n").as_bytes()).unwrap();
         }
     }
 }
@@ -564,7 +567,7 @@ fn named_subscriber_killed_and_restarted_sees_everything() {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let text = std::fs::read_to_string(&out).unwrap_or_default();
-            if text.lines().last() == Some(&(seq - 1).to_string()) {
+            if text.lines().last().map(str::trim) == Some(&(seq - 1).to_string()) {
                 break;
             }
             assert!(
@@ -575,7 +578,7 @@ fn named_subscriber_killed_and_restarted_sees_everything() {
         }
         child.kill();
         let text = std::fs::read_to_string(&out).unwrap();
-        let seen: Vec<u32> = text.lines().map(|l| l.parse().unwrap()).collect();
+        let seen: Vec<u32> = text.lines().map(|l| l.trim().parse().unwrap()).collect();
         let mut expect = 0u32;
         let mut duplicates = 0u32;
         for &s in &seen {

@@ -25,6 +25,8 @@ const MAX_KEYS = 64;
 const FIXSTR = 0x20;
 /** Room a value may take: a fixstr of 31 ASCII bytes and its header. */
 const VALUE_ROOM = FIXSTR;
+/** Bytes after the type byte of msgpack's fixed-width scalars 0xcb (float 64) to 0xd2. */
+const FIXED_WIDTH = [8, 1, 2, 4, 8, 1, 2, 4];
 /** The encoder's buffer: a larger flat object is msgpackr's. */
 const ENCODE_BYTES = 8192;
 
@@ -257,33 +259,18 @@ export class FlatDecoder {
       } else if (t === 0xc0) v = null;
       else if (t === 0xc2) v = false;
       else if (t === 0xc3) v = true;
-      else if (t === 0xcb) {
-        if (pos + 8 > end) return NOT_FLAT;
-        v = view.getFloat64(pos);
-        pos += 8;
-      } else if (t === 0xcc) {
-        if (pos + 1 > end) return NOT_FLAT;
-        v = bytes[pos++];
-      } else if (t === 0xcd) {
-        if (pos + 2 > end) return NOT_FLAT;
-        v = view.getUint16(pos);
-        pos += 2;
-      } else if (t === 0xce) {
-        if (pos + 4 > end) return NOT_FLAT;
-        v = view.getUint32(pos);
-        pos += 4;
-      } else if (t === 0xd0) {
-        if (pos + 1 > end) return NOT_FLAT;
-        v = view.getInt8(pos);
-        pos += 1;
-      } else if (t === 0xd1) {
-        if (pos + 2 > end) return NOT_FLAT;
-        v = view.getInt16(pos);
-        pos += 2;
-      } else if (t === 0xd2) {
-        if (pos + 4 > end) return NOT_FLAT;
-        v = view.getInt32(pos);
-        pos += 4;
+      else if (t >= 0xcb && t <= 0xd2 && t !== 0xcf) {
+        // float 64, uint 8/16/32, int 8/16/32 (uint 64 is msgpackr's: it may be a BigInt).
+        const w = FIXED_WIDTH[t - 0xcb] as number;
+        if (pos + w > end) return NOT_FLAT;
+        if (t === 0xcb) v = view.getFloat64(pos);
+        else if (t === 0xcc) v = bytes[pos];
+        else if (t === 0xcd) v = view.getUint16(pos);
+        else if (t === 0xce) v = view.getUint32(pos);
+        else if (t === 0xd0) v = view.getInt8(pos);
+        else if (t === 0xd1) v = view.getInt16(pos);
+        else v = view.getInt32(pos);
+        pos += w;
       } else return NOT_FLAT;
       o[key] = v;
     }

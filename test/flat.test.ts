@@ -295,6 +295,9 @@ test('flat values take the fast path, in a batch too; others do not', (t) => {
   const dec = new FlatDecoder();
   const flat = [
     { seq: 1, sym: 'ACME', px: 100.25, qty: -7, ok: true, none: null },
+    // Every scalar token the fast path reads, one after another.
+    { p: 5, n: -5, u8: 200, u16: 60000, u32: 70000, i8: -100, i16: -1000, i32: -100000 },
+    { f: 0.5, s: 'x', e: '', t: true, no: false, z: null, after: 1 },
     {},
     Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, i])),
   ];
@@ -303,7 +306,9 @@ test('flat values take the fast path, in a batch too; others do not', (t) => {
   for (const v of flat) {
     t.true(enc.encode(v) >= 0, inspect(v));
     const n = reference(v).length;
-    t.not(dec.decode(batch, at, at + n), NOT_FLAT, inspect(v));
+    const got = dec.decode(batch, at, at + n);
+    t.not(got, NOT_FLAT, inspect(v));
+    t.true(alike(got, v), inspect(got));
     at += n;
   }
   const others = [

@@ -261,6 +261,19 @@ test('a handle of another kind or another thread finds nothing', async (t) => {
   const ch = native.NativeChannel.open(channelName(t, 'h-main'), { create: true, capacity: 4096 });
   const h = ch.handle();
   t.true(native.publish(h, Buffer.from([1])));
+  // Numbers that are no handle: a fraction of one, negative, not finite, past 2^53.
+  for (const bad of [
+    h + 0.5,
+    h - 0.25,
+    -h,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    2 ** 53,
+    2 ** 60,
+  ]) {
+    const e = t.throws(() => native.publish(bad, Buffer.from([1])));
+    t.is((e as { code?: string } | undefined)?.code, 'Closed', String(bad));
+  }
   ch.close();
   const e = t.throws(() => native.publish(h, Buffer.from([1])));
   t.is((e as { code?: string } | undefined)?.code, 'Closed');

@@ -67,10 +67,14 @@ impl<T> Table<T> {
 
     /// The slot a handle names and its serial, if the handle is well formed.
     fn slot(&self, handle: f64) -> Option<(usize, u32)> {
-        if !(handle >= 0.0 && handle < 2f64.powi(53) && handle.fract() == 0.0) {
+        if !(handle >= 0.0 && handle < 2f64.powi(53)) {
             return None;
         }
         let h = handle as u64;
+        // Whole: converting back gives it again (`fract()` is a libm call per publish here).
+        if h as f64 != handle {
+            return None;
+        }
         Some(((h & INDEX_MASK) as usize, (h >> INDEX_BITS) as u32))
     }
 

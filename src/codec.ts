@@ -113,8 +113,8 @@ const MSGPACKR_SMALL_SOURCE = 140;
 
 /**
  * msgpack via msgpackr: plain maps, no record extension; binary fields are copied out.
- * Flat objects (numbers, short ASCII strings, booleans, `null`) take a faster path that
- * writes and reads the very bytes msgpackr does. `encode` returns a view of one reused
+ * Plain data (objects and arrays of numbers, short ASCII strings, booleans, `null`) takes a
+ * faster path that writes and reads the very bytes msgpackr does. `encode` returns a view of one reused
  * buffer, valid until its next call. A value msgpack
  * cannot represent is an {@link InvalidArgumentError} naming it: a function anywhere in it
  * (msgpackr would drop it silently: `{ f() {} }` would arrive as `{}`), a Symbol, a BigInt

@@ -1,26 +1,32 @@
 /**
- * The msgpack codec's fast path for flat objects: a plain object whose values are numbers,
- * short ASCII strings, booleans or `null` (a quote, a reading, an order), the shape most
- * channels carry. {@link FlatEncoder} writes exactly the bytes msgpackr writes for it with
- * the codec's options (`useRecords: false`: a map 16 header, then each key and value as
- * msgpackr packs them), with each key's bytes made once per shape instead of on every
- * message; {@link FlatDecoder} reads such a map (or a fixmap, as other msgpack encoders
- * write) into the object msgpackr would make, reusing the key strings of the last message
- * and each string value equal to the last one at its place. Anything else (a nested object,
- * an array, a long or non-ASCII string, a 64-bit integer, malformed bytes) is left to
- * msgpackr, whole: the bytes on the wire and the values delivered are msgpackr's either
- * way (`test/flat.test.ts` compares them). One difference can be seen: an object whose
- * values are read through getters has them read twice when the fast path gives up part-way
- * (msgpackr then reads them all again). A getter that encodes with the same codec meanwhile
- * is msgpackr's business (the inner call is left to it).
+ * The msgpack codec's fast path for plain data: a plain object whose values are numbers,
+ * short ASCII strings, booleans, `null`, or plain objects and arrays of those in turn (a
+ * quote, a reading, an order with its lines), the shapes most channels carry.
+ * {@link FlatEncoder} writes exactly the bytes msgpackr writes for it with the codec's options
+ * (`useRecords: false`: a map 16 header per object, an array's length as msgpackr writes it,
+ * then each key and value as msgpackr packs them), with each key's bytes made once per shape
+ * instead of on every message; {@link FlatDecoder} reads such a map (or a fixmap, as other
+ * msgpack encoders write) into the object msgpackr would make, reusing the key strings of the
+ * last message and each string value equal to the last one at its place. Anything else (a
+ * Date, a Buffer, a long or non-ASCII string, a 64-bit integer, `undefined`, more than
+ * eight levels, malformed bytes) is left to msgpackr, whole: the bytes on the wire and the
+ * values delivered are msgpackr's either way (`test/flat.test.ts` compares them). One
+ * difference can be seen: an object whose values are read through getters has them read
+ * twice when the fast path gives up part-way (msgpackr then reads them all again). A getter
+ * that encodes with the same codec meanwhile is msgpackr's business (the inner call is left
+ * to it).
  * @internal
  */
 
 /** What {@link FlatDecoder.decode} returns for a message it leaves to msgpackr. */
 export const NOT_FLAT: unique symbol = Symbol('shmring.notFlat');
 
-/** Most keys a flat object may have here (more: msgpackr's business). */
+/** Most keys an object may have here (more: msgpackr's business). */
 const MAX_KEYS = 64;
+/** Most levels of objects and arrays in one another here (more: msgpackr's business). */
+const MAX_DEPTH = 8;
+/** Longest array here (msgpack array 16; longer: msgpackr's business). */
+const MAX_ARRAY = 0xffff;
 /** Strings shorter than this are fixstr (msgpack: one header byte). */
 const FIXSTR = 0x20;
 /** Room a value may take: a fixstr of 31 ASCII bytes and its header. */
@@ -31,7 +37,19 @@ const FIXED_WIDTH = [8, 1, 2, 4, 8, 1, 2, 4];
 const ENCODE_BYTES = 8192;
 
 /**
- * Encodes flat objects into one reused buffer, byte for byte as msgpackr's `pack` with
+ * What the encoder knows of the object at one place of a message: the keys it had last time,
+ * in order, msgpackr's bytes for each, and what it knows of the object or array under each.
+ */
+interface Shape {
+  keys: string[];
+  keyBytes: Uint8Array[];
+  kids: (Shape | undefined)[];
+}
+
+const newShape = (): Shape => ({ keys: [], keyBytes: [], kids: [] });
+
+/**
+ * Encodes plain objects into one reused buffer, byte for byte as msgpackr's `pack` with
  * `useRecords: false` would.
  *
  * @example
@@ -45,9 +63,8 @@ export class FlatEncoder {
   /** Where {@link FlatEncoder.encode} writes, from 0; valid until its next call. */
   readonly buffer: Buffer = Buffer.allocUnsafe(ENCODE_BYTES);
   readonly #view = new DataView(this.buffer.buffer, this.buffer.byteOffset, ENCODE_BYTES);
-  /** The keys of the last object encoded, in order, and msgpackr's bytes for each. */
-  readonly #keys: string[] = [];
-  readonly #keyBytes: Uint8Array[] = [];
+  /** The top-level object's shape. */
+  readonly #root: Shape = newShape();
   /** An encode runs (see {@link FlatEncoder.encode}). */
   #busy = false;
 
@@ -56,31 +73,31 @@ export class FlatEncoder {
 
   /**
    * Writes `value` at the start of {@link FlatEncoder.buffer} and returns where it ends, or
-   * returns -1 (having written nothing that counts) if it is not a flat object this handles,
-   * or if it is called again from inside itself. What reading `value` throws (a getter, a
-   * Proxy trap) is thrown.
+   * returns -1 (having written nothing that counts) if it is not a plain object this
+   * handles, or if it is called again from inside itself. What reading `value` throws (a
+   * getter, a Proxy trap) is thrown.
    */
   encode(value: unknown): number {
     // Re-entered (a getter of the object encodes with this codec): the inner call is
     // msgpackr's, which saves its own state, so this call's buffer is not written over.
     if (this.#busy) return -1;
+    if (typeof value !== 'object' || value === null || value.constructor !== Object) return -1;
     this.#busy = true;
     try {
-      return this.#encode(value);
+      return this.#object(value as Record<string, unknown>, 0, this.#root, 0);
     } finally {
       this.#busy = false;
     }
   }
 
-  #encode(value: unknown): number {
-    if (typeof value !== 'object' || value === null || value.constructor !== Object) return -1;
-    const o = value as Record<string, unknown>;
+  /** Writes the plain object `o` at `pos` (its shape `shape`); where it ends, or -1. */
+  #object(o: Record<string, unknown>, pos: number, shape: Shape, depth: number): number {
     const buf = this.buffer;
-    const keys = this.#keys;
-    const keyBytes = this.#keyBytes;
+    const { keys, keyBytes, kids } = shape;
     // msgpackr's plain-object writer: map 16, its size filled in at the end.
-    buf[0] = 0xde;
-    let pos = 3;
+    const start = pos;
+    buf[pos] = 0xde;
+    pos += 3;
     let i = 0;
     // msgpackr's loop and own-property test, so that the same keys are written.
     for (const key in o) {
@@ -92,68 +109,112 @@ export class FlatEncoder {
         kb = Uint8Array.from(this.packKey(key));
         keys[i] = key;
         keyBytes[i] = kb;
+        kids[i] = undefined;
       }
       const kn = kb.length;
-      if (pos + kn + VALUE_ROOM > ENCODE_BYTES) return -1;
+      if (pos + kn > ENCODE_BYTES) return -1;
       for (let j = 0; j < kn; j++) buf[pos + j] = kb[j] as number;
-      pos += kn;
-      const v = o[key];
-      if (typeof v === 'number') {
-        // msgpackr's number writer with `useRecords: false` and no `useFloat32`.
-        if (v >>> 0 === v) {
-          if (v < 0x80) buf[pos++] = v;
-          else if (v < 0x100) {
-            buf[pos++] = 0xcc;
-            buf[pos++] = v;
-          } else if (v < 0x10000) {
-            buf[pos++] = 0xcd;
-            buf[pos++] = v >> 8;
-            buf[pos++] = v & 0xff;
-          } else {
-            buf[pos++] = 0xce;
-            this.#view.setUint32(pos, v);
-            pos += 4;
-          }
-        } else if (v >> 0 === v) {
-          if (v >= -0x20) buf[pos++] = 0x100 + v;
-          else if (v >= -0x80) {
-            buf[pos++] = 0xd0;
-            buf[pos++] = v + 0x100;
-          } else if (v >= -0x8000) {
-            buf[pos++] = 0xd1;
-            this.#view.setInt16(pos, v);
-            pos += 2;
-          } else {
-            buf[pos++] = 0xd2;
-            this.#view.setInt32(pos, v);
-            pos += 4;
-          }
-        } else {
-          buf[pos++] = 0xcb;
-          this.#view.setFloat64(pos, v);
-          pos += 8;
-        }
-      } else if (typeof v === 'string') {
-        const n = v.length;
-        if (n >= FIXSTR) return -1;
-        buf[pos++] = 0xa0 | n;
-        for (let j = 0; j < n; j++) {
-          const c = v.charCodeAt(j);
-          if (c >= 0x80) return -1;
-          buf[pos++] = c;
-        }
-      } else if (v === null) buf[pos++] = 0xc0;
-      else if (v === true) buf[pos++] = 0xc3;
-      else if (v === false) buf[pos++] = 0xc2;
-      else return -1;
+      pos = this.#value(o[key], pos + kn, shape, i, depth);
+      if (pos < 0) return -1;
       i++;
     }
     if (i < keys.length) {
       keys.length = i;
       keyBytes.length = i;
+      kids.length = i;
     }
-    buf[1] = i >> 8;
-    buf[2] = i & 0xff;
+    buf[start + 1] = i >> 8;
+    buf[start + 2] = i & 0xff;
+    return pos;
+  }
+
+  /** Writes the array `a` at `pos`; objects in it share `shape.kids[i]`. Its end, or -1. */
+  #array(a: unknown[], pos: number, shape: Shape, i: number, depth: number): number {
+    const n = a.length;
+    if (n > MAX_ARRAY || pos + 3 > ENCODE_BYTES) return -1;
+    const buf = this.buffer;
+    // msgpackr's array header: fixarray, else array 16.
+    if (n < 0x10) buf[pos++] = 0x90 | n;
+    else {
+      buf[pos++] = 0xdc;
+      buf[pos++] = n >> 8;
+      buf[pos++] = n & 0xff;
+    }
+    for (let j = 0; j < n; j++) {
+      pos = this.#value(a[j], pos, shape, i, depth);
+      if (pos < 0) return -1;
+    }
+    return pos;
+  }
+
+  /** Writes `v`, the value at place `i` of `shape`, at `pos`; where it ends, or -1. */
+  #value(v: unknown, pos: number, shape: Shape, i: number, depth: number): number {
+    if (pos + VALUE_ROOM > ENCODE_BYTES) return -1;
+    const buf = this.buffer;
+    if (typeof v === 'number') {
+      // msgpackr's number writer with `useRecords: false` and no `useFloat32`.
+      if (v >>> 0 === v) {
+        if (v < 0x80) buf[pos++] = v;
+        else if (v < 0x100) {
+          buf[pos++] = 0xcc;
+          buf[pos++] = v;
+        } else if (v < 0x10000) {
+          buf[pos++] = 0xcd;
+          buf[pos++] = v >> 8;
+          buf[pos++] = v & 0xff;
+        } else {
+          buf[pos++] = 0xce;
+          this.#view.setUint32(pos, v);
+          pos += 4;
+        }
+      } else if (v >> 0 === v) {
+        if (v >= -0x20) buf[pos++] = 0x100 + v;
+        else if (v >= -0x80) {
+          buf[pos++] = 0xd0;
+          buf[pos++] = v + 0x100;
+        } else if (v >= -0x8000) {
+          buf[pos++] = 0xd1;
+          this.#view.setInt16(pos, v);
+          pos += 2;
+        } else {
+          buf[pos++] = 0xd2;
+          this.#view.setInt32(pos, v);
+          pos += 4;
+        }
+      } else {
+        buf[pos++] = 0xcb;
+        this.#view.setFloat64(pos, v);
+        pos += 8;
+      }
+      return pos;
+    }
+    if (typeof v === 'string') {
+      const n = v.length;
+      if (n >= FIXSTR) return -1;
+      buf[pos++] = 0xa0 | n;
+      for (let j = 0; j < n; j++) {
+        const c = v.charCodeAt(j);
+        if (c >= 0x80) return -1;
+        buf[pos++] = c;
+      }
+      return pos;
+    }
+    if (v === null) buf[pos++] = 0xc0;
+    else if (v === true) buf[pos++] = 0xc3;
+    else if (v === false) buf[pos++] = 0xc2;
+    else if (typeof v === 'object' && depth < MAX_DEPTH) {
+      const c = v.constructor;
+      if (c === Object) {
+        let kid = shape.kids[i];
+        if (kid === undefined) {
+          kid = newShape();
+          shape.kids[i] = kid;
+        }
+        return this.#object(v as Record<string, unknown>, pos, kid, depth + 1);
+      }
+      if (c === Array) return this.#array(v as unknown[], pos, shape, i, depth + 1);
+      return -1;
+    } else return -1;
     return pos;
   }
 }
@@ -183,9 +244,18 @@ function same(seen: Seen | undefined, bytes: Uint8Array, at: number, n: number):
   return true;
 }
 
+/** What the decoder met at one place of a message: keys, string values, and what is under. */
+interface Place {
+  keys: (Seen | undefined)[];
+  strings: (Seen | undefined)[];
+  kids: (Place | undefined)[];
+}
+
+const newPlace = (): Place => ({ keys: [], strings: [], kids: [] });
+
 /**
- * Decodes flat msgpack maps into the objects msgpackr's `unpack` (`useRecords: false`) would
- * make, or says {@link NOT_FLAT}.
+ * Decodes msgpack maps of plain data into the objects msgpackr's `unpack` (`useRecords:
+ * false`) would make, or says {@link NOT_FLAT}.
  *
  * @example
  * ```ts
@@ -195,14 +265,17 @@ function same(seen: Seen | undefined, bytes: Uint8Array, at: number, n: number):
  * ```
  */
 export class FlatDecoder {
-  /** The keys met at each place of the last map, and the string values. */
-  readonly #keys: (Seen | undefined)[] = [];
-  readonly #strings: (Seen | undefined)[] = [];
-  #src: Uint8Array | undefined;
-  #view: DataView | undefined;
+  /** What the top-level map held last time. */
+  readonly #root: Place = newPlace();
+  #src: Uint8Array = Buffer.alloc(0);
+  #view: DataView = new DataView(this.#src.buffer);
+  /** Where the next byte is read, and where the message ends. */
+  #pos = 0;
+  #end = 0;
 
   /** The string at `bytes[at, at + n)`, reusing `cache[i]` if it has these bytes. */
-  #string(cache: (Seen | undefined)[], i: number, bytes: Uint8Array, at: number, n: number) {
+  #string(cache: (Seen | undefined)[], i: number, at: number, n: number): string | undefined {
+    const bytes = this.#src;
     const seen = cache[i];
     if (same(seen, bytes, at, n)) return seen.text;
     const text = ascii(bytes, at, n);
@@ -215,65 +288,146 @@ export class FlatDecoder {
     return text;
   }
 
-  /** The message at `bytes[start, end)`, or {@link NOT_FLAT} if it is not a flat map. */
+  /** The message at `bytes[start, end)`, or {@link NOT_FLAT} if it is not plain data. */
   decode(bytes: Uint8Array, start: number, end: number): unknown {
     if (end > bytes.length || start >= end) return NOT_FLAT;
+    // A map at the top (anything else is msgpackr's).
     const token = bytes[start] as number;
     let n: number;
-    let pos: number;
     if (token >= 0x80 && token <= 0x8f) {
       n = token & 0x0f;
-      pos = start + 1;
+      this.#pos = start + 1;
     } else if (token === 0xde && start + 3 <= end) {
       n = ((bytes[start + 1] as number) << 8) | (bytes[start + 2] as number);
-      pos = start + 3;
+      this.#pos = start + 3;
     } else return NOT_FLAT;
-    if (n > MAX_KEYS) return NOT_FLAT;
     if (bytes !== this.#src) {
       this.#src = bytes;
       this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     }
-    const view = this.#view as DataView;
+    this.#end = end;
+    const v = this.#map(n, this.#root, 1);
+    return this.#pos === end ? v : NOT_FLAT;
+  }
+
+  /** A map of `n` entries from `#pos` (its header read), what was met there being `place`. */
+  #map(n: number, place: Place, depth: number): unknown {
+    if (n > MAX_KEYS) return NOT_FLAT;
+    const bytes = this.#src;
+    const end = this.#end;
     const o: Record<string, unknown> = {};
+    // The position lives here while the loop runs, in `#pos` across the calls below.
+    let pos = this.#pos;
     for (let i = 0; i < n; i++) {
       if (pos >= end) return NOT_FLAT;
       const kt = bytes[pos++] as number;
       if (kt < 0xa0 || kt >= 0xc0) return NOT_FLAT;
       const kn = kt & 0x1f;
       if (pos + kn > end) return NOT_FLAT;
-      const key = this.#string(this.#keys, i, bytes, pos, kn);
+      const key = this.#string(place.keys, i, pos, kn);
       // msgpackr renames `__proto__`: left to it.
       if (key === undefined || key === '__proto__') return NOT_FLAT;
       pos += kn;
-      if (pos >= end) return NOT_FLAT;
-      const t = bytes[pos++] as number;
-      let v: unknown;
-      if (t < 0x80) v = t;
-      else if (t >= 0xe0) v = t - 0x100;
-      else if (t >= 0xa0 && t < 0xc0) {
-        const sn = t & 0x1f;
-        if (pos + sn > end) return NOT_FLAT;
-        v = this.#string(this.#strings, i, bytes, pos, sn);
+      // The commonest values inline (a call per value costs ~20% of a quote's decode).
+      const t = pos < end ? (bytes[pos] as number) : -1;
+      if (t >= 0 && t < 0x80) {
+        o[key] = t;
+        pos += 1;
+      } else if (t === 0xcb && pos + 9 <= end) {
+        o[key] = this.#view.getFloat64(pos + 1);
+        pos += 9;
+      } else if (t === 0xce && pos + 5 <= end) {
+        o[key] = this.#view.getUint32(pos + 1);
+        pos += 5;
+      } else if (t === 0xcd && pos + 3 <= end) {
+        o[key] = ((bytes[pos + 1] as number) << 8) | (bytes[pos + 2] as number);
+        pos += 3;
+      } else if (t >= 0xa0 && t < 0xc0 && pos + 1 + (t & 0x1f) <= end) {
+        const v = this.#string(place.strings, i, pos + 1, t & 0x1f);
         if (v === undefined) return NOT_FLAT;
-        pos += sn;
-      } else if (t === 0xc0) v = null;
-      else if (t === 0xc2) v = false;
-      else if (t === 0xc3) v = true;
-      else if (t >= 0xcb && t <= 0xd2 && t !== 0xcf) {
-        // float 64, uint 8/16/32, int 8/16/32 (uint 64 is msgpackr's: it may be a BigInt).
-        const w = FIXED_WIDTH[t - 0xcb] as number;
-        if (pos + w > end) return NOT_FLAT;
-        if (t === 0xcb) v = view.getFloat64(pos);
-        else if (t === 0xcc) v = bytes[pos];
-        else if (t === 0xcd) v = view.getUint16(pos);
-        else if (t === 0xce) v = view.getUint32(pos);
-        else if (t === 0xd0) v = view.getInt8(pos);
-        else if (t === 0xd1) v = view.getInt16(pos);
-        else v = view.getInt32(pos);
-        pos += w;
-      } else return NOT_FLAT;
-      o[key] = v;
+        o[key] = v;
+        pos += 1 + (t & 0x1f);
+      } else {
+        this.#pos = pos;
+        const v = this.#value(place, i, depth);
+        if (v === NOT_FLAT) return NOT_FLAT;
+        o[key] = v;
+        pos = this.#pos;
+      }
     }
-    return pos === end ? o : NOT_FLAT;
+    this.#pos = pos;
+    return o;
+  }
+
+  /** An array of `n` elements from `#pos`; maps in it share `place.kids[i]`. */
+  #array(n: number, place: Place, i: number, depth: number): unknown {
+    // Every element takes a byte at least (msgpackr refuses a longer header too).
+    if (n > this.#end - this.#pos) return NOT_FLAT;
+    const a = new Array(n);
+    for (let j = 0; j < n; j++) {
+      const v = this.#value(place, i, depth);
+      if (v === NOT_FLAT) return NOT_FLAT;
+      a[j] = v;
+    }
+    return a;
+  }
+
+  /** The value at `#pos`, at place `i` of `place`. */
+  #value(place: Place, i: number, depth: number): unknown {
+    const bytes = this.#src;
+    const end = this.#end;
+    let pos = this.#pos;
+    if (pos >= end) return NOT_FLAT;
+    const t = bytes[pos++] as number;
+    let v: unknown;
+    if (t < 0x80) v = t;
+    else if (t >= 0xe0) v = t - 0x100;
+    else if (t >= 0xa0 && t < 0xc0) {
+      const sn = t & 0x1f;
+      if (pos + sn > end) return NOT_FLAT;
+      v = this.#string(place.strings, i, pos, sn);
+      if (v === undefined) return NOT_FLAT;
+      pos += sn;
+    } else if (t === 0xc0) v = null;
+    else if (t === 0xc2) v = false;
+    else if (t === 0xc3) v = true;
+    else if (t >= 0xcb && t <= 0xd2 && t !== 0xcf) {
+      // float 64, uint 8/16/32, int 8/16/32 (uint 64 is msgpackr's: it may be a BigInt).
+      const w = FIXED_WIDTH[t - 0xcb] as number;
+      if (pos + w > end) return NOT_FLAT;
+      const view = this.#view;
+      if (t === 0xcb) v = view.getFloat64(pos);
+      else if (t === 0xcc) v = bytes[pos];
+      else if (t === 0xcd) v = view.getUint16(pos);
+      else if (t === 0xce) v = view.getUint32(pos);
+      else if (t === 0xd0) v = view.getInt8(pos);
+      else if (t === 0xd1) v = view.getInt16(pos);
+      else v = view.getInt32(pos);
+      pos += w;
+    } else {
+      // A map or an array: one level down.
+      if (depth >= MAX_DEPTH) return NOT_FLAT;
+      let n: number;
+      let map: boolean;
+      if (t >= 0x80 && t <= 0x9f) {
+        n = t & 0x0f;
+        map = t < 0x90;
+      } else if (t === 0xde || t === 0xdc) {
+        if (pos + 2 > end) return NOT_FLAT;
+        n = ((bytes[pos] as number) << 8) | (bytes[pos + 1] as number);
+        pos += 2;
+        map = t === 0xde;
+      } else return NOT_FLAT;
+      this.#pos = pos;
+      if (!map) return this.#array(n, place, i, depth + 1);
+      let kid = place.kids[i];
+      if (kid === undefined) {
+        kid = newPlace();
+        place.kids[i] = kid;
+      }
+      return this.#map(n, kid, depth + 1);
+    }
+    this.#pos = pos;
+    return v;
   }
 }

@@ -119,6 +119,13 @@ const STRINGS = [
   '\ud800',
 ];
 
+/** Objects `levels` deep, `{ v: { v: … 1 } }`, with a scalar beside each level. */
+function deep(levels: number): unknown {
+  let v: unknown = 1;
+  for (let i = 0; i < levels; i++) v = { v, at: i };
+  return v;
+}
+
 /** Seeded values: mostly flat objects of every kind of scalar, some that are not flat. */
 function values(n: number, seed = 7): unknown[] {
   let s = seed;
@@ -152,7 +159,7 @@ function values(n: number, seed = 7): unknown[] {
     const o: Record<string, unknown> = {};
     const keys = rnd(4) === 0 ? rnd(KEYS.length + 1) : 5;
     for (let k = 0; k < keys; k++) o[rnd(3) === 0 ? pick(KEYS) : (KEYS[k] as string)] = scalar();
-    switch (rnd(12)) {
+    switch (rnd(16)) {
       case 0:
         o.nested = { a: scalar() };
         break;
@@ -165,6 +172,19 @@ function values(n: number, seed = 7): unknown[] {
       case 3:
         out.push(scalar());
         continue;
+      case 4:
+        // Lines of an order: an array (fixarray or array 16) of small objects.
+        o.lines = Array.from({ length: rnd(20) }, () => ({ id: rnd(1000), q: scalar() }));
+        break;
+      case 5:
+        o.deep = deep(rnd(12));
+        break;
+      case 6:
+        o.odd = pick<unknown>([new Date(0), Buffer.from([1, 2]), [1, undefined], new Map()]);
+        break;
+      case 7:
+        o.grid = [[scalar(), [scalar()]], [], { in: [scalar()] }];
+        break;
       default:
     }
     out.push(o);
@@ -298,6 +318,10 @@ test('flat values take the fast path, in a batch too; others do not', (t) => {
     // Every scalar token the fast path reads, one after another.
     { p: 5, n: -5, u8: 200, u16: 60000, u32: 70000, i8: -100, i16: -1000, i32: -100000 },
     { f: 0.5, s: 'x', e: '', t: true, no: false, z: null, after: 1 },
+    // Objects and arrays in one another, arrays of 16 and more (array 16).
+    { a: { b: 1, c: { d: 'x' } }, l: [1, 'two', null, [3, [4]], { e: false }], after: 2 },
+    { lines: Array.from({ length: 40 }, (_, i) => ({ id: i, px: i / 4, sym: 'ACME' })) },
+    { v: deep(7), empty: [], none: {} },
     {},
     Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, i])),
   ];
@@ -312,8 +336,11 @@ test('flat values take the fast path, in a batch too; others do not', (t) => {
     at += n;
   }
   const others = [
-    { a: { b: 1 } },
-    { a: [1] },
+    { a: new Date(0) },
+    { a: Buffer.from([1]) },
+    { a: [1, undefined] },
+    { a: deep(12) },
+    { a: [[{ b: 'é' }]] },
     { a: 'é' },
     { a: 'x'.repeat(32) },
     { a: undefined },
@@ -324,7 +351,8 @@ test('flat values take the fast path, in a batch too; others do not', (t) => {
     7,
   ];
   for (const v of others) t.is(enc.encode(v), -1, inspect(v));
-  t.is(dec.decode(reference({ a: { b: 1 } }), 0, reference({ a: { b: 1 } }).length), NOT_FLAT);
+  const date = reference({ a: new Date(0) });
+  t.is(dec.decode(date, 0, date.length), NOT_FLAT);
 });
 
 test('objects at the encoder buffer edge: the same bytes on either side of it', (t) => {

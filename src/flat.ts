@@ -23,7 +23,7 @@ export const NOT_FLAT: unique symbol = Symbol('shmring.notFlat');
 
 /** Most keys an object may have here (more: msgpackr's business). */
 const MAX_KEYS = 64;
-/** Most levels of objects and arrays in one another here (more: msgpackr's business). */
+/** Most levels of objects and arrays here, the message's own included (more: msgpackr's). */
 const MAX_DEPTH = 8;
 /** Longest array here (msgpack array 16; longer: msgpackr's business). */
 const MAX_ARRAY = 0xffff;
@@ -130,6 +130,9 @@ export class FlatEncoder {
 
   /** Writes the array `a` at `pos`; objects in it share `shape.kids[i]`. Its end, or -1. */
   #array(a: unknown[], pos: number, shape: Shape, i: number, depth: number): number {
+    // Only a true array: an object posing as one (its constructor set to Array) may have a
+    // length that is no count, which msgpackr writes its own way.
+    if (!Array.isArray(a)) return -1;
     const n = a.length;
     if (n > MAX_ARRAY || pos + 3 > ENCODE_BYTES) return -1;
     const buf = this.buffer;
@@ -202,7 +205,7 @@ export class FlatEncoder {
     if (v === null) buf[pos++] = 0xc0;
     else if (v === true) buf[pos++] = 0xc3;
     else if (v === false) buf[pos++] = 0xc2;
-    else if (typeof v === 'object' && depth < MAX_DEPTH) {
+    else if (typeof v === 'object' && depth + 1 < MAX_DEPTH) {
       const c = v.constructor;
       if (c === Object) {
         let kid = shape.kids[i];
@@ -301,7 +304,8 @@ export class FlatDecoder {
       n = ((bytes[start + 1] as number) << 8) | (bytes[start + 2] as number);
       this.#pos = start + 3;
     } else return NOT_FLAT;
-    if (bytes !== this.#src) {
+    // (A view of a resizable buffer may have grown: its DataView is made again.)
+    if (bytes !== this.#src || bytes.byteLength !== this.#view.byteLength) {
       this.#src = bytes;
       this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     }

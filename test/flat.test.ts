@@ -226,7 +226,19 @@ test('the flat path follows msgpackr on own, inherited and shadowed properties',
   const big = Object.fromEntries(
     Array.from({ length: 60 }, (_, i) => [`${'w'.repeat(200)}${i}`, i]),
   );
-  for (const v of [child, shadow, trusting, wide, big, {}, { a: 1 }, { b: 1, a: 2 }, { a: 1 }]) {
+  const posing = { a: { constructor: Array, length: Number.NaN, 0: 1 } };
+  for (const v of [
+    posing,
+    child,
+    shadow,
+    trusting,
+    wide,
+    big,
+    {},
+    { a: 1 },
+    { b: 1, a: 2 },
+    { a: 1 },
+  ]) {
     t.deepEqual(Buffer.from(c.encode(v)), reference(v));
     t.deepEqual(c.decode(c.encode(v)), unpackr.unpack(reference(v)));
   }
@@ -340,6 +352,10 @@ test('flat values take the fast path, in a batch too; others do not', (t) => {
     { a: Buffer.from([1]) },
     { a: [1, undefined] },
     { a: deep(12) },
+    // Nine levels, the message's own included: one more than the fast path takes.
+    { a: deep(8) },
+    // An object posing as an array, with a length that is no count.
+    { a: { constructor: Array } },
     { a: [[{ b: 'é' }]] },
     { a: 'é' },
     { a: 'x'.repeat(32) },
@@ -353,6 +369,8 @@ test('flat values take the fast path, in a batch too; others do not', (t) => {
   for (const v of others) t.is(enc.encode(v), -1, inspect(v));
   const date = reference({ a: new Date(0) });
   t.is(dec.decode(date, 0, date.length), NOT_FLAT);
+  const nine = reference({ a: deep(8) });
+  t.is(dec.decode(nine, 0, nine.length), NOT_FLAT);
 });
 
 test('objects at the encoder buffer edge: the same bytes on either side of it', (t) => {

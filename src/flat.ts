@@ -18,6 +18,36 @@
  * @internal
  */
 
+/**
+ * When to try the fast path: always while it succeeds; after `k` misses in a row, not for
+ * the next `2^k - 1` calls (at most 63), so a channel of values it cannot take (a Date in
+ * every message) pays for a try once in 64 messages instead of on each. Either way the bytes
+ * and values are msgpackr's.
+ */
+export class MissBackoff {
+  /** Misses in a row (at most 6), and calls left to skip. */
+  #misses = 0;
+  #skip = 0;
+
+  /** Whether this call should try the fast path. */
+  try(): boolean {
+    if (this.#skip === 0) return true;
+    this.#skip--;
+    return false;
+  }
+
+  /** The fast path took the value. */
+  hit(): void {
+    this.#misses = 0;
+  }
+
+  /** The fast path left the value to msgpackr. */
+  miss(): void {
+    if (this.#misses < 6) this.#misses++;
+    this.#skip = (1 << this.#misses) - 1;
+  }
+}
+
 /** What {@link FlatDecoder.decode} returns for a message it leaves to msgpackr. */
 export const NOT_FLAT: unique symbol = Symbol('shmring.notFlat');
 

@@ -23,11 +23,14 @@ const { decodeAt, encodeRange } = (await import(
   new URL('../../dist/codec.js', import.meta.url).href
 )) as { decodeAt: symbol; encodeRange: symbol };
 // Internal (not exported by the package): loaded from the build, to see the fast path taken.
-const { FlatEncoder, FlatDecoder, NOT_FLAT } = (await import(
+const { FlatEncoder, FlatDecoder, MissBackoff, NOT_FLAT } = (await import(
   new URL('../../dist/flat.js', import.meta.url).href
 )) as {
-  FlatEncoder: new (packKey: (k: string) => Uint8Array) => { encode(v: unknown): number };
+  FlatEncoder: new (
+    packKey: (k: string) => Uint8Array,
+  ) => { encode(v: unknown): number; buffer: Buffer };
   FlatDecoder: new () => { decode(b: Uint8Array, start: number, end: number): unknown };
+  MissBackoff: new () => { try(): boolean; hit(): void; miss(): void };
   NOT_FLAT: symbol;
 };
 
@@ -196,10 +199,21 @@ test('the flat path writes the bytes msgpackr writes, for every value and shape 
   // Two codecs: each meets every change of shape itself.
   const c = codec();
   const d = codec();
+  // And the fast path itself, tried on every value (the codec skips it after misses).
+  const bare = new FlatEncoder((k) => packr.pack(k));
   let compared = 0;
+  let fast = 0;
   for (const v of values(20_000)) {
     const want = reference(v);
     t.deepEqual(Buffer.from(c.encode(v)), want);
+    const end = bare.encode(v);
+    if (end >= 0) {
+      fast++;
+      if (!bare.buffer.subarray(0, end).equals(want)) {
+        t.fail(`fast path, ${inspect(v)}: ${bare.buffer.subarray(0, end).toString('hex')}`);
+        return;
+      }
+    }
     const r = d.range(v);
     const got = Buffer.from(r.subarray(r.start, r.end));
     if (!got.equals(want)) {
@@ -209,6 +223,7 @@ test('the flat path writes the bytes msgpackr writes, for every value and shape 
     compared++;
   }
   t.is(compared, 20_000);
+  t.true(fast > 5_000, `${fast} of 20,000 took the fast path`);
 });
 
 test('the flat path follows msgpackr on own, inherited and shadowed properties', (t) => {
@@ -256,9 +271,12 @@ test('the flat path decodes what msgpackr decodes, in place in a batch, and refu
   // Laid out back to back, as a drained batch is.
   const batch = Buffer.concat([Buffer.alloc(3), ...msgs]);
   let at = 3;
+  const bare = new FlatDecoder();
   for (const m of msgs) {
     const want = unpackr.unpack(m);
-    for (const got of [c.at(batch, at, at + m.length), c.decode(m)]) {
+    const fast = bare.decode(batch, at, at + m.length);
+    const tried = fast === NOT_FLAT ? [] : [fast];
+    for (const got of [c.at(batch, at, at + m.length), c.decode(m), ...tried]) {
       // Key order and prototype too (deepEqual looks at neither).
       if (!alike(got, want)) {
         t.fail(`${m.toString('hex')}: ${inspect(got)} != ${inspect(want)}`);
@@ -292,8 +310,11 @@ test('the flat path decodes what msgpackr decodes, in place in a batch, and refu
     }
     const want = outcome(() => unpackr.unpack(bytes));
     const got = outcome(() => c.decode(bytes));
-    if (!isDeepStrictEqual(got, want)) {
-      t.fail(`${bytes.toString('hex')}: ${inspect(got)} != ${inspect(want)}`);
+    // The fast path itself, tried on every message: msgpackr's value whenever it takes one.
+    const fast = bare.decode(bytes, 0, bytes.length);
+    const tried = fast === NOT_FLAT ? got : { value: fast };
+    if (!isDeepStrictEqual(got, want) || !isDeepStrictEqual(tried, want)) {
+      t.fail(`${bytes.toString('hex')}: ${inspect(got)} / ${inspect(tried)} != ${inspect(want)}`);
       return;
     }
   }
@@ -445,4 +466,33 @@ test('what reading a value throws is an InvalidArgument, and publishMany says wh
     code: 'InvalidArgument',
   } as never) as unknown as { published: number };
   t.is(e.published, 1);
+});
+
+test('after misses the codec skips the fast path for a while, never for long', (t) => {
+  const b = new MissBackoff();
+  const skipped = (): number => {
+    let n = 0;
+    while (!b.try()) n++;
+    return n;
+  };
+  t.true(b.try());
+  b.hit();
+  t.true(b.try(), 'no miss: always tried');
+  const runs: number[] = [];
+  for (let k = 0; k < 8; k++) {
+    b.miss();
+    runs.push(skipped());
+  }
+  t.deepEqual(runs, [1, 3, 7, 15, 31, 63, 63, 63]);
+  b.hit();
+  b.miss();
+  t.is(skipped(), 1, 'a hit starts over');
+  // Through a codec: values it cannot take, then plain ones; msgpackr's bytes throughout.
+  const c = codec();
+  for (let i = 0; i < 300; i++) {
+    const v = i < 150 ? { at: new Date(i), i } : { i, sym: 'ACME' };
+    t.deepEqual(Buffer.from(c.encode(v)), reference(v));
+    const m = reference(v);
+    t.deepEqual(c.decode(m), unpackr.unpack(m));
+  }
 });

@@ -66,14 +66,13 @@ if (role === 'consumer' && cfg.receive === 'sync') {
 } else {
   // Raw cells reuse one buffer: publish copies it into the ring before it returns.
   const buf = cfg.kind === 'raw' ? rawMessage(cfg.bytes, 0, 0) : undefined;
-  const make =
-    cfg.kind === 'raw'
-      ? (seq, ts) => {
-          buf.writeDoubleLE(seq, 0);
-          buf.writeDoubleLE(ts, 8);
-          return buf;
-        }
-      : quote;
+  /** A raw message's header (its seq and send time) written into `v`. */
+  const rawInto = (v, seq, ts) => {
+    v.writeDoubleLE(seq, 0);
+    v.writeDoubleLE(ts, 8);
+    return v;
+  };
+  const make = cfg.kind === 'raw' ? (seq, ts) => rawInto(buf, seq, ts) : quote;
   const many = cfg.batch > 1;
   let send;
   if (many) {
@@ -89,11 +88,6 @@ if (role === 'consumer' && cfg.receive === 'sync') {
         : Array.from({ length: cfg.batch }, (_, k) =>
             slab.subarray(k * cfg.bytes, (k + 1) * cfg.bytes),
           );
-    const rawInto = (v, seq, ts) => {
-      v.writeDoubleLE(seq, 0);
-      v.writeDoubleLE(ts, 8);
-      return v;
-    };
     const flushBatch = async () => {
       let from = 0;
       while (from < pending.length) {

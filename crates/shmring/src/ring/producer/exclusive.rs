@@ -51,7 +51,7 @@ pub(super) fn lock(seg: &Arc<Segment>) -> Result<Option<Fd>> {
     let me = std::process::id();
     // SeqCst: the same-handle half of a Dekker pair with `refuse_if_exclusive` (a plain
     // producer activates its slot, fences, then loads this word; we store it, fence in
-    // `refuse_if_others`, then load the slots).
+    // `refuse_if_others`, then load the slots). Failure Relaxed: we only report Busy.
     if seg
         .exclusive_producer
         .compare_exchange(0, me, Ordering::SeqCst, Ordering::Relaxed)
@@ -92,6 +92,7 @@ pub(super) fn unlock(seg: &Segment, own: Option<Fd>) {
     drop(own);
     let me = std::process::id();
     // Release: a later exclusive producer of this handle (its CAS) sees our slot released.
+    // Failure Relaxed: another process's word (a forked child's copy) is left as it is.
     let _ = seg
         .exclusive_producer
         .compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);

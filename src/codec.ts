@@ -78,8 +78,13 @@ export const decodeAt: unique symbol = Symbol('shmring.decodeAt');
  */
 export const encodeRange: unique symbol = Symbol('shmring.encodeRange');
 
-/** What an `encodeRange` returns: its buffer, the message at `buffer[start, end)`. @internal */
-export type EncodedRange = Buffer & { start: number; end: number };
+/**
+ * What an `encodeRange` returns: its buffer, the message at `buffer[start, end)`; `whole`,
+ * when set, is an ArrayBuffer that the buffer views all of from byte 0 (the fast path's),
+ * which the publisher hands over instead (kept here: a Buffer's `buffer` getter is a call
+ * into V8 on every message). @internal
+ */
+export type EncodedRange = Buffer & { start: number; end: number; whole?: ArrayBuffer };
 
 /** A codec that may decode a message in place in a batch buffer. @internal */
 export type FrameCodec<T> = Codec<T> & {
@@ -145,6 +150,7 @@ export function msgpack<T = unknown>(): Codec<T> {
   const flatRange = flatOut.buffer as EncodedRange;
   flatRange.start = 0;
   flatRange.end = 0;
+  flatRange.whole = flatOut.whole;
   const flatIn = new FlatDecoder();
   // A value the fast path cannot take costs a part-way walk before msgpackr's whole one (a
   // quote with a Date: ~450 ns to encode against msgpackr's ~300): after misses, skip it.

@@ -68,15 +68,25 @@ const ENCODE_BYTES = 8192;
 
 /**
  * What the encoder knows of the object at one place of a message: the keys it had last time,
- * in order, msgpackr's bytes for each, and what it knows of the object or array under each.
+ * in order, msgpackr's bytes for each (also as two big-endian 32-bit words, zero-padded, for
+ * keys of at most 8 bytes), and what it knows of the object or array under each.
  */
 interface Shape {
   keys: string[];
   keyBytes: Uint8Array[];
+  keyHi: number[];
+  keyLo: number[];
   kids: (Shape | undefined)[];
 }
 
-const newShape = (): Shape => ({ keys: [], keyBytes: [], kids: [] });
+const newShape = (): Shape => ({ keys: [], keyBytes: [], keyHi: [], keyLo: [], kids: [] });
+
+/** Bytes `at..at+4` of `b` as a big-endian signed 32-bit word, zero past its end. */
+const wordAt = (b: Uint8Array, at: number): number =>
+  ((b[at] ?? 0) << 24) | ((b[at + 1] ?? 0) << 16) | ((b[at + 2] ?? 0) << 8) | (b[at + 3] ?? 0);
+
+/** Longest key written as words (two 32-bit stores) rather than byte by byte. */
+const WORD_KEY = 8;
 
 /**
  * Encodes plain objects into one reused buffer, byte for byte as msgpackr's `pack` with
@@ -90,16 +100,26 @@ const newShape = (): Shape => ({ keys: [], keyBytes: [], kids: [] });
  * ```
  */
 export class FlatEncoder {
-  /** Where {@link FlatEncoder.encode} writes, from 0; valid until its next call. */
-  readonly buffer: Buffer = Buffer.allocUnsafe(ENCODE_BYTES);
-  readonly #view = new DataView(this.buffer.buffer, this.buffer.byteOffset, ENCODE_BYTES);
+  /**
+   * Where {@link FlatEncoder.encode} writes, from 0; valid until its next call. It views the
+   * whole of an ArrayBuffer of its own from byte 0, so a publisher hands over that ArrayBuffer
+   * (cheaper for the native call than a Buffer).
+   */
+  readonly buffer: Buffer;
+  /** The ArrayBuffer {@link FlatEncoder.buffer} views, all of it from byte 0. */
+  readonly whole: ArrayBuffer;
+  readonly #view: DataView;
   /** The top-level object's shape. */
   readonly #root: Shape = newShape();
   /** An encode runs (see {@link FlatEncoder.encode}). */
   #busy = false;
 
   /** `packKey(key)`: msgpackr's bytes for the string `key` (read at once, not kept). */
-  constructor(readonly packKey: (key: string) => Uint8Array) {}
+  constructor(readonly packKey: (key: string) => Uint8Array) {
+    this.whole = new ArrayBuffer(ENCODE_BYTES);
+    this.buffer = Buffer.from(this.whole);
+    this.#view = new DataView(this.whole);
+  }
 
   /**
    * Writes `value` at the start of {@link FlatEncoder.buffer} and returns where it ends, or
@@ -123,7 +143,7 @@ export class FlatEncoder {
   /** Writes the plain object `o` at `pos` (its shape `shape`); where it ends, or -1. */
   #object(o: Record<string, unknown>, pos: number, shape: Shape, depth: number): number {
     const buf = this.buffer;
-    const { keys, keyBytes, kids } = shape;
+    const { keys, keyBytes, keyHi, keyLo, kids } = shape;
     // msgpackr's plain-object writer: map 16, its size filled in at the end.
     const start = pos;
     buf[pos] = 0xde;
@@ -139,11 +159,22 @@ export class FlatEncoder {
         kb = Uint8Array.from(this.packKey(key));
         keys[i] = key;
         keyBytes[i] = kb;
+        keyHi[i] = wordAt(kb, 0);
+        keyLo[i] = wordAt(kb, 4);
         kids[i] = undefined;
       }
       const kn = kb.length;
-      if (pos + kn > ENCODE_BYTES) return -1;
-      for (let j = 0; j < kn; j++) buf[pos + j] = kb[j] as number;
+      if (kn <= WORD_KEY && pos + WORD_KEY <= ENCODE_BYTES) {
+        // Two word stores instead of a byte loop (half the cost of a quote's keys). Bytes
+        // written past the key's end are written over by what follows it, or lie past the
+        // message's end.
+        const view = this.#view;
+        view.setInt32(pos, keyHi[i] as number);
+        if (kn > 4) view.setInt32(pos + 4, keyLo[i] as number);
+      } else {
+        if (pos + kn > ENCODE_BYTES) return -1;
+        for (let j = 0; j < kn; j++) buf[pos + j] = kb[j] as number;
+      }
       pos = this.#value(o[key], pos + kn, shape, i, depth);
       if (pos < 0) return -1;
       i++;
@@ -151,6 +182,8 @@ export class FlatEncoder {
     if (i < keys.length) {
       keys.length = i;
       keyBytes.length = i;
+      keyHi.length = i;
+      keyLo.length = i;
       kids.length = i;
     }
     buf[start + 1] = i >> 8;

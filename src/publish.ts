@@ -108,6 +108,9 @@ export class Publisher<T> {
       // The built-in codec: its errors are typed already, and its bytes are a live Buffer.
       const b = range(value);
       try {
+        // All of an ArrayBuffer from byte 0 (the fast path's): hand over the ArrayBuffer.
+        const whole = b.whole;
+        if (whole !== undefined) return native.publishAt(this.#handle, whole, b.end);
         return native.publishRange(this.#handle, b, b.start, b.end);
       } catch (e) {
         throw fromNative(e);

@@ -226,6 +226,33 @@ test('the flat path writes the bytes msgpackr writes, for every value and shape 
   t.true(fast > 5_000, `${fast} of 20,000 took the fast path`);
 });
 
+test('keys of every length, at every offset, are whole however dirty the buffer', (t) => {
+  // Keys of up to 8 bytes are written as two words, longer ones byte by byte: every length
+  // on both sides, ASCII and not (a 2- or 3-byte character moves the edge), at offsets moved
+  // by a string before them, into a buffer dirtied first so no byte of an earlier message
+  // can stand in for one left unwritten.
+  const bare = new FlatEncoder((k) => packr.pack(k));
+  let compared = 0;
+  for (let len = 0; len <= 40; len++) {
+    for (const ch of ['k', 'é', '€']) {
+      const key = ch.repeat(len);
+      for (let pad = 0; pad < 9; pad++) {
+        const v = { p: 'x'.repeat(pad), [key]: pad, [`${key}2`]: true, z: null };
+        bare.buffer.fill(0xee);
+        const end = bare.encode(v);
+        t.true(end >= 0, `${inspect(v)} takes the fast path`);
+        const got = bare.buffer.subarray(0, end);
+        if (!got.equals(reference(v))) {
+          t.fail(`key of ${len} ${inspect(ch)}, pad ${pad}: ${got.toString('hex')}`);
+          return;
+        }
+        compared++;
+      }
+    }
+  }
+  t.is(compared, 41 * 3 * 9);
+});
+
 test('the flat path follows msgpackr on own, inherited and shadowed properties', (t) => {
   const c = codec();
   const proto = { inherited: 1 };

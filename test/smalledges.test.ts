@@ -43,6 +43,7 @@ interface Native {
   };
   publish(handle: number, payload: Buffer): boolean;
   publishRange(handle: number, buf: Buffer, start: number, end: number): boolean;
+  publishAt(handle: number, buf: unknown, end: number): boolean;
   publishMany(handle: number, buf: Buffer, ends: Uint32Array): number;
   recv(handle: number, buf: Buffer, timeoutMs: number | undefined): number;
 }
@@ -412,6 +413,41 @@ test('publishRange publishes the bytes of its range; a range outside the buffer 
   }
   t.true(native.publishRange(ch.handle(), buf, 2, 7));
   t.true(native.publishRange(ch.handle(), buf, 4, 4), 'an empty range is an empty message');
+  const one = Buffer.alloc(4 + 64);
+  t.is(native.recv(sub.handle(), one, 0), 5);
+  t.is(one.subarray(4, 9).toString(), 'hello');
+  t.is(native.recv(sub.handle(), one, 0), 0);
+  t.is(native.recv(sub.handle(), one, 0), -1, 'nothing else went in');
+});
+
+test('publishAt publishes an ArrayBuffer from byte 0; anything else is InvalidArgument and publishes nothing', (t) => {
+  const name = channelName(t, 'publish-at');
+  const ch = native.NativeChannel.open(name, { create: true, capacity: 4096, maxMessageSize: 64 });
+  const sub = ch.subscribeSync();
+  t.teardown(() => {
+    sub.close();
+    ch.close();
+  });
+  const ab = new ArrayBuffer(8);
+  Buffer.from(ab).write('hello...');
+  const detached = new ArrayBuffer(8);
+  structuredClone(detached, { transfer: [detached] });
+  for (const [buf, end, why] of [
+    [ab, 9, 'an end past the buffer'],
+    [ab, -1, 'a negative end'],
+    [Buffer.from(ab), 5, 'a Buffer, not an ArrayBuffer'],
+    [detached, 0, 'a detached ArrayBuffer'],
+    [null, 0, 'null'],
+  ] as const) {
+    const e = t.throws(() => native.publishAt(ch.handle(), buf, end), undefined, why) as
+      | { code?: unknown; message?: unknown }
+      | undefined;
+    t.is(e?.code, 'InvalidArgument', why);
+  }
+  const closed = t.throws(() => native.publishAt(-1, ab, 5)) as { code?: unknown } | undefined;
+  t.is(closed?.code, 'Closed');
+  t.true(native.publishAt(ch.handle(), ab, 5));
+  t.true(native.publishAt(ch.handle(), ab, 0), 'an empty message');
   const one = Buffer.alloc(4 + 64);
   t.is(native.recv(sub.handle(), one, 0), 5);
   t.is(one.subarray(4, 9).toString(), 'hello');

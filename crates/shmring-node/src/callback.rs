@@ -79,6 +79,36 @@ impl Call {
         Ok(v)
     }
 
+    /// The bytes of an `ArrayBuffer` argument (not a view, not a `SharedArrayBuffer`), read-only,
+    /// for this call: one `napi_get_arraybuffer_info`, where a `Buffer`'s info costs several
+    /// V8 calls (its view's buffer, offset and length). A detached one is refused
+    /// (`InvalidArgument`), as in [`Call::bytes`].
+    pub(crate) fn array_buffer(&self, i: usize, what: &str) -> Result<&[u8], Fail> {
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut len = 0usize;
+        // SAFETY: a live value of this callback; out pointers are valid. A value that is not
+        // an ArrayBuffer is refused with a status, not read.
+        let s =
+            unsafe { sys::napi_get_arraybuffer_info(self.env, self.args[i], &mut data, &mut len) };
+        status(s, what, "must be an ArrayBuffer")?;
+        if len == 0 || data.is_null() {
+            let mut detached = false;
+            // SAFETY: a live ArrayBuffer of this callback; `detached` a valid out pointer.
+            let s =
+                unsafe { sys::napi_is_detached_arraybuffer(self.env, self.args[i], &mut detached) };
+            if s == sys::Status::napi_ok && detached {
+                return Err(invalid(format!(
+                    "{what} is a detached (transferred) ArrayBuffer: its bytes are gone"
+                )));
+            }
+            return Ok(&[]);
+        }
+        // SAFETY: as in `bytes`: the ArrayBuffer's memory stays alive and in place while the
+        // callback's handle scope holds it and no JS runs (none can detach or resize it
+        // meanwhile); the slice is tied to `&self`.
+        Ok(unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
+    }
+
     /// The data of a `Buffer` (any `ArrayBufferView`) argument: start and length.
     fn buffer_raw(&self, i: usize, what: &str) -> Result<(*mut u8, usize), Fail> {
         let mut data: *mut c_void = ptr::null_mut();

@@ -30,7 +30,7 @@ use napi::{Env, sys};
 
 use crate::callback::run;
 use crate::error::{Fail, invalid};
-use crate::handles::{Reader, publisher, reader_or_closed};
+use crate::handles::{Reader, reader_or_closed, with_publisher};
 use crate::timeout::{deadline_of, timeout_of};
 
 /// `publish(handle, payload: Buffer): boolean` — one encoded message; false when the ring is
@@ -39,9 +39,9 @@ unsafe extern "C" fn publish(env: sys::napi_env, info: sys::napi_callback_info) 
     // SAFETY: called by Node-API as this function's callback, with its own env and info.
     unsafe {
         run(env, info, |c| {
-            let p = publisher(c.number(0, "handle")?)?;
+            let handle = c.number(0, "handle")?;
             let payload = c.bytes(1, "payload")?;
-            let ok = p.with(|p| p.try_publish(payload))?;
+            let ok = with_publisher(handle, |p| p.try_publish(payload))?;
             c.boolean(ok)
         })
     }
@@ -58,7 +58,7 @@ unsafe extern "C" fn publish_range(
     // SAFETY: called by Node-API as this function's callback, with its own env and info.
     unsafe {
         run(env, info, |c| {
-            let p = publisher(c.number(0, "handle")?)?;
+            let handle = c.number(0, "handle")?;
             let buf = c.bytes(1, "buf")?;
             let start = c.u32(2, "start")? as usize;
             let end = c.u32(3, "end")? as usize;
@@ -68,7 +68,30 @@ unsafe extern "C" fn publish_range(
                     buf.len()
                 )));
             }
-            let ok = p.with(|p| p.try_publish(&buf[start..end]))?;
+            let ok = with_publisher(handle, |p| p.try_publish(&buf[start..end]))?;
+            c.boolean(ok)
+        })
+    }
+}
+
+/// `publishAt(handle, buf: ArrayBuffer, end: number): boolean` — `publish` of the message at
+/// `buf[0, end)`. The codec's fast path encodes into one `ArrayBuffer` of its own from byte 0;
+/// handing over the buffer itself, not a view of it, spares the call a `Buffer`'s
+/// several V8 calls. An `end` past `buf` is an `InvalidArgument` and publishes nothing.
+unsafe extern "C" fn publish_at(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: called by Node-API as this function's callback, with its own env and info.
+    unsafe {
+        run(env, info, |c| {
+            let handle = c.number(0, "handle")?;
+            let buf = c.array_buffer(1, "buf")?;
+            let end = c.u32(2, "end")? as usize;
+            let Some(payload) = buf.get(..end) else {
+                return Err(invalid(format!("end {end} is past 0..={}", buf.len())));
+            };
+            let ok = with_publisher(handle, |p| p.try_publish(payload))?;
             c.boolean(ok)
         })
     }
@@ -108,13 +131,13 @@ unsafe extern "C" fn publish_many(
     // SAFETY: called by Node-API as this function's callback, with its own env and info.
     unsafe {
         run(env, info, |c| {
-            let p = publisher(c.number(0, "handle")?)?;
+            let handle = c.number(0, "handle")?;
             let buf = c.bytes(1, "buf")?;
             // A copy: validated and used as the same values.
             let ends = c.u32s(2, "ends")?;
             // Checked before anything is published: a bad `ends` publishes nothing.
             let frames = frames(buf, &ends)?;
-            let n = p.with(|p| p.try_publish_many(frames))?;
+            let n = with_publisher(handle, |p| p.try_publish_many(frames))?;
             c.number_value(n as f64)
         })
     }
@@ -286,8 +309,9 @@ fn ending() -> Fail {
 #[napi_derive::napi(module_exports)]
 pub fn register_fast_path(exports: Object, env: Env) -> napi::Result<()> {
     type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-    let fns: [(&std::ffi::CStr, Callback); 8] = [
+    let fns: [(&std::ffi::CStr, Callback); 9] = [
         (c"publish", publish),
+        (c"publishAt", publish_at),
         (c"publishRange", publish_range),
         (c"publishMany", publish_many),
         (c"drain", drain),

@@ -157,11 +157,22 @@ pub(crate) fn reader(handle: f64) -> Option<Rc<Reader>> {
     READERS.with(|t| t.borrow().get(handle))
 }
 
-/// The producer side `handle` names, or `Closed`.
-pub(crate) fn publisher(handle: f64) -> Result<Rc<Publisher>, Fail> {
-    PUBLISHERS
-        .with(|t| t.borrow().get(handle))
-        .ok_or_else(|| closed("channel"))
+/// Runs `f` with the producer of the channel `handle` names (taking its producer slot on
+/// first use), inside the table's borrow: no `Rc` is cloned and dropped per call. `f` is an
+/// engine call (no napi, no JS), so nothing can reach the table meanwhile; `Closed` if the
+/// handle names nothing.
+pub(crate) fn with_publisher<R>(
+    handle: f64,
+    f: impl FnOnce(&mut shmring::Producer) -> shmring::Result<R>,
+) -> Result<R, Fail> {
+    PUBLISHERS.with(|t| {
+        let t = t.borrow();
+        let (index, serial) = t.slot(handle).ok_or_else(|| closed("channel"))?;
+        match t.slots.get(index) {
+            Some((g, Some(p))) if *g == serial => p.with(f),
+            _ => Err(closed("channel")),
+        }
+    })
 }
 
 /// The subscription `handle` names, or `Closed`.

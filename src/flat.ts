@@ -175,7 +175,13 @@ export class FlatEncoder {
         if (pos + kn > ENCODE_BYTES) return -1;
         for (let j = 0; j < kn; j++) buf[pos + j] = kb[j] as number;
       }
-      pos = this.#value(o[key], pos + kn, shape, i, depth);
+      pos += kn;
+      // The commonest values here, their writers inlined; the rest through `#value`.
+      const v = o[key];
+      if (pos + VALUE_ROOM > ENCODE_BYTES) return -1;
+      if (typeof v === 'number') pos = this.#number(v, pos);
+      else if (typeof v === 'string') pos = this.#string(v, pos);
+      else pos = this.#value(v, pos, shape, i, depth);
       if (pos < 0) return -1;
       i++;
     }
@@ -213,58 +219,69 @@ export class FlatEncoder {
     return pos;
   }
 
+  /**
+   * Writes the number `v` at `pos` (room for it checked by the caller); where it ends. Not
+   * recursive, so it is inlined where it is called, unlike {@link FlatEncoder.#value}.
+   */
+  #number(v: number, pos: number): number {
+    const buf = this.buffer;
+    // msgpackr's number writer with `useRecords: false` and no `useFloat32`.
+    if (v >>> 0 === v) {
+      if (v < 0x80) buf[pos++] = v;
+      else if (v < 0x100) {
+        buf[pos++] = 0xcc;
+        buf[pos++] = v;
+      } else if (v < 0x10000) {
+        buf[pos++] = 0xcd;
+        buf[pos++] = v >> 8;
+        buf[pos++] = v & 0xff;
+      } else {
+        buf[pos++] = 0xce;
+        this.#view.setUint32(pos, v);
+        pos += 4;
+      }
+    } else if (v >> 0 === v) {
+      if (v >= -0x20) buf[pos++] = 0x100 + v;
+      else if (v >= -0x80) {
+        buf[pos++] = 0xd0;
+        buf[pos++] = v + 0x100;
+      } else if (v >= -0x8000) {
+        buf[pos++] = 0xd1;
+        this.#view.setInt16(pos, v);
+        pos += 2;
+      } else {
+        buf[pos++] = 0xd2;
+        this.#view.setInt32(pos, v);
+        pos += 4;
+      }
+    } else {
+      buf[pos++] = 0xcb;
+      this.#view.setFloat64(pos, v);
+      pos += 8;
+    }
+    return pos;
+  }
+
+  /** Writes the string `v` at `pos` (room checked by the caller); where it ends, or -1. */
+  #string(v: string, pos: number): number {
+    const buf = this.buffer;
+    const n = v.length;
+    if (n >= FIXSTR) return -1;
+    buf[pos++] = 0xa0 | n;
+    for (let j = 0; j < n; j++) {
+      const c = v.charCodeAt(j);
+      if (c >= 0x80) return -1;
+      buf[pos++] = c;
+    }
+    return pos;
+  }
+
   /** Writes `v`, the value at place `i` of `shape`, at `pos`; where it ends, or -1. */
   #value(v: unknown, pos: number, shape: Shape, i: number, depth: number): number {
     if (pos + VALUE_ROOM > ENCODE_BYTES) return -1;
+    if (typeof v === 'number') return this.#number(v, pos);
+    if (typeof v === 'string') return this.#string(v, pos);
     const buf = this.buffer;
-    if (typeof v === 'number') {
-      // msgpackr's number writer with `useRecords: false` and no `useFloat32`.
-      if (v >>> 0 === v) {
-        if (v < 0x80) buf[pos++] = v;
-        else if (v < 0x100) {
-          buf[pos++] = 0xcc;
-          buf[pos++] = v;
-        } else if (v < 0x10000) {
-          buf[pos++] = 0xcd;
-          buf[pos++] = v >> 8;
-          buf[pos++] = v & 0xff;
-        } else {
-          buf[pos++] = 0xce;
-          this.#view.setUint32(pos, v);
-          pos += 4;
-        }
-      } else if (v >> 0 === v) {
-        if (v >= -0x20) buf[pos++] = 0x100 + v;
-        else if (v >= -0x80) {
-          buf[pos++] = 0xd0;
-          buf[pos++] = v + 0x100;
-        } else if (v >= -0x8000) {
-          buf[pos++] = 0xd1;
-          this.#view.setInt16(pos, v);
-          pos += 2;
-        } else {
-          buf[pos++] = 0xd2;
-          this.#view.setInt32(pos, v);
-          pos += 4;
-        }
-      } else {
-        buf[pos++] = 0xcb;
-        this.#view.setFloat64(pos, v);
-        pos += 8;
-      }
-      return pos;
-    }
-    if (typeof v === 'string') {
-      const n = v.length;
-      if (n >= FIXSTR) return -1;
-      buf[pos++] = 0xa0 | n;
-      for (let j = 0; j < n; j++) {
-        const c = v.charCodeAt(j);
-        if (c >= 0x80) return -1;
-        buf[pos++] = c;
-      }
-      return pos;
-    }
     if (v === null) buf[pos++] = 0xc0;
     else if (v === true) buf[pos++] = 0xc3;
     else if (v === false) buf[pos++] = 0xc2;
@@ -285,11 +302,19 @@ export class FlatEncoder {
   }
 }
 
-/** A string met at one place of a shape, with its bytes (ASCII, one per character). */
+/**
+ * A string met at one place of a shape, with its bytes (ASCII, one per character), the
+ * first eight of them also as two big-endian 32-bit words, zero-padded (see `same`).
+ */
 interface Seen {
   text: string;
   bytes: Uint8Array;
+  hi: number;
+  lo: number;
 }
+
+/** The top `n` bytes (0 to 4) of a 32-bit word. */
+const TOP = [0, 0xff000000 | 0, 0xffff0000 | 0, 0xffffff00 | 0, -1];
 
 /** `bytes[at, at + n)` as an ASCII string, or undefined if a byte is not ASCII. */
 function ascii(bytes: Uint8Array, at: number, n: number): string | undefined {
@@ -302,22 +327,91 @@ function ascii(bytes: Uint8Array, at: number, n: number): string | undefined {
   return s;
 }
 
-/** Whether `bytes[at, at + n)` are `seen`'s bytes. */
-function same(seen: Seen | undefined, bytes: Uint8Array, at: number, n: number): seen is Seen {
+/**
+ * Whether `bytes[at, at + n)` are `seen`'s bytes. Up to 8 of them are compared as two words
+ * read through `view` (a view of all of `bytes`) when 8 bytes from `at` lie inside it: the
+ * bytes past `n` are masked off.
+ */
+function same(
+  seen: Seen | undefined,
+  bytes: Uint8Array,
+  view: DataView,
+  at: number,
+  n: number,
+): seen is Seen {
   if (seen === undefined || seen.bytes.length !== n) return false;
+  if (n <= 8 && at + 8 <= bytes.length) {
+    if (n <= 4) return (view.getInt32(at) & (TOP[n] as number)) === seen.hi;
+    return (
+      view.getInt32(at) === seen.hi && (view.getInt32(at + 4) & (TOP[n - 4] as number)) === seen.lo
+    );
+  }
   const b = seen.bytes;
   for (let j = 0; j < n; j++) if (b[j] !== bytes[at + j]) return false;
   return true;
 }
 
-/** What the decoder met at one place of a message: keys, string values, and what is under. */
+/**
+ * What the decoder met at one place of a message: keys, string values, and what is under;
+ * and the maker of its objects once its keys hold still (see {@link FlatDecoder}).
+ */
 interface Place {
   keys: (Seen | undefined)[];
   strings: (Seen | undefined)[];
   kids: (Place | undefined)[];
+  /** Bumped whenever a key at this place differs from the one before at its index. */
+  epoch: number;
+  /** Maps in a row with the same keys, up to {@link MAKE_AFTER}. */
+  still: number;
+  /** Makes the object of `vals` for the keys of `epoch`, `count` of them. */
+  make: ((vals: unknown[]) => Record<string, unknown>) | undefined;
+  makeEpoch: number;
+  makeCount: number;
+  /** Entries of the last map here. */
+  lastCount: number;
+  /** Makers compiled here; none after {@link MAX_MAKERS} (keys that never hold still). */
+  makers: number;
 }
 
-const newPlace = (): Place => ({ keys: [], strings: [], kids: [] });
+const newPlace = (): Place => ({
+  keys: [],
+  strings: [],
+  kids: [],
+  epoch: 0,
+  still: 0,
+  make: undefined,
+  makeEpoch: -1,
+  makeCount: -1,
+  lastCount: -1,
+  makers: 0,
+});
+
+/** Maps in a row with the same keys at a place before a maker is compiled for them. */
+const MAKE_AFTER = 8;
+/** Most makers compiled for one place. */
+const MAX_MAKERS = 8;
+
+/**
+ * A function making `{ [keys[0]]: vals[0], ... }` as an object literal (one hidden class,
+ * its fields stored in place) instead of a keyed store per property, which V8 runs through
+ * its megamorphic store stub once a decoder has met more than a few shapes (~14% of a
+ * consumer's time for quotes). The keys are ASCII and never `__proto__` (those maps are
+ * msgpackr's), written as JSON string literals; a duplicate key is assigned in order, as by
+ * stores. Undefined if code cannot be made from strings (`--disallow-code-generation-from-
+ * strings`).
+ */
+function maker(
+  keys: readonly string[],
+): ((vals: unknown[]) => Record<string, unknown>) | undefined {
+  const fields = keys.map((k, i) => `${JSON.stringify(k)}: v[${i}]`).join(', ');
+  try {
+    return new Function('v', `return { ${fields} };`) as (
+      vals: unknown[],
+    ) => Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Decodes msgpack maps of plain data into the objects msgpackr's `unpack` (`useRecords:
@@ -339,17 +433,28 @@ export class FlatDecoder {
   #pos = 0;
   #end = 0;
 
+  /** Per depth, the values of the map being decoded there (see `#map`). */
+  readonly #vals: unknown[][] = Array.from({ length: MAX_DEPTH + 2 }, () => []);
+
+  /** The key at `bytes[at, at + n)`, index `i` of `place`; a new one bumps its epoch. */
+  #key(place: Place, i: number, at: number, n: number): string | undefined {
+    const seen = place.keys[i];
+    if (same(seen, this.#src, this.#view, at, n)) return seen.text;
+    place.epoch++;
+    return this.#string(place.keys, i, at, n);
+  }
+
   /** The string at `bytes[at, at + n)`, reusing `cache[i]` if it has these bytes. */
   #string(cache: (Seen | undefined)[], i: number, at: number, n: number): string | undefined {
     const bytes = this.#src;
     const seen = cache[i];
-    if (same(seen, bytes, at, n)) return seen.text;
+    if (same(seen, bytes, this.#view, at, n)) return seen.text;
     const text = ascii(bytes, at, n);
     if (text !== undefined) {
       // A copy: `bytes` is a batch buffer, reused.
       const copy = new Uint8Array(n);
       for (let j = 0; j < n; j++) copy[j] = bytes[at + j] as number;
-      cache[i] = { text, bytes: copy };
+      cache[i] = { text, bytes: copy, hi: wordAt(copy, 0), lo: wordAt(copy, 4) };
     }
     return text;
   }
@@ -382,7 +487,10 @@ export class FlatDecoder {
     if (n > MAX_KEYS) return NOT_FLAT;
     const bytes = this.#src;
     const end = this.#end;
-    const o: Record<string, unknown> = {};
+    // The values by index (the object is made at the end: see `maker`); one array per depth,
+    // as every map under this one is deeper. It keeps the last values until written over.
+    const vals = this.#vals[depth] as unknown[];
+    const epoch = place.epoch;
     // The position lives here while the loop runs, in `#pos` across the calls below.
     let pos = this.#pos;
     for (let i = 0; i < n; i++) {
@@ -391,38 +499,67 @@ export class FlatDecoder {
       if (kt < 0xa0 || kt >= 0xc0) return NOT_FLAT;
       const kn = kt & 0x1f;
       if (pos + kn > end) return NOT_FLAT;
-      const key = this.#string(place.keys, i, pos, kn);
+      const key = this.#key(place, i, pos, kn);
       // msgpackr renames `__proto__`: left to it.
       if (key === undefined || key === '__proto__') return NOT_FLAT;
       pos += kn;
       // The commonest values inline (a call per value costs ~20% of a quote's decode).
       const t = pos < end ? (bytes[pos] as number) : -1;
       if (t >= 0 && t < 0x80) {
-        o[key] = t;
+        vals[i] = t;
         pos += 1;
       } else if (t === 0xcb && pos + 9 <= end) {
-        o[key] = this.#view.getFloat64(pos + 1);
+        vals[i] = this.#view.getFloat64(pos + 1);
         pos += 9;
       } else if (t === 0xce && pos + 5 <= end) {
-        o[key] = this.#view.getUint32(pos + 1);
+        vals[i] = this.#view.getUint32(pos + 1);
         pos += 5;
       } else if (t === 0xcd && pos + 3 <= end) {
-        o[key] = ((bytes[pos + 1] as number) << 8) | (bytes[pos + 2] as number);
+        vals[i] = ((bytes[pos + 1] as number) << 8) | (bytes[pos + 2] as number);
         pos += 3;
       } else if (t >= 0xa0 && t < 0xc0 && pos + 1 + (t & 0x1f) <= end) {
         const v = this.#string(place.strings, i, pos + 1, t & 0x1f);
         if (v === undefined) return NOT_FLAT;
-        o[key] = v;
+        vals[i] = v;
         pos += 1 + (t & 0x1f);
       } else {
         this.#pos = pos;
         const v = this.#value(place, i, depth);
         if (v === NOT_FLAT) return NOT_FLAT;
-        o[key] = v;
+        vals[i] = v;
         pos = this.#pos;
       }
     }
     this.#pos = pos;
+    return this.#made(place, n, epoch, vals);
+  }
+
+  /**
+   * The object of the map just decoded at `place` (`n` entries, their keys in `place.keys`,
+   * their values in `vals`; `epoch` the place's before it): made by the place's maker if it
+   * has one for these keys, else by stores; after {@link MAKE_AFTER} maps in a row with the
+   * same keys, a maker is compiled for them.
+   */
+  #made(place: Place, n: number, epoch: number, vals: unknown[]): Record<string, unknown> {
+    const make = place.make;
+    if (make !== undefined && place.makeEpoch === place.epoch && place.makeCount === n) {
+      return make(vals);
+    }
+    const keys = place.keys;
+    const o: Record<string, unknown> = {};
+    for (let i = 0; i < n; i++) o[(keys[i] as Seen).text] = vals[i];
+    if (place.epoch === epoch && n === place.lastCount) {
+      if (++place.still >= MAKE_AFTER && place.makers < MAX_MAKERS) {
+        place.makers++;
+        place.still = 0;
+        place.make = maker(keys.slice(0, n).map((k) => (k as Seen).text));
+        place.makeEpoch = place.epoch;
+        place.makeCount = n;
+      }
+    } else {
+      place.still = 0;
+      place.lastCount = n;
+    }
     return o;
   }
 

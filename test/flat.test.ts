@@ -10,7 +10,7 @@ import test from 'ava';
 import { Packr, Unpackr } from 'msgpackr';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import { msgpack, open } from 'shmring';
-import { channelName } from './helpers.js';
+import { channelName, runToEnd } from './helpers.js';
 
 type Range = Buffer & { start: number; end: number };
 interface Internal {
@@ -348,6 +348,85 @@ test('the flat path decodes what msgpackr decodes, in place in a batch, and refu
   t.pass();
 });
 
+/** Runs of maps: each shape `runs` times in a row with changing values, shapes in turn. */
+function runsOf(shapes: string[][], runs: number, rounds: number): Buffer[] {
+  const out: Buffer[] = [];
+  let n = 0;
+  for (let r = 0; r < rounds; r++) {
+    for (const keys of shapes) {
+      for (let k = 0; k < runs; k++, n++) {
+        const v = Object.fromEntries(
+          keys.map((key, i) => [key, [n, `s${n % 7}`, n / 4, n % 2 === 0, null][i % 5]]),
+        );
+        out.push(reference(n % 3 === 0 ? { lines: [v, v], v } : v));
+      }
+    }
+  }
+  return out;
+}
+
+test('objects made once the keys of a place hold still are msgpackr values, through every change', (t) => {
+  // After 8 maps in a row with the same keys a place compiles a maker (an object literal) for
+  // them: keys that need escaping, integer-like keys (ordered first), names of Object's own
+  // methods, 1 and 64 keys, the same keys in another order or one fewer, shapes in turn
+  // until a place has compiled all the makers it may (8), and duplicated keys from another
+  // encoder.
+  const shapes = [
+    ['seq', 'sym', 'px', 'qty', 'ts'],
+    ['a"b', 'c\\d', "e'f", '`$\u007bx}`', 'g\nh'],
+    ['10', '2', 'x', '0', 'constructor'],
+    ['toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf', '__defineGetter__'],
+    ['only'],
+    Array.from({ length: 64 }, (_, i) => `k${i}`),
+    ['sym', 'seq', 'px', 'qty', 'ts'],
+    ['seq', 'sym', 'px', 'qty'],
+  ];
+  const msgs = [...runsOf(shapes, 12, 3), ...runsOf([shapes[0] as string[]], 3, 20)];
+  const dup = Buffer.from([0x83, 0xa1, 0x61, 0x01, 0xa1, 0x62, 0xc3, 0xa1, 0x61, 0x02]);
+  for (let k = 0; k < 20; k++) msgs.push(dup);
+  const c = codec();
+  const bare = new FlatDecoder();
+  const batch = Buffer.concat(msgs);
+  let at = 0;
+  let fast = 0;
+  for (const m of msgs) {
+    const want = unpackr.unpack(m);
+    const got = bare.decode(batch, at, at + m.length);
+    if (got !== NOT_FLAT) fast++;
+    for (const v of [got === NOT_FLAT ? want : got, c.at(batch, at, at + m.length)]) {
+      if (!alike(v, want)) {
+        t.fail(`${m.toString('hex')}: ${inspect(v)} != ${inspect(want)}`);
+        return;
+      }
+    }
+    at += m.length;
+  }
+  t.is(fast, msgs.length, 'every one through the fast path');
+});
+
+test('without code generation from strings, the decoder makes its objects by stores', async (t) => {
+  const script = `
+    const { FlatDecoder } = await import(${JSON.stringify(new URL('../../dist/flat.js', import.meta.url).href)});
+    const { Packr } = await import('msgpackr');
+    const packr = new Packr({ useRecords: false });
+    const d = new FlatDecoder();
+    let ok = 0;
+    for (let i = 0; i < 100; i++) {
+      const b = Buffer.from(packr.pack({ seq: i, sym: 'ACME', px: i / 4 }));
+      const v = d.decode(b, 0, b.length);
+      if (v.seq === i && v.sym === 'ACME' && v.px === i / 4 && Object.keys(v).join() === 'seq,sym,px') ok++;
+    }
+    console.log(ok);`;
+  const run = await runToEnd(t, process.execPath, [
+    '--disallow-code-generation-from-strings',
+    '--input-type=module',
+    '-e',
+    script,
+  ]);
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stdout.trim(), '100');
+});
+
 test('strings reused from the last message are checked against the bytes, not trusted', (t) => {
   const c = codec();
   const buf = Buffer.from(reference({ sym: 'ACME', px: 1 }));
@@ -356,6 +435,32 @@ test('strings reused from the last message are checked against the bytes, not tr
   buf[buf.indexOf('E')] = 'F'.charCodeAt(0);
   buf[buf.indexOf('sym') + 2] = 'n'.charCodeAt(0);
   t.deepEqual(c.at(buf, 0, buf.length), { syn: 'ACMF', px: 1 });
+  // Every byte of keys and strings of 1 to 12 characters (up to 8 are compared as words),
+  // changed in turn in place, and near the buffer's end (where words are not read).
+  for (let n = 1; n <= 12; n++) {
+    for (const tail of [0, 20]) {
+      const key = 'k'.repeat(n);
+      const text = 's'.repeat(n);
+      const b = Buffer.concat([reference({ [key]: text }), Buffer.alloc(tail)]);
+      const end = b.length - tail;
+      t.deepEqual(c.at(b, 0, end), { [key]: text });
+      for (const [first, letter] of [
+        [4, 'K'],
+        [5 + n, 'S'],
+      ] as const) {
+        for (let j = 0; j < n; j++) {
+          b[first + j] = letter.charCodeAt(0);
+          const v = c.at(b, 0, end) as Record<string, string>;
+          const want = unpackr.unpack(b.subarray(0, end));
+          if (!alike(v, want)) {
+            t.fail(`${n} characters, byte ${j} of ${letter}: ${inspect(v)} != ${inspect(want)}`);
+            return;
+          }
+          b[first + j] = letter.toLowerCase().charCodeAt(0);
+        }
+      }
+    }
+  }
 });
 
 test('flat and other objects keep their order and values through a channel', async (t) => {

@@ -37,7 +37,7 @@ export interface FastPath {
    * `publish` of the message at `buf[0, end)`, `buf` an `ArrayBuffer` (cheaper to read than a
    * `Buffer`); an `end` past `buf` is an `InvalidArgument`.
    */
-  publishAt(channel: number, buf: ArrayBufferLike, end: number): boolean;
+  publishAt(channel: number, buf: ArrayBuffer, end: number): boolean;
   /**
    * Publishes messages packed back to back in `buf`, message `i` ending at `ends[i]`;
    * returns how many went in before the ring filled. An error of the batch (policy `fail`:

@@ -402,6 +402,7 @@ const accessorTypes: Record<string, string> = {
   optional_number: 'number | undefined',
   bytes: 'Buffer',
   bytes_mut: 'Buffer',
+  array_buffer: 'ArrayBuffer',
   u32s: 'Uint32Array',
 };
 const resultTypes: Record<string, string> = {

@@ -509,7 +509,6 @@ const newPlace = (): Place => ({
   makers: 0,
 });
 
-
 /**
  * A function making `{ [keys[0]]: vals[0], ... }` as an object literal (one hidden class,
  * its fields stored in place) instead of a keyed store per property, which V8 runs through

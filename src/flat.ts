@@ -121,7 +121,7 @@ let codegen = true;
 /**
  * The source of a {@link Writer} for objects with exactly `keys` (msgpackr's bytes for each in
  * `keyBytes`), in a function of `buf`, `view`, `num`, `str`, `value`, `K`, `KB`: the
- * encoder's buffer and its DataView, its number and string writers, its writer of any other
+ * encoder's buffer and its DataView, `writeNumber` and `writeString`, its writer of any other
  * value (`value(v, pos, i, depth)`), the keys and their bytes. It first runs msgpackr's
  * key loop (own-property test included) to see that `o` has these keys in this order, then
  * writes map 16, each key (two word stores for up to 8 bytes) and each value read by name,
@@ -142,8 +142,8 @@ function writerSource(keys: readonly string[], keyBytes: readonly Uint8Array[]):
   ${copy}
   pos += ${kn};
   v = o[${JSON.stringify(key)}];
-  if (typeof v === 'number') pos = num(v, pos);
-  else if (typeof v === 'string') { pos = str(v, pos); if (pos < 0) return -1; }
+  if (typeof v === 'number') pos = num(buf, view, v, pos);
+  else if (typeof v === 'string') { pos = str(buf, v, pos); if (pos < 0) return -1; }
   else { pos = value(v, pos, ${i}, depth); if (pos < 0) return -1; }`;
   });
   return `return function write(o, pos, depth) {
@@ -169,6 +169,62 @@ const wordAt = (b: Uint8Array, at: number): number =>
 
 /** Longest key written as words (two 32-bit stores) rather than byte by byte. */
 const WORD_KEY = 8;
+
+/**
+ * Writes the number `v` at `pos` of `buf` (`view` a DataView of all of it; room checked by
+ * the caller); where it ends. A function of the module, not a method, so that the encoder's
+ * loop and its compiled writers call (and inline) the same one.
+ */
+function writeNumber(buf: Uint8Array, view: DataView, v: number, pos: number): number {
+  // msgpackr's number writer with `useRecords: false` and no `useFloat32`.
+  if (v >>> 0 === v) {
+    if (v < 0x80) buf[pos++] = v;
+    else if (v < 0x100) {
+      buf[pos++] = 0xcc;
+      buf[pos++] = v;
+    } else if (v < 0x10000) {
+      buf[pos++] = 0xcd;
+      buf[pos++] = v >> 8;
+      buf[pos++] = v & 0xff;
+    } else {
+      buf[pos++] = 0xce;
+      view.setUint32(pos, v);
+      pos += 4;
+    }
+  } else if (v >> 0 === v) {
+    if (v >= -0x20) buf[pos++] = 0x100 + v;
+    else if (v >= -0x80) {
+      buf[pos++] = 0xd0;
+      buf[pos++] = v + 0x100;
+    } else if (v >= -0x8000) {
+      buf[pos++] = 0xd1;
+      view.setInt16(pos, v);
+      pos += 2;
+    } else {
+      buf[pos++] = 0xd2;
+      view.setInt32(pos, v);
+      pos += 4;
+    }
+  } else {
+    buf[pos++] = 0xcb;
+    view.setFloat64(pos, v);
+    pos += 8;
+  }
+  return pos;
+}
+
+/** Writes the string `v` at `pos` of `buf` (room checked by the caller); where it ends, or -1. */
+function writeString(buf: Uint8Array, v: string, pos: number): number {
+  const n = v.length;
+  if (n >= FIXSTR) return -1;
+  buf[pos++] = 0xa0 | n;
+  for (let j = 0; j < n; j++) {
+    const c = v.charCodeAt(j);
+    if (c >= 0x80) return -1;
+    buf[pos++] = c;
+  }
+  return pos;
+}
 
 /**
  * Encodes plain objects into one reused buffer, byte for byte as msgpackr's `pack` with
@@ -240,8 +296,8 @@ export class FlatEncoder {
       shape.write = make(
         this.buffer,
         this.#view,
-        (v: number, pos: number) => this.#number(v, pos),
-        (v: string, pos: number) => this.#string(v, pos),
+        writeNumber,
+        writeString,
         (v: unknown, pos: number, i: number, depth: number) => this.#value(v, pos, shape, i, depth),
         shape.keys.slice(),
         shape.keyBytes.slice(),
@@ -297,8 +353,8 @@ export class FlatEncoder {
       // The commonest values here, their writers inlined; the rest through `#value`.
       const v = o[key];
       if (pos + VALUE_ROOM > ENCODE_BYTES) return -1;
-      if (typeof v === 'number') pos = this.#number(v, pos);
-      else if (typeof v === 'string') pos = this.#string(v, pos);
+      if (typeof v === 'number') pos = writeNumber(buf, this.#view, v, pos);
+      else if (typeof v === 'string') pos = writeString(buf, v, pos);
       else pos = this.#value(v, pos, shape, i, depth);
       if (pos < 0) return -1;
       i++;
@@ -342,68 +398,11 @@ export class FlatEncoder {
     return pos;
   }
 
-  /**
-   * Writes the number `v` at `pos` (room for it checked by the caller); where it ends. Not
-   * recursive, so it is inlined where it is called, unlike {@link FlatEncoder.#value}.
-   */
-  #number(v: number, pos: number): number {
-    const buf = this.buffer;
-    // msgpackr's number writer with `useRecords: false` and no `useFloat32`.
-    if (v >>> 0 === v) {
-      if (v < 0x80) buf[pos++] = v;
-      else if (v < 0x100) {
-        buf[pos++] = 0xcc;
-        buf[pos++] = v;
-      } else if (v < 0x10000) {
-        buf[pos++] = 0xcd;
-        buf[pos++] = v >> 8;
-        buf[pos++] = v & 0xff;
-      } else {
-        buf[pos++] = 0xce;
-        this.#view.setUint32(pos, v);
-        pos += 4;
-      }
-    } else if (v >> 0 === v) {
-      if (v >= -0x20) buf[pos++] = 0x100 + v;
-      else if (v >= -0x80) {
-        buf[pos++] = 0xd0;
-        buf[pos++] = v + 0x100;
-      } else if (v >= -0x8000) {
-        buf[pos++] = 0xd1;
-        this.#view.setInt16(pos, v);
-        pos += 2;
-      } else {
-        buf[pos++] = 0xd2;
-        this.#view.setInt32(pos, v);
-        pos += 4;
-      }
-    } else {
-      buf[pos++] = 0xcb;
-      this.#view.setFloat64(pos, v);
-      pos += 8;
-    }
-    return pos;
-  }
-
-  /** Writes the string `v` at `pos` (room checked by the caller); where it ends, or -1. */
-  #string(v: string, pos: number): number {
-    const buf = this.buffer;
-    const n = v.length;
-    if (n >= FIXSTR) return -1;
-    buf[pos++] = 0xa0 | n;
-    for (let j = 0; j < n; j++) {
-      const c = v.charCodeAt(j);
-      if (c >= 0x80) return -1;
-      buf[pos++] = c;
-    }
-    return pos;
-  }
-
   /** Writes `v`, the value at place `i` of `shape`, at `pos`; where it ends, or -1. */
   #value(v: unknown, pos: number, shape: Shape, i: number, depth: number): number {
     if (pos + VALUE_ROOM > ENCODE_BYTES) return -1;
-    if (typeof v === 'number') return this.#number(v, pos);
-    if (typeof v === 'string') return this.#string(v, pos);
+    if (typeof v === 'number') return writeNumber(this.buffer, this.#view, v, pos);
+    if (typeof v === 'string') return writeString(this.buffer, v, pos);
     const buf = this.buffer;
     if (v === null) buf[pos++] = 0xc0;
     else if (v === true) buf[pos++] = 0xc3;

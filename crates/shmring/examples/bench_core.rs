@@ -17,6 +17,10 @@
 //!   message's size and each producer's numbering. Rate = messages / (first producer start →
 //!   consumer's last message). `throughput 1 <n> <size> exclusive`: the one producer is an
 //!   exclusive producer (`Channel::exclusive_producer`: a store, not a CAS, per claim).
+//!   A last argument `backoff`: producer and consumer idle as Agrona's `BackoffIdleStrategy`
+//!   with its defaults (spin, yield, then park), as Aeron's sample does with
+//!   `-Daeron.sample.idleStrategy=org.agrona.concurrent.BackoffIdleStrategy`, for comparing
+//!   the two with an idle strategy other than busy spinning.
 //!
 //! - `solo <count> <size>`: the producer's own cost per publish: one thread `try_publish`es
 //!   `count` messages one at a time into a channel nobody reads (the ring never fills), so no
@@ -174,13 +178,57 @@ fn floor(args: &[String]) -> Res<()> {
     Ok(())
 }
 
+/// Agrona's `BackoffIdleStrategy` with its default settings (what Aeron's samples use with
+/// `-Daeron.sample.idleStrategy=org.agrona.concurrent.BackoffIdleStrategy`): after work is
+/// found, 10 idle calls spin (a PAUSE each), the next 5 yield, then each parks, 1 µs at first,
+/// twice as long each time up to 1 ms.
+struct Backoff {
+    idles: u32,
+    park_ns: u64,
+}
+
+impl Backoff {
+    const MAX_SPINS: u32 = 10;
+    const MAX_YIELDS: u32 = 5;
+    const MIN_PARK_NS: u64 = 1_000;
+    const MAX_PARK_NS: u64 = 1_000_000;
+
+    fn new() -> Backoff {
+        Backoff {
+            idles: 0,
+            park_ns: Backoff::MIN_PARK_NS,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.idles = 0;
+        self.park_ns = Backoff::MIN_PARK_NS;
+    }
+
+    fn idle(&mut self) {
+        if self.idles < Backoff::MAX_SPINS {
+            std::hint::spin_loop();
+        } else if self.idles < Backoff::MAX_SPINS + Backoff::MAX_YIELDS {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(std::time::Duration::from_nanos(self.park_ns));
+            self.park_ns = (self.park_ns * 2).min(Backoff::MAX_PARK_NS);
+        }
+        self.idles = self.idles.saturating_add(1);
+    }
+}
+
 fn throughput(args: &[String]) -> Res<()> {
+    let (args, backoff) = match args {
+        [rest @ .., last] if last == "backoff" => (rest, true),
+        _ => (args, false),
+    };
     let (args, exclusive) = match args {
         [rest @ .., last] if last == "exclusive" => (rest, true),
         _ => (args, false),
     };
     let [producers, per, size] = args else {
-        return Err("throughput <producers> <per_producer> <size> [exclusive]".into());
+        return Err("throughput <producers> <per_producer> <size> [exclusive] [backoff]".into());
     };
     if exclusive && producers != "1" {
         return Err("an exclusive producer is the only one: producers must be 1".into());
@@ -209,14 +257,20 @@ fn throughput(args: &[String]) -> Res<()> {
                 let mut msg = vec![0u8; size];
                 go.wait();
                 let start = Instant::now();
+                let mut idle = Backoff::new();
                 for i in 0..per {
                     msg[..8].copy_from_slice(&(id << 48 | i).to_le_bytes());
                     let mut tries = 0u32;
                     while !tx.try_publish(&msg)? {
                         tries += 1;
-                        if tries.is_multiple_of(1024) {
+                        if backoff {
+                            idle.idle();
+                        } else if tries.is_multiple_of(1024) {
                             std::thread::yield_now();
                         }
+                    }
+                    if backoff && tries > 0 {
+                        idle.reset();
                     }
                 }
                 Ok(start)
@@ -227,6 +281,7 @@ fn throughput(args: &[String]) -> Res<()> {
         let mut next = vec![0u64; producers as usize];
         let mut received = 0u64;
         let mut idle = 0u32;
+        let mut backoff_idle = Backoff::new();
         while received < total {
             let d = sub.drain_into(&mut buf, 10)?;
             let mut at = 0;
@@ -242,7 +297,13 @@ fn throughput(args: &[String]) -> Res<()> {
             }
             received += d.count as u64;
             idle = if d.count == 0 { idle + 1 } else { 0 };
-            if idle % 1024 == 1023 {
+            if backoff {
+                if d.count == 0 {
+                    backoff_idle.idle();
+                } else {
+                    backoff_idle.reset();
+                }
+            } else if idle % 1024 == 1023 {
                 std::thread::yield_now();
             } else if idle > 0 {
                 // As Aeron's busy-spin idle strategy (Thread.onSpinWait): a PAUSE per empty
@@ -261,7 +322,7 @@ fn throughput(args: &[String]) -> Res<()> {
     })?;
     let secs = end.duration_since(start).as_secs_f64();
     println!(
-        "{{\"peer\":\"shmring\",\"figure\":\"throughput\",\"exclusive\":{exclusive},\"producers\":{producers},\"size\":{size},\"messages\":{received},\"seconds\":{secs:.4},\"msg_per_sec\":{:.0}}}",
+        "{{\"peer\":\"shmring\",\"figure\":\"throughput\",\"exclusive\":{exclusive},\"backoff\":{backoff},\"producers\":{producers},\"size\":{size},\"messages\":{received},\"seconds\":{secs:.4},\"msg_per_sec\":{:.0}}}",
         received as f64 / secs
     );
     Ok(())

@@ -11,10 +11,12 @@
  * Date, a Buffer, a long or non-ASCII string, a 64-bit integer, `undefined`, more than
  * eight levels, malformed bytes) is left to msgpackr, whole: the bytes on the wire and the
  * values delivered are msgpackr's either way (`test/flat.test.ts` compares them). One
- * difference can be seen: an object whose values are read through getters has them read
- * twice when the fast path gives up part-way (msgpackr then reads them all again). A getter
- * that encodes with the same codec meanwhile is msgpackr's business (the inner call is left
- * to it).
+ * difference can be seen: an object whose values are read through getters (or a Proxy) has
+ * them read again when the fast path gives up part-way (msgpackr, or the encoder's loop
+ * after a compiled writer met other keys, then reads them all again), so a getter with side
+ * effects may see more reads than msgpackr alone would make, and what it changes shows in
+ * the reads after. A getter that encodes with the same codec meanwhile is msgpackr's
+ * business (the inner call is left to it).
  * @internal
  */
 
@@ -119,19 +121,34 @@ const stillEnough = (still: number, compiled: number): boolean =>
 let codegen = true;
 
 /**
+ * What a compile threw: an EvalError (code may not be made from strings here) turns
+ * compiling off for the process; anything else (a stack nearly full) costs this compile only.
+ */
+function noCodegen(e: unknown): void {
+  if (e instanceof EvalError) codegen = false;
+}
+
+/**
  * The source of a {@link Writer} for objects with exactly `keys` (msgpackr's bytes for each in
  * `keyBytes`), in a function of `buf`, `view`, `num`, `str`, `value`, `K`, `KB`: the
  * encoder's buffer and its DataView, `writeNumber` and `writeString`, its writer of any other
- * value (`value(v, pos, i, depth)`), the keys and their bytes. It first runs msgpackr's
- * key loop (own-property test included) to see that `o` has these keys in this order, then
- * writes map 16, each key (two word stores for up to 8 bytes) and each value read by name,
- * with the loop's room checks: the loop's bytes, without a keyed load and a dispatch on the
- * key's bytes per property (a quote: ~50 ns instead of ~95).
+ * value (`value(v, pos, i, depth)`), the keys and their bytes. It runs msgpackr's key loop
+ * (own-property test included), checking that the keys are these in this order and reading
+ * each value by name as its key comes (msgpackr's reads, in its order), then writes map 16,
+ * each key (two word stores for up to 8 bytes) and each value, with the loop's room checks:
+ * the loop's bytes, without a keyed load and a dispatch on the key's bytes per property (a
+ * quote: ~60 ns instead of ~95).
  */
 function writerSource(keys: readonly string[], keyBytes: readonly Uint8Array[]): string {
   const n = keys.length;
-  const body = keys.map((key, i) => {
-    const kb = keyBytes[i] as Uint8Array;
+  const lit = keys.map((key) => JSON.stringify(key));
+  // msgpackr's loop, each value read by name right after its key passed the own-property
+  // test, in msgpackr's order (a getter or a Proxy trap sees the reads it would).
+  const cases = lit.map(
+    (k, i) => `
+      case ${i}: if (key !== ${k}) return -2; v${i} = o[${k}]; break;`,
+  );
+  const writes = keyBytes.map((kb, i) => {
     const kn = kb.length;
     const copy =
       kn <= WORD_KEY
@@ -141,24 +158,25 @@ function writerSource(keys: readonly string[], keyBytes: readonly Uint8Array[]):
   if (pos + ${kn + VALUE_ROOM} > ${ENCODE_BYTES}) return -1;
   ${copy}
   pos += ${kn};
-  v = o[${JSON.stringify(key)}];
-  if (typeof v === 'number') pos = num(buf, view, v, pos);
-  else if (typeof v === 'string') { pos = str(buf, v, pos); if (pos < 0) return -1; }
-  else { pos = value(v, pos, ${i}, depth); if (pos < 0) return -1; }`;
+  if (typeof v${i} === 'number') pos = num(buf, view, v${i}, pos);
+  else if (typeof v${i} === 'string') { pos = str(buf, v${i}, pos); if (pos < 0) return -1; }
+  else { pos = value(v${i}, pos, ${i}, depth); if (pos < 0) return -1; }`;
   });
+  const locals = n > 0 ? `\n  let ${keys.map((_, i) => `v${i}`).join(', ')};` : '';
   return `return function write(o, pos, depth) {
-  let i = 0;
+  let i = 0;${locals}
   for (const key in o) {
     if (typeof o.hasOwnProperty === 'function' && !o.hasOwnProperty(key)) continue;
-    if (i === ${n} || key !== K[i]) return -2;
+    switch (i) {${cases.join('')}
+      default: return -2;
+    }
     i++;
   }
   if (i !== ${n}) return -2;
   buf[pos] = 0xde;
   buf[pos + 1] = ${n >> 8};
   buf[pos + 2] = ${n & 0xff};
-  pos += 3;
-  let v;${body.join('')}
+  pos += 3;${writes.join('')}
   return pos;
 };`;
 }
@@ -302,8 +320,8 @@ export class FlatEncoder {
         shape.keys.slice(),
         shape.keyBytes.slice(),
       ) as Writer;
-    } catch {
-      codegen = false; // no code from strings here: the loops it is
+    } catch (e) {
+      noCodegen(e);
     }
   }
 
@@ -509,24 +527,26 @@ const newPlace = (): Place => ({
 });
 
 /**
- * A function making `{ [keys[0]]: vals[0], ... }` as an object literal (one hidden class,
- * its fields stored in place) instead of a keyed store per property, which V8 runs through
- * its megamorphic store stub once a decoder has met more than a few shapes (~14% of a
- * consumer's time for quotes). The keys are ASCII and never `__proto__` (those maps are
- * msgpackr's), written as JSON string literals; a duplicate key is assigned in order, as by
- * stores. Undefined if code cannot be made from strings (`--disallow-code-generation-from-
- * strings`).
+ * A function making the object of `vals` for `keys` by one store per key, each named in the
+ * code (`o["sym"] = v[1]`: a store that V8 caches for this shape), instead of a keyed store
+ * whose key varies, which V8 runs through its megamorphic store stub once a decoder has met
+ * more than a few shapes (~14% of a consumer's time for quotes). They are stores, as
+ * msgpackr's are (a setter inherited from `Object.prototype` runs, as it does there; an
+ * object literal would define the property instead); a duplicate key is assigned in order.
+ * The keys are ASCII and never `__proto__` (those maps are msgpackr's), written as JSON
+ * string literals. Undefined if code cannot be made from strings
+ * (`--disallow-code-generation-from-strings`).
  */
 function maker(
   keys: readonly string[],
 ): ((vals: unknown[]) => Record<string, unknown>) | undefined {
-  const fields = keys.map((k, i) => `${JSON.stringify(k)}: v[${i}]`).join(', ');
+  const stores = keys.map((k, i) => `o[${JSON.stringify(k)}] = v[${i}];`).join(' ');
   try {
-    return new Function('v', `return { ${fields} };`) as (
+    return new Function('v', `const o = {}; ${stores} return o;`) as (
       vals: unknown[],
     ) => Record<string, unknown>;
-  } catch {
-    codegen = false;
+  } catch (e) {
+    noCodegen(e);
     return undefined;
   }
 }
@@ -547,6 +567,8 @@ export class FlatDecoder {
   readonly #root: Place = newPlace();
   #src: Uint8Array = Buffer.alloc(0);
   #view: DataView = new DataView(this.#src.buffer);
+  /** `#src`'s length when `#view` was made (read from the view, it throws once shrunk). */
+  #srcLength = 0;
   /** Where the next byte is read, and where the message ends. */
   #pos = 0;
   #end = 0;
@@ -590,9 +612,10 @@ export class FlatDecoder {
       n = ((bytes[start + 1] as number) << 8) | (bytes[start + 2] as number);
       this.#pos = start + 3;
     } else return NOT_FLAT;
-    // (A view of a resizable buffer may have grown: its DataView is made again.)
-    if (bytes !== this.#src || bytes.byteLength !== this.#view.byteLength) {
+    // (A view of a resizable buffer may have grown or shrunk: its DataView is made again.)
+    if (bytes !== this.#src || bytes.byteLength !== this.#srcLength) {
       this.#src = bytes;
+      this.#srcLength = bytes.byteLength;
       this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     }
     this.#end = end;

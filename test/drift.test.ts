@@ -399,6 +399,7 @@ test('the frames the native drain and recv write are what src/frame.ts walks', a
 const accessorTypes: Record<string, string> = {
   number: 'number',
   u32: 'number',
+  index: 'number',
   optional_number: 'number | undefined',
   bytes: 'Buffer',
   bytes_mut: 'Buffer',

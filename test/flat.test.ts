@@ -52,10 +52,18 @@ const reference = (v: unknown): Buffer => Buffer.from(packr.pack(v));
 /** The same value, with its keys in the same order and the same prototype. */
 function alike(a: unknown, b: unknown): boolean {
   if (!isDeepStrictEqual(a, b)) return false;
+  return sameOrder(a, b);
+}
+
+/** Whether `a` and `b` have the same prototype and own keys in the same order, at every level. */
+function sameOrder(a: unknown, b: unknown): boolean {
   if (typeof a !== 'object' || a === null) return true;
-  return (
-    Object.getPrototypeOf(a) === Object.getPrototypeOf(b) &&
-    Object.keys(a).join('\u0000') === Object.keys(b as object).join('\u0000')
+  if (Object.getPrototypeOf(a) !== Object.getPrototypeOf(b)) return false;
+  const ka = Reflect.ownKeys(a);
+  const kb = Reflect.ownKeys(b as object);
+  if (ka.length !== kb.length || ka.some((k, i) => k !== kb[i])) return false;
+  return ka.every((k) =>
+    sameOrder((a as Record<PropertyKey, unknown>)[k], (b as Record<PropertyKey, unknown>)[k]),
   );
 }
 
@@ -345,6 +353,105 @@ test('objects written by compiled writers are msgpackr bytes, through every chan
   }
   t.true(compared > 1_500, `${compared} compared`);
   t.true(fast > compared / 4, `${fast} of ${compared} took the fast path`);
+});
+
+test('getters and Proxies see the reads msgpackr makes, in its order, through compiled writers', (t) => {
+  // Each message twice (one for the codec, one for msgpackr), so that what a getter does to
+  // its object shows on one side only. From message 9 on (a writer compiled by then) a getter
+  // hides the next key by shadowing hasOwnProperty; a Proxy's get trap counts its reads and
+  // answers with the count.
+  const c = codec();
+  const d = codec();
+  for (let i = 0; i < 30; i++) {
+    const make = () => {
+      const o: Record<string, unknown> = {
+        get a() {
+          if (i >= 9) {
+            Object.defineProperty(o, 'hasOwnProperty', {
+              value: (k: string) => k !== 'b',
+              configurable: true,
+            });
+          }
+          return 1;
+        },
+        b: 2,
+        c: i,
+      };
+      return o;
+    };
+    t.deepEqual(Buffer.from(c.encode(make())), reference(make()), `getter, message ${i}`);
+    const counting = () => {
+      let reads = 0;
+      return new Proxy({ x: 0, y: 0 } as Record<string, unknown>, {
+        get: (target, key, receiver) =>
+          key === 'x' || key === 'y' ? ++reads : Reflect.get(target, key, receiver),
+      });
+    };
+    t.deepEqual(Buffer.from(d.encode(counting())), reference(counting()), `Proxy, message ${i}`);
+  }
+});
+
+test('a setter inherited from Object.prototype runs for decoded keys as under msgpackr', async (t) => {
+  // In a process of its own (Object.prototype is changed): the decoder's compiled maker
+  // stores, as msgpackr does, so the setter runs and its result is the value.
+  const script = `
+    const { FlatDecoder } = await import(${JSON.stringify(new URL('../../dist/flat.js', import.meta.url).href)});
+    const { Packr, Unpackr } = await import('msgpackr');
+    const packr = new Packr({ useRecords: false });
+    const unpackr = new Unpackr({ useRecords: false });
+    let calls = 0;
+    Object.defineProperty(Object.prototype, 'px', {
+      set(v) { calls++; Object.defineProperty(this, 'px', { value: v * 100, enumerable: true, writable: true, configurable: true }); },
+      configurable: true,
+    });
+    const d = new FlatDecoder();
+    const out = [];
+    for (let i = 0; i < 30; i++) {
+      const b = Buffer.from(packr.pack(JSON.parse('{"sym":"ACME","px":' + i + '}')));
+      const before = calls;
+      const fast = d.decode(b, 0, b.length);
+      const mid = calls;
+      const want = unpackr.unpack(b);
+      out.push([fast.px === want.px, mid - before === calls - mid, JSON.stringify(Object.keys(fast)) === JSON.stringify(Object.keys(want))].join());
+    }
+    console.log(out.join(' '));`;
+  const run = await runToEnd(t, process.execPath, ['--input-type=module', '-e', script]);
+  t.is(run.code, 0, run.stderr);
+  t.is(run.stdout.trim(), Array.from({ length: 30 }, () => 'true,true,true').join(' '));
+});
+
+test('a view of a resizable buffer decodes after the buffer shrank and grew', (t) => {
+  const c = codec();
+  // (Resizable ArrayBuffers are ES2024; the compiler's lib here is older.)
+  type Resizable = ArrayBuffer & { resize(n: number): void };
+  const Resizable = ArrayBuffer as unknown as new (
+    n: number,
+    o: { maxByteLength: number },
+  ) => Resizable;
+  const rab = new Resizable(64, { maxByteLength: 256 });
+  const view = new Uint8Array(rab); // tracks the buffer's length
+  for (const [size, v] of [
+    [64, { sym: 'ACME', px: 1 }],
+    [32, { sym: 'ACMF', px: 2 }],
+    [200, { sym: 'ACMG', px: 3, more: 'x'.repeat(30) }],
+    [40, { sym: 'ACMH', px: 4 }],
+  ] as const) {
+    rab.resize(size);
+    const bytes = reference(v);
+    view.set(bytes, 0);
+    t.deepEqual(c.at(Buffer.from(rab, 0, rab.byteLength), 0, bytes.length), v);
+    t.deepEqual(new FlatDecoder().decode(view, 0, bytes.length), v);
+  }
+  // The same view after the buffer shrank under it, decoded by the same decoder.
+  const bare = new FlatDecoder();
+  rab.resize(64);
+  const first = reference({ a: 1 });
+  view.set(first, 0);
+  t.deepEqual(bare.decode(view, 0, first.length), { a: 1 });
+  rab.resize(16);
+  const second = reference({ b: 2 });
+  view.set(second, 0);
+  t.deepEqual(bare.decode(view, 0, second.length), { b: 2 });
 });
 
 test('the flat path follows msgpackr on own, inherited and shadowed properties', (t) => {

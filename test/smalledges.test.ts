@@ -405,6 +405,11 @@ test('publishRange publishes the bytes of its range; a range outside the buffer 
     [5, 3],
     [0, 10],
     [10, 12],
+    [2, 2 ** 32 + 7],
+    [2 ** 32 + 2, 7],
+    [2, 6.5],
+    [Number.NaN, 7],
+    [-1, 7],
   ] as const) {
     const e = t.throws(() => native.publishRange(ch.handle(), buf, start, end)) as
       | { code?: unknown }
@@ -435,6 +440,9 @@ test('publishAt publishes an ArrayBuffer from byte 0; anything else is InvalidAr
   for (const [buf, end, why] of [
     [ab, 9, 'an end past the buffer'],
     [ab, -1, 'a negative end'],
+    [ab, 2 ** 32 + 5, 'an end that would wrap to 5'],
+    [ab, 5.9, 'a fraction'],
+    [ab, Number.NaN, 'NaN'],
     [Buffer.from(ab), 5, 'a Buffer, not an ArrayBuffer'],
     [detached, 0, 'a detached ArrayBuffer'],
     [null, 0, 'null'],

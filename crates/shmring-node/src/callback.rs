@@ -71,6 +71,22 @@ impl Call {
         }
     }
 
+    /// A whole number from 0 to 2^32 - 1 (an offset into a buffer): anything else, which
+    /// `napi_get_value_uint32` would wrap or truncate (2^32 + 5 to 5, 5.9 to 5, NaN to 0),
+    /// is an `InvalidArgument`.
+    pub(crate) fn index(&self, i: usize, what: &str) -> Result<usize, Fail> {
+        let v = self.number(i, what)?;
+        // Whole and in range: converting back gives it again (`as` saturates, NaN gives 0).
+        let n = v as u32;
+        if f64::from(n) != v {
+            return Err(invalid(format!(
+                "{what} must be a whole number from 0 to {}, not {v}",
+                u32::MAX
+            )));
+        }
+        Ok(n as usize)
+    }
+
     pub(crate) fn u32(&self, i: usize, what: &str) -> Result<u32, Fail> {
         let mut v = 0u32;
         // SAFETY: a live value of this callback; `v` is a valid out pointer.

@@ -50,7 +50,8 @@ unsafe extern "C" fn publish(env: sys::napi_env, info: sys::napi_callback_info) 
 /// `publishRange(handle, buf: Buffer, start: number, end: number): boolean` — `publish` of the
 /// message at `buf[start, end)`: an encoder that packs into one reused buffer hands it over
 /// without making a view of each message (a `subarray` costs more than this call's two
-/// extra arguments). A range outside `buf` is an `InvalidArgument` and publishes nothing.
+/// extra arguments). A range outside `buf`, or bounds that are not whole numbers, is an
+/// `InvalidArgument` and publishes nothing.
 unsafe extern "C" fn publish_range(
     env: sys::napi_env,
     info: sys::napi_callback_info,
@@ -60,8 +61,8 @@ unsafe extern "C" fn publish_range(
         run(env, info, |c| {
             let handle = c.number(0, "handle")?;
             let buf = c.bytes(1, "buf")?;
-            let start = c.u32(2, "start")? as usize;
-            let end = c.u32(3, "end")? as usize;
+            let start = c.index(2, "start")?;
+            let end = c.index(3, "end")?;
             if start > end || end > buf.len() {
                 return Err(invalid(format!(
                     "range {start}..{end} is outside 0..={}",
@@ -77,7 +78,8 @@ unsafe extern "C" fn publish_range(
 /// `publishAt(handle, buf: ArrayBuffer, end: number): boolean` — `publish` of the message at
 /// `buf[0, end)`. The codec's fast path encodes into one `ArrayBuffer` of its own from byte 0;
 /// handing over the buffer itself, not a view of it, spares the call a `Buffer`'s
-/// several V8 calls. An `end` past `buf` is an `InvalidArgument` and publishes nothing.
+/// several V8 calls. An `end` past `buf`, or not a whole number, is an `InvalidArgument` and
+/// publishes nothing.
 unsafe extern "C" fn publish_at(
     env: sys::napi_env,
     info: sys::napi_callback_info,
@@ -87,7 +89,7 @@ unsafe extern "C" fn publish_at(
         run(env, info, |c| {
             let handle = c.number(0, "handle")?;
             let buf = c.array_buffer(1, "buf")?;
-            let end = c.u32(2, "end")? as usize;
+            let end = c.index(2, "end")?;
             let Some(payload) = buf.get(..end) else {
                 return Err(invalid(format!("end {end} is past 0..={}", buf.len())));
             };
